@@ -1,0 +1,224 @@
+"""Typed schema of rtnt's Hydra configuration and the checks run before any training starts.
+
+The dataclasses below are registered in Hydra's ConfigStore as the schema of each config group,
+so a misspelled key or a value of the wrong type stops composition with a message naming the key.
+`validate_config` adds the range checks that types cannot express. Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
+
+from rtnt.errors import ConfigError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_DIR = PACKAGE_DIR.parent
+
+ARCHITECTURES = ("tcn", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
+ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
+
+
+@dataclass
+class CaptureConfig:
+    """A paired capture: dry input and the device's output, 48 kHz mono."""
+
+    name: str = "demo"
+    input: str = "???"
+    target: str = "???"
+    latency: Any = "auto"  # "auto" or a whole number of samples the target lags the input
+    latency_nudge: int = 0  # added to the automatic estimate
+    channel: Optional[int] = None  # channel to take from a multi-channel file
+    resample: bool = False  # opt in to polyphase resampling of files not at 48 kHz
+    length_tolerance_s: float = 0.5  # allowed length difference before the pair is refused
+    trim_silence: bool = True
+    silence_threshold_db: float = -60.0
+    description: str = ""
+
+
+@dataclass
+class PresetConfig:
+    """A model architecture. `tcn` is the WaveNet-family stack; the others are legacy fixtures."""
+
+    name: str = "???"
+    family: str = "wavenet"  # wavenet | legacy
+    arch: str = "tcn"
+    channels: int = 16
+    kernel_sizes: list[int] = field(default_factory=lambda: [3])  # one per layer, or one for all
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
+    activation: str = "tanh"
+    smoothing_alpha: float = 1.0  # hidden activation tanh(x/alpha)
+    scaled_smoothing: bool = False  # alpha * tanh(x/alpha) instead
+    hidden_size: int = 0  # recurrent state size for gru, lstm, conv_gru
+    num_layers: int = 0  # hidden layers of the dense fixture
+    description: str = ""
+    # Figures stated in the preset file, checked against the built model by the tests.
+    documented_params: int = 0
+    documented_macs_per_sample: int = 0
+    documented_receptive_field_ms: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 60
+    batch_size: int = 16
+    segment_seconds: float = 0.5  # output samples per training segment (plus the receptive field)
+    learning_rate: float = 4e-3
+    lr_decay: float = 0.98  # multiplied into the learning rate after every epoch
+    early_stopping_patience: int = 12
+    pre_emphasis: float = 0.0  # first-order pre-emphasis coefficient of the ESR loss; 0 disables
+    seed: int = 0
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_train_seconds: float = 0.0  # 0 uses all training audio
+    max_seconds: float = 0.0  # 0 uses the whole capture; else crop it before splitting
+    steps_per_epoch: int = 0  # 0 is one pass over the training segments
+    verbose: bool = True
+
+
+@dataclass
+class GateConfig:
+    """Thresholds of the multi-objective export gate."""
+
+    parity_tolerance: float = 1e-4  # max abs, exported JSON (reference runtime) vs Keras
+    native_tolerance: float = 1e-4  # max abs, native runtime vs Keras
+    rtf_headroom: float = 4.0  # worst-case native real-time factor at least this
+    esr_max: float = 0.03
+    asr_mean_db_max: float = -25.0
+    require_review: bool = True
+
+
+@dataclass
+class AsrConfig:
+    """Sine probes of the aliasing-to-signal ratio."""
+
+    midi_notes: list[int] = field(default_factory=lambda: [40, 52, 64, 76, 88, 100])
+    levels_dbfs: list[float] = field(default_factory=lambda: [-24.0, -12.0, -3.0])
+    settle_seconds: float = 0.25
+    analysis_seconds: float = 0.5
+
+
+@dataclass
+class ExportConfig:
+    format: str = "rtneural"
+    native: bool = True  # validate and benchmark natively
+    bench_block_sizes: list[int] = field(default_factory=lambda: [1, 32, 64, 128, 256, 512, 1024])
+    bench_seconds: float = 2.0
+    validation_block_sizes: list[int] = field(default_factory=lambda: [1, 32, 64, 128, 256, 1024, 77])
+    gate: GateConfig = field(default_factory=GateConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
+
+
+@dataclass
+class TrackingConfig:
+    uri: str = ""  # empty: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlruns/mlflow.db
+    experiment: str = "rtnt"
+    artifact_root: str = ""  # empty: <repo>/mlruns/artifacts for the local store
+
+
+@dataclass
+class RtntConfig:
+    capture: CaptureConfig = field(default_factory=CaptureConfig)
+    preset: PresetConfig = field(default_factory=PresetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    continue_from: str = ""  # MLflow run id or .keras checkpoint path
+    experiment_name: str = ""  # set by +experiment=... configs; logged as the `experiment` tag
+    sweep: dict[str, Any] = field(default_factory=dict)  # free-form sweep settings
+
+
+def register_configs() -> None:
+    """Register the schema of every config group with Hydra's ConfigStore."""
+    cs = ConfigStore.instance()
+    cs.store(name="rtnt_schema", node=RtntConfig)
+    cs.store(group="capture", name="capture_schema", node=CaptureConfig)
+    cs.store(group="preset", name="preset_schema", node=PresetConfig)
+    cs.store(group="train", name="train_schema", node=TrainConfig)
+    cs.store(group="export", name="export_schema", node=ExportConfig)
+    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+
+
+def register_resolvers() -> None:
+    """`${rtnt.demo:FILE}` names a file of the embedded demo capture; `${rtnt.shared:PATH}` one under ../shared."""
+    if not OmegaConf.has_resolver("rtnt.demo"):
+        OmegaConf.register_new_resolver("rtnt.demo", lambda name: str(PACKAGE_DIR / "demo" / name))
+    if not OmegaConf.has_resolver("rtnt.shared"):
+        OmegaConf.register_new_resolver("rtnt.shared", lambda name: str(shared_dir() / name))
+
+
+def shared_dir() -> Path:
+    """The shared material folder: $RTNT_SHARED, else `../shared` beside the repository."""
+    import os
+
+    env = os.environ.get("RTNT_SHARED")
+    return Path(env) if env else REPO_DIR.parent / "shared"
+
+
+def _check(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(f"config {key}={value!r} is invalid: {rule}; fix it on the command line ({key}=...) or in conf/")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Check value ranges and cross-field rules; raise ConfigError naming the key and the fix."""
+    t, p, c, e = cfg.train, cfg.preset, cfg.capture, cfg.export
+    _check(t.epochs >= 0, "train.epochs", t.epochs, "must be >= 0")
+    _check(t.batch_size >= 1, "train.batch_size", t.batch_size, "must be >= 1")
+    _check(t.segment_seconds > 0, "train.segment_seconds", t.segment_seconds, "must be > 0")
+    _check(t.learning_rate > 0 and math.isfinite(t.learning_rate), "train.learning_rate", t.learning_rate, "must be > 0")
+    _check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "must be in (0, 1]")
+    _check(0 <= t.pre_emphasis < 1, "train.pre_emphasis", t.pre_emphasis, "must be in [0, 1)")
+    _check(t.early_stopping_patience >= 1, "train.early_stopping_patience", t.early_stopping_patience, "must be >= 1")
+    for key in ("val_fraction", "test_fraction"):
+        _check(0 < t[key] < 0.5, f"train.{key}", t[key], "must be in (0, 0.5)")
+    _check(t.max_train_seconds >= 0, "train.max_train_seconds", t.max_train_seconds, "must be >= 0")
+    _check(t.max_seconds >= 0, "train.max_seconds", t.max_seconds, "must be >= 0")
+    _check(t.steps_per_epoch >= 0, "train.steps_per_epoch", t.steps_per_epoch, "must be >= 0")
+
+    _check(p.arch in ARCHITECTURES, "preset.arch", p.arch, f"must be one of {', '.join(ARCHITECTURES)}")
+    _check(p.family in ("wavenet", "legacy"), "preset.family", p.family, "must be wavenet or legacy")
+    _check(p.activation in ACTIVATIONS, "preset.activation", p.activation, f"must be one of {', '.join(ACTIVATIONS)}")
+    _check(p.channels >= 1, "preset.channels", p.channels, "must be >= 1")
+    _check(len(p.kernel_sizes) >= 1, "preset.kernel_sizes", list(p.kernel_sizes), "needs at least one kernel size")
+    for k in p.kernel_sizes:
+        _check(k >= 1, "preset.kernel_sizes", list(p.kernel_sizes), "every kernel size must be >= 1")
+    for d in p.dilations:
+        _check(d >= 1, "preset.dilations", list(p.dilations), "every dilation must be >= 1")
+    if p.arch in ("tcn", "conv", "conv_bn_prelu", "conv_gru"):
+        _check(len(p.dilations) >= 1, "preset.dilations", list(p.dilations), "needs at least one layer")
+        _check(
+            len(p.kernel_sizes) in (1, len(p.dilations)),
+            "preset.kernel_sizes",
+            list(p.kernel_sizes),
+            f"give one kernel size or one per layer ({len(p.dilations)})",
+        )
+    if p.arch in ("gru", "lstm", "conv_gru"):
+        _check(p.hidden_size >= 1, "preset.hidden_size", p.hidden_size, f"must be >= 1 for arch {p.arch}")
+    if p.arch == "dense":
+        _check(p.num_layers >= 1, "preset.num_layers", p.num_layers, "must be >= 1 for the dense fixture")
+    _check(p.smoothing_alpha > 0 and math.isfinite(p.smoothing_alpha), "preset.smoothing_alpha", p.smoothing_alpha, "must be > 0")
+
+    lat = c.latency
+    ok_latency = lat == "auto" or (isinstance(lat, int) and not isinstance(lat, bool))
+    _check(ok_latency, "capture.latency", lat, "must be auto or a whole number of samples")
+    _check(c.length_tolerance_s >= 0, "capture.length_tolerance_s", c.length_tolerance_s, "must be >= 0")
+
+    _check(e.format == "rtneural", "export.format", e.format, "only rtneural is supported")
+    for b in list(e.bench_block_sizes) + list(e.validation_block_sizes):
+        _check(b >= 1, "export.bench_block_sizes", b, "block sizes must be >= 1")
+    _check(e.gate.rtf_headroom > 0, "export.gate.rtf_headroom", e.gate.rtf_headroom, "must be > 0")
+    _check(len(e.asr.levels_dbfs) >= 1, "export.asr.levels_dbfs", list(e.asr.levels_dbfs), "needs at least one level")
+    for lvl in e.asr.levels_dbfs:
+        _check(lvl <= 0, "export.asr.levels_dbfs", list(e.asr.levels_dbfs), "levels are dBFS, <= 0")
+
+
+def kernel_size_per_layer(preset: PresetConfig | DictConfig) -> list[int]:
+    """Kernel size of each conv layer: one value broadcast to all layers, or the given list."""
+    ks = list(preset.kernel_sizes)
+    return ks * len(preset.dilations) if len(ks) == 1 else ks
