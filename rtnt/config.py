@@ -90,7 +90,6 @@ class GateConfig:
     rtf_headroom: float = 4.0  # worst-case native real-time factor at least this
     esr_max: float = 0.03
     asr_mean_db_max: float = -25.0
-    require_review: bool = True
 
 
 @dataclass
