@@ -20,6 +20,7 @@ from rtnt.errors import ConfigError
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 
+SAMPLE_RATE = 48000
 ARCHITECTURES = ("tcn", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
 ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
 
@@ -167,6 +168,8 @@ def _check(ok: bool, key: str, value: Any, rule: str) -> None:
 def validate_config(cfg: DictConfig) -> None:
     """Check value ranges and cross-field rules; raise ConfigError naming the key and the fix."""
     t, p, c, e = cfg.train, cfg.preset, cfg.capture, cfg.export
+    for key in sorted(OmegaConf.missing_keys(cfg)):
+        raise ConfigError(f"config {key} is not set; pass it on the command line ({key}=...)")
     _check(t.epochs >= 0, "train.epochs", t.epochs, "must be >= 0")
     _check(t.batch_size >= 1, "train.batch_size", t.batch_size, "must be >= 1")
     _check(t.segment_seconds > 0, "train.segment_seconds", t.segment_seconds, "must be > 0")

@@ -1,0 +1,153 @@
+"""`rtnt-train`: the Hydra app. Thin: compose, check, run the pipeline, report.
+
+Overrides are checked before Hydra starts (unknown config choices, misspelled keys, bad values),
+so every such error is one line and appears before TensorFlow is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import hydra  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+from hydra.core.global_hydra import GlobalHydra  # noqa: E402
+from hydra.core.hydra_config import HydraConfig  # noqa: E402
+from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: E402
+from hydra.errors import HydraException, MissingConfigException  # noqa: E402
+from hydra.types import RunMode  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+from omegaconf.errors import OmegaConfBaseException  # noqa: E402
+
+from rtnt.config import PACKAGE_DIR, REPO_DIR, register_configs, register_resolvers, validate_config  # noqa: E402
+from rtnt.errors import ConfigError, RtntError  # noqa: E402
+
+CONF_DIR = REPO_DIR / "conf" if (REPO_DIR / "conf" / "config.yaml").exists() else PACKAGE_DIR / "conf"
+HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    return "; ".join(lines[:3]) if lines else type(exc).__name__
+
+
+def describe_compose_error(exc: BaseException) -> str:
+    """One actionable line for a composition failure (unknown choice, misspelled key, wrong type)."""
+    while exc.__cause__ is not None and not isinstance(exc, MissingConfigException):
+        exc = exc.__cause__
+    text = str(exc)
+    if isinstance(exc, MissingConfigException) and "Could not find" in text:
+        group = text.split("Could not find '")[1].split("'")[0] if "Could not find '" in text else ""
+        options = [o for o in getattr(exc, "options", None) or [] if not o.endswith("_schema")]
+        avail = f" (available: {', '.join(sorted(options))})" if options else ""
+        return f"unknown config choice '{group}'{avail}; pick an existing file under conf/{group.rsplit('/', 1)[0]}/"
+    if "Key '" in text and ("not in" in text or "is not in struct" in text):
+        key = text.split("full_key: ")[1].split()[0] if "full_key: " in text else text.split("Key '")[1].split("'")[0]
+        return f"config key '{key}' does not exist; check its spelling (rtnt-train --cfg job lists every key)"
+    if "could not be converted" in text or "Value '" in text:
+        key = text.split("full_key: ")[1].split()[0] if "full_key: " in text else "?"
+        return f"config key '{key}' has a value of the wrong type: {text.splitlines()[0]}"
+    return f"invalid configuration: {_first_line(exc)}"
+
+
+def _job_overrides(args: list[str]) -> list[str]:
+    """The command line's config overrides (no flags, no hydra.* settings)."""
+    out, skip = [], False
+    for arg in args:
+        if skip:
+            skip = False
+            continue
+        if arg in HYDRA_FLAGS_WITH_VALUE:
+            skip = True
+            continue
+        if arg.startswith("-") or arg.split("=")[0].lstrip("+~").startswith("hydra"):
+            continue
+        out.append(arg)
+    return out
+
+
+def _override_variants(overrides: list[str]) -> list[list[str]]:
+    """Each sweep value tried once with the other overrides at their first value (a cheap precheck)."""
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    first = []
+    sweeps: list[tuple[int, list[str]]] = []
+    for i, o in enumerate(parsed):
+        key = o.get_key_element()
+        if o.is_discrete_sweep():
+            values = [f"{key}={v}" for v in o.sweep_string_iterator()]
+            sweeps.append((i, values))
+            first.append(values[0])
+        elif o.is_sweep_override():
+            return []  # interval/range sweeps belong to a sweeper; nothing cheap to check
+        else:
+            first.append(o.input_line)
+    variants = [first]
+    for i, values in sweeps:
+        for v in values[1:]:
+            variants.append(first[:i] + [v] + first[i + 1 :])
+    return variants
+
+
+def precheck(args: list[str]) -> None:
+    """Compose and validate the config the command line asks for; raise ConfigError with one line."""
+    overrides = _job_overrides(args)
+    try:
+        variants = _override_variants(overrides)
+    except HydraException as exc:
+        raise ConfigError(f"cannot parse overrides {' '.join(overrides)!r}: {_first_line(exc)}") from None
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for variant in variants:
+            try:
+                cfg = compose(config_name="config", overrides=variant)
+            except (HydraException, OmegaConfBaseException, ValueError) as exc:
+                raise ConfigError(describe_compose_error(exc)) from None
+            try:
+                validate_config(cfg)
+            except OmegaConfBaseException as exc:
+                raise ConfigError(describe_compose_error(exc)) from None
+    GlobalHydra.instance().clear()
+
+
+def _on_sigterm(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def train_app(cfg: DictConfig) -> dict[str, Any] | None:
+    """Hydra task function: one training run. Returns the sweeper contract dict."""
+    from rtnt.pipeline import run_training
+
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    try:
+        validate_config(cfg)
+        return run_training(cfg, Path(HydraConfig.get().runtime.output_dir))
+    except RtntError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        if multirun:
+            raise
+        sys.exit(2)
+
+
+def main() -> None:
+    """Console entry point of `rtnt-train`."""
+    register_configs()
+    register_resolvers()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    args = sys.argv[1:]
+    if not any(a in ("--help", "-h", "--hydra-help", "--info", "-i", "--shell-completion", "-sc") for a in args):
+        try:
+            precheck(args)
+        except RtntError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            sys.exit(2)
+    train_app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,311 @@
+"""The rtnt-train pipeline: capture → model → export → validate → gate, every step tracked in MLflow.
+
+Every number this module reports about the model is measured on the exported RTNeural JSON
+(native runtime when available, else the numpy reference runtime), never on the in-memory model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import mlflow  # noqa: E402
+import numpy as np  # noqa: E402
+from omegaconf import DictConfig, OmegaConf  # noqa: E402
+
+from rtnt.capture.prepare import PreparedCapture, prepare_capture  # noqa: E402
+from rtnt.data.splits import Region, Splits, region_with_history, split_by_time  # noqa: E402
+from rtnt.errors import RtntError  # noqa: E402
+from rtnt.metrics.esr import esr  # noqa: E402
+from rtnt.tracking.run import flatten, git_commit, log_params_flat, run_name, tracked_run  # noqa: E402
+from rtnt.tracking.uri import resolve_tracking_uri  # noqa: E402
+
+log = logging.getLogger("rtnt")
+
+
+@dataclass
+class Renderer:
+    """Renders audio through the exported JSON: native runtime when available, else the reference."""
+
+    json_path: Path
+    runtime: str  # "native" or "reference (native runtime unavailable)"
+
+    @classmethod
+    def for_json(cls, json_path: Path, prefer_native: bool) -> Renderer:
+        from rtnt.native import native_available
+
+        use_native = prefer_native and native_available()
+        return cls(json_path, "native" if use_native else "reference (native runtime unavailable)")
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        if self.runtime == "native":
+            from rtnt.native import NativeModel
+
+            model = NativeModel.from_file(self.json_path)
+            model.prepare(1024)
+        else:
+            from rtnt.runtime.reference import ReferenceModel
+
+            model = ReferenceModel.from_json(self.json_path)
+        model.reset()
+        return np.asarray(model.process(np.asarray(x, dtype=np.float32)), dtype=np.float32)
+
+
+def _job_overrides() -> list[str]:
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def _tags(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
+    return {
+        "preset": cfg.preset.name,
+        "capture": cfg.capture.name,
+        "family": cfg.preset.family,
+        "git_commit": git_commit(),
+        "sweep": str(cfg.sweep.get("name", "none")) if cfg.sweep else "none",
+        "experiment": cfg.experiment_name or "none",
+        "overrides": " ".join(overrides)[:5000] or "none",
+    }
+
+
+def _log_capture(prepared: PreparedCapture, out_dir: Path) -> None:
+    cap_dir = out_dir / "capture"
+    cap_dir.mkdir(parents=True, exist_ok=True)
+    (cap_dir / "capture_report.json").write_text(json.dumps(prepared.report.to_dict(), indent=2, default=str))
+    prepared.report.save_plots(cap_dir)
+    mlflow.log_artifacts(str(cap_dir), "capture")
+    mlflow.log_metrics(
+        {
+            "capture.latency_samples": float(prepared.latency),
+            "capture.latency_confidence": float(prepared.report.to_dict().get("latency", {}).get("confidence", math.nan))
+            if isinstance(prepared.report.to_dict().get("latency"), dict)
+            else math.nan,
+            "capture.polarity": float(prepared.polarity),
+        }
+    )
+
+
+def _loss_curve(train_loss: list[float], val_loss: list[float], first_epoch: int, path: Path) -> Path:
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    epochs = np.arange(first_epoch + 1, first_epoch + 1 + len(train_loss))
+    ax.semilogy(epochs, train_loss, label="train ESR")
+    ax.semilogy(epochs, val_loss, label="validation ESR")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("ESR")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def run_training(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
+    """Run the whole pipeline for one composed config; return the sweeper contract dict."""
+    overrides = _job_overrides()
+    tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
+    name = run_name(cfg.preset.name, cfg.capture.name, overrides)
+    with tracked_run(tracking_uri, cfg.tracking.experiment, name, _tags(cfg, overrides)) as run:
+        mlflow.set_tag("rtnt.output_dir", str(out_dir.resolve()))
+        log_params_flat(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        config_path = out_dir / "config.yaml"
+        config_path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        mlflow.log_artifact(str(config_path))
+        result = _train_export_validate(cfg, out_dir, run.info.run_id)
+        result["overrides"] = overrides
+        return result
+
+
+def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[str, Any]:
+    from rtnt.train.session import TrainingSession
+
+    prepared = prepare_capture(cfg.capture)
+    _log_capture(prepared, out_dir)
+    x, y, sr = prepared.x, prepared.y, prepared.sample_rate
+    if cfg.train.max_seconds > 0:
+        x, y = x[: int(cfg.train.max_seconds * sr)], y[: int(cfg.train.max_seconds * sr)]
+
+    session = TrainingSession.create(cfg, out_dir)
+    rf = session.receptive_field
+    splits = split_by_time(len(x), cfg.train.val_fraction, cfg.train.test_fraction, rf)
+    mlflow.log_metrics(session.summary_metrics())
+    fit_result = session.train(x, y, splits, on_epoch_end=lambda e, m: mlflow.log_metrics(m, step=e))
+    mlflow.log_metric("epochs_completed", fit_result.epochs_completed)
+    curve = _loss_curve(fit_result.train_loss, fit_result.val_loss, session.initial_epoch, out_dir / "loss_curve.png")
+    mlflow.log_artifact(str(curve))
+
+    json_path = session.export(out_dir / "model.json")
+    mlflow.log_artifact(str(json_path))
+    evidence = _validate_export(cfg, json_path, session, x, y, splits, sr, out_dir)
+    mlflow.log_metrics({k: v for k, v in evidence["metrics"].items() if isinstance(v, (int, float))})
+    session.log_final_checkpoint()
+    summary = {
+        "run_id": run_id,
+        "json_path": str(json_path),
+        "metrics": evidence["metrics"],
+        "constraints": evidence["constraints"],
+        "gate_ready": evidence["ready"],
+    }
+    _print_summary(summary, evidence)
+    return summary
+
+
+def _validate_export(
+    cfg: DictConfig,
+    json_path: Path,
+    session: Any,
+    x: np.ndarray,
+    y: np.ndarray,
+    splits: Splits,
+    sr: int,
+    out_dir: Path,
+) -> dict[str, Any]:
+    """Parity, native validation and benchmark, aliasing probes, preview evidence and the gate."""
+    from rtnt.gate import GateEvidence, evaluate_gate
+    from rtnt.metrics.asr import render_asr_probes
+    from rtnt.metrics.preview import pick_preview_window, preview_metrics, residual_spectrum_plot, write_preview_wavs
+    from rtnt.validate.parity import keras_predict, parity_error
+
+    rf = session.receptive_field
+    hist = rf - 1
+    renderer = Renderer.for_json(json_path, prefer_native=cfg.export.native)
+    metrics: dict[str, float] = {}
+
+    x_test = region_with_history(x, splits.test, rf)
+    y_keras_test = keras_predict(session.model, x_test)
+    metrics["parity_error"] = parity_error(json_path, x_test, y_keras_test)
+
+    def region_metrics(region: Region) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+        pred = renderer(region_with_history(x, region, rf))[hist:]
+        target = y[region.start : region.stop]
+        return target, pred, preview_metrics(target, pred, sr)
+
+    _, _, val_m = region_metrics(splits.val)
+    y_test, pred_test, test_m = region_metrics(splits.test)
+    metrics["esr"] = float(esr(y_test, pred_test))
+    metrics["esr_val"] = float(val_m["esr"])
+    metrics.update({f"test.{k}": float(v) for k, v in test_m.items()})
+    metrics.update({f"val.{k}": float(v) for k, v in val_m.items()})
+    metrics["esr_preemph"] = float(test_m["esr_preemph"])
+
+    native = _native_evidence(cfg, json_path, x_test, y_keras_test, out_dir)
+    metrics.update(native)
+
+    asr = render_asr_probes(
+        renderer,
+        sample_rate=sr,
+        midi_notes=list(cfg.export.asr.midi_notes),
+        levels_dbfs=list(cfg.export.asr.levels_dbfs),
+        settle_seconds=cfg.export.asr.settle_seconds,
+        analysis_seconds=cfg.export.asr.analysis_seconds,
+        runtime=renderer.runtime,
+    )
+    asr_dir = out_dir / "asr"
+    asr_dir.mkdir(exist_ok=True)
+    asr_plots = asr.save_plots(asr_dir)
+    asr.to_frame().to_csv(asr_dir / "asr_probes.csv", index=False)
+    (asr_dir / "asr.json").write_text(json.dumps(asr.to_dict(), indent=2, default=float))
+    mlflow.log_artifacts(str(asr_dir), "asr")
+    metrics.update({"asr_mean": asr.asr_mean, "asr_max": asr.asr_max, "asr_mean_db": asr.asr_mean_db})
+    mlflow.set_tag("asr.runtime", renderer.runtime)
+
+    preview_dir = out_dir / "preview"
+    window = pick_preview_window(x, sr, seconds=10.0)
+    pred_window = renderer(x[max(0, window.start - hist) : window.stop])[window.start - max(0, window.start - hist) :]
+    write_preview_wavs(preview_dir, x[window], y[window], pred_window, sr, slice(0, window.stop - window.start))
+    residual_plot = residual_spectrum_plot(y[window], pred_window, sr, preview_dir / "residual_spectrum.png")
+    mlflow.log_artifacts(str(preview_dir), "preview")
+
+    gate = evaluate_gate(
+        GateEvidence(
+            parity_error=metrics["parity_error"],
+            native_parity_error=metrics.get("native_parity_error", math.nan),
+            native_validation=metrics.get("native_validation", 0.0),
+            native_rtf_worst=metrics.get("native_rtf_worst", math.nan),
+            esr=metrics["esr"],
+            asr_mean_db=metrics["asr_mean_db"],
+            review="pending",
+            native_available=renderer.runtime == "native",
+        ),
+        cfg.export.gate,
+    )
+    gate_dir = out_dir / "gate"
+    gate_dir.mkdir(exist_ok=True)
+    (gate_dir / "gate.json").write_text(json.dumps(gate.to_dict(), indent=2, default=float))
+    (gate_dir / "gate_report.md").write_text(gate.to_markdown([*asr_plots, residual_plot]))
+    mlflow.log_artifacts(str(gate_dir), "gate")
+    mlflow.set_tags(gate.mlflow_tags())
+    metrics.update(gate.mlflow_metrics())
+    return {"metrics": metrics, "constraints": gate.constraints, "ready": gate.ready, "gate": gate}
+
+
+def _native_evidence(
+    cfg: DictConfig, json_path: Path, x_test: np.ndarray, y_keras_test: np.ndarray, out_dir: Path
+) -> dict[str, float]:
+    """Native validation against Keras and the real-time benchmark, logged as metrics and tables."""
+    from rtnt.native import native_available
+
+    if not cfg.export.native:
+        return {}
+    if not native_available():
+        mlflow.set_tag("native", "unavailable")
+        log.warning("native runtime unavailable: native validation and benchmark skipped, gate will fail them")
+        return {"native_validation": 0.0}
+    from rtnt.validate.bench import benchmark_native, benchmark_table_markdown
+    from rtnt.validate.native_check import validate_native
+
+    check = validate_native(
+        json_path, x_test, y_keras_test, block_sizes=tuple(cfg.export.validation_block_sizes),
+        tolerance=cfg.export.gate.native_tolerance,
+    )
+    bench = benchmark_native(json_path, block_sizes=tuple(cfg.export.bench_block_sizes), seconds=cfg.export.bench_seconds)
+    bench_dir = out_dir / "bench"
+    bench_dir.mkdir(exist_ok=True)
+    (bench_dir / "native_bench.json").write_text(json.dumps(bench, indent=2, default=float))
+    (bench_dir / "native_bench.md").write_text(benchmark_table_markdown(bench))
+    (bench_dir / "native_validation.json").write_text(json.dumps(check, indent=2, default=float))
+    mlflow.log_artifacts(str(bench_dir), "bench")
+    rtf = {int(k): float(v) for k, v in bench["rtf"].items()}
+    eff = {int(k): float(v) for k, v in bench["efficiency"].items()}
+    out = {
+        "native_parity_error": float(check["native_parity_error"]),
+        "native_validation": float(check["native_validation"]),
+        "native_rtf_worst": float(bench["rtf_worst"]),
+        "native_gmacs": float(bench["gmacs"]),
+    }
+    if 1 in rtf:
+        out["native_rtf_b1"] = rtf[1]
+    if 128 in rtf:
+        out["native_rtf_b128"] = rtf[128]
+        out["native_efficiency_b128"] = eff[128]
+    return out
+
+
+def _print_summary(summary: dict[str, Any], evidence: dict[str, Any]) -> None:
+    from rich.console import Console
+
+    m = summary["metrics"]
+    gate = evidence["gate"]
+    console = Console()
+    console.print(
+        f"[bold]rtnt-train done[/bold]  ESR {m['esr']:.4g} (test)  ESR val {m['esr_val']:.4g}  "
+        f"parity error {m['parity_error']:.3g}  native parity {m.get('native_parity_error', float('nan')):.3g}  "
+        f"native RTF worst {m.get('native_rtf_worst', float('nan')):.1f}  ASR {m['asr_mean_db']:.1f} dB"
+    )
+    console.print(f"gate: {'READY' if gate.ready else 'NOT READY'} (failed: {', '.join(gate.failed) or 'none'}; review pending)")
+    console.print(f"JSON: {summary['json_path']}")
+    console.print(f"MLflow run: {summary['run_id']}")
+
+
+def fail_message(exc: RtntError) -> str:
+    """The one line printed for a user-facing error."""
+    return f"error: {exc}"

@@ -1,0 +1,156 @@
+"""One training session: a fresh model from a preset, or a continuation of an earlier run's checkpoint."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import numpy as np
+from omegaconf import DictConfig
+
+from rtnt.data.splits import Splits, region_with_history
+from rtnt.errors import ConfigError
+from rtnt.config import SAMPLE_RATE
+from rtnt.train.fit import LAST_CHECKPOINT, STATE_FILE, FitResult, SegmentBatches, compile_model, fit
+
+
+RUN_FILE = "run.json"  # the MLflow run id that wrote the checkpoints in this folder
+
+
+@dataclass
+class Checkpoint:
+    path: Path
+    epochs_completed: int
+    best_val_esr: float
+    parent_run_id: str
+
+
+def resolve_checkpoint(continue_from: str, tracking_uri: str | None = None) -> Checkpoint:
+    """Find the checkpoint to continue from: a `.keras` path, or an MLflow run id.
+
+    For a run id, the run's own output folder (tag `rtnt.output_dir`) is used when it still holds
+    `checkpoints/last.keras` (so a killed run continues from its last completed epoch); otherwise
+    the checkpoint artifact the run logged when it finished.
+    """
+    path = Path(continue_from).expanduser()
+    parent = ""
+    if path.suffix != ".keras":
+        client = mlflow.tracking.MlflowClient(tracking_uri)
+        try:
+            run = client.get_run(continue_from)
+        except Exception as exc:  # MLflow raises its own exception types for unknown ids
+            raise ConfigError(
+                f"continue_from={continue_from!r} is neither a .keras checkpoint nor a run id in the tracking store "
+                f"({mlflow.get_tracking_uri()}): {type(exc).__name__}; pass a checkpoint path or a valid run id"
+            ) from None
+        parent = continue_from
+        local = Path(run.data.tags.get("rtnt.output_dir", "/nonexistent")) / "checkpoints" / LAST_CHECKPOINT
+        if local.exists():
+            path = local
+        else:
+            path = Path(client.download_artifacts(continue_from, f"checkpoint/{LAST_CHECKPOINT}"))
+    if not path.exists():
+        raise ConfigError(f"continue_from checkpoint {path} does not exist; pass an existing .keras file or a run id")
+    state_file, run_file = path.parent / STATE_FILE, path.parent / RUN_FILE
+    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    if not parent and run_file.exists():
+        parent = str(json.loads(run_file.read_text()).get("run_id", ""))
+    return Checkpoint(
+        path=path,
+        epochs_completed=int(state.get("epochs_completed", 0)),
+        best_val_esr=float(state.get("best_val_esr", math.inf)),
+        parent_run_id=parent,
+    )
+
+
+@dataclass
+class TrainingSession:
+    cfg: DictConfig
+    out_dir: Path
+    model: keras.Model
+    receptive_field: int
+    initial_epoch: int = 0
+    best_val: float = math.inf
+
+    @classmethod
+    def create(cls, cfg: DictConfig, out_dir: Path) -> TrainingSession:
+        """Build and compile the preset's model, or load the checkpoint named by `continue_from`."""
+        from rtnt.model.build import build_model
+        from rtnt.model.summary import model_summary
+
+        keras.utils.set_random_seed(int(cfg.train.seed))
+        if cfg.continue_from:
+            ckpt = resolve_checkpoint(cfg.continue_from, mlflow.get_tracking_uri())
+            model = keras.models.load_model(ckpt.path)
+            tags = {"rtnt.continued_from": str(ckpt.path), "rtnt.initial_epoch": str(ckpt.epochs_completed)}
+            if ckpt.parent_run_id:
+                tags["rtnt.parent_run"] = ckpt.parent_run_id
+            mlflow.set_tags(tags)
+            rf = model_summary(model).receptive_field_samples
+            return cls(cfg, out_dir, model, rf, ckpt.epochs_completed, ckpt.best_val_esr)
+        model = build_model(cfg.preset)
+        rf = model_summary(model).receptive_field_samples
+        compile_model(model, cfg.train.learning_rate, rf - 1, cfg.train.pre_emphasis)
+        return cls(cfg, out_dir, model, rf)
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    def summary_metrics(self) -> dict[str, float]:
+        from rtnt.model.summary import model_summary
+
+        s = model_summary(self.model)
+        return {
+            "params": float(s.params),
+            "macs_per_sample": float(s.macs_per_sample),
+            "receptive_field": float(s.receptive_field_samples),
+            "receptive_field_ms": float(s.receptive_field_ms),
+        }
+
+    def train(self, x: np.ndarray, y: np.ndarray, splits: Splits, on_epoch_end: Any = None) -> FitResult:
+        """Train on the train region, validate on the validation region, checkpoint every epoch."""
+        t = self.cfg.train
+        sr = SAMPLE_RATE
+        region = splits.train
+        if t.max_train_seconds > 0:
+            region = type(region)(region.name, max(region.start, region.stop - int(t.max_train_seconds * sr)), region.stop)
+        batches = SegmentBatches(
+            x, y, region, self.receptive_field, int(t.segment_seconds * sr), t.batch_size, t.steps_per_epoch, t.seed
+        )
+        val_x = region_with_history(x, splits.val, self.receptive_field)
+        val_y = region_with_history(y, splits.val, self.receptive_field)
+        (self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        (self.checkpoint_dir / RUN_FILE).write_text(json.dumps({"run_id": mlflow.active_run().info.run_id}))
+        result = fit(
+            self.model,
+            batches,
+            (val_x, val_y),
+            epochs=t.epochs,
+            learning_rate=t.learning_rate,
+            lr_decay=t.lr_decay,
+            patience=t.early_stopping_patience,
+            checkpoint_dir=self.checkpoint_dir,
+            initial_epoch=self.initial_epoch,
+            best_val=self.best_val,
+            verbose=t.verbose,
+            on_epoch_end=on_epoch_end,
+        )
+        return result  # early stopping has restored the best validation weights
+
+    def export(self, path: Path) -> Path:
+        from rtnt.export.rtneural import save_rtneural
+
+        return save_rtneural(self.model, path)
+
+    def log_final_checkpoint(self) -> None:
+        """Log the last checkpoint and its state as artifacts, so any machine can continue the run."""
+        for name in (LAST_CHECKPOINT, STATE_FILE):
+            f = self.checkpoint_dir / name
+            if f.exists():
+                mlflow.log_artifact(str(f), "checkpoint")
