@@ -1,0 +1,27 @@
+# The README's two commands: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo test experiments ui clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml CMakeLists.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+demo: setup  ## train the default preset on the embedded demo capture, log it to mlruns/
+	$(BIN)/rtnt-train
+
+test: setup  ## the whole test suite (fast: tiny models, seconds of audio)
+	$(BIN)/python -m pytest -q
+
+ui: setup  ## the MLflow UI on the local store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlruns/mlflow.db --default-artifact-root $(CURDIR)/mlruns/artifacts
+
+clean:
+	rm -rf build outputs multirun
