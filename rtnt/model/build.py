@@ -1,0 +1,100 @@
+"""Keras 3 builders of every preset architecture: mono (batch, time, 1) in, (batch, time, 1) out, causal.
+
+Importing this module registers `SmoothTanh`, so `keras.models.load_model` can read rtnt checkpoints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+from omegaconf import DictConfig
+
+from rtnt.config import PresetConfig, kernel_size_per_layer
+from rtnt.errors import ConfigError
+from rtnt.model.layers import SmoothTanh
+
+Tensor = keras.KerasTensor
+
+
+def build_model(preset: PresetConfig | DictConfig) -> keras.Model:
+    """Build the uncompiled model of `preset.arch` with the preset's sizes."""
+    builders: dict[str, Callable[[PresetConfig | DictConfig, Tensor], Tensor]] = {
+        "tcn": _tcn,
+        "conv": _conv,
+        "conv_bn_prelu": _conv_bn,
+        "conv_gru": _conv_gru,
+        "dense": _dense,
+        "gru": _gru,
+        "lstm": _lstm,
+    }
+    if preset.arch not in builders:
+        raise ConfigError(f"config preset.arch={preset.arch!r} is invalid: must be one of {', '.join(builders)}")
+    inputs = keras.Input(shape=(None, 1), name="input")
+    return keras.Model(inputs, builders[preset.arch](preset, inputs), name=str(preset.name))
+
+
+def _activate(x: Tensor, preset: PresetConfig | DictConfig, name: str) -> Tensor:
+    """The preset's hidden activation: tanh (smoothed when alpha != 1 or scaled), prelu, relu or linear."""
+    act = preset.activation
+    if act == "tanh":
+        if preset.smoothing_alpha == 1.0 and not preset.scaled_smoothing:
+            return keras.layers.Activation("tanh", name=name)(x)
+        return SmoothTanh(preset.smoothing_alpha, preset.scaled_smoothing, name=name)(x)
+    if act == "prelu":
+        return keras.layers.PReLU(shared_axes=[1], name=name)(x)
+    if act == "relu":
+        return keras.layers.Activation("relu", name=name)(x)
+    if act == "linear":
+        return x
+    raise ConfigError(f"config preset.activation={act!r} is invalid: must be one of tanh, prelu, relu, linear")
+
+
+def _conv_stack(x: Tensor, preset: PresetConfig | DictConfig, batchnorm: bool = False) -> Tensor:
+    """[causal Conv1D(channels, k_i, dilation d_i) -> (BatchNorm) -> activation] for every layer."""
+    for i, (k, d) in enumerate(zip(kernel_size_per_layer(preset), preset.dilations)):
+        x = keras.layers.Conv1D(preset.channels, k, dilation_rate=d, padding="causal", name=f"conv{i}")(x)
+        if batchnorm:
+            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+        x = _activate(x, preset, f"act{i}")
+    return x
+
+
+def _tcn(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
+    """WaveNet-family stack: conv stack, then a 1x1 Conv1D to one channel."""
+    return keras.layers.Conv1D(1, 1, name="out")(_conv_stack(x, preset))
+
+
+def _conv(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
+    """Legacy shallow conv stack with a Dense output."""
+    return keras.layers.Dense(1, name="out")(_conv_stack(x, preset))
+
+
+def _conv_bn(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
+    """Legacy conv -> BatchNormalization -> activation stack with a Dense output."""
+    return keras.layers.Dense(1, name="out")(_conv_stack(x, preset, batchnorm=True))
+
+
+def _conv_gru(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
+    """Legacy hybrid: conv front end, GRU, Dense output."""
+    x = keras.layers.GRU(preset.hidden_size, return_sequences=True, name="gru")(_conv_stack(x, preset))
+    return keras.layers.Dense(1, name="out")(x)
+
+
+def _dense(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
+    """Legacy memoryless MLP: `num_layers` hidden Dense(channels) -> activation, Dense output."""
+    for i in range(preset.num_layers):
+        x = _activate(keras.layers.Dense(preset.channels, name=f"dense{i}")(x), preset, f"act{i}")
+    return keras.layers.Dense(1, name="out")(x)
+
+
+def _gru(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
+    """Legacy GRU(hidden_size) with a Dense output."""
+    x = keras.layers.GRU(preset.hidden_size, return_sequences=True, name="gru")(x)
+    return keras.layers.Dense(1, name="out")(x)
+
+
+def _lstm(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
+    """Legacy LSTM(hidden_size) with a Dense output."""
+    x = keras.layers.LSTM(preset.hidden_size, return_sequences=True, name="lstm")(x)
+    return keras.layers.Dense(1, name="out")(x)

@@ -1,0 +1,78 @@
+"""Size figures of a built model: parameters, multiply-accumulates per sample, receptive field."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig
+
+from rtnt.config import PresetConfig
+from rtnt.model.geometry import samples_to_ms
+
+if TYPE_CHECKING:
+    import keras
+
+
+@dataclass(frozen=True)
+class ModelSummary:
+    """`params`: all weights incl. non-trainable (BatchNorm statistics); `macs_per_sample`: see
+    `model_summary`; `receptive_field_samples`/`_ms`: conv receptive field at 48 kHz (recurrent memory excluded)."""
+
+    params: int
+    macs_per_sample: int
+    receptive_field_samples: int
+    receptive_field_ms: float
+
+
+def model_summary(model_or_preset: keras.Model | PresetConfig | DictConfig) -> ModelSummary:
+    """Figures of a Keras model, or of the model a preset builds.
+
+    MACs are the multiply-accumulates per output sample of streaming inference, counting only
+    matrix products: Conv1D k * (in / groups) * out, Dense (also time-distributed) in * out, and for
+    GRU / LSTM the input and recurrent kernels, 3 (GRU) or 4 (LSTM) * units * (in + units).
+    Bias additions, activations, gate products, PReLU and BatchNorm scaling are not counted.
+    The receptive field is 1 + sum (k - 1) * dilation over the Conv1D layers.
+    """
+    if isinstance(model_or_preset, (PresetConfig, DictConfig)):
+        from rtnt.model.build import build_model
+
+        model = build_model(model_or_preset)
+    else:
+        model = model_or_preset
+    rf = 1 + sum(_dilated_span(layer) for layer in model.layers)
+    return ModelSummary(
+        params=int(model.count_params()),
+        macs_per_sample=sum(_macs(layer) for layer in model.layers),
+        receptive_field_samples=rf,
+        receptive_field_ms=samples_to_ms(rf),
+    )
+
+
+def _macs(layer: Any) -> int:
+    """Multiply-accumulates per time step of one layer's matrix products."""
+    import keras
+
+    if isinstance(layer, keras.layers.TimeDistributed):
+        return _macs(layer.layer)
+    if isinstance(layer, (keras.layers.Conv1D, keras.layers.Dense)):
+        return _size(layer.kernel)
+    if isinstance(layer, (keras.layers.GRU, keras.layers.LSTM)):
+        return _size(layer.cell.kernel) + _size(layer.cell.recurrent_kernel)
+    return 0
+
+
+def _dilated_span(layer: Any) -> int:
+    """(k - 1) * dilation for a Conv1D layer, else 0."""
+    import keras
+
+    if isinstance(layer, keras.layers.Conv1D):
+        return (layer.kernel_size[0] - 1) * layer.dilation_rate[0]
+    return 0
+
+
+def _size(variable: Any) -> int:
+    n = 1
+    for dim in variable.shape:
+        n *= int(dim)
+    return n
