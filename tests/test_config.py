@@ -1,0 +1,44 @@
+"""rtnt-train refuses bad configurations with one line, before TensorFlow is imported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+PROBE = """
+import sys
+from rtnt.cli.train import main
+sys.argv = ["rtnt-train", *{args!r}]
+try:
+    main()
+except SystemExit as exc:
+    print("EXIT", exc.code, "TF_LOADED", "tensorflow" in sys.modules)
+"""
+
+
+def run_train_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", PROBE.format(args=list(args))], capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["preset=nope"], "unknown config choice 'preset/nope' (available: wavenet_tcn_a2_prelu, wavenet_tcn_balanced"),
+        (["train.epoch=3"], "config key 'train.epoch' does not exist"),
+        (["train.epochs=-1"], "config train.epochs=-1 is invalid: must be >= 0"),
+        (["preset.kernel_sizes=[0]"], "every kernel size must be >= 1"),
+        (["train.epochs=abc"], "config key 'train.epochs' has a value of the wrong type"),
+        (["capture=files"], "config capture.input is not set; pass it on the command line (capture.input=...)"),
+        (["capture.latency=1.5"], "capture.latency=1.5 is invalid: must be auto or a whole number of samples"),
+        (["-m", "preset=wavenet_tcn_balanced,nope"], "unknown config choice 'preset/nope'"),
+        (["preset.dilations=[1,2]", "preset.kernel_sizes=[3,3,3]"], "give one kernel size or one per layer (2)"),
+    ],
+)
+def test_bad_config_is_one_line_before_tensorflow(args: list[str], expected: str) -> None:
+    proc = run_train_cli(*args)
+    err_lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert err_lines == [err_lines[0]] and err_lines[0].startswith("error: "), proc.stderr
+    assert expected in err_lines[0]
+    assert "EXIT 2 TF_LOADED False" in proc.stdout
