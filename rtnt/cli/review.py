@@ -1,0 +1,36 @@
+"""`rtnt-review RUN_ID approved|rejected [--note TEXT]`: record a listening review on an MLflow run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rtnt.errors import RtntError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="rtnt-review",
+        description="Record a listening review on an MLflow run and re-evaluate its export gate.",
+    )
+    parser.add_argument("run_id", help="MLflow run id")
+    parser.add_argument("decision", choices=("approved", "rejected"))
+    parser.add_argument("--note", default="", help="free text stored as the review.note tag")
+    parser.add_argument(
+        "--tracking-uri",
+        default="",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlruns/mlflow.db)",
+    )
+    args = parser.parse_args(argv)
+    from rtnt.tracking.review import record_review
+
+    try:
+        result = record_review(args.run_id, args.decision, args.note, args.tracking_uri)
+    except RtntError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"run {args.run_id}: review {args.decision}; gate {result.summary}")
+    for c in result.criteria:
+        print(f"  {'pass' if c.passed else 'FAIL'}  {c.name}: {c.reason}")
+    return 0
