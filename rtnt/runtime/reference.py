@@ -1,0 +1,336 @@
+"""Numpy reference runtime for RTNeural JSON models: streams a mono signal causally, like RTNeural.
+
+Layers hold their state (conv input history, recurrent state) across `process` calls, so any chunking
+of a signal gives the same output. Convolutions and dense layers are vectorised over a block of
+samples; recurrent layers precompute their input projection per block and loop over samples.
+
+Semantics follow RTNeural's JSON loader: `dense` / `time-distributed-dense` apply W (in, out) and the
+optional bias; `conv1d` weights are Keras' (kernel, in / groups, out), tap i reads x[t - (k - 1 - i) * d];
+`gru` is Keras' reset_after GRU (gates z, r, h; bias (2, 3 * units)); `lstm` is Keras' LSTM (gates
+i, f, c, o); `prelu` alphas broadcast when one is given; `batchnorm` is affine (gamma, beta, mean,
+variance) or not (mean, variance); the `activation` field applies after dense, conv1d and activation
+layers only (RTNeural ignores it on the others).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import numpy as np
+
+from rtnt.errors import ModelJsonError
+
+BLOCK = 16384  # samples processed per pass through the layers
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+ACTIVATIONS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "tanh": np.tanh,
+    "relu": lambda x: np.maximum(x, 0.0),
+    "sigmoid": _sigmoid,
+    "softmax": _softmax,
+    "elu": lambda x: np.where(x > 0, x, np.expm1(np.minimum(x, 0.0))),
+}
+
+
+class _Dense:
+    """y = x W + b per time step (memoryless)."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray) -> None:
+        self.kernel, self.bias = kernel, bias
+
+    def reset(self) -> None:
+        pass
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return x @ self.kernel + self.bias
+
+
+class _Conv1D:
+    """Causal dilated, grouped 1-D convolution with an input history of (k - 1) * d frames."""
+
+    def __init__(self, kernel: np.ndarray, bias: np.ndarray, dilation: int, groups: int) -> None:
+        self.kernel, self.bias, self.dilation, self.groups = kernel, bias, dilation, groups
+        self.span = (kernel.shape[0] - 1) * dilation
+        self.in_size = kernel.shape[1] * groups
+        self.reset()
+
+    def reset(self) -> None:
+        self.history = np.zeros((self.span, self.in_size), dtype=np.float32)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        n = len(x)
+        padded = np.concatenate([self.history, x]) if self.span else x
+        y = np.broadcast_to(self.bias, (n, self.bias.shape[0])).copy()
+        cin, cout = self.kernel.shape[1], self.kernel.shape[2] // self.groups
+        for g in range(self.groups):
+            ins, outs = slice(g * cin, (g + 1) * cin), slice(g * cout, (g + 1) * cout)
+            for i in range(self.kernel.shape[0]):
+                y[:, outs] += padded[i * self.dilation : i * self.dilation + n, ins] @ self.kernel[i][:, outs]
+        if self.span:
+            self.history = padded[len(padded) - self.span :].copy()
+        return y
+
+
+class _GRU:
+    """Keras GRU with reset_after=True: h = z * h + (1 - z) * tanh(x Wh + bh + r * (h Uh + bh'))."""
+
+    def __init__(self, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> None:
+        self.kernel, self.recurrent, self.bias = kernel, recurrent, bias
+        self.units = recurrent.shape[0]
+        self.reset()
+
+    def reset(self) -> None:
+        self.h = np.zeros(self.units, dtype=np.float32)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        u = self.units
+        xp = x @ self.kernel + self.bias[0]
+        out = np.empty((len(x), u), dtype=np.float32)
+        h, rec, rb = self.h, self.recurrent, self.bias[1]
+        for t in range(len(x)):
+            hp = h @ rec + rb
+            zr = _sigmoid(xp[t, : 2 * u] + hp[: 2 * u])
+            c = np.tanh(xp[t, 2 * u :] + zr[u:] * hp[2 * u :])
+            h = c + zr[:u] * (h - c)
+            out[t] = h
+        self.h = h
+        return out
+
+
+class _LSTM:
+    """Keras LSTM: gates i, f, c, o; c = f * c + i * tanh(.), h = o * tanh(c)."""
+
+    def __init__(self, kernel: np.ndarray, recurrent: np.ndarray, bias: np.ndarray) -> None:
+        self.kernel, self.recurrent, self.bias = kernel, recurrent, bias
+        self.units = recurrent.shape[0]
+        self.reset()
+
+    def reset(self) -> None:
+        self.h = np.zeros(self.units, dtype=np.float32)
+        self.c = np.zeros(self.units, dtype=np.float32)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        u = self.units
+        xp = x @ self.kernel + self.bias
+        out = np.empty((len(x), u), dtype=np.float32)
+        h, c, rec = self.h, self.c, self.recurrent
+        for t in range(len(x)):
+            g = xp[t] + h @ rec
+            s = _sigmoid(g)
+            c = s[u : 2 * u] * c + s[:u] * np.tanh(g[2 * u : 3 * u])
+            h = s[3 * u :] * np.tanh(c)
+            out[t] = h
+        self.h, self.c = h, c
+        return out
+
+
+class _Elementwise:
+    """A memoryless per-sample function: activation, PReLU or batch normalisation."""
+
+    def __init__(self, fn: Callable[[np.ndarray], np.ndarray]) -> None:
+        self.fn = fn
+
+    def reset(self) -> None:
+        pass
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.fn(x)
+
+
+Layer = _Dense | _Conv1D | _GRU | _LSTM | _Elementwise
+
+
+class ReferenceModel:
+    """A loaded RTNeural JSON model; `process` streams a 1-D signal through it, keeping state."""
+
+    def __init__(self, layers: list[Layer]) -> None:
+        self.layers = layers
+
+    @classmethod
+    def from_json(cls, source: str | Path | Mapping[str, Any]) -> ReferenceModel:
+        """Load a model from a JSON file path or an already parsed dict; malformed models raise ModelJsonError."""
+        if isinstance(source, Mapping):
+            return cls(_parse(source, "model JSON"))
+        path = Path(source)
+        try:
+            data = json.loads(path.read_text())
+        except OSError as exc:
+            raise ModelJsonError(f"cannot read model JSON {path}: {exc.strerror or exc}; check the path") from exc
+        except json.JSONDecodeError as exc:
+            raise ModelJsonError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); re-export the model") from exc
+        if not isinstance(data, Mapping):
+            raise ModelJsonError(f"{path} holds no JSON object; an RTNeural model has in_shape and layers")
+        return cls(_parse(data, str(path)))
+
+    def reset(self) -> None:
+        """Clear all state (conv histories, recurrent states), as at the start of a stream."""
+        for layer in self.layers:
+            layer.reset()
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Run the next samples of the stream; returns as many float32 output samples."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim != 1:
+            raise ValueError(f"process expects a 1-D signal, got shape {x.shape}")
+        out = np.empty(len(x), dtype=np.float32)
+        for start in range(0, len(x), BLOCK):
+            h = x[start : start + BLOCK, None]
+            for layer in self.layers:
+                h = layer.forward(h)
+            out[start : start + BLOCK] = h[:, 0]
+        return out
+
+
+class _Reader:
+    """Validates one JSON layer and turns its fields into arrays; errors name the layer index and type."""
+
+    def __init__(self, source: str, index: int, spec: Any) -> None:
+        self.source, self.index = source, index
+        if not isinstance(spec, Mapping):
+            self.fail("is not a JSON object")
+        self.spec = spec
+        self.type = spec.get("type")
+        if not isinstance(self.type, str):
+            self.fail("has no string 'type'")
+
+    def fail(self, problem: str) -> NoReturn:
+        kind = f" ({self.type})" if isinstance(getattr(self, "type", None), str) else ""
+        raise ModelJsonError(f"{self.source} layer {self.index}{kind}: {problem}; re-export the model or fix the file")
+
+    def dims(self) -> int:
+        shape = self.spec.get("shape")
+        if not isinstance(shape, Sequence) or not shape or not _is_count(shape[-1]):
+            self.fail(f"'shape' must be a list ending in a positive size, got {shape!r}")
+        return int(shape[-1])
+
+    def int_field(self, key: str, default: int | None = None) -> int:
+        value = self.spec.get(key, default)
+        if isinstance(value, Sequence) and not isinstance(value, str) and value:
+            value = value[-1]
+        if not _is_count(value):
+            self.fail(f"'{key}' must be a positive integer (or a list ending in one), got {value!r}")
+        return int(value)
+
+    def activation(self) -> str:
+        name = self.spec.get("activation", "")
+        if name != "" and name not in ACTIVATIONS:
+            self.fail(f"unsupported activation {name!r} (RTNeural loads {', '.join(ACTIVATIONS)})")
+        return name
+
+    def weights(self, counts: Sequence[int]) -> list[np.ndarray]:
+        raw = self.spec.get("weights")
+        if not isinstance(raw, Sequence) or isinstance(raw, str) or len(raw) not in counts:
+            n = len(raw) if isinstance(raw, Sequence) else raw
+            self.fail(f"'weights' must be a list of {' or '.join(map(str, counts))} arrays, got {n!r}")
+        arrays = []
+        for j, w in enumerate(raw):
+            try:
+                a = np.asarray(w, dtype=np.float32)
+            except (TypeError, ValueError):
+                self.fail(f"weights[{j}] is not a rectangular numeric array")
+            if not np.all(np.isfinite(a)):
+                self.fail(f"weights[{j}] holds NaN or Inf")
+            arrays.append(a)
+        return arrays
+
+    def expect(self, j: int, array: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        if array.shape != shape:
+            self.fail(f"weights[{j}] has shape {array.shape}, expected {shape}")
+        return array
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _parse(data: Mapping[str, Any], source: str) -> list[Layer]:
+    """Build the runtime layers of an RTNeural JSON model, checking every size against its input."""
+    in_shape, specs = data.get("in_shape"), data.get("layers")
+    if not isinstance(in_shape, Sequence) or not in_shape or in_shape[-1] != 1:
+        raise ModelJsonError(f"{source}: 'in_shape' must be a list ending in 1 (mono input), got {in_shape!r}")
+    if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
+        raise ModelJsonError(f"{source}: 'layers' must be a non-empty list")
+    layers: list[Layer] = []
+    size = 1
+    for index, spec in enumerate(specs):
+        r = _Reader(source, index, spec)
+        size = _parse_layer(r, size, layers)
+    if size != 1:
+        raise ModelJsonError(f"{source}: the last layer has {size} outputs; a mono model must end in 1")
+    return layers
+
+
+def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
+    """Append the runtime layers of one JSON layer (plus its activation); return its output size."""
+    t, dims = r.type, r.dims()
+    if t in ("dense", "time-distributed-dense"):
+        w = r.weights((1, 2))
+        kernel = r.expect(0, w[0], (size, dims))
+        bias = r.expect(1, w[1], (dims,)) if len(w) == 2 else np.zeros(dims, dtype=np.float32)
+        layers.append(_Dense(kernel, bias))
+    elif t == "conv1d":
+        k, d, groups = r.int_field("kernel_size"), r.int_field("dilation"), r.int_field("groups", 1)
+        if size % groups or dims % groups:
+            r.fail(f"groups={groups} must divide the input size {size} and the output size {dims}")
+        w = r.weights((2,))
+        kernel = r.expect(0, w[0], (k, size // groups, dims))
+        layers.append(_Conv1D(kernel, r.expect(1, w[1], (dims,)), d, groups))
+    elif t == "gru":
+        w = r.weights((3,))
+        if w[2].ndim != 2:
+            r.fail("bias must have shape (2, 3 * units): export the GRU with reset_after=True")
+        args = r.expect(0, w[0], (size, 3 * dims)), r.expect(1, w[1], (dims, 3 * dims)), r.expect(2, w[2], (2, 3 * dims))
+        layers.append(_GRU(*args))
+        return dims
+    elif t == "lstm":
+        w = r.weights((3,))
+        args = r.expect(0, w[0], (size, 4 * dims)), r.expect(1, w[1], (dims, 4 * dims)), r.expect(2, w[2], (4 * dims,))
+        layers.append(_LSTM(*args))
+        return dims
+    elif t == "prelu":
+        _same_size(r, size, dims)
+        (alpha,) = r.weights((1,))
+        if alpha.ndim != 2 or alpha.shape[1] not in (1, size):
+            r.fail(f"weights[0] has shape {alpha.shape}, expected (1, {size}) or (1, 1)")
+        a = alpha[0]
+        layers.append(_Elementwise(lambda x: np.where(x >= 0, x, x * a)))
+        return dims
+    elif t == "batchnorm":
+        _same_size(r, size, dims)
+        eps = r.spec.get("epsilon")
+        if not isinstance(eps, (int, float)) or isinstance(eps, bool) or not eps >= 0:
+            r.fail(f"'epsilon' must be a number >= 0, got {eps!r}")
+        w = [r.expect(j, a, (size,)) for j, a in enumerate(r.weights((2, 4)))]
+        gamma, beta, mean, var = w if len(w) == 4 else (1.0, 0.0, *w)
+        if np.any(var + eps <= 0):
+            r.fail("variance + epsilon must be > 0")
+        scale = (gamma / np.sqrt(var + np.float32(eps))).astype(np.float32)
+        shift = np.asarray(beta, dtype=np.float32)
+        layers.append(_Elementwise(lambda x: (x - mean) * scale + shift))
+        return dims
+    elif t == "activation":
+        _same_size(r, size, dims)
+        r.weights((0,))
+    else:
+        r.fail("unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, batchnorm, activation)")
+    name = r.activation()
+    if name:
+        layers.append(_Elementwise(ACTIVATIONS[name]))
+    return dims
+
+
+def _same_size(r: _Reader, size: int, dims: int) -> None:
+    if dims != size:
+        r.fail(f"'shape' ends in {dims} but its input has {size} channels")
