@@ -79,6 +79,8 @@ def record_review(run_id: str, decision: str, note: str = "", tracking_uri: str 
         ) from None
     with tempfile.TemporaryDirectory() as tmp:
         try:
+            if GATE_JSON not in {a.path for a in client.list_artifacts(run_id, GATE_DIR)}:
+                raise FileNotFoundError(GATE_JSON)
             local = client.download_artifacts(run_id, GATE_JSON, tmp)
             record = json.loads(Path(local).read_text())
         except (MlflowException, OSError, ValueError):
