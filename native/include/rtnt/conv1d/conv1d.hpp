@@ -1,0 +1,90 @@
+// Causal dilated 1-D convolution (Keras padding="causal", groups), streamed block by block.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../activation/activation.hpp"
+#include "../core/aligned.hpp"
+#include "../core/layer.hpp"
+#include "../core/tap_gemm.hpp"
+
+namespace rtnt {
+
+/// y[t] = act(b + sum_k W[k] x[t - (K-1-k) d]).
+///
+/// The input history lives in a mirrored ring of capacity cap = (K-1) d + max_block rows: every
+/// row is stored at p and p + cap, so the window of (K-1) d past rows plus the current block is
+/// always one contiguous span, whatever the write position. The block is then a single tap_gemm
+/// over that span; the per-sample cost is the same for every block and every position.
+class Conv1d final : public Layer {
+public:
+    /// kernel is (K, in/groups, out) row-major as Keras stores it; bias has `out` entries or is empty.
+    Conv1d(int in, int out, int kernel_size, int dilation, int groups, const std::vector<float>& kernel,
+           const std::vector<float>& bias, Activation act)
+        : Layer(in, out), K_(kernel_size), d_(dilation), groups_(groups), np_(padded(out)),
+          w_(static_cast<std::size_t>(kernel_size) * in * np_, 0.0f), b_(np_, 0.0f), act_(act) {
+        const int in_g = in / groups, out_g = out / groups;
+        for (int k = 0; k < K_; ++k)
+            for (int o = 0; o < out; ++o) {
+                const int g = o / out_g;
+                for (int ii = 0; ii < in_g; ++ii) {
+                    const int i = g * in_g + ii;
+                    w_[(static_cast<std::size_t>(k) * in + i) * np_ + o] =
+                        kernel[(static_cast<std::size_t>(k) * in_g + ii) * out + o];
+                }
+            }
+        for (std::size_t o = 0; o < bias.size(); ++o) b_[o] = bias[o];
+    }
+
+    void prepare(int max_block) override {
+        if (lookback() == 0) return;
+        cap_ = lookback() + max_block;
+        ring_.assign(static_cast<std::size_t>(2) * cap_ * in_size(), 0.0f);
+        pos_ = 0;
+    }
+
+    void reset() noexcept override {
+        std::fill(ring_.begin(), ring_.end(), 0.0f);
+        pos_ = 0;
+    }
+
+    void process(const float* in, int in_stride, float* out, int n) noexcept override {
+        const int cin = in_size();
+        if (lookback() == 0) {
+            tap_gemm(in, in_stride, 0, 1, cin, w_.data(), np_, b_.data(), out, np_, n);
+        } else {
+            float* ring = ring_.data();
+            const std::size_t row_bytes = sizeof(float) * static_cast<std::size_t>(cin);
+            int p = pos_;
+            for (int t = 0; t < n; ++t) {
+                const float* src = in + static_cast<long>(t) * in_stride;
+                std::memcpy(ring + static_cast<long>(p) * cin, src, row_bytes);
+                std::memcpy(ring + static_cast<long>(p + cap_) * cin, src, row_bytes);
+                if (++p == cap_) p = 0;
+            }
+            int start = pos_ - lookback();
+            if (start < 0) start += cap_;
+            tap_gemm(ring + static_cast<long>(start) * cin, cin, d_ * cin, K_, cin, w_.data(), np_, b_.data(), out, np_, n);
+            pos_ = p;
+        }
+        apply_activation(act_, out, n, np_, out_size());
+    }
+
+    double macs_per_sample() const noexcept override {
+        return double(K_) * (in_size() / groups_) * out_size();
+    }
+    int lookback() const noexcept override { return (K_ - 1) * d_; }
+
+private:
+    int K_, d_, groups_, np_;
+    FloatVec w_;
+    FloatVec b_;
+    Activation act_;
+    FloatVec ring_;
+    int cap_ = 0;
+    int pos_ = 0;
+};
+
+}  // namespace rtnt

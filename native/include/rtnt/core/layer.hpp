@@ -1,0 +1,34 @@
+// The block-processing interface shared by every layer type.
+#pragma once
+
+namespace rtnt {
+
+/// One layer of a streaming model. Activations are time-major blocks: row t of a block holds the
+/// channels of sample t. Outputs are written with row stride padded(out_size()).
+class Layer {
+public:
+    Layer(int in_size, int out_size) noexcept : in_size_(in_size), out_size_(out_size) {}
+    virtual ~Layer() = default;
+    Layer(const Layer&) = delete;
+    Layer& operator=(const Layer&) = delete;
+
+    int in_size() const noexcept { return in_size_; }
+    int out_size() const noexcept { return out_size_; }
+
+    /// Allocates every buffer that process() needs for blocks of up to max_block samples.
+    virtual void prepare(int max_block) { (void)max_block; }
+    /// Clears the streaming state (history, recurrent state) to zeros.
+    virtual void reset() noexcept {}
+    /// Processes n <= max_block samples: in has row stride in_stride, out has stride padded(out_size()).
+    virtual void process(const float* in, int in_stride, float* out, int n) noexcept = 0;
+    /// Multiply-accumulates per sample (the layer's nominal arithmetic, excluding padding).
+    virtual double macs_per_sample() const noexcept { return 0.0; }
+    /// Past samples this layer looks back over (its contribution to the receptive field).
+    virtual int lookback() const noexcept { return 0; }
+
+private:
+    int in_size_;
+    int out_size_;
+};
+
+}  // namespace rtnt

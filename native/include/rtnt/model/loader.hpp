@@ -1,0 +1,302 @@
+// Builds a Model from RTNeural's JSON format, checking every key, shape and value on the way.
+#pragma once
+
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "../activation/activation.hpp"
+#include "../batchnorm/batchnorm.hpp"
+#include "../conv1d/conv1d.hpp"
+#include "../dense/dense.hpp"
+#include "../gru/gru.hpp"
+#include "../json/json.hpp"
+#include "../lstm/lstm.hpp"
+#include "../prelu/prelu.hpp"
+#include "model.hpp"
+
+namespace rtnt {
+
+/// A model file that is malformed or unsupported. what() is one line naming the layer and problem.
+class ModelError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Bounds that keep a hostile file from requesting unbounded memory.
+struct LoaderLimits {
+    static constexpr int max_size = 4096;              // channels, units, input size
+    static constexpr int max_layers = 1024;
+    static constexpr int max_kernel = 1024;
+    static constexpr int max_dilation = 1 << 20;
+    static constexpr long max_lookback = 1L << 22;     // (kernel_size - 1) * dilation, samples
+    static constexpr long max_history_floats = 1L << 24;  // lookback * in_channels per conv layer
+};
+
+namespace detail {
+
+using json::Type;
+using json::Value;
+
+inline std::string shape_str(const std::vector<long>& dims) {
+    std::string s = "(";
+    for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+    return s + (dims.size() == 1 ? ",)" : ")");
+}
+
+class LayerReader {
+public:
+    LayerReader(const Value& v, int index) : v_(v), where_("layers[" + std::to_string(index) + "]") {}
+
+    [[noreturn]] void fail(const std::string& what) const { throw ModelError(where_ + ": " + what); }
+
+    void set_type(const std::string& type) { where_ += " (" + type + ")"; }
+
+    bool has(const char* key) const noexcept { return v_.find(key) != nullptr; }
+
+    const Value& require(const char* key, Type type) const {
+        const Value* m = v_.find(key);
+        if (!m) fail(std::string("missing key '") + key + "'");
+        if (m->type != type)
+            fail(std::string("'") + key + "' must be " + json::type_name(type) + ", got " + json::type_name(m->type));
+        return *m;
+    }
+
+    /// A whole number in [lo, hi]; `[n]` (RTNeural's one-element list) is accepted as n.
+    int integer(const char* key, long lo, long hi) const {
+        const Value* m = v_.find(key);
+        if (!m) fail(std::string("missing key '") + key + "'");
+        if (m->is_array() && m->items.size() == 1) m = &m->items[0];
+        if (!m->is_number() || !std::isfinite(m->number) || m->number != std::floor(m->number))
+            fail(std::string("'") + key + "' must be a whole number");
+        if (m->number < double(lo) || m->number > double(hi))
+            fail(std::string("'") + key + "' is " + std::to_string(static_cast<long long>(m->number)) + ", outside [" +
+                 std::to_string(lo) + ", " + std::to_string(hi) + "]");
+        return static_cast<int>(m->number);
+    }
+
+    /// The output size: the last entry of 'shape'.
+    int out_size() const {
+        const Value& s = require("shape", Type::Array);
+        if (s.items.empty()) fail("'shape' is empty; its last entry must be the output size");
+        const Value& last = s.items.back();
+        if (!last.is_number() || last.number != std::floor(last.number))
+            fail("the last entry of 'shape' must be the output size, a whole number");
+        if (last.number < 1 || last.number > LoaderLimits::max_size)
+            fail("output size " + std::to_string(static_cast<long long>(std::fmax(std::fmin(last.number, 9e18), -9e18))) +
+                 " is outside [1, " + std::to_string(LoaderLimits::max_size) + "]");
+        return static_cast<int>(last.number);
+    }
+
+    Activation activation() const {
+        const Value* a = v_.find("activation");
+        if (!a) return Activation::Identity;
+        if (!a->is_string()) fail(std::string("'activation' must be a string, got ") + json::type_name(a->type));
+        Activation act;
+        if (!activation_from_name(a->string, act))
+            fail("unknown activation '" + a->string + "' (supported: tanh, relu, sigmoid, softmax, elu, or \"\")");
+        return act;
+    }
+
+    /// The 'weights' list, which must hold between lo and hi arrays.
+    const Value& weights(std::size_t lo, std::size_t hi, const char* expected) const {
+        const Value& w = require("weights", Type::Array);
+        if (w.items.size() < lo || w.items.size() > hi)
+            fail("'weights' holds " + std::to_string(w.items.size()) + " arrays, expected " + expected);
+        return w;
+    }
+
+    /// Flattens weights[k], which must have exactly the shape `dims` and finite entries.
+    std::vector<float> tensor(const Value& w, std::size_t k, const std::vector<long>& dims, const char* meaning) const {
+        const Value& t = w.items[k];
+        const std::vector<long> actual = shape_of(t);
+        const std::string name = "weights[" + std::to_string(k) + "]";
+        if (actual != dims)
+            fail(name + " has shape " + shape_str(actual) + ", expected " + shape_str(dims) + " " + meaning);
+        std::vector<float> out;
+        std::size_t total = 1;
+        for (long d : dims) total *= static_cast<std::size_t>(d);
+        out.reserve(total);
+        std::string path;
+        flatten(t, dims, 0, name, path, out);
+        return out;
+    }
+
+    static std::vector<long> shape_of(const Value& t) {
+        std::vector<long> dims;
+        const Value* cur = &t;
+        while (cur->is_array() && dims.size() < 8) {
+            dims.push_back(static_cast<long>(cur->items.size()));
+            if (cur->items.empty()) break;
+            cur = &cur->items[0];
+        }
+        return dims;
+    }
+
+private:
+    const Value& v_;
+    std::string where_;
+
+    void flatten(const Value& t, const std::vector<long>& dims, std::size_t depth, const std::string& name,
+                 std::string& path, std::vector<float>& out) const {
+        if (depth == dims.size()) {
+            if (!t.is_number()) fail(name + path + " is " + json::type_name(t.type) + ", expected a number");
+            const float f = static_cast<float>(t.number);
+            if (!std::isfinite(f))
+                fail(name + path + " is " + (std::isnan(t.number) ? "NaN" : "infinite or beyond float range") +
+                     "; weights must be finite");
+            out.push_back(f);
+            return;
+        }
+        if (!t.is_array() || static_cast<long>(t.items.size()) != dims[depth])
+            fail(name + path + " is ragged: expected " + std::to_string(dims[depth]) + " entries at depth " +
+                 std::to_string(depth));
+        const std::size_t len = path.size();
+        for (std::size_t i = 0; i < t.items.size(); ++i) {
+            path += "[" + std::to_string(i) + "]";
+            flatten(t.items[i], dims, depth + 1, name, path, out);
+            path.resize(len);
+        }
+    }
+};
+
+inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string& type, int in,
+                                         std::vector<std::unique_ptr<Layer>>& extra) {
+    const int out = r.out_size();
+    const Activation act = r.activation();
+    if (type == "dense" || type == "time-distributed-dense") {
+        const Value& w = r.weights(1, 2, "1 or 2 (kernel, optional bias)");
+        auto kernel = r.tensor(w, 0, {in, out}, "(in, out)");
+        std::vector<float> bias;
+        if (w.items.size() == 2) bias = r.tensor(w, 1, {out}, "(out,)");
+        return std::make_unique<Dense>(in, out, kernel, bias, act);
+    }
+    if (type == "conv1d") {
+        const int K = r.integer("kernel_size", 1, LoaderLimits::max_kernel);
+        const int d = r.integer("dilation", 1, LoaderLimits::max_dilation);
+        const int groups = r.has("groups") ? r.integer("groups", 1, LoaderLimits::max_size) : 1;
+        if (in % groups != 0 || out % groups != 0)
+            r.fail("groups=" + std::to_string(groups) + " must divide the input size " + std::to_string(in) +
+                   " and the output size " + std::to_string(out));
+        const long lookback = long(K - 1) * d;
+        if (lookback > LoaderLimits::max_lookback || lookback * in > LoaderLimits::max_history_floats)
+            r.fail("(kernel_size - 1) * dilation = " + std::to_string(lookback) + " samples of " + std::to_string(in) +
+                   " channels is too much history (limit " + std::to_string(LoaderLimits::max_history_floats) + " values)");
+        const Value& w = r.weights(1, 2, "1 or 2 (kernel, optional bias)");
+        auto kernel = r.tensor(w, 0, {K, in / groups, out}, "(kernel_size, in/groups, out)");
+        std::vector<float> bias;
+        if (w.items.size() == 2) bias = r.tensor(w, 1, {out}, "(out,)");
+        return std::make_unique<Conv1d>(in, out, K, d, groups, kernel, bias, act);
+    }
+    if (type == "gru") {
+        const Value& w = r.weights(3, 3, "3 (kernel, recurrent kernel, bias)");
+        auto kernel = r.tensor(w, 0, {in, 3L * out}, "(in, 3 * units)");
+        auto rec = r.tensor(w, 1, {out, 3L * out}, "(units, 3 * units)");
+        auto bias = r.tensor(w, 2, {2, 3L * out}, "(2, 3 * units): only reset_after=True GRUs are supported");
+        return std::make_unique<Gru>(in, out, kernel, rec, bias);
+    }
+    if (type == "lstm") {
+        const Value& w = r.weights(3, 3, "3 (kernel, recurrent kernel, bias)");
+        auto kernel = r.tensor(w, 0, {in, 4L * out}, "(in, 4 * units)");
+        auto rec = r.tensor(w, 1, {out, 4L * out}, "(units, 4 * units)");
+        auto bias = r.tensor(w, 2, {4L * out}, "(4 * units,)");
+        return std::make_unique<Lstm>(in, out, kernel, rec, bias);
+    }
+    if (out != in) r.fail("output size " + std::to_string(out) + " differs from the input size " + std::to_string(in));
+    std::unique_ptr<Layer> layer;
+    if (type == "prelu") {
+        const Value& w = r.weights(1, 1, "1 (alpha)");
+        std::vector<long> dims = LayerReader::shape_of(w.items[0]);
+        long count = 1;
+        for (long d : dims) count *= d;
+        if (count != in && count != 1)
+            r.fail("weights[0] (alpha) has shape " + shape_str(dims) + ": it needs " + std::to_string(in) +
+                   " values (one per channel) or 1 (shared)");
+        layer = std::make_unique<PRelu>(in, r.tensor(w, 0, dims, "(alpha)"));
+    } else if (type == "batchnorm") {
+        const Value& eps = r.require("epsilon", Type::Number);
+        if (!std::isfinite(eps.number) || eps.number < 0) r.fail("'epsilon' must be a finite number >= 0");
+        const Value& w = r.weights(2, 4, "4 (gamma, beta, mean, variance) or 2 (mean, variance)");
+        if (w.items.size() == 3) r.fail("'weights' holds 3 arrays, expected 4 (gamma, beta, mean, variance) or 2 (mean, variance)");
+        const bool affine = w.items.size() == 4;
+        std::vector<float> gamma, beta;
+        if (affine) {
+            gamma = r.tensor(w, 0, {in}, "(channels,) for gamma");
+            beta = r.tensor(w, 1, {in}, "(channels,) for beta");
+        }
+        auto mean = r.tensor(w, affine ? 2 : 0, {in}, "(channels,) for the moving mean");
+        auto var = r.tensor(w, affine ? 3 : 1, {in}, "(channels,) for the moving variance");
+        for (int c = 0; c < in; ++c)
+            if (!(var[c] + static_cast<float>(eps.number) > 0.0f))
+                r.fail("variance + epsilon of channel " + std::to_string(c) + " is not positive");
+        layer = std::make_unique<BatchNorm>(in, gamma, beta, mean, var, static_cast<float>(eps.number));
+    } else if (type == "activation") {
+        return std::make_unique<ActivationLayer>(in, act);
+    } else {
+        r.fail("unknown layer type (supported: dense, time-distributed-dense, conv1d, gru, lstm, prelu, batchnorm, activation)");
+    }
+    if (act != Activation::Identity) extra.push_back(std::make_unique<ActivationLayer>(in, act));
+    return layer;
+}
+
+}  // namespace detail
+
+/// Parses RTNeural JSON text into a prepared Model. Throws ModelError with a one-line message.
+/// The "activation" of a gru or lstm layer names its internal cell activation and is not applied
+/// again, as in RTNeural; for every other layer type a non-empty activation follows the layer.
+inline Model load_model(std::string_view text) {
+    using detail::Type;
+    json::Value doc;
+    try {
+        doc = json::parse(text);
+    } catch (const json::ParseError& e) {
+        throw ModelError(e.what());
+    }
+    if (!doc.is_object()) throw ModelError(std::string("the model must be a JSON object with 'in_shape' and 'layers', got ") + json::type_name(doc.type));
+    const json::Value* in_shape = doc.find("in_shape");
+    if (!in_shape || !in_shape->is_array() || in_shape->items.empty())
+        throw ModelError("'in_shape' is missing or not a non-empty array; its last entry is the input size");
+    const json::Value& in_last = in_shape->items.back();
+    if (!in_last.is_number() || in_last.number != std::floor(in_last.number) || in_last.number < 1 ||
+        in_last.number > LoaderLimits::max_size)
+        throw ModelError("the last entry of 'in_shape' must be the input size, a whole number in [1, " +
+                         std::to_string(LoaderLimits::max_size) + "]");
+    const json::Value* layers = doc.find("layers");
+    if (!layers || !layers->is_array()) throw ModelError("'layers' is missing or not an array");
+    if (layers->items.empty()) throw ModelError("'layers' is empty; a model needs at least one layer");
+    if (layers->items.size() > static_cast<std::size_t>(LoaderLimits::max_layers))
+        throw ModelError("'layers' holds " + std::to_string(layers->items.size()) + " layers, more than the limit " +
+                         std::to_string(LoaderLimits::max_layers));
+
+    const int in_size = static_cast<int>(in_last.number);
+    int size = in_size;
+    std::vector<std::unique_ptr<Layer>> chain;
+    for (std::size_t i = 0; i < layers->items.size(); ++i) {
+        const json::Value& lv = layers->items[i];
+        detail::LayerReader r(lv, static_cast<int>(i));
+        if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
+        const std::string type = r.require("type", Type::String).string;
+        r.set_type(type);
+        std::vector<std::unique_ptr<Layer>> extra;
+        chain.push_back(detail::read_layer(r, type, size, extra));
+        for (auto& e : extra) chain.push_back(std::move(e));
+        size = chain.back()->out_size();
+    }
+    return Model(in_size, std::move(chain));
+}
+
+/// Reads and loads a model file; a file that cannot be read is a ModelError too.
+inline Model load_model_file(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw ModelError("cannot open model file '" + path + "'");
+    std::ostringstream ss;
+    ss << f.rdbuf();
+    return load_model(ss.str());
+}
+
+}  // namespace rtnt
