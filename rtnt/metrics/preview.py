@@ -62,8 +62,8 @@ def pick_preview_window(x: np.ndarray, sample_rate: int, seconds: float = 10.0) 
     Heuristic on the 10 ms RMS envelope (dB): an attack is a frame within 40 dB of the loudest
     frame that rises >= 9 dB above the minimum of the preceding 100 ms; a decay is an attack
     whose level falls >= 12 dB below its peak 0.3–3 s later before the next attack. Candidate
-    windows start every 0.5 s; the best has a complete decay inside, then the most attacks
-    (at most 10 count), then the earliest start. A signal no longer than `seconds` is returned whole.
+    windows start every 0.5 s; the best contains a decaying attack at least 0.3 s before its end,
+    then the most attacks (at most 10 count), then starts earliest. A signal no longer than `seconds` is returned whole.
     """
     length = int(round(seconds * sample_rate))
     if np.asarray(x).size <= length:

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
 from rtnt.errors import RtntError
-from rtnt.gate import REVIEWS, GateResult, gate_from_dict
+from rtnt.gate import GateResult, gate_from_dict
 from rtnt.tracking.uri import resolve_tracking_uri
 
 GATE_DIR = "gate"
@@ -67,7 +67,7 @@ def record_review(run_id: str, decision: str, note: str = "", tracking_uri: str 
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    if decision not in REVIEWS or decision == "pending":
+    if decision not in ("approved", "rejected"):
         raise RtntError(f"review decision {decision!r} is invalid; use approved or rejected")
     uri = resolve_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=uri)
