@@ -14,12 +14,11 @@ EVIDENCE = GateEvidence(1e-6, 2e-6, True, 9.0, 0.012, -31.0)
 
 
 @pytest.fixture()
-def store(tmp_path, monkeypatch):
+def store(tracking_uri, tmp_path):
+    """A client of the per-test sqlite store (conftest) and an experiment with artifacts in tmp_path."""
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    client = MlflowClient(tracking_uri=uri)
+    client = MlflowClient(tracking_uri=tracking_uri)
     exp = client.create_experiment("review-test", artifact_location=(tmp_path / "artifacts").as_uri())
     return client, exp
 
