@@ -30,6 +30,11 @@ public:
         prepare(kDefaultMaxBlock);
     }
 
+    Model(Model&&) noexcept = default;
+    Model& operator=(Model&&) noexcept = default;
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+
     int in_size() const noexcept { return in_size_; }
     int out_size() const noexcept { return layers_.back()->out_size(); }
     int max_block() const noexcept { return max_block_; }

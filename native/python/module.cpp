@@ -1,0 +1,106 @@
+// rtnt._native: Python bindings of the native runtime (nanobind).
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/string_view.h>
+
+#include <chrono>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "rtnt.hpp"
+
+namespace nb = nanobind;
+using namespace nb::literals;
+
+namespace {
+
+using InArray = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
+using FloatArray = nb::ndarray<nb::numpy, float>;
+using DoubleArray = nb::ndarray<nb::numpy, double, nb::ndim<1>>;
+
+/// Number of frames in x after checking that its channel layout matches the model input.
+std::size_t frames_of(const rtnt::Model& m, const InArray& x) {
+    if (x.ndim() == 1 && m.in_size() == 1) return x.shape(0);
+    if (x.ndim() == 2 && x.shape(1) == static_cast<std::size_t>(m.in_size())) return x.shape(0);
+    throw nb::value_error(("input must have shape (n,) for a 1-input model or (n, " + std::to_string(m.in_size()) +
+                           ") for this one").c_str());
+}
+
+template <typename T>
+nb::capsule owner_of(T* data) {
+    return nb::capsule(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+}
+
+FloatArray process(rtnt::Model& m, const InArray& x) {
+    const std::size_t n = frames_of(m, x);
+    const std::size_t os = static_cast<std::size_t>(m.out_size());
+    float* out = new float[n * os];
+    {
+        nb::gil_scoped_release release;
+        const float* in = x.data();
+        const std::size_t chunk = 1u << 30;  // process() takes an int count
+        for (std::size_t done = 0; done < n; done += chunk) {
+            const std::size_t k = std::min(chunk, n - done);
+            m.process(in + done * m.in_size(), out + done * os, static_cast<int>(k));
+        }
+    }
+    if (os == 1) return FloatArray(out, {n}, owner_of(out));
+    return FloatArray(out, {n, os}, owner_of(out));
+}
+
+/// Processes x block by block after `warmup` untimed blocks and returns the wall time of each
+/// timed block in seconds, followed by one last entry: the total wall time of the timed loop.
+DoubleArray bench(rtnt::Model& m, const InArray& x, int block, int warmup) {
+    if (block < 1 || block > m.max_block())
+        throw nb::value_error(("block must be in [1, max_block=" + std::to_string(m.max_block()) + "]; call prepare() first").c_str());
+    const std::size_t n = frames_of(m, x);
+    const std::size_t blocks = n / static_cast<std::size_t>(block);
+    if (blocks == 0) throw nb::value_error("the input is shorter than one block");
+    const std::size_t os = static_cast<std::size_t>(m.out_size());
+    std::unique_ptr<float[]> out(new float[static_cast<std::size_t>(block) * os]);
+    double* times = new double[blocks + 1];
+    {
+        nb::gil_scoped_release release;
+        using clock = std::chrono::steady_clock;
+        const float* in = x.data();
+        const std::size_t stride = static_cast<std::size_t>(block) * m.in_size();
+        for (int w = 0; w < warmup; ++w) m.process(in + (w % blocks) * stride, out.get(), block);
+        const auto start = clock::now();
+        auto prev = start;
+        for (std::size_t b = 0; b < blocks; ++b) {
+            m.process(in + b * stride, out.get(), block);
+            const auto now = clock::now();
+            times[b] = std::chrono::duration<double>(now - prev).count();
+            prev = now;
+        }
+        times[blocks] = std::chrono::duration<double>(prev - start).count();
+    }
+    return DoubleArray(times, {blocks + 1}, owner_of(times));
+}
+
+}  // namespace
+
+NB_MODULE(_native, m) {
+    m.doc() = "rtnt native runtime: streaming RTNeural-format JSON models in C++";
+    nb::exception<rtnt::ModelError>(m, "ModelError", PyExc_ValueError);
+
+    nb::class_<rtnt::Model>(m, "Model")
+        .def_static("from_json_text", [](std::string_view text) { return rtnt::load_model(text); }, "text"_a,
+                    "Load a model from RTNeural JSON text (raises ModelError).")
+        .def_static("from_file", [](const std::string& path) { return rtnt::load_model_file(path); }, "path"_a,
+                    "Load a model from an RTNeural JSON file (raises ModelError).")
+        .def("prepare", &rtnt::Model::prepare, "max_block"_a, "Allocate for blocks of up to max_block samples and reset.")
+        .def("reset", &rtnt::Model::reset, "Zero the streaming state.")
+        .def("process", &process, "x"_a, "Process float32 frames causally, carrying state across calls.")
+        .def_prop_ro("in_size", &rtnt::Model::in_size)
+        .def_prop_ro("out_size", &rtnt::Model::out_size)
+        .def_prop_ro("max_block", &rtnt::Model::max_block)
+        .def_prop_ro("num_layers", &rtnt::Model::num_layers)
+        .def_prop_ro("macs_per_sample", &rtnt::Model::macs_per_sample)
+        .def_prop_ro("receptive_field", &rtnt::Model::receptive_field);
+
+    m.def("bench", &bench, "model"_a, "x"_a, "block"_a, "warmup"_a = 16,
+          "Time model.process over x block by block; per-block seconds, then the total.");
+}
