@@ -26,7 +26,7 @@ from rtnt.data.splits import Region, Splits, region_with_history, split_by_time 
 from rtnt.errors import RtntError  # noqa: E402
 from rtnt.metrics.esr import esr  # noqa: E402
 from rtnt.tracking.run import flatten, git_commit, log_params_flat, run_name, tracked_run  # noqa: E402
-from rtnt.tracking.uri import resolve_tracking_uri  # noqa: E402
+from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri  # noqa: E402
 
 log = logging.getLogger("rtnt")
 
@@ -114,7 +114,10 @@ def run_training(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     overrides = _job_overrides()
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     name = run_name(cfg.preset.name, cfg.capture.name, overrides)
-    with tracked_run(tracking_uri, cfg.tracking.experiment, name, _tags(cfg, overrides)) as run:
+    artifacts = resolve_artifact_location(tracking_uri, cfg.tracking.artifact_root)
+    with tracked_run(
+        tracking_uri, cfg.tracking.experiment, name, _tags(cfg, overrides), artifact_location=artifacts
+    ) as run:
         mlflow.set_tag("rtnt.output_dir", str(out_dir.resolve()))
         log_params_flat(flatten(OmegaConf.to_container(cfg, resolve=True)))
         config_path = out_dir / "config.yaml"
@@ -146,7 +149,6 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[
     json_path = session.export(out_dir / "model.json")
     mlflow.log_artifact(str(json_path))
     evidence = _validate_export(cfg, json_path, session, x, y, splits, sr, out_dir)
-    mlflow.log_metrics({k: v for k, v in evidence["metrics"].items() if isinstance(v, (int, float))})
     session.log_final_checkpoint()
     summary = {
         "run_id": run_id,
@@ -171,6 +173,7 @@ def _validate_export(
 ) -> dict[str, Any]:
     """Parity, native validation and benchmark, aliasing probes, preview evidence and the gate."""
     from rtnt.gate import GateEvidence, evaluate_gate
+    from rtnt.tracking.review import log_gate
     from rtnt.metrics.asr import render_asr_probes
     from rtnt.metrics.preview import pick_preview_window, preview_metrics, residual_spectrum_plot, write_preview_wavs
     from rtnt.validate.parity import keras_predict, parity_error
@@ -238,12 +241,9 @@ def _validate_export(
         ),
         cfg.export.gate,
     )
-    gate_dir = out_dir / "gate"
-    gate_dir.mkdir(exist_ok=True)
-    (gate_dir / "gate.json").write_text(json.dumps(gate.to_dict(), indent=2, default=float))
-    (gate_dir / "gate_report.md").write_text(gate.to_markdown([*asr_plots, residual_plot]))
-    mlflow.log_artifacts(str(gate_dir), "gate")
-    mlflow.set_tags(gate.mlflow_tags())
+    mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    plots = [f"asr/{p.name}" for p in asr_plots] + [f"preview/{residual_plot.name}"]
+    log_gate(mlflow.MlflowClient(), mlflow.active_run().info.run_id, gate, plots)
     metrics.update(gate.mlflow_metrics())
     return {"metrics": metrics, "constraints": gate.constraints, "ready": gate.ready, "gate": gate}
 

@@ -97,14 +97,33 @@ def log_params_flat(params: Mapping[str, str]) -> None:
         mlflow.log_params(dict(items[i : i + PARAM_BATCH]))
 
 
+def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    """The id of experiment `name`, created with `artifact_location` if it does not exist yet."""
+    exp = client.get_experiment_by_name(name)
+    if exp is not None:
+        return exp.experiment_id
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except mlflow.exceptions.MlflowException:  # created concurrently by another job of a multirun
+        return client.get_experiment_by_name(name).experiment_id
+
+
 @contextmanager
 def tracked_run(
-    tracking_uri: str, experiment: str, name: str, tags: Mapping[str, str], parent_run_id: str | None = None
+    tracking_uri: str,
+    experiment: str,
+    name: str,
+    tags: Mapping[str, str],
+    *,
+    artifact_location: str | None = None,
+    parent_run_id: str | None = None,
 ) -> Iterator[mlflow.ActiveRun]:
     """Start an MLflow run and always end it with the true status: FINISHED, FAILED or KILLED."""
     mlflow.set_tracking_uri(tracking_uri)
-    exp = mlflow.set_experiment(experiment)
-    mark_orphaned_runs(MlflowClient(tracking_uri), exp.experiment_id)
+    client = MlflowClient(tracking_uri)
+    experiment_id = ensure_experiment(client, experiment, artifact_location)
+    mlflow.set_experiment(experiment_id=experiment_id)
+    mark_orphaned_runs(client, experiment_id)
     all_tags = {**tags, "rtnt.pid": str(os.getpid()), "rtnt.host": socket.gethostname()}
     run = mlflow.start_run(run_name=name, tags=all_tags, parent_run_id=parent_run_id, nested=parent_run_id is not None)
     try:

@@ -85,6 +85,8 @@ class TrainingSession:
 
         keras.utils.set_random_seed(int(cfg.train.seed))
         if cfg.continue_from:
+            import rtnt.model.layers  # noqa: F401  (registers SmoothTanh for loading)
+
             ckpt = resolve_checkpoint(cfg.continue_from, mlflow.get_tracking_uri())
             model = keras.models.load_model(ckpt.path)
             tags = {"rtnt.continued_from": str(ckpt.path), "rtnt.initial_epoch": str(ckpt.epochs_completed)}
@@ -144,8 +146,10 @@ class TrainingSession:
         return result  # early stopping has restored the best validation weights
 
     def export(self, path: Path) -> Path:
+        """Write the RTNeural JSON, and beside it the exact Keras model it was exported from (`.keras`)."""
         from rtnt.export.rtneural import save_rtneural
 
+        self.model.save(path.with_suffix(".keras"))
         return save_rtneural(self.model, path)
 
     def log_final_checkpoint(self) -> None:

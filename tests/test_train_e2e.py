@@ -1,0 +1,103 @@
+"""End to end: `rtnt-train train=smoke` on the embedded demo capture logs every metric, tag and artifact,
+and the exported JSON reproduces the Keras model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+METRICS = [
+    "esr", "esr_val", "esr_preemph", "parity_error", "params", "macs_per_sample", "receptive_field",
+    "receptive_field_ms", "native_parity_error", "native_validation", "native_rtf_worst", "native_rtf_b1",
+    "native_rtf_b128", "native_efficiency_b128", "asr_mean", "asr_max", "asr_mean_db", "gate.ready",
+    "epochs_completed",
+]
+TAGS = ["preset", "capture", "family", "git_commit", "gate.ready", "gate.failed", "review", "asr.runtime"]
+ARTIFACTS = [
+    "model.json", "config.yaml", "loss_curve.png", "gate/report.md", "gate/gate.json",
+    "preview/input.wav", "preview/target.wav", "preview/prediction.wav", "preview/residual.wav",
+    "bench/native_bench.json", "bench/native_bench.md", "asr/asr_probes.csv", "capture/capture_report.json",
+    "checkpoint/last.keras",
+]
+
+
+def run_rtnt_train(cwd: Path, *overrides: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "rtnt.cli.train", *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("e2e")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    proc = run_rtnt_train(tmp, "train=smoke")
+    mp.undo()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_id = proc.stdout.split("MLflow run:")[1].split()[0]
+    return {"proc": proc, "uri": uri, "run": mlflow.MlflowClient(uri).get_run(run_id), "cwd": tmp}
+
+
+def test_run_finishes_and_prints_its_summary(smoke_run: dict) -> None:
+    out = smoke_run["proc"].stdout
+    for word in ("ESR", "parity error", "JSON:", "MLflow run:"):
+        assert word in out
+    assert smoke_run["run"].info.status == "FINISHED"
+
+
+def test_run_logs_every_metric_and_tag(smoke_run: dict) -> None:
+    run = smoke_run["run"]
+    missing = [m for m in METRICS if m not in run.data.metrics]
+    assert not missing, missing
+    assert not [t for t in TAGS if t not in run.data.tags]
+    assert run.data.tags["preset"] == "wavenet_tcn_balanced" and run.data.tags["capture"] == "demo"
+    assert run.data.tags["review"] == "pending"
+    assert run.data.params["train.epochs"] == "2"
+    assert run.info.run_name.startswith("wavenet_tcn_balanced@demo#")
+
+
+def test_loss_curves_are_logged_per_epoch(smoke_run: dict) -> None:
+    client = mlflow.MlflowClient(smoke_run["uri"])
+    for key in ("train_loss", "val_loss"):
+        steps = [m.step for m in client.get_metric_history(smoke_run["run"].info.run_id, key)]
+        assert steps == [1, 2]
+
+
+def test_artifacts_are_logged(smoke_run: dict) -> None:
+    client = mlflow.MlflowClient(smoke_run["uri"])
+    run_id = smoke_run["run"].info.run_id
+    listed: set[str] = set()
+    stack = [""]
+    while stack:
+        for f in client.list_artifacts(run_id, stack.pop() or None):
+            (stack.append(f.path) if f.is_dir else listed.add(f.path))
+    assert not [a for a in ARTIFACTS if a not in listed], sorted(listed)
+
+
+def test_exported_json_reproduces_the_keras_model(smoke_run: dict) -> None:
+    import keras
+
+    import rtnt.model.layers  # noqa: F401  (registers SmoothTanh for loading)
+    import rtnt.train.losses  # noqa: F401  (registers the ESR loss)
+    from rtnt.runtime.reference import ReferenceModel
+
+    run = smoke_run["run"]
+    out_dir = Path(run.data.tags["rtnt.output_dir"])
+    model = keras.models.load_model(out_dir / "model.keras")
+    x = np.random.default_rng(1).uniform(-0.8, 0.8, 9600).astype(np.float32)
+    y_keras = np.asarray(model(x[None, :, None]))[0, :, 0]
+    y_json = ReferenceModel.from_json(out_dir / "model.json").process(x)
+    assert np.max(np.abs(y_keras - y_json)) < 1e-4
+    assert run.data.metrics["parity_error"] < 1e-4
+    assert run.data.metrics["native_parity_error"] < 1e-4
+    assert json.loads((out_dir / "model.json").read_text())["layers"][0]["type"] == "conv1d"
