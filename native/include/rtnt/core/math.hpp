@@ -12,19 +12,30 @@
 
 namespace rtnt {
 
+/// a * b + c, fused exactly when the target has FMA instructions and unfused otherwise, never
+/// left to the compiler's contraction choice: vector and scalar code paths must round alike so
+/// that results do not depend on how a signal is cut into blocks.
+inline float madd(float a, float b, float c) noexcept {
+#if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
+    return std::fma(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
 /// tanh(x) as x * P(x^2) / Q(x^2) on |x| <= 9, clamped to [-1, 1].
 /// The coefficients are a relative-error minimax fit made for this library; the float32 result is
 /// within 4e-7 absolute of the exact tanh everywhere. Branch-free so loops over it vectorise.
 inline float fast_tanh(float x) noexcept {
     const float c = std::min(std::max(x, -9.0f), 9.0f);
     const float s = c * c;
-    const float p = (((1.3420105e-08f * s + 2.0661466e-05f) * s + 3.4990083e-03f) * s + 1.3383991e-01f) * s + 1.0f;
-    const float q = (((7.8048447e-07f * s + 3.2910585e-04f) * s + 2.5890253e-02f) * s + 4.6717313e-01f) * s + 1.0f;
+    const float p = madd(madd(madd(madd(1.3420105e-08f, s, 2.0661466e-05f), s, 3.4990083e-03f), s, 1.3383991e-01f), s, 1.0f);
+    const float q = madd(madd(madd(madd(7.8048447e-07f, s, 3.2910585e-04f), s, 2.5890253e-02f), s, 4.6717313e-01f), s, 1.0f);
     return std::min(std::max(c * p / q, -1.0f), 1.0f);
 }
 
 /// Logistic sigmoid as 0.5 + 0.5 tanh(x / 2); absolute error below 2e-7.
-inline float fast_sigmoid(float x) noexcept { return 0.5f * fast_tanh(0.5f * x) + 0.5f; }
+inline float fast_sigmoid(float x) noexcept { return madd(0.5f, fast_tanh(0.5f * x), 0.5f); }
 
 inline void tanh_inplace(float* RTNT_RESTRICT x, int n) noexcept {
     for (int i = 0; i < n; ++i) x[i] = fast_tanh(x[i]);

@@ -42,7 +42,7 @@ inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int
             const float* wr = wk + static_cast<long>(i) * np;
             for (int r = 0; r < R; ++r) {
                 const float xv = x[static_cast<long>(r) * in_stride + i];
-                for (int j = 0; j < C; ++j) acc[r][j] += xv * wr[j];
+                for (int j = 0; j < C; ++j) acc[r][j] = madd(xv, wr[j], acc[r][j]);
             }
         }
     }

@@ -1,0 +1,100 @@
+"""Python face of the native C++ runtime (`rtnt._native`, built from native/ by pip).
+
+`NativeModel` loads RTNeural-format JSON and streams audio through it causally, exactly as a
+plugin would: `prepare(max_block)` once, then `process` any number of samples per call, with the
+state carried across calls until `reset()`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rtnt.errors import ModelJsonError, RtntError
+
+try:
+    from rtnt import _native
+except ImportError:  # the extension was not built (e.g. running from a bare source tree)
+    _native = None
+
+
+def native_available() -> bool:
+    """True when the compiled extension `rtnt._native` can be imported."""
+    return _native is not None
+
+
+def _module() -> Any:
+    if _native is None:
+        raise RtntError("the native runtime rtnt._native is not built; install rtnt with `pip install -e .` (needs a C++17 compiler)")
+    return _native
+
+
+class NativeModel:
+    """A model running in the native runtime. Construct with `from_file` or `from_json_text`."""
+
+    def __init__(self, impl: Any, source: str) -> None:
+        self._impl = impl
+        self.source = source
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> NativeModel:
+        """Load an RTNeural JSON file; raise ModelJsonError naming the layer and the problem."""
+        mod = _module()
+        try:
+            return cls(mod.Model.from_file(str(path)), str(path))
+        except mod.ModelError as e:
+            raise ModelJsonError(f"{path}: {e}") from None
+
+    @classmethod
+    def from_json_text(cls, text: str, source: str = "<json text>") -> NativeModel:
+        """Load RTNeural JSON from a string; raise ModelJsonError naming the layer and the problem."""
+        mod = _module()
+        try:
+            return cls(mod.Model.from_json_text(text), source)
+        except mod.ModelError as e:
+            raise ModelJsonError(f"{source}: {e}") from None
+
+    def prepare(self, max_block: int) -> None:
+        """Allocate for blocks of up to `max_block` samples (1..65536) and reset the state."""
+        self._impl.prepare(int(max_block))
+
+    def reset(self) -> None:
+        """Zero the streaming state, as at the start of a signal."""
+        self._impl.reset()
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        """Process the next samples: 1-D float32 in, 1-D float32 out (2-D (n, out) for multi-output models)."""
+        return self._impl.process(np.ascontiguousarray(x, dtype=np.float32))
+
+    def time_blocks(self, x: np.ndarray, block: int, warmup: int = 16) -> tuple[np.ndarray, float]:
+        """Time `process` in C++ over `x` cut into blocks of `block` samples, after `warmup` untimed blocks.
+
+        Returns the wall time of every block in seconds and the total wall time of the timed loop.
+        Needs `prepare(max_block)` with max_block >= block first.
+        """
+        t = _module().bench(self._impl, np.ascontiguousarray(x, dtype=np.float32), int(block), int(warmup))
+        return t[:-1], float(t[-1])
+
+    @property
+    def in_size(self) -> int:
+        return int(self._impl.in_size)
+
+    @property
+    def out_size(self) -> int:
+        return int(self._impl.out_size)
+
+    @property
+    def max_block(self) -> int:
+        return int(self._impl.max_block)
+
+    @property
+    def macs_per_sample(self) -> float:
+        """Multiply-accumulates per sample over all layers (nominal, excluding SIMD padding)."""
+        return float(self._impl.macs_per_sample)
+
+    @property
+    def receptive_field(self) -> int:
+        """Receptive field in samples."""
+        return int(self._impl.receptive_field)

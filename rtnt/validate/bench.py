@@ -1,0 +1,167 @@
+"""Benchmark of the native runtime: real-time factor, MAC rate and efficiency against sgemm.
+
+All timing happens in C++ (`rtnt._native.bench` times every `process` call of a block loop); this
+module picks signal lengths, measures the single-thread sgemm reference and summarises.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+
+from rtnt.native import NativeModel
+
+SAMPLE_RATE = 48_000
+MIN_BLOCKS = 200  # per block size, so that the 99th percentile is a measured block time
+MAX_SAMPLES = 1 << 24
+
+
+def random_conv_stack(
+    channels: int,
+    dilations: Iterable[int],
+    kernel_size: int = 3,
+    activation: str = "tanh",
+    seed: int = 0,
+) -> dict[str, Any]:
+    """An RTNeural JSON model dict: a causal conv1d stack (1 -> channels -> ... -> 1) with random weights.
+
+    Hidden layers use `activation`; a final kernel-1 conv maps to one output channel. Weights are
+    scaled by 1/sqrt(fan_in) so activations stay in a realistic, unsaturated range.
+    """
+    rng = np.random.default_rng(seed)
+    layers, cin = [], 1
+    for d in dilations:
+        w = rng.normal(0.0, 1.0 / np.sqrt(kernel_size * cin), (kernel_size, cin, channels))
+        b = rng.normal(0.0, 0.05, channels)
+        layers.append(_conv_layer(w, b, int(d), activation))
+        cin = channels
+    w = rng.normal(0.0, 1.0 / np.sqrt(cin), (1, cin, 1))
+    layers.append(_conv_layer(w, np.zeros(1), 1, ""))
+    return {"in_shape": [None, None, 1], "layers": layers}
+
+
+def _conv_layer(w: np.ndarray, b: np.ndarray, dilation: int, activation: str) -> dict[str, Any]:
+    return {
+        "type": "conv1d",
+        "activation": activation,
+        "shape": [None, None, int(w.shape[2])],
+        "kernel_size": [int(w.shape[0])],
+        "dilation": [dilation],
+        "groups": 1,
+        "weights": [w.astype(np.float32).tolist(), b.astype(np.float32).tolist()],
+    }
+
+
+def sgemm_gmacs(seconds: float = 0.5, n: int = 512) -> float:
+    """Single-thread float32 matrix-multiply rate in GMAC/s (numpy BLAS limited to one thread)."""
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n), dtype=np.float32)
+    b = rng.standard_normal((n, n), dtype=np.float32)
+    c = np.empty((n, n), np.float32)
+    rates = []
+    with threadpool_limits(limits=1, user_api="blas"):
+        np.matmul(a, b, out=c)
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end or len(rates) < 5:
+            t0 = time.perf_counter()
+            np.matmul(a, b, out=c)
+            rates.append(n**3 / (time.perf_counter() - t0) / 1e9)
+    return float(np.median(rates))
+
+
+def _signal(n: int, seed: int = 1) -> np.ndarray:
+    """Guitar-level test signal: a decaying chord plus noise, peak about 0.5."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SAMPLE_RATE
+    chord = sum(np.sin(2 * np.pi * f * t) for f in (82.4, 123.5, 164.8, 207.7))
+    env = 0.5 + 0.5 * np.cos(2 * np.pi * 0.5 * t)
+    return (0.1 * chord * env + 0.02 * rng.standard_normal(n)).astype(np.float32)
+
+
+def benchmark_native(
+    json_path: str | Path,
+    block_sizes: Iterable[int] = (1, 32, 64, 128, 256, 512, 1024),
+    seconds: float = 2.0,
+) -> dict[str, Any]:
+    """Benchmark `json_path` single-threaded at 48 kHz for each block size.
+
+    `seconds` is the wall-clock budget of the timed loops, shared evenly by the block sizes (each
+    still times at least MIN_BLOCKS blocks). Per block size: `rtf` (audio seconds / wall seconds,
+    mean), `rtf_p99` (block duration / 99th-percentile block time), `gmacs` and `efficiency`
+    (achieved MAC rate / `sgemm_gmacs`). `rtf_worst` is the lowest `rtf_p99` over block sizes.
+    Dicts are keyed by block size (int).
+    """
+    block_sizes = [int(b) for b in block_sizes]
+    model = NativeModel.from_file(json_path)
+    model.prepare(max(block_sizes))
+    macs = model.macs_per_sample
+    sgemm = sgemm_gmacs()
+
+    per_size = max(seconds, 1e-3) / len(block_sizes)
+    probe = _signal(8192)
+    model.reset()
+    _, probe_wall = model.time_blocks(probe, 64, warmup=16)
+    cost = max(probe_wall / len(probe), 1e-10)  # seconds per sample, rough
+
+    rtf, rtf_p99, gmacs, eff, p99_ms, mean_ms, blocks_timed = {}, {}, {}, {}, {}, {}, {}
+    for b in block_sizes:
+        n = int(min(max(per_size / cost, MIN_BLOCKS * b), MAX_SAMPLES)) // b * b
+        x = _signal(max(n, b))
+        model.reset()
+        times, total = model.time_blocks(x, b, warmup=max(16, 8192 // b))
+        audio = len(times) * b / SAMPLE_RATE
+        p99 = float(np.percentile(times, 99))
+        rtf[b] = audio / total
+        rtf_p99[b] = (b / SAMPLE_RATE) / p99
+        gmacs[b] = macs * len(times) * b / total / 1e9
+        eff[b] = gmacs[b] / sgemm
+        p99_ms[b] = p99 * 1e3
+        mean_ms[b] = total / len(times) * 1e3
+        blocks_timed[b] = len(times)
+    worst_block = min(rtf_p99, key=rtf_p99.get)
+    return {
+        "model": str(json_path),
+        "sample_rate": SAMPLE_RATE,
+        "macs_per_sample": macs,
+        "receptive_field": model.receptive_field,
+        "block_sizes": block_sizes,
+        "rtf": rtf,
+        "rtf_p99": rtf_p99,
+        "rtf_worst": rtf_p99[worst_block],
+        "rtf_worst_block": worst_block,
+        "gmacs": gmacs,
+        "efficiency": eff,
+        "sgemm_gmacs": sgemm,
+        "block_ms_mean": mean_ms,
+        "block_ms_p99": p99_ms,
+        "blocks_timed": blocks_timed,
+    }
+
+
+def benchmark_table_markdown(result: dict[str, Any]) -> str:
+    """The benchmark result as a Markdown table with a one-line summary above it."""
+    lines = [
+        f"MACs/sample {result['macs_per_sample']:.0f}, single-thread sgemm {result['sgemm_gmacs']:.1f} GMAC/s, "
+        f"worst-case RTF {result['rtf_worst']:.1f} (block {result['rtf_worst_block']}, 99th-percentile block time)",
+        "",
+        "| block | RTF mean | RTF p99 | p99 / mean | GMAC/s | efficiency | mean block ms | p99 block ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for b in result["block_sizes"]:
+        lines.append(
+            f"| {b} | {result['rtf'][b]:.1f} | {result['rtf_p99'][b]:.1f} | {result['rtf_p99'][b] / result['rtf'][b]:.2f} "
+            f"| {result['gmacs'][b]:.2f} | {result['efficiency'][b]:.3f} | {result['block_ms_mean'][b]:.4f} "
+            f"| {result['block_ms_p99'][b]:.4f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def benchmark_json(result: dict[str, Any]) -> str:
+    """The benchmark result as JSON text (block-size keys become strings)."""
+    return json.dumps(result, indent=2, sort_keys=False)
