@@ -1,0 +1,94 @@
+"""Capture preparation for training: load, inspect, align, fix polarity and trim silence."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rtnt.capture.io import load_capture_pair
+from rtnt.capture.report import CaptureReport, frame_levels_db, inspect_capture, FRAME_S
+
+log = logging.getLogger(__name__)
+
+TRIM_MARGIN_S = 0.01  # kept before the first and after the last sound when trimming silence
+
+
+@dataclass
+class PreparedCapture:
+    """An aligned, causal pair: y[n] is the device's response with input history x[..n]."""
+
+    x: np.ndarray
+    y: np.ndarray
+    sample_rate: int
+    latency: int
+    polarity: int
+    report: CaptureReport
+    warnings: list[str] = field(default_factory=list)
+
+
+def align(x: np.ndarray, y: np.ndarray, latency: int) -> tuple[np.ndarray, np.ndarray]:
+    """Shift the target `latency` samples earlier and crop both to equal length."""
+    n = min(len(x), len(y) - latency)
+    return x[:n], y[latency : latency + n]
+
+
+def silence_bounds(x: np.ndarray, y: np.ndarray, sample_rate: int, threshold_db: float) -> tuple[int, int]:
+    """Sample range from the first to the last frame where either signal exceeds `threshold_db`."""
+    loud = (frame_levels_db(x, sample_rate) > threshold_db) | (frame_levels_db(y, sample_rate) > threshold_db)
+    if not loud.any():
+        return 0, len(x)
+    frame = int(FRAME_S * sample_rate)
+    margin = int(TRIM_MARGIN_S * sample_rate)
+    start = max(int(np.argmax(loud)) * frame - margin, 0)
+    end = min((len(loud) - int(np.argmax(loud[::-1]))) * frame + margin, len(x))
+    return start, end
+
+
+def prepare_capture(capture_cfg: Any) -> PreparedCapture:
+    """Load and align the capture named by a `CaptureConfig` (or the composed `cfg.capture`)."""
+    c = capture_cfg
+    pair = load_capture_pair(
+        c.input,
+        c.target,
+        channel=c.channel,
+        resample=bool(c.resample),
+        length_tolerance_s=float(c.length_tolerance_s),
+    )
+    report = inspect_capture(
+        pair,
+        latency=c.latency,
+        latency_nudge=int(c.latency_nudge),
+        silence_threshold_db=float(c.silence_threshold_db),
+    )
+    warnings = list(report.warnings)
+    x, y = align(pair.x, pair.y, report.latency_samples)
+    polarity = report.polarity
+    if polarity < 0:
+        y = -y
+        warnings.append("inverted the target's polarity so that it follows the input's")
+    if c.trim_silence:
+        start, end = silence_bounds(x, y, pair.sample_rate, float(c.silence_threshold_db))
+        if (start, end) != (0, len(x)):
+            sr = pair.sample_rate
+            warnings.append(f"trimmed silence: {start / sr:.2f} s at the start, {(len(x) - end) / sr:.2f} s at the end")
+            x, y = x[start:end], y[start:end]
+    log.info(
+        "capture %s: latency %d samples (%s), polarity %+d, %.2f s",
+        getattr(c, "name", ""),
+        report.latency_samples,
+        report.latency_source,
+        polarity,
+        len(x) / pair.sample_rate,
+    )
+    return PreparedCapture(
+        x=np.ascontiguousarray(x, dtype=np.float32),
+        y=np.ascontiguousarray(y, dtype=np.float32),
+        sample_rate=pair.sample_rate,
+        latency=report.latency_samples,
+        polarity=polarity,
+        report=report,
+        warnings=warnings,
+    )
