@@ -1,0 +1,91 @@
+"""A tiny Hydra app for the sweeper tests: rtnt's real config tree, a fake training job.
+
+It composes and validates exactly what `rtnt-train` does, nests its MLflow run under the sweep's
+parent run the same way rtnt/pipeline.py does, and returns the task-function contract with
+metrics computed in microseconds from the preset geometry (no TensorFlow), so a sweep of a few
+trials takes seconds. `sweep.fake` (free-form) makes chosen trials misbehave:
+
+- `raise_on: [N, ...]`  trial N raises inside its MLflow run;
+- `nan_on: [N, ...]`    trial N returns a NaN ESR;
+- `infeasible_on: [N]`  trial N violates the RTF-headroom constraint;
+- `sleep_s: x`          each job sleeps x seconds (lets concurrent workers interleave).
+
+Run it like rtnt-train: `python tests/sweep_fake_app.py -m +sweep=dilations_smoothing ...`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import hydra
+import mlflow
+from omegaconf import DictConfig
+
+from rtnt.config import REPO_DIR, kernel_size_per_layer, register_configs, register_resolvers, validate_config
+from rtnt.sweep.trial import trial_run_context
+from rtnt.tracking.run import tracked_run
+from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri
+
+
+def fake_metrics(cfg: DictConfig) -> dict[str, float]:
+    """Deterministic stand-ins: wider/deeper lowers ESR, larger alpha lowers ASR, more MACs lower RTF."""
+    preset = cfg.preset
+    kernels = kernel_size_per_layer(preset)
+    layers = len(preset.dilations)
+    macs = float(preset.channels**2 * sum(kernels) + preset.channels * layers)
+    alpha = float(preset.smoothing_alpha)
+    esr = 0.5 / (1.0 + preset.channels * layers / 50.0) * (1.0 + 0.2 * abs(math.log(alpha))) * (0.004 / cfg.train.learning_rate) ** 0.1
+    return {
+        "esr": esr,
+        "esr_val": esr * 1.1,
+        "asr_mean_db": -30.0 - 6.0 * math.log2(alpha),
+        "native_rtf_worst": 2.0e6 / macs,
+        "macs_per_sample": macs,
+        "parity_error": 1e-6,
+    }
+
+
+@hydra.main(config_path=str(REPO_DIR / "conf"), config_name="config", version_base="1.3")
+def fake_train(cfg: DictConfig) -> dict[str, Any]:
+    """Task function with rtnt-train's contract: run_id, metrics, constraints, overrides."""
+    from hydra.core.hydra_config import HydraConfig
+
+    validate_config(cfg)
+    fake = cfg.sweep.get("fake", {}) or {}
+    trial = cfg.sweep.get("trial")
+    time.sleep(float(fake.get("sleep_s", 0.0)))
+    tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
+    parent_run_id, trial_tags = trial_run_context(cfg.sweep)
+    tags = {"preset": cfg.preset.name, "sweep": str(cfg.sweep.get("name", "none")), **trial_tags}
+    artifacts = resolve_artifact_location(tracking_uri, cfg.tracking.artifact_root)
+    with tracked_run(tracking_uri, cfg.tracking.experiment, "fake", tags, artifact_location=artifacts, parent_run_id=parent_run_id) as run:
+        if trial in list(fake.get("raise_on", [])):
+            raise RuntimeError(f"fake failure of trial {trial}")
+        metrics = fake_metrics(cfg)
+        if trial in list(fake.get("nan_on", [])):
+            metrics["esr"] = math.nan
+        headroom = cfg.export.gate.rtf_headroom - metrics["native_rtf_worst"]
+        if trial in list(fake.get("infeasible_on", [])):
+            headroom = 1.0
+        constraints = {
+            "parity": metrics["parity_error"] - cfg.export.gate.parity_tolerance,
+            "native_validation": 0.0,
+            "rtf_headroom": headroom,
+            "esr": metrics["esr"] - cfg.export.gate.esr_max,
+            "asr": metrics["asr_mean_db"] - cfg.export.gate.asr_mean_db_max,
+        }
+        mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
+        return {
+            "run_id": run.info.run_id,
+            "metrics": metrics,
+            "constraints": constraints,
+            "overrides": list(HydraConfig.get().overrides.task),
+        }
+
+
+if __name__ == "__main__":
+    register_configs()
+    register_resolvers()
+    fake_train()
