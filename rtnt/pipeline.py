@@ -25,6 +25,7 @@ from rtnt.capture.prepare import PreparedCapture, prepare_capture  # noqa: E402
 from rtnt.data.splits import Region, Splits, region_with_history, split_by_time  # noqa: E402
 from rtnt.errors import RtntError  # noqa: E402
 from rtnt.metrics.esr import esr  # noqa: E402
+from rtnt.sweep.trial import trial_run_context  # noqa: E402
 from rtnt.tracking.run import flatten, git_commit, log_params_flat, run_name, tracked_run  # noqa: E402
 from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri  # noqa: E402
 
@@ -115,8 +116,14 @@ def run_training(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     name = run_name(cfg.preset.name, cfg.capture.name, overrides)
     artifacts = resolve_artifact_location(tracking_uri, cfg.tracking.artifact_root)
+    parent_run_id, trial_tags = trial_run_context(cfg.sweep)  # set by the rtnt_optuna sweeper
     with tracked_run(
-        tracking_uri, cfg.tracking.experiment, name, _tags(cfg, overrides), artifact_location=artifacts
+        tracking_uri,
+        cfg.tracking.experiment,
+        name,
+        {**_tags(cfg, overrides), **trial_tags},
+        artifact_location=artifacts,
+        parent_run_id=parent_run_id,
     ) as run:
         mlflow.set_tag("rtnt.output_dir", str(out_dir.resolve()))
         log_params_flat(flatten(OmegaConf.to_container(cfg, resolve=True)))
