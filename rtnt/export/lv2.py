@@ -1,0 +1,327 @@
+"""Export a model (an MLflow run or an RTNeural JSON file) as an LV2 plugin bundle.
+
+`export_lv2` validates the JSON in the native runtime, refuses (unless forced) a run whose export
+gate said not ready, builds the plugin binary from `native/lv2` with CMake, checks the built binary
+against the native runtime, and writes `<name>.lv2/`:
+
+    rtnt_model.so   the plugin (native/lv2/plugin.cpp on rtnt::runtime), URI compiled in
+    manifest.ttl    plugin URI, binary, seeAlso plugin.ttl
+    plugin.ttl      name and ports: in, out, input_gain (dB), output_gain (dB), enabled, latency
+    model.json      the model, loaded by the plugin at instantiate
+
+The URI is `urn:rtnt:run:<run id>` for a run and `urn:rtnt:model:<sha256 of the JSON, 32 hex>` for
+a file, so exporting the same source again gives the same URI. When the source is a run, the zipped
+bundle is logged back to it as the artifact `lv2/<folder>.zip` and the tag `lv2.uri` is set.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from string import Template
+
+import numpy as np
+
+from rtnt.config import REPO_DIR
+from rtnt.errors import ExportError, RtntError
+
+PLUGIN_SOURCE = REPO_DIR / "native" / "lv2"
+BINARY = "rtnt_model.dll" if sys.platform == "win32" else "rtnt_model.so"
+MODEL_FILE = "model.json"
+PLUGIN_TTL = "plugin.ttl"
+ARTIFACT_DIR = "lv2"
+SAMPLE_RATE = 48_000
+# Port indices of native/lv2/plugin.ttl.in (and PortIndex in plugin.cpp).
+PORTS = {"in": 0, "out": 1, "input_gain": 2, "output_gain": 3, "enabled": 4, "latency": 5}
+SELF_CHECK_TOLERANCE = 1e-5
+
+_URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9:._/~-]+")
+_RUN_ID_RE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+class LV2Descriptor(ctypes.Structure):
+    """ctypes layout of the C struct LV2_Descriptor (LV2 core), for calling a plugin binary directly."""
+
+
+LV2Descriptor._fields_ = [
+    ("URI", ctypes.c_char_p),
+    (
+        "instantiate",
+        ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.POINTER(LV2Descriptor), ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p),
+    ),
+    ("connect_port", ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)),
+    ("activate", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
+    ("run", ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32)),
+    ("deactivate", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
+    ("cleanup", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
+    ("extension_data", ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_char_p)),
+]
+
+
+def plugin_uri(run_id: str | None, json_bytes: bytes) -> str:
+    """The bundle's stable URI: from the run id when there is one, else from the JSON's content hash."""
+    if run_id is not None:
+        return f"urn:rtnt:run:{run_id}"
+    return f"urn:rtnt:model:{hashlib.sha256(json_bytes).hexdigest()[:32]}"
+
+
+def bundle_folder(name: str) -> str:
+    """The bundle folder name for a plugin name: `<name>.lv2`, with runs of other characters than
+    letters, digits, '.', '_' and '-' replaced by '_' (e.g. "My Crunch" -> "My_Crunch.lv2")."""
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._")
+    if not slug:
+        raise ExportError(f"plugin name {name!r} has no letters or digits; give --name a readable name")
+    return f"{slug}.lv2"
+
+
+def bundle_uri(bundle: str | Path) -> str:
+    """The plugin URI written in an exported bundle's manifest.ttl."""
+    text = (Path(bundle) / "manifest.ttl").read_text()
+    match = re.search(r"^<([^>]+)>\s*\n\s*a lv2:Plugin", text, re.MULTILINE)
+    if not match:
+        raise ExportError(f"{bundle}/manifest.ttl names no plugin; re-export the bundle")
+    return match.group(1)
+
+
+def export_lv2(
+    source: str,
+    name: str,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    tracking_uri: str = "",
+    portable: bool = False,
+) -> Path:
+    """Export `source` (an MLflow run id or a model.json path) as the LV2 bundle `out_dir/<name>.lv2`.
+
+    Raises ExportError (one line) when the JSON does not load or fails native validation, when the
+    run's gate said not ready and `force` is False, or when the build fails. `portable` builds
+    without -march=native (for copying the bundle to another x86-64 machine). An existing rtnt
+    bundle of the same folder name is replaced. Returns the bundle path.
+    """
+    name = name.strip()
+    if not name or any(ord(c) < 32 for c in name):
+        raise ExportError(f"plugin name {name!r} is empty or holds control characters; give --name a one-line name")
+    folder = bundle_folder(name)
+    out_dir = Path(out_dir).expanduser()
+    with tempfile.TemporaryDirectory(prefix="rtnt-lv2-") as tmp_name:
+        tmp = Path(tmp_name)
+        json_path, run_id, gate_note = _resolve_source(source, tmp, force, tracking_uri)
+        json_bytes = json_path.read_bytes()
+        validate_model_json(json_path)
+        uri = plugin_uri(run_id, json_bytes)
+        binary = build_plugin(uri, tmp / "build", portable=portable)
+
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = out_dir / f".{folder}.partial-{os.getpid()}"
+        shutil.rmtree(staging, ignore_errors=True)
+        try:
+            staging.mkdir()
+            shutil.copy2(binary, staging / BINARY)
+            (staging / MODEL_FILE).write_bytes(json_bytes)
+            origin = f"MLflow run {run_id}" if run_id else f"{json_path.name} (sha256 {hashlib.sha256(json_bytes).hexdigest()[:16]})"
+            _write_ttl(staging, uri, name, f"rtnt neural model from {origin}; trained at 48 kHz; {gate_note}")
+            check_plugin_binary(staging, uri)
+            final = out_dir / folder
+            _replace_bundle(staging, final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        if run_id is not None:
+            _log_bundle(run_id, final, tmp, tracking_uri)
+    return final
+
+
+def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> tuple[Path, str | None, str]:
+    """(local model.json, run id or None, gate note) for a JSON path or an MLflow run id."""
+    path = Path(source).expanduser()
+    if path.is_file():
+        return path, None, "exported from a JSON file (no export gate)"
+    if path.suffix.lower() == ".json" or not _RUN_ID_RE.fullmatch(source):
+        raise ExportError(f"model JSON {source} not found; give an existing model.json path or an MLflow run id")
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from rtnt.tracking.uri import resolve_tracking_uri
+
+    uri = resolve_tracking_uri(tracking_uri)
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        run = client.get_run(source)
+    except MlflowException:
+        raise ExportError(
+            f"{source!r} is neither a model JSON file nor a run in tracking store {uri}; check the path or run id, or pass --tracking-uri"
+        ) from None
+    ready = run.data.tags.get("gate.ready")
+    if ready != "true":
+        if ready is None:
+            problem = "has no export gate verdict (tag gate.ready); it did not reach the gate"
+        else:
+            problem = f"did not pass the export gate (failed: {run.data.tags.get('gate.failed', 'unknown')}; see gate/report.md)"
+        if not force:
+            raise ExportError(f"run {source} {problem}; fix the model or pass --force to export it anyway")
+        gate_note = "export gate NOT READY, exported with --force"
+    else:
+        gate_note = "export gate READY"
+    try:
+        if MODEL_FILE not in {a.path for a in client.list_artifacts(source)}:
+            raise FileNotFoundError(MODEL_FILE)
+        local = Path(client.download_artifacts(source, MODEL_FILE, str(tmp)))
+    except (MlflowException, OSError):
+        raise ExportError(f"run {source} has no readable {MODEL_FILE} artifact; only runs that exported a model can become plugins") from None
+    return local, source, gate_note
+
+
+def _probe_signal(n: int = 8192, seed: int = 7) -> np.ndarray:
+    """A guitar-level test signal: two decaying plucks over low noise, peak about 0.6."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / SAMPLE_RATE
+    pluck = np.sin(2 * np.pi * 110.0 * t) + 0.5 * np.sin(2 * np.pi * 330.0 * t)
+    second = t >= t[n // 2]
+    env = np.exp(-6.0 * t) + second * np.exp(-6.0 * (t - t[n // 2]) * second)
+    return (0.4 * pluck * env + 0.01 * rng.standard_normal(n)).astype(np.float32)
+
+
+def validate_model_json(json_path: Path) -> None:
+    """Raise ExportError unless the JSON loads in the native runtime as a mono model and the native
+    runtime matches the numpy reference runtime on a probe signal at many block partitions."""
+    from rtnt.native import NativeModel
+    from rtnt.runtime.reference import ReferenceModel
+    from rtnt.validate.native_check import validate_native
+
+    try:
+        model = NativeModel.from_file(json_path)
+        reference = ReferenceModel.from_json(json_path)
+    except RtntError as exc:
+        raise ExportError(f"model JSON does not load, so no plugin can run it: {exc}") from None
+    if model.in_size != 1 or model.out_size != 1:
+        raise ExportError(
+            f"{json_path}: the model has {model.in_size} input(s) and {model.out_size} output(s); "
+            "the LV2 plugin runs mono models (1 in, 1 out)"
+        )
+    x = _probe_signal()
+    y_ref = reference.process(x)
+    if not np.all(np.isfinite(y_ref)):
+        raise ExportError(f"{json_path}: the model outputs NaN or Inf on a guitar-level probe signal; re-train or re-export it")
+    result = validate_native(json_path, x, y_ref)
+    if not result["native_validation"]:
+        raise ExportError(
+            f"{json_path} fails native validation: the native runtime differs from the reference runtime by "
+            f"{result['native_parity_error']:.3g} max abs (tolerance {result['native_tolerance']:g}); re-export the model"
+        )
+
+
+def _build_tool(name: str) -> str | None:
+    """A build tool from this Python environment's bin folder (cmake, ninja from PyPI), else PATH."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else shutil.which(name)
+
+
+def build_plugin(uri: str, build_dir: Path, *, portable: bool = False) -> Path:
+    """Configure and build native/lv2 for `uri` in `build_dir`; returns the built plugin binary."""
+    if not _URI_RE.fullmatch(uri):
+        raise ExportError(f"plugin URI {uri!r} has characters a plugin binary cannot carry; use letters, digits and :._/~-")
+    if not (PLUGIN_SOURCE / "CMakeLists.txt").exists():
+        raise ExportError(f"the LV2 plugin sources {PLUGIN_SOURCE} are missing; export from an rtnt source checkout (pip install -e .)")
+    cmake = _build_tool("cmake")
+    if cmake is None:
+        raise ExportError("cmake not found; install it with `pip install cmake ninja` in this environment")
+    configure = [
+        cmake, "-S", str(PLUGIN_SOURCE), "-B", str(build_dir),
+        f"-DRTNT_LV2_URI={uri}", "-DCMAKE_BUILD_TYPE=Release",
+        f"-DRTNT_NATIVE_ARCH={'OFF' if portable else 'ON'}",
+    ]  # fmt: skip
+    ninja = _build_tool("ninja")
+    if ninja:
+        configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
+    for step, cmd in (("configure", configure), ("build", [cmake, "--build", str(build_dir), "--parallel", "2"])):
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            log = Path(tempfile.gettempdir()) / f"rtnt-lv2-build-{hashlib.sha1(uri.encode()).hexdigest()[:8]}.log"
+            log.write_text(proc.stdout + proc.stderr)
+            lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if "error" in ln.lower()]
+            first = lines[0] if lines else f"exit status {proc.returncode}"
+            raise ExportError(f"building the LV2 plugin failed at {step}: {first} (full log: {log}); check the C++ compiler")
+    binary = build_dir / BINARY
+    if not binary.exists():
+        raise ExportError(f"the LV2 build finished but produced no {BINARY} in {build_dir}; check the CMake output")
+    return binary
+
+
+def _turtle_string(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _write_ttl(bundle: Path, uri: str, name: str, comment: str) -> None:
+    values = {"uri": uri, "binary": BINARY, "name": _turtle_string(name), "comment": _turtle_string(comment)}
+    for template, target in (("manifest.ttl.in", "manifest.ttl"), ("plugin.ttl.in", PLUGIN_TTL)):
+        text = Template((PLUGIN_SOURCE / template).read_text()).substitute(values)
+        (bundle / target).write_text(text)
+
+
+def check_plugin_binary(bundle: Path, uri: str, block: int = 300) -> None:
+    """Load the bundle's binary without a host, instantiate it on the bundle, run the probe signal in
+    blocks of `block` at 0 dB / enabled, and raise ExportError unless its descriptor carries `uri`
+    and its output matches the native runtime within SELF_CHECK_TOLERANCE."""
+    from rtnt.native import NativeModel
+
+    lib = ctypes.CDLL(str(bundle / BINARY))
+    lib.lv2_descriptor.restype = ctypes.POINTER(LV2Descriptor)
+    lib.lv2_descriptor.argtypes = [ctypes.c_uint32]
+    desc = lib.lv2_descriptor(0)
+    if not desc or desc.contents.URI.decode() != uri:
+        raise ExportError(f"the built plugin {bundle / BINARY} does not describe {uri}; rebuild it")
+    d = desc.contents
+    handle = d.instantiate(desc, float(SAMPLE_RATE), (str(bundle) + os.sep).encode(), None)
+    if not handle:
+        raise ExportError(f"the built plugin failed to instantiate from {bundle}; see the messages above")
+    try:
+        x = _probe_signal()
+        y = np.zeros_like(x)
+        controls = {k: ctypes.c_float(v) for k, v in (("input_gain", 0.0), ("output_gain", 0.0), ("enabled", 1.0), ("latency", -1.0))}
+        for key, value in controls.items():
+            d.connect_port(handle, PORTS[key], ctypes.addressof(value))
+        d.activate(handle)
+        for start in range(0, len(x), block):
+            n = min(block, len(x) - start)
+            d.connect_port(handle, PORTS["in"], x.ctypes.data + 4 * start)
+            d.connect_port(handle, PORTS["out"], y.ctypes.data + 4 * start)
+            d.run(handle, n)
+        d.deactivate(handle)
+    finally:
+        d.cleanup(handle)
+    native = NativeModel.from_file(bundle / MODEL_FILE)
+    native.prepare(1024)
+    err = float(np.max(np.abs(y.astype(np.float64) - native.process(x))))
+    if not err <= SELF_CHECK_TOLERANCE or controls["latency"].value != 0.0:
+        raise ExportError(
+            f"the built plugin differs from the native runtime by {err:.3g} max abs (tolerance {SELF_CHECK_TOLERANCE:g}) "
+            f"or reports latency {controls['latency'].value:g}; rebuild it"
+        )
+
+
+def _replace_bundle(staging: Path, final: Path) -> None:
+    """Move the finished bundle into place, replacing an earlier rtnt export of the same name."""
+    if final.exists():
+        if not ((final / "manifest.ttl").exists() and (final / MODEL_FILE).exists()):
+            raise ExportError(f"{final} exists and is not an rtnt LV2 bundle; choose another --name or --out")
+        shutil.rmtree(final)
+    staging.rename(final)
+
+
+def _log_bundle(run_id: str, bundle: Path, tmp: Path, tracking_uri: str) -> None:
+    """Log the zipped bundle to the run as lv2/<folder>.zip and tag the run with lv2.uri."""
+    from mlflow import MlflowClient
+
+    from rtnt.tracking.uri import resolve_tracking_uri
+
+    archive = shutil.make_archive(str(tmp / bundle.name), "zip", root_dir=bundle.parent, base_dir=bundle.name)
+    client = MlflowClient(tracking_uri=resolve_tracking_uri(tracking_uri))
+    client.log_artifact(run_id, archive, ARTIFACT_DIR)
+    client.set_tag(run_id, "lv2.uri", bundle_uri(bundle))
