@@ -267,6 +267,8 @@ def estimate_latency(
         wa = _find_arrival(wl, wh, sample_rate, 1)
         per_window.append(None if wa is None else _whole_latency(wa.arrival, smear))
     agreement = _agreement(latency, per_window)
+    first_score = found.candidates[0][1]
+    candidates = [(latency, first_score)] + [c for c in found.candidates[1:] if c[0] != latency]
 
     keep = (lags >= latency - 64) & (lags <= latency + 192)
     return LatencyEstimate(
@@ -276,7 +278,7 @@ def estimate_latency(
         polarity=found.polarity,
         window_agreement=agreement,
         window_estimates=per_window,
-        candidates=found.candidates,
+        candidates=candidates[:top_k],
         method="impulse-response onset",
         arrival=round(float(found.arrival), 3),
         snr_db=round(float(found.snr_db), 2),
