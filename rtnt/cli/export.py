@@ -1,0 +1,70 @@
+"""`rtnt-export lv2 <run id | model.json> --name NAME [--out DIR] [--force] [--tracking-uri URI] [--portable]`.
+
+Builds an LV2 plugin bundle `<out>/<name>.lv2` from an MLflow run (its model.json artifact; the
+run's export gate must say ready unless --force) or from an RTNeural JSON file, and prints the
+bundle path and the plugin URI. Errors are one line on stderr (`error: ...`), exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from rtnt.errors import RtntError
+
+DEFAULT_LV2_DIR = "~/.lv2"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of rtnt-export."""
+    parser = argparse.ArgumentParser(prog="rtnt-export", description="Export an rtnt model for use outside the lab.")
+    formats = parser.add_subparsers(dest="format", required=True, metavar="FORMAT")
+    lv2 = formats.add_parser(
+        "lv2",
+        help="an LV2 plugin bundle (Linux hosts, DAWs, MOD-style pedals)",
+        description="Build an LV2 plugin bundle <out>/<name>.lv2 that runs the model in rtnt's native runtime.",
+    )
+    lv2.add_argument("source", help="MLflow run id, or the path of an RTNeural model.json")
+    lv2.add_argument("--name", required=True, help='plugin name shown by hosts, e.g. "My Crunch"')
+    lv2.add_argument("--out", default=DEFAULT_LV2_DIR, type=Path, help=f"folder for the bundle (default: {DEFAULT_LV2_DIR})")
+    lv2.add_argument("--force", action="store_true", help="export a run even though its export gate said not ready")
+    lv2.add_argument(
+        "--tracking-uri",
+        default="",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlruns/mlflow.db)",
+    )
+    lv2.add_argument(
+        "--portable", action="store_true", help="build without -march=native, for copying the bundle to other x86-64 machines"
+    )
+    return parser
+
+
+def _on_lv2_path(folder: Path) -> bool:
+    """True when LV2 hosts search `folder` (LV2_PATH, else the default Linux search path)."""
+    default = "~/.lv2:/usr/local/lib/lv2:/usr/lib/lv2"
+    paths = os.environ.get("LV2_PATH") or default
+    return any(Path(p).expanduser().resolve() == folder.resolve() for p in paths.split(os.pathsep) if p)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr to one line
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    from rtnt.export.lv2 import bundle_uri, export_lv2
+
+    try:
+        bundle = export_lv2(
+            args.source, args.name, args.out, force=args.force, tracking_uri=args.tracking_uri, portable=args.portable
+        )
+    except RtntError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    uri = bundle_uri(bundle)
+    print(f"bundle: {bundle}")
+    print(f"uri:    {uri}")
+    if not _on_lv2_path(bundle.parent):
+        print(f"note:   hosts find it when LV2_PATH includes {bundle.parent}")
+    return 0
