@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from rtnt.capture.io import load_capture_pair
-from rtnt.capture.report import CaptureReport, frame_levels_db, inspect_capture, FRAME_S
+from rtnt.capture.report import FRAME_S, CaptureReport, frame_levels_db, inspect_capture
 
 log = logging.getLogger(__name__)
 

@@ -157,7 +157,8 @@ class CaptureReport:
         e = self.estimate
         if e is not None and e.response.size:
             fig, ax = plt.subplots(figsize=(9, 3.5))
-            ax.plot(e.response_lags, e.response, lw=1, label="blip response" if e.method == "blips" else "impulse response")
+            label = "blip response" if e.method == "blips" else "impulse response"
+            ax.plot(e.response_lags, e.response, lw=1, label=label)
             for o, s in e.candidates:
                 ax.axvline(o, color="0.6", ls=":", lw=1)
                 ax.annotate(f"{o} ({s:.2f})", (o, 0), xytext=(2, 4), textcoords="offset points", fontsize=7)
@@ -373,7 +374,8 @@ def inspect_capture(
     low_share = float(np.mean(low_info)) if low_info.size else 0.0
     if low_share > LOW_INFO_WARN:
         warnings.append(
-            f"{low_share:.0%} of the input is silence or decay near the noise floor; such stretches teach the model little"
+            f"{low_share:.0%} of the input is silence or decay near the noise floor; "
+            "such stretches teach the model little"
         )
 
     replicate = _replicate(pair, chosen)
