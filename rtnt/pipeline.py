@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +25,7 @@ import numpy as np  # noqa: E402
 from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from rtnt.capture.prepare import PreparedCapture, prepare_capture  # noqa: E402
-from rtnt.data.splits import Region, Splits, region_with_history, split_by_time  # noqa: E402
-from rtnt.errors import RtntError  # noqa: E402
+from rtnt.data.splits import Splits, region_with_history, split_by_time  # noqa: E402
 from rtnt.metrics.esr import esr  # noqa: E402
 from rtnt.sweep.trial import trial_run_context  # noqa: E402
 from rtnt.tracking.run import flatten, git_commit, log_params_flat, run_name, tracked_run  # noqa: E402
@@ -60,6 +62,16 @@ class Renderer:
         return np.asarray(model.process(np.asarray(x, dtype=np.float32)), dtype=np.float32)
 
 
+@contextmanager
+def stage(name: str) -> Iterator[None]:
+    """Log how long a pipeline stage took, as a log line and the metric `time.<name>_s`."""
+    start = time.perf_counter()
+    yield
+    seconds = time.perf_counter() - start
+    log.info("%s took %.1f s", name, seconds)
+    mlflow.log_metric(f"time.{name}_s", seconds)
+
+
 def _job_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
@@ -82,14 +94,16 @@ def _log_capture(prepared: PreparedCapture, out_dir: Path) -> None:
     cap_dir = out_dir / "capture"
     cap_dir.mkdir(parents=True, exist_ok=True)
     (cap_dir / "capture_report.json").write_text(json.dumps(prepared.report.to_dict(), indent=2, default=str))
+    for warning in prepared.warnings:
+        log.warning("capture: %s", warning)
     prepared.report.save_plots(cap_dir)
     mlflow.log_artifacts(str(cap_dir), "capture")
+    report = prepared.report.to_dict()
     mlflow.log_metrics(
         {
             "capture.latency_samples": float(prepared.latency),
-            "capture.latency_confidence": float(prepared.report.to_dict().get("latency", {}).get("confidence", math.nan))
-            if isinstance(prepared.report.to_dict().get("latency"), dict)
-            else math.nan,
+            "capture.latency_confidence": float(report["confidence"]),
+            "capture.window_agreement": float(report["window_agreement"]),
             "capture.polarity": float(prepared.polarity),
         }
     )
@@ -138,8 +152,9 @@ def run_training(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[str, Any]:
     from rtnt.train.session import TrainingSession
 
-    prepared = prepare_capture(cfg.capture)
-    _log_capture(prepared, out_dir)
+    with stage("capture"):
+        prepared = prepare_capture(cfg.capture)
+        _log_capture(prepared, out_dir)
     x, y, sr = prepared.x, prepared.y, prepared.sample_rate
     if cfg.train.max_seconds > 0:
         x, y = x[: int(cfg.train.max_seconds * sr)], y[: int(cfg.train.max_seconds * sr)]
@@ -148,7 +163,8 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[
     rf = session.receptive_field
     splits = split_by_time(len(x), cfg.train.val_fraction, cfg.train.test_fraction, rf)
     mlflow.log_metrics(session.summary_metrics())
-    fit_result = session.train(x, y, splits, on_epoch_end=lambda e, m: mlflow.log_metrics(m, step=e))
+    with stage("train"):
+        fit_result = session.train(x, y, splits, on_epoch_end=lambda e, m: mlflow.log_metrics(m, step=e))
     mlflow.log_metric("epochs_completed", fit_result.epochs_completed)
     curve = _loss_curve(fit_result.train_loss, fit_result.val_loss, session.initial_epoch, out_dir / "loss_curve.png")
     mlflow.log_artifact(str(curve))
@@ -179,36 +195,50 @@ def _validate_export(
     out_dir: Path,
 ) -> dict[str, Any]:
     """Parity, native validation and benchmark, aliasing probes, preview evidence and the gate."""
-    from rtnt.gate import GateEvidence, evaluate_gate
-    from rtnt.tracking.review import log_gate
-    from rtnt.metrics.asr import render_asr_probes
-    from rtnt.metrics.preview import pick_preview_window, preview_metrics, residual_spectrum_plot, write_preview_wavs
     from rtnt.validate.parity import keras_predict, parity_error
 
     rf = session.receptive_field
-    hist = rf - 1
     renderer = Renderer.for_json(json_path, prefer_native=cfg.export.native)
     metrics: dict[str, float] = {}
+    with stage("parity"):
+        x_test = region_with_history(x, splits.test, rf)
+        y_keras_test = keras_predict(session.model, x_test)
+        metrics["parity_error"] = parity_error(json_path, x_test, y_keras_test)
+    with stage("split_metrics"):
+        metrics.update(_split_metrics(renderer, x, y, splits, rf, sr))
+    with stage("native"):
+        metrics.update(_native_evidence(cfg, json_path, x_test, y_keras_test, out_dir))
+    with stage("asr"):
+        asr_metrics, asr_plots = _asr_evidence(cfg, renderer, sr, out_dir)
+        metrics.update(asr_metrics)
+    with stage("preview"):
+        residual_plot = _preview_evidence(renderer, x, y, rf, sr, out_dir)
+    mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
+    gate = _gate(cfg, metrics, renderer, [f"asr/{p.name}" for p in asr_plots] + [f"preview/{residual_plot.name}"])
+    metrics.update(gate.mlflow_metrics())
+    return {"metrics": metrics, "constraints": gate.constraints, "ready": gate.ready, "gate": gate}
 
-    x_test = region_with_history(x, splits.test, rf)
-    y_keras_test = keras_predict(session.model, x_test)
-    metrics["parity_error"] = parity_error(json_path, x_test, y_keras_test)
 
-    def region_metrics(region: Region) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
-        pred = renderer(region_with_history(x, region, rf))[hist:]
+def _split_metrics(
+    renderer: Renderer, x: np.ndarray, y: np.ndarray, splits: Splits, rf: int, sr: int
+) -> dict[str, float]:
+    """ESR and preview metrics of the exported JSON on the validation and test regions."""
+    from rtnt.metrics.preview import preview_metrics
+
+    out: dict[str, float] = {}
+    for region in (splits.val, splits.test):
+        pred = renderer(region_with_history(x, region, rf))[rf - 1 :]
         target = y[region.start : region.stop]
-        return target, pred, preview_metrics(target, pred, sr)
+        out.update({f"{region.name}.{k}": float(v) for k, v in preview_metrics(target, pred, sr).items()})
+    out["esr"] = float(esr(y[splits.test.start : splits.test.stop], pred))
+    out["esr_val"] = out["val.esr"]
+    out["esr_preemph"] = out["test.esr_preemph"]
+    return out
 
-    _, _, val_m = region_metrics(splits.val)
-    y_test, pred_test, test_m = region_metrics(splits.test)
-    metrics["esr"] = float(esr(y_test, pred_test))
-    metrics["esr_val"] = float(val_m["esr"])
-    metrics.update({f"test.{k}": float(v) for k, v in test_m.items()})
-    metrics.update({f"val.{k}": float(v) for k, v in val_m.items()})
-    metrics["esr_preemph"] = float(test_m["esr_preemph"])
 
-    native = _native_evidence(cfg, json_path, x_test, y_keras_test, out_dir)
-    metrics.update(native)
+def _asr_evidence(cfg: DictConfig, renderer: Renderer, sr: int, out_dir: Path) -> tuple[dict[str, float], list[Path]]:
+    """Sine probes through the exported JSON: ASR table, plots and metrics."""
+    from rtnt.metrics.asr import render_asr_probes
 
     asr = render_asr_probes(
         renderer,
@@ -221,19 +251,32 @@ def _validate_export(
     )
     asr_dir = out_dir / "asr"
     asr_dir.mkdir(exist_ok=True)
-    asr_plots = asr.save_plots(asr_dir)
+    plots = asr.save_plots(asr_dir)
     asr.to_frame().to_csv(asr_dir / "asr_probes.csv", index=False)
     (asr_dir / "asr.json").write_text(json.dumps(asr.to_dict(), indent=2, default=float))
     mlflow.log_artifacts(str(asr_dir), "asr")
-    metrics.update({"asr_mean": asr.asr_mean, "asr_max": asr.asr_max, "asr_mean_db": asr.asr_mean_db})
     mlflow.set_tag("asr.runtime", renderer.runtime)
+    return {"asr_mean": asr.asr_mean, "asr_max": asr.asr_max, "asr_mean_db": asr.asr_mean_db}, plots
 
-    preview_dir = out_dir / "preview"
+
+def _preview_evidence(renderer: Renderer, x: np.ndarray, y: np.ndarray, rf: int, sr: int, out_dir: Path) -> Path:
+    """10 s of input, target, prediction and residual as WAVs, with the residual spectrum."""
+    from rtnt.metrics.preview import pick_preview_window, residual_spectrum_plot, write_preview_wavs
+
     window = pick_preview_window(x, sr, seconds=10.0)
-    pred_window = renderer(x[max(0, window.start - hist) : window.stop])[window.start - max(0, window.start - hist) :]
-    write_preview_wavs(preview_dir, x[window], y[window], pred_window, sr, slice(0, window.stop - window.start))
-    residual_plot = residual_spectrum_plot(y[window], pred_window, sr, preview_dir / "residual_spectrum.png")
+    lead_in = min(window.start, rf - 1)
+    pred = renderer(x[window.start - lead_in : window.stop])[lead_in:]
+    preview_dir = out_dir / "preview"
+    write_preview_wavs(preview_dir, x[window], y[window], pred, sr, slice(0, len(pred)))
+    plot = residual_spectrum_plot(y[window], pred, sr, preview_dir / "residual_spectrum.png")
     mlflow.log_artifacts(str(preview_dir), "preview")
+    return plot
+
+
+def _gate(cfg: DictConfig, metrics: dict[str, float], renderer: Renderer, plots: list[str]) -> Any:
+    """Evaluate the export gate on the measured evidence and log it (tags, metrics, report)."""
+    from rtnt.gate import GateEvidence, evaluate_gate
+    from rtnt.tracking.review import log_gate
 
     gate = evaluate_gate(
         GateEvidence(
@@ -248,11 +291,8 @@ def _validate_export(
         ),
         cfg.export.gate,
     )
-    mlflow.log_metrics({k: v for k, v in metrics.items() if isinstance(v, (int, float))})
-    plots = [f"asr/{p.name}" for p in asr_plots] + [f"preview/{residual_plot.name}"]
     log_gate(mlflow.MlflowClient(), mlflow.active_run().info.run_id, gate, plots)
-    metrics.update(gate.mlflow_metrics())
-    return {"metrics": metrics, "constraints": gate.constraints, "ready": gate.ready, "gate": gate}
+    return gate
 
 
 def _native_evidence(
@@ -298,21 +338,15 @@ def _native_evidence(
 
 
 def _print_summary(summary: dict[str, Any], evidence: dict[str, Any]) -> None:
-    from rich.console import Console
-
+    """The run's headline numbers, all measured on the exported JSON."""
     m = summary["metrics"]
     gate = evidence["gate"]
-    console = Console()
-    console.print(
-        f"[bold]rtnt-train done[/bold]  ESR {m['esr']:.4g} (test)  ESR val {m['esr_val']:.4g}  "
-        f"parity error {m['parity_error']:.3g}  native parity {m.get('native_parity_error', float('nan')):.3g}  "
-        f"native RTF worst {m.get('native_rtf_worst', float('nan')):.1f}  ASR {m['asr_mean_db']:.1f} dB"
-    )
-    console.print(f"gate: {'READY' if gate.ready else 'NOT READY'} (failed: {', '.join(gate.failed) or 'none'}; review pending)")
-    console.print(f"JSON: {summary['json_path']}")
-    console.print(f"MLflow run: {summary['run_id']}")
-
-
-def fail_message(exc: RtntError) -> str:
-    """The one line printed for a user-facing error."""
-    return f"error: {exc}"
+    nan = float("nan")
+    print("rtnt-train done (all figures measured on the exported JSON)")
+    print(f"  ESR test {m['esr']:.4g}, validation {m['esr_val']:.4g}; ASR mean {m['asr_mean_db']:.1f} dB")
+    print(f"  parity error {m['parity_error']:.3g} (reference), {m.get('native_parity_error', nan):.3g} (native)")
+    print(f"  native RTF worst {m.get('native_rtf_worst', nan):.1f}, block 128 {m.get('native_rtf_b128', nan):.1f}")
+    failed = ", ".join(gate.failed) or "none"
+    print(f"  gate: {'READY' if gate.ready else 'NOT READY'} (failed: {failed}; listening review pending)")
+    print(f"JSON: {summary['json_path']}")
+    print(f"MLflow run: {summary['run_id']}", flush=True)
