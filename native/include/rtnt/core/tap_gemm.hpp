@@ -9,24 +9,95 @@
 // same order whatever tile computes it, so results do not depend on the block partition.
 #pragma once
 
+#include <cmath>
+#include <cstring>
+
+#if defined(__FMA__) && defined(__AVX__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
 #include "math.hpp"
 
 namespace rtnt {
 namespace detail {
 
 #if defined(__AVX512F__)
-constexpr int kVectorRegisters = 32;
-#else
+constexpr int kVectorRegisters = 32;  // 8-float vectors held in registers
+#elif defined(__AVX__) || defined(__aarch64__)
 constexpr int kVectorRegisters = 16;
+#else
+constexpr int kVectorRegisters = 8;  // SSE: two xmm registers per 8-float vector
 #endif
 
 /// Rows per tile for NC column chunks of 8 floats: as many accumulators as leave room for the
-/// weight row and a broadcast in the register file.
+/// weight row and a broadcast in the register file (at most 12).
 template <int NC>
 constexpr int tile_rows() {
-    return (kVectorRegisters - NC - 2) / NC < 1 ? 1 : ((kVectorRegisters - NC - 2) / NC > 12 ? 12 : (kVectorRegisters - NC - 2) / NC);
+    constexpr int r = (kVectorRegisters - NC - 1) / NC;
+    return r < 1 ? 1 : (r > 12 ? 12 : r);
 }
 
+#if defined(__GNUC__) || defined(__clang__)
+// GCC/Clang vector extension: the compiler maps 8-float vectors onto AVX, 2 x SSE, 2 x NEON, ...
+// The code stays portable C++ with exactly one instruction sequence for every row of a tile.
+typedef float vf8 __attribute__((vector_size(32)));
+
+/// a * b + c lane by lane, rounded like madd(): fused on FMA hardware, never left to contraction
+/// (GCC contracts some instantiations of a template and not others).
+inline vf8 fma8(vf8 a, vf8 b, vf8 c) noexcept {
+#if defined(__FMA__) && defined(__AVX__)
+    return reinterpret_cast<vf8>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
+                                                 reinterpret_cast<__m256>(c)));
+#elif defined(__aarch64__)
+    float32x4_t lo = vfmaq_f32(vld1q_f32(&c[0]), vld1q_f32(&a[0]), vld1q_f32(&b[0]));
+    float32x4_t hi = vfmaq_f32(vld1q_f32(&c[4]), vld1q_f32(&a[4]), vld1q_f32(&b[4]));
+    vf8 r;
+    std::memcpy(&r, &lo, 16);
+    std::memcpy(reinterpret_cast<char*>(&r) + 16, &hi, 16);
+    return r;
+#elif defined(__x86_64__) || defined(__i386__)
+    return a * b + c;  // no FMA instructions enabled: nothing can be contracted
+#else
+    vf8 r;
+    for (int l = 0; l < 8; ++l) r[l] = std::fma(a[l], b[l], c[l]);
+    return r;
+#endif
+}
+
+inline vf8 load8(const float* p) noexcept {
+    vf8 v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+template <int R, int NC>
+inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int K, int cin,
+                     const float* RTNT_RESTRICT w, int np, const float* RTNT_RESTRICT bias,
+                     float* RTNT_RESTRICT out, int out_stride) noexcept {
+    vf8 acc[R][NC];
+    for (int c = 0; c < NC; ++c) {
+        const vf8 b = load8(bias + 8 * c);
+        for (int r = 0; r < R; ++r) acc[r][c] = b;
+    }
+    for (int k = 0; k < K; ++k) {
+        const float* x = in + static_cast<long>(k) * step;
+        const float* wk = w + static_cast<long>(k) * cin * np;
+        for (int i = 0; i < cin; ++i) {
+            vf8 wv[NC];
+            for (int c = 0; c < NC; ++c) wv[c] = load8(wk + static_cast<long>(i) * np + 8 * c);
+            for (int r = 0; r < R; ++r) {
+                const float xv = x[static_cast<long>(r) * in_stride + i];
+                const vf8 xb = {xv, xv, xv, xv, xv, xv, xv, xv};
+                for (int c = 0; c < NC; ++c) acc[r][c] = fma8(xb, wv[c], acc[r][c]);
+            }
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < NC; ++c) std::memcpy(out + static_cast<long>(r) * out_stride + 8 * c, &acc[r][c], sizeof(vf8));
+}
+#else
 template <int R, int NC>
 inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int K, int cin,
                      const float* RTNT_RESTRICT w, int np, const float* RTNT_RESTRICT bias,
@@ -49,6 +120,7 @@ inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int
     for (int r = 0; r < R; ++r)
         for (int j = 0; j < C; ++j) out[static_cast<long>(r) * out_stride + j] = acc[r][j];
 }
+#endif
 
 template <int NC>
 inline void tap_columns(const float* in, int in_stride, int step, int K, int cin, const float* w, int np,
