@@ -82,9 +82,9 @@ class CaptureReport:
             "latency_ms": self.latency_ms,
             "latency_source": self.latency_source,
             "latency_nudge": self.latency_nudge,
-            "confidence": est.get("confidence"),
+            "confidence": est.get("confidence", 0.0),  # 0 when no estimate backs a known latency
             "polarity": self.polarity,
-            "window_agreement": est.get("window_agreement"),
+            "window_agreement": est.get("window_agreement", 0.0),
             "window_estimates": est.get("window_estimates", []),
             "candidates": est.get("candidates", []),
             "estimate": est or None,
