@@ -44,32 +44,23 @@ constexpr int tile_rows() {
 // The code stays portable C++ with exactly one instruction sequence for every row of a tile.
 typedef float vf8 __attribute__((vector_size(32)));
 
-/// a * b + c lane by lane, rounded like madd(): fused on FMA hardware, never left to contraction
-/// (GCC contracts some instantiations of a template and not others).
-inline vf8 fma8(vf8 a, vf8 b, vf8 c) noexcept {
+/// acc = a * b + acc lane by lane, rounded like madd(): fused on FMA hardware, never left to
+/// contraction (GCC contracts some instantiations of a template and not others). Vectors pass by
+/// reference so no vector-register calling convention is involved on any target.
+inline void fma8(vf8& acc, const vf8& a, const vf8& b) noexcept {
 #if defined(__FMA__) && defined(__AVX__)
-    return reinterpret_cast<vf8>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
-                                                 reinterpret_cast<__m256>(c)));
+    acc = reinterpret_cast<vf8>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
+                                                reinterpret_cast<__m256>(acc)));
 #elif defined(__aarch64__)
-    float32x4_t lo = vfmaq_f32(vld1q_f32(&c[0]), vld1q_f32(&a[0]), vld1q_f32(&b[0]));
-    float32x4_t hi = vfmaq_f32(vld1q_f32(&c[4]), vld1q_f32(&a[4]), vld1q_f32(&b[4]));
-    vf8 r;
-    std::memcpy(&r, &lo, 16);
-    std::memcpy(reinterpret_cast<char*>(&r) + 16, &hi, 16);
-    return r;
+    float32x4_t lo = vfmaq_f32(vld1q_f32(&acc[0]), vld1q_f32(&a[0]), vld1q_f32(&b[0]));
+    float32x4_t hi = vfmaq_f32(vld1q_f32(&acc[4]), vld1q_f32(&a[4]), vld1q_f32(&b[4]));
+    std::memcpy(&acc, &lo, 16);
+    std::memcpy(reinterpret_cast<char*>(&acc) + 16, &hi, 16);
 #elif defined(__x86_64__) || defined(__i386__)
-    return a * b + c;  // no FMA instructions enabled: nothing can be contracted
+    acc = a * b + acc;  // no FMA instructions enabled: nothing can be contracted
 #else
-    vf8 r;
-    for (int l = 0; l < 8; ++l) r[l] = std::fma(a[l], b[l], c[l]);
-    return r;
+    for (int l = 0; l < 8; ++l) acc[l] = std::fma(a[l], b[l], acc[l]);
 #endif
-}
-
-inline vf8 load8(const float* p) noexcept {
-    vf8 v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
 }
 
 template <int R, int NC>
@@ -78,19 +69,18 @@ inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int
                      float* RTNT_RESTRICT out, int out_stride) noexcept {
     vf8 acc[R][NC];
     for (int c = 0; c < NC; ++c) {
-        const vf8 b = load8(bias + 8 * c);
-        for (int r = 0; r < R; ++r) acc[r][c] = b;
+        for (int r = 0; r < R; ++r) std::memcpy(&acc[r][c], bias + 8 * c, sizeof(vf8));
     }
     for (int k = 0; k < K; ++k) {
         const float* x = in + static_cast<long>(k) * step;
         const float* wk = w + static_cast<long>(k) * cin * np;
         for (int i = 0; i < cin; ++i) {
             vf8 wv[NC];
-            for (int c = 0; c < NC; ++c) wv[c] = load8(wk + static_cast<long>(i) * np + 8 * c);
+            for (int c = 0; c < NC; ++c) std::memcpy(&wv[c], wk + static_cast<long>(i) * np + 8 * c, sizeof(vf8));
             for (int r = 0; r < R; ++r) {
                 const float xv = x[static_cast<long>(r) * in_stride + i];
                 const vf8 xb = {xv, xv, xv, xv, xv, xv, xv, xv};
-                for (int c = 0; c < NC; ++c) acc[r][c] = fma8(xb, wv[c], acc[r][c]);
+                for (int c = 0; c < NC; ++c) fma8(acc[r][c], xb, wv[c]);
             }
         }
     }
