@@ -1,0 +1,482 @@
+"""LV2 export: a bundle built from a tiny self-made RTNeural model, run in real LV2 hosts.
+
+Hosts:
+- lilv's `lv2apply` (Debian lilv-utils): one instance, one sample per run() call, no features.
+  Renders a second of the demo capture's dry input; checks parity with the native runtime, the
+  gain ports and bypass. `lv2info` / `lv2ls` check that lilv loads the bundle's ttl.
+- `LilvHost` below: a small host of our own on liblilv-0 (installed with lilv-utils) through
+  ctypes. lilv discovers and instantiates the plugin; we call its descriptor as any host does.
+  It covers what lv2apply cannot: two instances in one process, block-size changes between calls,
+  the options feature (bufsz:maxBlockLength), in-place buffers, and control changes mid-stream
+  (smoothed gain and bypass crossfade).
+The export refusals (malformed JSON, a run whose gate said not ready) need no host.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import json
+import os
+import shutil
+import subprocess
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from rtnt.config import PACKAGE_DIR
+from rtnt.errors import ExportError
+from rtnt.export.lv2 import MODEL_FILE, PORTS, LV2Descriptor, bundle_uri, export_lv2
+from rtnt.native import NativeModel, native_available
+
+SR = 48_000
+RAMP = SR // 50  # the plugin's 20 ms gain / bypass ramp
+TOL = 1e-5
+
+needs_native = pytest.mark.skipif(not native_available(), reason="rtnt._native is not built (pip install -e .)")
+needs_build = pytest.mark.skipif(
+    shutil.which("c++") is None and shutil.which("g++") is None, reason="no C++ compiler to build the plugin"
+)
+needs_lv2apply = pytest.mark.skipif(
+    shutil.which("lv2apply") is None or shutil.which("lv2info") is None,
+    reason="lv2apply/lv2info not installed (apt-get install lilv-utils)",
+)
+LILV_LIB = ctypes.util.find_library("lilv-0")
+needs_lilv = pytest.mark.skipif(LILV_LIB is None, reason="liblilv-0 not installed (apt-get install lilv-utils)")
+
+
+def tiny_model(seed: int = 5) -> dict:
+    """A small causal conv stack in RTNeural JSON (1 -> 6 -> 6 -> 1, dilations 1 and 4, tanh) with
+    a dense output layer, random weights scaled to keep tanh unsaturated."""
+    rng = np.random.default_rng(seed)
+
+    def conv(cin: int, cout: int, k: int, d: int) -> dict:
+        w = rng.normal(0, 1 / np.sqrt(k * cin), (k, cin, cout))
+        b = rng.normal(0, 0.05, cout)
+        return {
+            "type": "conv1d", "activation": "tanh", "shape": [None, None, cout], "kernel_size": [k],
+            "dilation": [d], "groups": 1, "weights": [w.tolist(), b.tolist()],
+        }  # fmt: skip
+
+    dense_w = rng.normal(0, 1 / np.sqrt(6), (6, 1))
+    dense = {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": [dense_w.tolist(), [0.01]]}
+    return {"in_shape": [None, None, 1], "layers": [conv(1, 6, 3, 1), conv(6, 6, 3, 4), dense]}
+
+
+def native_out(json_path: Path, x: np.ndarray) -> np.ndarray:
+    """The native runtime's one-pass output for x from a fresh state."""
+    model = NativeModel.from_file(json_path)
+    model.prepare(4096)
+    return np.asarray(model.process(np.ascontiguousarray(x, np.float32)), np.float64)
+
+
+@pytest.fixture(scope="module")
+def dry() -> np.ndarray:
+    """One second of the embedded demo capture's dry input (from 2 s in, where it plays)."""
+    x, sr = sf.read(PACKAGE_DIR / "demo" / "input.flac", dtype="float32", always_2d=True)
+    assert sr == SR
+    return np.ascontiguousarray(x[2 * SR : 3 * SR, 0])
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
+    """(bundle, plugin URI, model JSON) exported once for the module's host tests."""
+    if not native_available():
+        pytest.skip("rtnt._native is not built (pip install -e .)")
+    root = tmp_path_factory.mktemp("lv2")
+    json_path = root / "tiny.json"
+    json_path.write_text(json.dumps(tiny_model()))
+    bundle = export_lv2(str(json_path), "Tiny Crunch", root / "plugins")
+    return bundle, bundle_uri(bundle), json_path
+
+
+def lv2apply(bundle: Path, uri: str, x: np.ndarray, tmp: Path, **controls: float) -> tuple[np.ndarray, str]:
+    """Render x through the plugin with lv2apply (float WAV in and out); returns (output, stderr)."""
+    src, dst = tmp / "dry.wav", tmp / "wet.wav"
+    sf.write(src, x, SR, subtype="FLOAT")
+    cmd = ["lv2apply", "-i", str(src), "-o", str(dst)]
+    for symbol, value in controls.items():
+        cmd += ["-c", symbol, repr(float(value))]
+    env = dict(os.environ, LV2_PATH=str(bundle.parent))
+    proc = subprocess.run([*cmd, uri], env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, f"lv2apply failed ({proc.returncode}): {proc.stderr}"
+    y, sr = sf.read(dst, dtype="float32")
+    assert sr == SR and y.shape == x.shape
+    return np.asarray(y, np.float64), proc.stderr
+
+
+# --------------------------------------------------------------------------- lv2apply / lv2info
+
+
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
+def test_lv2apply_render_matches_native_runtime(exported, dry, tmp_path):
+    bundle, uri, json_path = exported
+    y, stderr = lv2apply(bundle, uri, dry, tmp_path)
+    assert stderr == ""
+    ref = native_out(json_path, dry)
+    assert np.max(np.abs(ref)) > 0.05  # the model does something audible
+    assert np.max(np.abs(y - ref)) <= TOL
+
+
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
+def test_lilv_loads_the_ttl(exported):
+    bundle, uri, _ = exported
+    env = dict(os.environ, LV2_PATH=str(bundle.parent))
+    listed = subprocess.run(["lv2ls"], env=env, capture_output=True, text=True, timeout=60)
+    assert uri in listed.stdout.split()
+    info = subprocess.run(["lv2info", uri], env=env, capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0 and info.stderr == "", info.stderr
+    assert "Name:              Tiny Crunch" in info.stdout
+    assert "Has latency:       yes, reported by port 5" in info.stdout
+    for symbol in PORTS:
+        assert f"Symbol:      {symbol}\n" in info.stdout
+    assert "Designation: http://lv2plug.in/ns/lv2core#enabled" in info.stdout
+    assert {p.name for p in bundle.iterdir()} == {"manifest.ttl", "plugin.ttl", MODEL_FILE, "rtnt_model.so"}
+
+
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
+def test_lv2apply_gain_ports_and_bypass(exported, dry, tmp_path):
+    """Gains set before the first run apply from sample 0 (no ramp at start): +6 dB output gain is
+    x1.995 of the model output, -6 dB input gain feeds the model x0.501, bypass passes the input."""
+    bundle, uri, json_path = exported
+    ref = native_out(json_path, dry)
+    y, _ = lv2apply(bundle, uri, dry, tmp_path, output_gain=6.0)
+    g = float(np.float32(10 ** (6 / 20)))
+    assert abs(g - 1.9953) < 1e-4
+    assert np.max(np.abs(y - g * ref)) <= TOL
+    y, _ = lv2apply(bundle, uri, dry, tmp_path, input_gain=-6.0)
+    assert np.max(np.abs(y - native_out(json_path, dry * np.float32(10 ** (-6 / 20))))) <= TOL
+    y, _ = lv2apply(bundle, uri, dry, tmp_path, enabled=0.0, output_gain=12.0)
+    assert np.array_equal(y, dry.astype(np.float64))
+
+
+# --------------------------------------------------------------------------- a lilv host of our own
+
+
+class _LilvInstanceImpl(ctypes.Structure):
+    """lilv.h's public struct LilvInstanceImpl: descriptor, handle, private data."""
+
+    _fields_ = [("lv2_descriptor", ctypes.POINTER(LV2Descriptor)), ("lv2_handle", ctypes.c_void_p), ("pimpl", ctypes.c_void_p)]
+
+
+class _Feature(ctypes.Structure):
+    _fields_ = [("URI", ctypes.c_char_p), ("data", ctypes.c_void_p)]
+
+
+_MapFunc = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_char_p)
+
+
+class _URIDMap(ctypes.Structure):
+    _fields_ = [("handle", ctypes.c_void_p), ("map", _MapFunc)]
+
+
+class _Option(ctypes.Structure):
+    _fields_ = [
+        ("context", ctypes.c_int),
+        ("subject", ctypes.c_uint32),
+        ("key", ctypes.c_uint32),
+        ("size", ctypes.c_uint32),
+        ("type", ctypes.c_uint32),
+        ("value", ctypes.c_void_p),
+    ]
+
+
+class LilvHost:
+    """A minimal LV2 host: a lilv world holding one bundle, instances created with urid:map and,
+    when `max_block` is given, options announcing bufsz:maxBlockLength / nominalBlockLength."""
+
+    def __init__(self, bundle: Path, uri: str, max_block: int | None = None) -> None:
+        lib = ctypes.CDLL(LILV_LIB)
+        for fn, res, args in (
+            ("lilv_world_new", ctypes.c_void_p, []),
+            ("lilv_world_free", None, [ctypes.c_void_p]),
+            ("lilv_new_uri", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p]),
+            ("lilv_node_free", None, [ctypes.c_void_p]),
+            ("lilv_world_load_bundle", None, [ctypes.c_void_p, ctypes.c_void_p]),
+            ("lilv_world_get_all_plugins", ctypes.c_void_p, [ctypes.c_void_p]),
+            ("lilv_plugins_get_by_uri", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p]),
+            ("lilv_plugin_instantiate", ctypes.POINTER(_LilvInstanceImpl), [ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p]),
+            ("lilv_instance_free", None, [ctypes.POINTER(_LilvInstanceImpl)]),
+        ):
+            getattr(lib, fn).restype = res
+            getattr(lib, fn).argtypes = args
+        self.lib = lib
+        self.world = lib.lilv_world_new()
+        bundle_node = lib.lilv_new_uri(self.world, (bundle.as_uri() + "/").encode())
+        lib.lilv_world_load_bundle(self.world, bundle_node)
+        lib.lilv_node_free(bundle_node)
+        uri_node = lib.lilv_new_uri(self.world, uri.encode())
+        self.plugin = lib.lilv_plugins_get_by_uri(lib.lilv_world_get_all_plugins(self.world), uri_node)
+        lib.lilv_node_free(uri_node)
+        assert self.plugin, f"lilv did not find {uri} in {bundle}"
+
+        self._urids: dict[bytes, int] = {}
+        self._map_func = _MapFunc(lambda _h, u: self._urids.setdefault(u, len(self._urids) + 1))
+        self._map = _URIDMap(None, self._map_func)
+        feats = [_Feature(b"http://lv2plug.in/ns/ext/urid#map", ctypes.cast(ctypes.pointer(self._map), ctypes.c_void_p))]
+        if max_block is not None:
+            self._block_value = ctypes.c_int32(max_block)
+            int_type = self._map_func(None, b"http://lv2plug.in/ns/ext/atom#Int")
+            opts = [
+                _Option(0, 0, self._map_func(None, b"http://lv2plug.in/ns/ext/buf-size#" + key), 4, int_type,
+                        ctypes.cast(ctypes.pointer(self._block_value), ctypes.c_void_p))
+                for key in (b"maxBlockLength", b"nominalBlockLength")
+            ] + [_Option(0, 0, 0, 0, 0, None)]  # fmt: skip
+            self._options = (_Option * len(opts))(*opts)
+            feats.append(_Feature(b"http://lv2plug.in/ns/ext/options#options", ctypes.cast(self._options, ctypes.c_void_p)))
+        self._features = [ctypes.pointer(f) for f in feats]
+        self.features = (ctypes.POINTER(_Feature) * (len(feats) + 1))(*self._features, None)
+        self.instances: list[Instance] = []
+
+    def instantiate(self) -> Instance:
+        impl = self.lib.lilv_plugin_instantiate(self.plugin, float(SR), ctypes.cast(self.features, ctypes.c_void_p))
+        assert impl, "the plugin failed to instantiate"
+        inst = Instance(self, impl)
+        self.instances.append(inst)
+        return inst
+
+    def close(self) -> None:
+        for inst in self.instances:
+            inst.desc.deactivate(inst.handle)
+            self.lib.lilv_instance_free(inst.impl)
+        self.lib.lilv_world_free(self.world)
+
+
+class Instance:
+    """One activated plugin instance with its control ports at their defaults (0 dB, enabled)."""
+
+    def __init__(self, host: LilvHost, impl: ctypes.POINTER(_LilvInstanceImpl)) -> None:
+        self.impl = impl
+        self.desc = impl.contents.lv2_descriptor.contents
+        self.handle = impl.contents.lv2_handle
+        self.controls = {name: ctypes.c_float(v) for name, v in (("input_gain", 0), ("output_gain", 0), ("enabled", 1), ("latency", -1))}
+        for name, value in self.controls.items():
+            self.desc.connect_port(self.handle, PORTS[name], ctypes.addressof(value))
+        self.desc.activate(self.handle)
+
+    def set(self, name: str, value: float) -> None:
+        self.controls[name].value = value
+
+    def run(self, x: np.ndarray, in_place: bool = False) -> np.ndarray:
+        """One run() call over x (a new float32 buffer; the same buffer for in and out if in_place)."""
+        buf_in = np.array(x, dtype=np.float32)
+        buf_out = buf_in if in_place else np.full_like(buf_in, np.nan)
+        self.desc.connect_port(self.handle, PORTS["in"], buf_in.ctypes.data)
+        self.desc.connect_port(self.handle, PORTS["out"], buf_out.ctypes.data)
+        self.desc.run(self.handle, len(buf_in))
+        return buf_out.astype(np.float64)
+
+
+@pytest.fixture
+def host_factory(exported):
+    hosts: list[LilvHost] = []
+
+    def make(max_block: int | None = None) -> LilvHost:
+        bundle, uri, _ = exported
+        hosts.append(LilvHost(bundle, uri, max_block))
+        return hosts[-1]
+
+    yield make
+    for h in hosts:
+        h.close()
+
+
+def partition(n: int, sizes: list[int]) -> list[tuple[int, int]]:
+    """(start, stop) spans covering n samples with the block sizes cycled."""
+    spans, pos, k = [], 0, 0
+    while pos < n:
+        stop = min(n, pos + sizes[k % len(sizes)])
+        spans.append((pos, stop))
+        pos, k = stop, k + 1
+    return spans
+
+
+@needs_lilv
+@needs_build
+@pytest.mark.lv2
+def test_two_instances_in_one_host_process(exported, host_factory, dry):
+    """Two instances, interleaved call by call on different signals with random block sizes up to
+    the announced maximum, each match the native runtime alone; latency reads 0."""
+    _, _, json_path = exported
+    host = host_factory(max_block=256)
+    a, b = host.instantiate(), host.instantiate()
+    other = np.ascontiguousarray(dry[::-1])
+    rng = np.random.default_rng(1)
+    sizes = [int(s) for s in rng.integers(1, 257, 400)]
+    ya, yb = [], []
+    for start, stop in partition(len(dry), sizes):
+        ya.append(a.run(dry[start:stop]))
+        yb.append(b.run(other[start:stop]))
+    assert np.max(np.abs(np.concatenate(ya) - native_out(json_path, dry))) <= TOL
+    assert np.max(np.abs(np.concatenate(yb) - native_out(json_path, other))) <= TOL
+    assert a.controls["latency"].value == 0.0 and b.controls["latency"].value == 0.0
+
+
+@needs_lilv
+@needs_build
+@pytest.mark.lv2
+@pytest.mark.parametrize(
+    ("max_block", "sizes", "in_place"),
+    [
+        (None, [1, 7, 512, 513, 4096, 3, 1024, 64, 9000], False),  # no options: internal 512 chunks
+        (64, [64, 1, 33, 64, 17, 2], True),  # announced maximum, host processes in place
+    ],
+)
+def test_block_size_changes_between_calls(exported, host_factory, dry, max_block, sizes, in_place):
+    _, _, json_path = exported
+    inst = host_factory(max_block).instantiate()
+    y = np.concatenate([inst.run(dry[s:e], in_place=in_place) for s, e in partition(len(dry), sizes)])
+    assert np.max(np.abs(y - native_out(json_path, dry))) <= TOL
+
+
+def _between(y: np.ndarray, a: np.ndarray, b: np.ndarray, slack: float = 1e-6) -> bool:
+    return bool(np.all(y >= np.minimum(a, b) - slack) and np.all(y <= np.maximum(a, b) + slack))
+
+
+def _glides(y: np.ndarray, start: np.ndarray, end: np.ndarray) -> bool:
+    """y moves gradually from `start` to `end`: its weight w in y = (1 - w) start + w end, read
+    where the two differ clearly, starts near 0, ends near 1 and never steps back or jumps."""
+    clear = np.abs(end - start) > 0.02
+    w = (y[clear] - start[clear]) / (end[clear] - start[clear])
+    steps = np.diff(w) / np.maximum(np.diff(np.flatnonzero(clear)), 1)
+    return bool(w[0] < 0.05 and w[-1] > 0.95 and np.all(steps >= -1e-3) and np.all(steps < 5.0 / RAMP))
+
+
+@needs_lilv
+@needs_build
+@pytest.mark.lv2
+def test_gain_and_bypass_changes_are_smoothed(exported, host_factory, dry):
+    """Mid-stream: +6 dB output gain ramps over 20 ms to exactly x1.995; bypass crossfades to the
+    dry input (bit-exact once settled); re-enabling restarts the model from a clean state and fades
+    it back in. Every ramp sample lies between its start and end values: no clicks."""
+    _, _, json_path = exported
+    inst = host_factory(max_block=128).instantiate()
+    ref = native_out(json_path, dry)
+    g = float(np.float32(10 ** (6 / 20)))
+    t1, t2, t3 = 38 * 128, 112 * 128, 224 * 128  # control changes, at block starts
+    out = np.zeros(len(dry))
+    for s, e in partition(len(dry), [128]):
+        if s == t1:
+            inst.set("output_gain", 6.0)
+        elif s == t2:
+            inst.set("enabled", 0.0)
+        elif s == t3:
+            inst.set("enabled", 1.0)
+        out[s:e] = inst.run(dry[s:e])
+    x = dry.astype(np.float64)
+
+    assert np.max(np.abs(out[:t1] - ref[:t1])) <= TOL
+    ramp = slice(t1, t1 + RAMP)
+    assert _between(out[ramp], ref[ramp], g * ref[ramp], slack=TOL)
+    assert _glides(out[ramp], ref[ramp], g * ref[ramp])
+    assert np.max(np.abs(out[t1 + RAMP : t2] - g * ref[t1 + RAMP : t2])) <= TOL
+
+    fade = slice(t2, t2 + RAMP)
+    assert _between(out[fade], g * ref[fade], x[fade], slack=TOL)
+    assert _glides(out[fade], g * ref[fade], x[fade])
+    assert np.array_equal(out[t2 + RAMP : t3], x[t2 + RAMP : t3])
+
+    fresh = g * native_out(json_path, dry[t3:])
+    fade_in = slice(0, RAMP)
+    assert _between(out[t3:][fade_in], x[t3:][fade_in], fresh[fade_in], slack=TOL)
+    assert _glides(out[t3:][fade_in], x[t3:][fade_in], fresh[fade_in])
+    assert np.max(np.abs(out[t3 + RAMP :] - fresh[RAMP:])) <= TOL
+
+
+# --------------------------------------------------------------------------- refusals (no host)
+
+
+@needs_native
+def test_export_refuses_malformed_json(tmp_path, capsys):
+    from rtnt.cli.export import main
+
+    model = tiny_model()
+    model["layers"][1]["weights"][0] = model["layers"][1]["weights"][0][:2]  # wrong kernel shape
+    cases = {
+        "shape.json": json.dumps(model),
+        "truncated.json": json.dumps(tiny_model())[:200],
+        "unknown.json": json.dumps({"in_shape": [None, None, 1], "layers": [{"type": "wavelet", "shape": [None, None, 1]}]}),
+    }
+    for name, text in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ExportError) as err:
+            export_lv2(str(path), "Broken", tmp_path / "out")
+        message = str(err.value)
+        assert "\n" not in message and "does not load" in message and name in message
+        assert main(["lv2", str(path), "--name", "Broken", "--out", str(tmp_path / "out")]) == 2
+        stderr = capsys.readouterr().err
+        assert stderr.startswith("error: ") and stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert not (tmp_path / "out" / "Broken.lv2").exists()
+
+
+@pytest.fixture
+def store(tracking_uri, tmp_path):
+    """A client of the per-test sqlite store and an experiment with artifacts under tmp_path."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    return client, client.create_experiment("lv2-test", artifact_location=(tmp_path / "artifacts").as_uri())
+
+
+def _run(client, exp: str, tmp_path: Path, esr: float | None) -> str:
+    """A run with model.json and, unless esr is None, an export gate verdict (ready iff esr is small)."""
+    from rtnt.config import GateConfig
+    from rtnt.gate import GateEvidence, evaluate_gate
+    from rtnt.tracking.review import log_gate
+
+    run_id = client.create_run(exp).info.run_id
+    local = tmp_path / run_id
+    local.mkdir()
+    (local / MODEL_FILE).write_text(json.dumps(tiny_model()))
+    client.log_artifact(run_id, str(local / MODEL_FILE))
+    if esr is not None:
+        log_gate(client, run_id, evaluate_gate(GateEvidence(1e-6, 2e-6, True, 9.0, esr, -31.0), GateConfig()))
+    return run_id
+
+
+@needs_native
+def test_export_refuses_a_run_the_gate_did_not_pass(store, tracking_uri, tmp_path, capsys):
+    from rtnt.cli.export import main
+
+    client, exp = store
+    not_ready = _run(client, exp, tmp_path, esr=5.0)
+    no_gate = _run(client, exp, tmp_path, esr=None)
+    assert client.get_run(not_ready).data.tags["gate.ready"] == "false"
+    with pytest.raises(ExportError, match=r"did not pass the export gate \(failed: esr.*--force"):
+        export_lv2(not_ready, "Not Ready", tmp_path / "out", tracking_uri=tracking_uri)
+    with pytest.raises(ExportError, match=r"has no export gate verdict.*--force"):
+        export_lv2(no_gate, "No Gate", tmp_path / "out")  # store from $MLFLOW_TRACKING_URI
+    assert main(["lv2", not_ready, "--name", "Not Ready", "--out", str(tmp_path / "out")]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("error: run ") and stderr.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+@needs_native
+@needs_build
+def test_forced_export_of_a_run_logs_the_zipped_bundle(store, tracking_uri, tmp_path, capsys):
+    from rtnt.cli.export import main
+
+    client, exp = store
+    run_id = _run(client, exp, tmp_path, esr=5.0)
+    assert main(["lv2", run_id, "--name", "Forced Crunch", "--out", str(tmp_path / "plugins"), "--force"]) == 0
+    printed = capsys.readouterr().out
+    bundle = tmp_path / "plugins" / "Forced_Crunch.lv2"
+    uri = f"urn:rtnt:run:{run_id}"
+    assert f"bundle: {bundle}" in printed and f"uri:    {uri}" in printed
+    assert bundle_uri(bundle) == uri and "exported with --force" in (bundle / "plugin.ttl").read_text()
+    run = client.get_run(run_id)
+    assert run.data.tags["lv2.uri"] == uri
+    zipped = client.download_artifacts(run_id, "lv2/Forced_Crunch.lv2.zip", str(tmp_path / "dl"))
+    names = set(zipfile.ZipFile(zipped).namelist())
+    assert {f"Forced_Crunch.lv2/{f}" for f in ("manifest.ttl", "plugin.ttl", MODEL_FILE, "rtnt_model.so")} <= names
