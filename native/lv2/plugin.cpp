@@ -37,11 +37,23 @@ constexpr float kMinGainDb = -24.0f;
 constexpr float kMaxGainDb = 24.0f;
 constexpr double kTrainedRate = 48000.0;
 
-float db_to_gain(float db) {
-    if (!std::isfinite(db)) db = 0.0f;
-    db = std::min(kMaxGainDb, std::max(kMinGainDb, db));
-    return static_cast<float>(std::pow(10.0, db / 20.0));
-}
+/// A gain port: dB in, linear out, with pow() evaluated only when the port value changes.
+class GainPort {
+public:
+    float linear(const float* port) {
+        const float db = port ? *port : 0.0f;
+        if (db != last_db_) {
+            last_db_ = db;
+            const float clamped = std::isfinite(db) ? std::min(kMaxGainDb, std::max(kMinGainDb, db)) : 0.0f;
+            linear_ = static_cast<float>(std::pow(10.0, clamped / 20.0));
+        }
+        return linear_;
+    }
+
+private:
+    float last_db_ = 0.0f;
+    float linear_ = 1.0f;
+};
 
 /// A value that moves linearly to a new target over a fixed number of samples, then holds the
 /// target exactly (no residual error, unlike a one-pole smoother).
@@ -176,8 +188,8 @@ public:
         rtnt::DenormalGuard ftz;
         if (latency_) *latency_ = 0.0f;  // causal model, no oversampling: no added latency
         if (!in_ || !out_) return;
-        const float in_gain = db_to_gain(input_gain_db_ ? *input_gain_db_ : 0.0f);
-        const float out_gain = db_to_gain(output_gain_db_ ? *output_gain_db_ : 0.0f);
+        const float in_gain = input_gain_.linear(input_gain_db_);
+        const float out_gain = output_gain_.linear(output_gain_db_);
         const float mix = (!enabled_ || *enabled_ > 0.5f) ? 1.0f : 0.0f;
         if (fresh_) {  // first run after activate: start at the port values, no ramp
             in_gain_.snap(in_gain);
@@ -237,6 +249,7 @@ private:
     rtnt::Model model_;
     int block_;
     std::vector<float> dry_, x_, y_;
+    GainPort input_gain_, output_gain_;
     Ramp in_gain_, out_gain_, mix_;
     bool fresh_ = true;
     bool model_running_ = true;
