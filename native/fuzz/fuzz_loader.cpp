@@ -1,7 +1,7 @@
 // libFuzzer harness: any byte string given to the loader either fails with ModelError or yields a
 // model that prepares and processes audio. Build with -DRTNT_BUILD_FUZZ=ON using clang, then run
 //   ./rtnt_fuzz_loader -max_len=4096 native/fuzz/corpus
-// The same entry point replays the corpus and every crash found in the C++ tests (replay_main.cpp).
+// The C++ test rtnt_test_runtime replays the corpus and every crash saved in fuzz/regressions/.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>

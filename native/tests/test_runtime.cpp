@@ -1,6 +1,10 @@
-// Conformance, block-partition invariance, chunking, reset and two-instance isolation.
+// Conformance, block-partition invariance, chunking, reset, two-instance isolation, error
+// messages, and a replay of fuzz inputs (corpus and regressions) through the fuzz entry point.
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
+#include <filesystem>
+#include <iterator>
 #include <random>
 #include <string>
 #include <vector>
@@ -109,8 +113,30 @@ void test_errors() {
 
 }  // namespace
 
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
+
+namespace {
+
+/// Feeds every file in the given directories to the fuzz harness (a crash fails the test).
+void replay_fuzz_inputs(int argc, char** argv) {
+    int count = 0;
+    for (int a = 2; a < argc; ++a) {
+        if (!std::filesystem::is_directory(argv[a])) continue;
+        for (const auto& e : std::filesystem::directory_iterator(argv[a])) {
+            if (!e.is_regular_file()) continue;
+            std::ifstream f(e.path(), std::ios::binary);
+            const std::vector<char> bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+            LLVMFuzzerTestOneInput(reinterpret_cast<const std::uint8_t*>(bytes.data()), bytes.size());
+            ++count;
+        }
+    }
+    std::printf("replayed %d fuzz inputs\n", count);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-    CHECK(argc == 2);
+    CHECK(argc >= 2);
     const std::string dir = argv[1];
     test_conformance(dir);
     for (const char* name : {"conv", "dense", "gru", "lstm"}) {
@@ -122,6 +148,7 @@ int main(int argc, char** argv) {
     test_partitions(stack, "tcn");
     test_reset_and_isolation(tcn);
     test_errors();
+    replay_fuzz_inputs(argc, argv);
     std::printf("all runtime tests passed\n");
     return 0;
 }

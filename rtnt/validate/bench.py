@@ -106,7 +106,7 @@ def benchmark_native(
     per_size = max(seconds, 1e-3) / len(block_sizes)
     probe = _signal(8192)
     model.reset()
-    _, probe_wall = model.time_blocks(probe, 64, warmup=16)
+    _, probe_wall = model.time_blocks(probe, min(64, max(block_sizes)), warmup=16)
     cost = max(probe_wall / len(probe), 1e-10)  # seconds per sample, rough
 
     rtf, rtf_p99, gmacs, eff, p99_ms, mean_ms, blocks_timed = {}, {}, {}, {}, {}, {}, {}

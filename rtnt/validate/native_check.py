@@ -93,3 +93,47 @@ def validate_native(
         "native_case_errors": cases,
         "native_tolerance": float(tolerance),
     }
+
+
+def self_check(
+    json_path: str | Path,
+    n: int = 16384,
+    block_sizes: Iterable[int] = (1, 7, 32, 64, 128, 511, 1024, 4096),
+    tolerance: float = 1e-6,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Conformance-style check of any model file without a reference: block-size invariance.
+
+    Loads `json_path`, runs a test signal in one pass, then at each block size, a random partition
+    and as two interleaved instances; every run must match the one-pass output within `tolerance`.
+    Returns `max_error`, `passed`, `case_errors` and `finite` (the one-pass output has no NaN/inf).
+    """
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / 48_000.0
+    x = (0.4 * np.sin(2 * np.pi * 110.0 * t) * np.exp(-2.0 * t) + 0.05 * rng.standard_normal(n)).astype(np.float32)
+    block_sizes = [int(b) for b in block_sizes]
+    model = NativeModel.from_file(json_path)
+    model.prepare(max(block_sizes))
+    ref = np.asarray(run_blocks(model, x, [n]), np.float64)
+    finite = bool(np.all(np.isfinite(ref)))
+    cases: dict[str, float] = {}
+    for b in block_sizes:
+        cases[f"block_{b}"] = float(np.max(np.abs(run_blocks(model, x, [b]) - ref)))
+    cases["random"] = float(np.max(np.abs(run_blocks(model, x, random_partition(n, rng, max(block_sizes))) - ref)))
+    other = NativeModel.from_file(json_path)
+    other.prepare(max(block_sizes))
+    model.reset()
+    out, pos = [], 0
+    for b in random_partition(n, rng, 256):
+        out.append(model.process(x[pos : pos + b]))
+        other.process(-x[pos : pos + b])
+        pos += b
+    cases["two_instances"] = float(np.max(np.abs(np.concatenate(out) - ref)))
+    worst = max(cases.values())
+    return {
+        "max_error": worst,
+        "passed": bool(finite and worst <= tolerance),
+        "finite": finite,
+        "case_errors": cases,
+        "tolerance": tolerance,
+    }

@@ -1,0 +1,110 @@
+"""`rtnt-bench`: self-check and benchmark any RTNeural JSON model in the native runtime.
+
+    rtnt-bench MODEL.json [--json] [--seconds S] [--blocks 1,32,64,128,256,512,1024]
+
+The self-check loads the file and compares block-by-block runs (1, 7, 32, ..., 4096, random, two
+interleaved instances) with a one-pass run. The benchmark is single-threaded at 48 kHz. Prints a
+table, or with --json one JSON object with `rtf`, `rtf_worst`, `gmacs`, `efficiency`,
+`sgemm_gmacs` and more. Errors are one line on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rtnt.errors import RtntError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface of rtnt-bench."""
+    parser = argparse.ArgumentParser(prog="rtnt-bench", description="Self-check and benchmark an RTNeural JSON model natively.")
+    parser.add_argument("model", type=Path, help="RTNeural JSON model file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--seconds", type=float, default=2.0, help="wall-clock budget of the timed loops (default 2)")
+    parser.add_argument(
+        "--blocks", default="1,32,64,128,256,512,1024", help="comma-separated block sizes (default 1,32,64,128,256,512,1024)"
+    )
+    return parser
+
+
+def _block_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(s) for s in text.split(",") if s.strip()]
+    except ValueError:
+        raise RtntError(f"--blocks {text!r} is not a comma-separated list of whole numbers; e.g. --blocks 1,64,128") from None
+    if not sizes or any(b < 1 or b > 65536 for b in sizes):
+        raise RtntError(f"--blocks {text!r}: block sizes must be in [1, 65536]")
+    return sizes
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Self-check then benchmark; raise RtntError if the model fails the check."""
+    from rtnt.native import native_available
+    from rtnt.validate.bench import benchmark_native
+    from rtnt.validate.native_check import self_check
+
+    if not native_available():
+        raise RtntError("the native runtime rtnt._native is not built; install rtnt with `pip install -e .` (needs a C++17 compiler)")
+    if not args.model.is_file():
+        raise RtntError(f"model file {args.model} does not exist; pass the path of an RTNeural JSON file")
+    if not args.seconds > 0:
+        raise RtntError(f"--seconds {args.seconds} must be > 0")
+    sizes = _block_sizes(args.blocks)
+    check = self_check(args.model)
+    if not check["passed"]:
+        bad = max(check["case_errors"], key=check["case_errors"].get)
+        raise RtntError(
+            f"{args.model}: self-check failed: output finite={check['finite']}, worst block-size deviation "
+            f"{check['max_error']:.3g} ({bad}) exceeds {check['tolerance']:g}; the model or the runtime is faulty"
+        )
+    result = benchmark_native(args.model, block_sizes=sizes, seconds=args.seconds)
+    result["self_check"] = check
+    return result
+
+
+def _print_table(result: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"rtnt-bench {result['model']}")
+    for col in ("block", "RTF mean", "RTF p99", "p99/mean", "GMAC/s", "efficiency"):
+        table.add_column(col, justify="right")
+    for b in result["block_sizes"]:
+        table.add_row(
+            str(b),
+            f"{result['rtf'][b]:.1f}",
+            f"{result['rtf_p99'][b]:.1f}",
+            f"{result['rtf_p99'][b] / result['rtf'][b]:.2f}",
+            f"{result['gmacs'][b]:.2f}",
+            f"{result['efficiency'][b]:.3f}",
+        )
+    console = Console()
+    console.print(
+        f"self-check passed (max block-size deviation {result['self_check']['max_error']:.2g}); "
+        f"{result['macs_per_sample']:.0f} MACs/sample; single-thread sgemm {result['sgemm_gmacs']:.1f} GMAC/s"
+    )
+    console.print(table)
+    console.print(f"worst-case RTF {result['rtf_worst']:.1f} (block {result['rtf_worst_block']}, 99th-percentile block time)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the rtnt-bench console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        result = run(args)
+    except RtntError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(result))
+    else:
+        _print_table(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

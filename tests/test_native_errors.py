@@ -1,0 +1,162 @@
+"""Malformed or unsupported RTNeural JSON: one-line ModelJsonError naming the layer and the problem."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+from rtnt.errors import ModelJsonError
+from rtnt.native import NativeModel, native_available
+
+pytestmark = pytest.mark.skipif(not native_available(), reason="rtnt._native is not built (pip install -e .)")
+
+
+def _valid() -> dict[str, Any]:
+    return {
+        "in_shape": [None, None, 1],
+        "layers": [
+            {"type": "dense", "activation": "tanh", "shape": [None, None, 2], "weights": [[[0.5, -0.5]], [0.0, 0.1]]},
+            {
+                "type": "conv1d",
+                "activation": "tanh",
+                "shape": [None, None, 2],
+                "kernel_size": [2],
+                "dilation": [4],
+                "groups": 1,
+                "weights": [[[[0.1, 0.2], [0.3, 0.4]], [[0.5, 0.6], [0.7, 0.8]]], [0.0, 0.0]],
+            },
+            {"type": "batchnorm", "activation": "", "shape": [None, None, 2], "epsilon": 0.001,
+             "weights": [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0], [1.0, 1.0]]},
+            {"type": "gru", "activation": "tanh", "shape": [None, None, 1],
+             "weights": [[[0.1] * 3, [0.2] * 3], [[0.3] * 3], [[0.0] * 3, [0.0] * 3]]},
+        ],
+    }
+
+
+def _mutate(fn: Callable[[dict[str, Any]], None]) -> str:
+    d = copy.deepcopy(_valid())
+    fn(d)
+    return json.dumps(d)
+
+
+def _set(layer: int, key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def f(d: dict[str, Any]) -> None:
+        d["layers"][layer][key] = value
+
+    return f
+
+
+def _del(layer: int, key: str) -> Callable[[dict[str, Any]], None]:
+    def f(d: dict[str, Any]) -> None:
+        del d["layers"][layer][key]
+
+    return f
+
+
+VALID = json.dumps(_valid())
+
+CASES: dict[str, tuple[str, str]] = {
+    "truncated": (VALID[: len(VALID) // 2], "the file is truncated"),
+    "empty_file": ("", "unexpected end of input"),
+    "not_json": ("rtneural model v1", "JSON syntax error at line 1, column 1"),
+    "top_level_array": ("[1, 2, 3]", "must be a JSON object"),
+    "missing_layers": (json.dumps({"in_shape": [None, 1]}), "'layers' is missing"),
+    "empty_layers": (json.dumps({"in_shape": [None, 1], "layers": []}), "'layers' is empty"),
+    "missing_in_shape": (_mutate(lambda d: d.pop("in_shape")), "'in_shape' is missing"),
+    "unknown_type": (_mutate(_set(1, "type", "attention")), "layers[1] (attention): unknown layer type"),
+    "unknown_activation": (_mutate(_set(0, "activation", "swish")), "layers[0] (dense): unknown activation 'swish'"),
+    "missing_type": (_mutate(_del(2, "type")), "layers[2]: missing key 'type'"),
+    "missing_weights": (_mutate(_del(0, "weights")), "layers[0] (dense): missing key 'weights'"),
+    "missing_dilation": (_mutate(_del(1, "dilation")), "layers[1] (conv1d): missing key 'dilation'"),
+    "missing_epsilon": (_mutate(_del(2, "epsilon")), "layers[2] (batchnorm): missing key 'epsilon'"),
+    "wrong_type_shape": (_mutate(_set(0, "shape", "2")), "layers[0] (dense): 'shape' must be an array, got a string"),
+    "wrong_type_kernel_size": (_mutate(_set(1, "kernel_size", ["2"])), "layers[1] (conv1d): 'kernel_size' must be a whole number"),
+    "fractional_dilation": (_mutate(_set(1, "dilation", [1.5])), "layers[1] (conv1d): 'dilation' must be a whole number"),
+    "negative_dilation": (_mutate(_set(1, "dilation", [-2])), "layers[1] (conv1d): 'dilation' is -2, outside [1, 1048576]"),
+    "zero_kernel_size": (_mutate(_set(1, "kernel_size", [0])), "layers[1] (conv1d): 'kernel_size' is 0"),
+    "huge_output_size": (_mutate(_set(0, "shape", [None, None, 10**9])), "layers[0] (dense): output size 1000000000 is outside [1, 4096]"),
+    "huge_dilation_history": (
+        _mutate(lambda d: d["layers"][1].update(kernel_size=[9], dilation=[1 << 20])),
+        "layers[1] (conv1d): (kernel_size - 1) * dilation = 8388608 samples of 2 channels is too much history",
+    ),
+    "wrong_kernel_shape": (
+        _mutate(lambda d: d["layers"][0]["weights"].__setitem__(0, [[0.5, -0.5, 1.0]])),
+        "layers[0] (dense): weights[0] has shape (1, 3), expected (1, 2) (in, out)",
+    ),
+    "wrong_conv_kernel_shape": (
+        _mutate(lambda d: d["layers"][1]["weights"].__setitem__(0, [[[0.1, 0.2], [0.3, 0.4]]])),
+        "layers[1] (conv1d): weights[0] has shape (1, 2, 2), expected (2, 2, 2) (kernel_size, in/groups, out)",
+    ),
+    "wrong_bias_length": (
+        _mutate(lambda d: d["layers"][0]["weights"].__setitem__(1, [0.0])),
+        "layers[0] (dense): weights[1] has shape (1,), expected (2,) (out,)",
+    ),
+    "ragged_weights": (
+        _mutate(lambda d: d["layers"][1]["weights"][0].__setitem__(1, [[0.5, 0.6], [0.7]])),
+        "layers[1] (conv1d): weights[0][1][1] is ragged: expected 2 entries",
+    ),
+    "string_weight": (
+        _mutate(lambda d: d["layers"][0]["weights"][0][0].__setitem__(1, "0.5")),
+        "layers[0] (dense): weights[0][0][1] is a string, expected a number",
+    ),
+    "nan_weight": (
+        _mutate(lambda d: d["layers"][1]["weights"][1].__setitem__(0, float("nan"))),
+        "layers[1] (conv1d): weights[1][0] is NaN; weights must be finite",
+    ),
+    "infinite_weight": (
+        _mutate(lambda d: d["layers"][0]["weights"][0][0].__setitem__(0, float("inf"))),
+        "layers[0] (dense): weights[0][0][0] is infinite or beyond float range",
+    ),
+    "too_many_weight_arrays": (
+        _mutate(lambda d: d["layers"][0]["weights"].append([1.0, 2.0])),
+        "layers[0] (dense): 'weights' holds 3 arrays, expected 1 or 2",
+    ),
+    "gru_reset_before_bias": (
+        _mutate(lambda d: d["layers"][3]["weights"].__setitem__(2, [0.0] * 3)),
+        "layers[3] (gru): weights[2] has shape (3,), expected (2, 3) (2, 3 * units): only reset_after=True",
+    ),
+    "bad_groups": (_mutate(_set(1, "groups", 3)), "layers[1] (conv1d): groups=3 must divide"),
+    "size_mismatch_batchnorm": (
+        _mutate(_set(2, "shape", [None, None, 3])),
+        "layers[2] (batchnorm): output size 3 differs from the input size 2",
+    ),
+    "negative_variance": (
+        _mutate(lambda d: d["layers"][2]["weights"].__setitem__(3, [1.0, -1.0])),
+        "layers[2] (batchnorm): variance + epsilon of channel 1 is not positive",
+    ),
+    "layer_not_object": (_mutate(lambda d: d["layers"].__setitem__(2, [1, 2])), "layers[2]: expected an object, got an array"),
+    "deep_nesting": ("[" * 5000 + "]" * 5000, "nesting deeper than 64 levels"),
+}
+
+
+def test_valid_base_model_loads() -> None:
+    model = NativeModel.from_json_text(VALID)
+    assert model.out_size == 1
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_malformed_json_text(case: str) -> None:
+    text, fragment = CASES[case]
+    with pytest.raises(ModelJsonError) as info:
+        NativeModel.from_json_text(text, source=f"{case}.json")
+    message = str(info.value)
+    assert fragment in message
+    assert "\n" not in message
+    assert message.startswith(f"{case}.json: ")
+
+
+@pytest.mark.parametrize("case", ["truncated", "unknown_type", "nan_weight", "negative_dilation", "huge_output_size"])
+def test_malformed_json_file(case: str, tmp_path: Path) -> None:
+    path = tmp_path / f"{case}.json"
+    path.write_text(CASES[case][0])
+    with pytest.raises(ModelJsonError, match=str(path).replace(".", r"\.")):
+        NativeModel.from_file(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelJsonError, match="cannot open model file"):
+        NativeModel.from_file(tmp_path / "absent.json")
