@@ -23,6 +23,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from rtnt.errors import RtntError
+from rtnt.sweep.tracking import PARENT_ROLE_TAG
 
 
 class CompareError(RtntError):
@@ -157,13 +158,16 @@ def varying_override_keys(overrides: Sequence[Mapping[str, str]]) -> list[str]:
 def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (latest finished run of each run name within an experiment).
 
+    Optuna sweep parent runs (tag `rtnt.sweep.role = parent`) are left out: their trials are the runs.
+
     Columns: `run`, the tags `preset capture family experiment sweep`, one column per varying Hydra
     override, every metric of `METRICS` (NaN where a run did not log it), `wall_s` (run wall time)
     and `run_id`. Rows are sorted by experiment, capture and ESR.
     """
     if df.empty or "status" not in df.columns:
         return pd.DataFrame(columns=["run", *TAG_COLUMNS, *METRIC_KEYS, "wall_s", "run_id"])
-    runs = df[df["status"] == "FINISHED"].copy()
+    is_parent = _column(df, f"tags.{PARENT_ROLE_TAG}", "").fillna("").astype(str) == "parent"
+    runs = df[(df["status"] == "FINISHED") & ~is_parent].copy()
     runs["_name"] = _column(runs, "tags.mlflow.runName", "").fillna("").astype(str)
     runs["_experiment"] = _column(runs, "tags.experiment", MISSING).fillna(MISSING).astype(str)
     runs = runs.sort_values("start_time").drop_duplicates(subset=["_experiment", "_name"], keep="last")

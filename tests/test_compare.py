@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from rtnt.cli.compare import main
 from rtnt.compare import METRIC_KEYS, comparison_table, load_runs, parse_overrides, write_comparison
+from rtnt.sweep.tracking import PARENT_ROLE_TAG
 from rtnt.tracking.run import run_name
 
 PRESETS = ("wavenet_tcn_balanced", "wavenet_tcn_edge")
@@ -55,7 +56,7 @@ def _log_run(
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A store with 2 presets × 2 captures in `toy_comparison` (one configuration run twice), a failed
-    run, and a smoothing sweep of 2 alphas in another experiment. Shared by the module's tests (read only)."""
+    run, an Optuna sweep parent run, and a smoothing sweep of 2 alphas in another experiment. Shared by the module's tests (read only)."""
     tracking_uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
     client = MlflowClient(tracking_uri)
     exp = client.create_experiment(EXPERIMENT)
@@ -66,6 +67,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     rerun = [f"preset={PRESETS[0]}", f"capture={CAPTURES[0]}", f"+experiment={EXPERIMENT}"]
     _log_run(client, exp, PRESETS[0], CAPTURES[0], rerun, esr=0.005)  # the latest run of a configuration wins
     _log_run(client, exp, PRESETS[1], "ts9_pedal", ["preset=x"], esr=0.5, status="FAILED")
+    parent = client.create_run(exp, tags={PARENT_ROLE_TAG: "parent"}, run_name="sweep-parent")
+    client.log_metric(parent.info.run_id, "esr", 0.001)
+    client.set_terminated(parent.info.run_id)
     other = client.create_experiment("toy_smoothing")
     for alpha in ("1", "3"):
         overrides = [f"preset.smoothing_alpha={alpha}", "capture=highgain_amp", "+experiment=toy_smoothing"]
@@ -81,7 +85,7 @@ def test_parse_overrides_strips_prefixes() -> None:
 
 def test_table_has_one_row_per_configuration_and_every_metric(store: str) -> None:
     table = comparison_table(load_runs(store, experiment=EXPERIMENT))
-    assert len(table) == 4  # 5 finished runs, one configuration run twice; the failed run is left out
+    assert len(table) == 4  # one configuration run twice; the failed run and the sweep parent are left out
     for column in ("run", "preset", "capture", "family", "experiment", "sweep", *METRIC_KEYS, "wall_s", "run_id"):
         assert column in table.columns, column
     assert set(zip(table["preset"], table["capture"])) == {(p, c) for p in PRESETS for c in CAPTURES}
