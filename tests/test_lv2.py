@@ -9,6 +9,8 @@ Hosts:
   It covers what lv2apply cannot: two instances in one process, block-size changes between calls,
   the options feature (bufsz:maxBlockLength), in-place buffers, and control changes mid-stream
   (smoothed gain and bypass crossfade).
+- `rtnt_lv2_rt_check` (native/lv2/tests/rt_check.cpp): a C++ host with counting malloc/free that
+  proves run() makes no heap call through block-size, gain and bypass changes.
 The export refusals (malformed JSON, a run whose gate said not ready) need no host.
 """
 
@@ -18,6 +20,7 @@ import ctypes
 import ctypes.util
 import json
 import os
+import platform
 import shutil
 import subprocess
 import zipfile
@@ -390,6 +393,32 @@ def test_gain_and_bypass_changes_are_smoothed(exported, host_factory, dry):
     assert _between(out[t3:][fade_in], x[t3:][fade_in], fresh[fade_in], slack=TOL)
     assert _glides(out[t3:][fade_in], x[t3:][fade_in], fresh[fade_in])
     assert np.max(np.abs(out[t3 + RAMP :] - fresh[RAMP:])) <= TOL
+
+
+# --------------------------------------------------------------------------- real-time rules
+
+
+@needs_build
+@pytest.mark.lv2
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="heap counting needs glibc")
+def test_run_makes_no_heap_call_and_imports_no_lock(exported, tmp_path):
+    """rtnt_lv2_rt_check (native/lv2/tests/rt_check.cpp), a host with counting malloc/free, runs the
+    exported binary through block-size, gain and bypass changes; the binary imports no lock."""
+    from rtnt.export.lv2 import PLUGIN_SOURCE, build_tool
+
+    bundle, uri, _ = exported
+    cmake, ninja = build_tool("cmake"), build_tool("ninja")
+    configure = [cmake, "-S", str(PLUGIN_SOURCE), "-B", str(tmp_path), f"-DRTNT_LV2_URI={uri}", "-DRTNT_LV2_BUILD_TESTS=ON"]
+    if ninja:
+        configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
+    subprocess.run(configure, check=True, capture_output=True)
+    subprocess.run([cmake, "--build", str(tmp_path), "--target", "rtnt_lv2_rt_check"], check=True, capture_output=True)
+    proc = subprocess.run([str(tmp_path / "rtnt_lv2_rt_check"), str(bundle)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "rt_check: ok" in proc.stdout, proc.stdout + proc.stderr
+    if shutil.which("nm"):
+        imported = subprocess.run(["nm", "-D", "--undefined-only", str(bundle / "rtnt_model.so")], capture_output=True, text=True).stdout
+        locks = [ln for ln in imported.splitlines() if any(k in ln for k in ("pthread_mutex", "pthread_rwlock", "pthread_cond", "sem_wait", "mtx_lock"))]
+        assert not locks, locks
 
 
 # --------------------------------------------------------------------------- refusals (no host)

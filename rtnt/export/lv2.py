@@ -217,7 +217,7 @@ def validate_model_json(json_path: Path) -> None:
         )
 
 
-def _build_tool(name: str) -> str | None:
+def build_tool(name: str) -> str | None:
     """A build tool from this Python environment's bin folder (cmake, ninja from PyPI), else PATH."""
     local = Path(sys.executable).parent / name
     return str(local) if local.exists() else shutil.which(name)
@@ -229,7 +229,7 @@ def build_plugin(uri: str, build_dir: Path, *, portable: bool = False) -> Path:
         raise ExportError(f"plugin URI {uri!r} has characters a plugin binary cannot carry; use letters, digits and :._/~-")
     if not (PLUGIN_SOURCE / "CMakeLists.txt").exists():
         raise ExportError(f"the LV2 plugin sources {PLUGIN_SOURCE} are missing; export from an rtnt source checkout (pip install -e .)")
-    cmake = _build_tool("cmake")
+    cmake = build_tool("cmake")
     if cmake is None:
         raise ExportError("cmake not found; install it with `pip install cmake ninja` in this environment")
     configure = [
@@ -237,7 +237,7 @@ def build_plugin(uri: str, build_dir: Path, *, portable: bool = False) -> Path:
         f"-DRTNT_LV2_URI={uri}", "-DCMAKE_BUILD_TYPE=Release",
         f"-DRTNT_NATIVE_ARCH={'OFF' if portable else 'ON'}",
     ]  # fmt: skip
-    ninja = _build_tool("ninja")
+    ninja = build_tool("ninja")
     if ninja:
         configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
     for step, cmd in (("configure", configure), ("build", [cmake, "--build", str(build_dir), "--parallel", "2"])):
