@@ -191,10 +191,12 @@ def _probe_signal(n: int = 8192, seed: int = 7) -> np.ndarray:
 def validate_model_json(json_path: Path) -> None:
     """Raise ExportError unless the JSON loads in the native runtime as a mono model and the native
     runtime matches the numpy reference runtime on a probe signal at many block partitions."""
-    from rtnt.native import NativeModel
+    from rtnt.native import NativeModel, native_available
     from rtnt.runtime.reference import ReferenceModel
     from rtnt.validate.native_check import validate_native
 
+    if not native_available():
+        raise ExportError("the native runtime rtnt._native is not built, so the model cannot be validated; run `pip install -e .`")
     try:
         model = NativeModel.from_file(json_path)
         reference = ReferenceModel.from_json(json_path)
