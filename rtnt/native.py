@@ -31,6 +31,11 @@ def _module() -> Any:
     return _native
 
 
+def build_info() -> dict[str, Any]:
+    """Compiler, vector ISA and vector register count the extension was built with."""
+    return dict(_module().build_info())
+
+
 class NativeModel:
     """A model running in the native runtime. Construct with `from_file` or `from_json_text`."""
 

@@ -80,6 +80,36 @@ DoubleArray bench(rtnt::Model& m, const InArray& x, int block, int warmup) {
     return DoubleArray(times, {blocks + 1}, owner_of(times));
 }
 
+/// Compiler and vector ISA this extension was built with, for benchmark reports.
+nb::dict build_info() {
+    nb::dict d;
+#if defined(__clang__)
+    d["compiler"] = std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    d["compiler"] = std::string("gcc ") + __VERSION__;
+#elif defined(_MSC_VER)
+    d["compiler"] = std::string("msvc ") + std::to_string(_MSC_VER);
+#else
+    d["compiler"] = std::string("unknown");
+#endif
+    std::string isa;
+#if defined(__AVX512F__)
+    isa += "avx512f ";
+#endif
+#if defined(__AVX2__)
+    isa += "avx2 ";
+#endif
+#if defined(__FMA__)
+    isa += "fma ";
+#endif
+#if defined(__aarch64__)
+    isa += "neon ";
+#endif
+    d["vector_isa"] = isa.empty() ? std::string("baseline") : isa.substr(0, isa.size() - 1);
+    d["vector_registers"] = rtnt::detail::kVectorRegisters;
+    return d;
+}
+
 }  // namespace
 
 NB_MODULE(_native, m) {
@@ -101,6 +131,7 @@ NB_MODULE(_native, m) {
         .def_prop_ro("macs_per_sample", &rtnt::Model::macs_per_sample)
         .def_prop_ro("receptive_field", &rtnt::Model::receptive_field);
 
+    m.def("build_info", &build_info, "Compiler and vector ISA of this build.");
     m.def("bench", &bench, "model"_a, "x"_a, "block"_a, "warmup"_a = 16,
           "Time model.process over x block by block; per-block seconds, then the total.");
 }

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -49,6 +50,14 @@ inline std::string shape_str(const std::vector<long>& dims) {
     return s + (dims.size() == 1 ? ",)" : ")");
 }
 
+/// A JSON number for a message: whole numbers in full, anything else as %g.
+inline std::string number_str(double v) {
+    if (std::fabs(v) < 1e15 && v == std::floor(v)) return std::to_string(static_cast<long long>(v));
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
 class LayerReader {
 public:
     LayerReader(const Value& v, int index) : v_(v), where_("layers[" + std::to_string(index) + "]") {}
@@ -75,7 +84,7 @@ public:
         if (!m->is_number() || !std::isfinite(m->number) || m->number != std::floor(m->number))
             fail(std::string("'") + key + "' must be a whole number");
         if (m->number < double(lo) || m->number > double(hi))
-            fail(std::string("'") + key + "' is " + std::to_string(static_cast<long long>(m->number)) + ", outside [" +
+            fail(std::string("'") + key + "' is " + number_str(m->number) + ", outside [" +
                  std::to_string(lo) + ", " + std::to_string(hi) + "]");
         return static_cast<int>(m->number);
     }
@@ -88,7 +97,7 @@ public:
         if (!last.is_number() || last.number != std::floor(last.number))
             fail("the last entry of 'shape' must be the output size, a whole number");
         if (last.number < 1 || last.number > LoaderLimits::max_size)
-            fail("output size " + std::to_string(static_cast<long long>(std::fmax(std::fmin(last.number, 9e18), -9e18))) +
+            fail("output size " + number_str(last.number) +
                  " is outside [1, " + std::to_string(LoaderLimits::max_size) + "]");
         return static_cast<int>(last.number);
     }
