@@ -1,0 +1,87 @@
+"""From a job's return value to what Optuna is told: objectives, constraints, failures with reasons."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from rtnt.errors import ConfigError
+from rtnt.sweep.outcome import Objective, describe_exception, outcome_from_return, parse_objectives
+
+OBJECTIVES = parse_objectives(
+    [{"metric": "esr", "direction": "minimize"}, {"metric": "native_rtf_worst", "direction": "maximize"}]
+)
+CONSTRAINTS = ["parity", "rtf_headroom"]
+
+
+def contract(**metrics: float) -> dict:
+    base = {"esr": 0.02, "native_rtf_worst": 40.0, "asr_mean_db": -30.0}
+    return {
+        "run_id": "r1",
+        "metrics": {**base, **metrics},
+        "constraints": {"parity": -1e-4, "rtf_headroom": -36.0, "esr": -0.01},
+        "overrides": [],
+    }
+
+
+def test_complete_feasible_trial() -> None:
+    out = outcome_from_return(contract(), OBJECTIVES, CONSTRAINTS)
+    assert out.values == [0.02, 40.0]
+    assert out.constraints == {"parity": -1e-4, "rtf_headroom": -36.0}
+    assert out.feasible and not out.failed
+    assert out.run_id == "r1"
+    assert out.metrics["asr_mean_db"] == -30.0
+
+
+def test_violated_constraint_is_complete_but_infeasible() -> None:
+    result = contract()
+    result["constraints"]["rtf_headroom"] = 2.5
+    out = outcome_from_return(result, OBJECTIVES, CONSTRAINTS)
+    assert not out.failed and not out.feasible
+
+
+def test_infinite_constraint_is_an_honest_violation() -> None:
+    result = contract()
+    result["constraints"]["rtf_headroom"] = math.inf
+    out = outcome_from_return(result, OBJECTIVES, CONSTRAINTS)
+    assert not out.failed and not out.feasible
+
+
+@pytest.mark.parametrize(
+    ("result", "reason"),
+    [
+        (None, "not the contract dict"),
+        ({"metrics": "x"}, "not the contract dict"),
+        (contract(esr=math.nan), "objective esr is nan"),
+        (contract(native_rtf_worst=math.inf), "objective native_rtf_worst"),
+        ({"metrics": {"esr": 0.1}, "constraints": {}}, "no metric 'native_rtf_worst'"),
+        ({"metrics": {"esr": 0.1, "native_rtf_worst": 3.0}, "constraints": {"parity": 0.0}}, "no constraint 'rtf_headroom'"),
+        ({"metrics": {"esr": 0.1, "native_rtf_worst": 3.0}, "constraints": {"parity": math.nan, "rtf_headroom": 0}}, "constraint parity"),
+    ],
+)
+def test_unusable_results_fail_with_a_reason(result: object, reason: str) -> None:
+    out = outcome_from_return(result, OBJECTIVES, CONSTRAINTS)
+    assert out.failed and not out.feasible
+    assert reason in (out.fail_reason or "")
+
+
+def test_failed_trial_keeps_finite_metrics_only() -> None:
+    out = outcome_from_return(contract(esr=math.nan), OBJECTIVES, CONSTRAINTS)
+    assert out.metrics["esr"] is None
+    assert out.metrics["native_rtf_worst"] == 40.0
+
+
+def test_objectives_are_validated() -> None:
+    with pytest.raises(ConfigError, match="minimize or maximize"):
+        Objective("esr", "down")
+    with pytest.raises(ConfigError, match="empty"):
+        parse_objectives([])
+    with pytest.raises(ConfigError, match="twice"):
+        parse_objectives([{"metric": "esr"}, {"metric": "esr", "direction": "maximize"}])
+
+
+def test_exception_description_is_one_bounded_line() -> None:
+    text = describe_exception(RuntimeError("first line\nsecond line\n" + "x" * 5000))
+    assert text.startswith("RuntimeError: first line second line")
+    assert "\n" not in text and len(text) <= 2000
