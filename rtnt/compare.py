@@ -16,14 +16,13 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
 from rtnt.errors import RtntError
-from rtnt.sweep.tracking import PARENT_ROLE_TAG
+from rtnt.sweep.tracking import PARENT_ROLE_TAG, redact_url
 
 
 class CompareError(RtntError):
@@ -78,10 +77,10 @@ def _using_tracking_uri(tracking_uri: str) -> Iterator[None]:
 
 def _check_store_exists(tracking_uri: str) -> None:
     """Refuse a sqlite URI whose database file does not exist (MLflow would silently create an empty one)."""
-    parsed = urlparse(tracking_uri)
-    if parsed.scheme == "sqlite":
-        path = Path(tracking_uri[len("sqlite:///") :]) if tracking_uri.startswith("sqlite:///") else None
-        if path is not None and not path.exists():
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix):
+        path = Path(tracking_uri[len(prefix) :])
+        if not path.exists():
             raise CompareError(
                 f"tracking store {tracking_uri} does not exist; pass --tracking-uri of an existing store "
                 "(or set MLFLOW_TRACKING_URI)"
@@ -111,7 +110,7 @@ def load_runs(tracking_uri: str, experiment: str | None = None, filter_string: s
             if exp is None:
                 known = sorted(e.name for e in client.search_experiments())
                 raise CompareError(
-                    f"experiment {experiment!r} not found in {tracking_uri}; "
+                    f"experiment {experiment!r} not found in {redact_url(tracking_uri)}; "
                     f"known experiments: {', '.join(known) or 'none'}"
                 )
             experiment_ids = [exp.experiment_id]
@@ -122,8 +121,8 @@ def load_runs(tracking_uri: str, experiment: str | None = None, filter_string: s
         with _using_tracking_uri(tracking_uri):
             frame = mlflow.search_runs(experiment_ids=experiment_ids, filter_string=filter_string or "")
     except MlflowException as exc:
-        what = f"filter {filter_string!r}" if filter_string else f"tracking store {tracking_uri}"
-        raise CompareError(f"cannot read runs ({what}): {_first_line(exc)}") from None
+        what = f"filter {filter_string!r}" if filter_string else f"tracking store {redact_url(tracking_uri)}"
+        raise CompareError(redact_url(f"cannot read runs ({what}): {_first_line(exc)}")) from None
     assert isinstance(frame, pd.DataFrame)
     return frame
 

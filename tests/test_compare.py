@@ -171,6 +171,18 @@ def test_cli_errors_are_one_line_exit_2(
     assert not (tmp_path / "x").exists()
 
 
+def test_unreachable_server_is_one_line_without_its_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with pytest.raises(SystemExit) as exc:
+        main(["--tracking-uri", "http://user:secret@127.0.0.1:1", "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: cannot read runs (tracking store http://user:***@127.0.0.1:1)"), err
+    assert "secret" not in err and "\n" not in err
+
+
 def test_cli_refuses_a_missing_sqlite_store_without_creating_it(tmp_path: Path) -> None:
     db = tmp_path / "typo.db"
     proc = subprocess.run(
