@@ -1,0 +1,50 @@
+"""Parity between a Keras model and its exported RTNeural JSON, run by the numpy reference runtime."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rtnt.runtime.reference import ReferenceModel
+
+CHUNK = 1 << 17  # output samples per Keras call for feed-forward models
+
+
+def parity_error(json_path: str | Path, x: np.ndarray, y_keras: np.ndarray) -> float:
+    """Max abs difference between the reference runtime on `json_path` (from reset) and `y_keras` for input `x`."""
+    y_ref = ReferenceModel.from_json(json_path).process(np.asarray(x, dtype=np.float32))
+    y_keras = np.asarray(y_keras, dtype=np.float32).reshape(-1)
+    if y_keras.shape != y_ref.shape:
+        raise ValueError(f"y_keras has {y_keras.size} samples but x has {y_ref.size}")
+    return float(np.max(np.abs(y_ref - y_keras))) if y_ref.size else 0.0
+
+
+def keras_predict(model: Any, x: np.ndarray) -> np.ndarray:
+    """The Keras model's output for a 1-D signal, as one causal pass from zero state.
+
+    Feed-forward models run in chunks of CHUNK samples, each after the first preceded by receptive
+    field - 1 samples of real input history whose outputs are dropped, which gives exactly the
+    one-pass result. Models with recurrent layers run in one pass, since their memory is unbounded.
+    """
+    import keras
+
+    from rtnt.model.summary import model_summary
+
+    x = np.asarray(x, dtype=np.float32).reshape(-1)
+    if any(isinstance(layer, keras.layers.RNN) for layer in model.layers) or x.size <= CHUNK:
+        return _run(model, x)
+    hist = model_summary(model).receptive_field_samples - 1
+    parts = []
+    for start in range(0, x.size, CHUNK):
+        lo = max(0, start - hist)
+        parts.append(_run(model, x[lo : start + CHUNK])[start - lo :])
+    return np.concatenate(parts)
+
+
+def _run(model: Any, x: np.ndarray) -> np.ndarray:
+    import keras
+
+    y = model(x[None, :, None], training=False)
+    return np.asarray(keras.ops.convert_to_numpy(y), dtype=np.float32).reshape(-1)
