@@ -40,18 +40,19 @@ class MetricSpec:
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("esr", "error-to-signal ratio on the held-out test region, rendered by the exported JSON", "lower", ".4g"),
-    MetricSpec("esr_val", "error-to-signal ratio on the validation region, rendered by the exported JSON", "lower", ".4g"),
-    MetricSpec("esr_preemph", "ESR on the test region after first-order pre-emphasis (weights highs)", "lower", ".4g"),
-    MetricSpec("asr_mean_db", "mean aliasing-to-signal ratio of the sine probes, dB", "lower", ".1f"),
-    MetricSpec("parity_error", "max abs difference, exported JSON (reference runtime) vs Keras", "lower", ".2g"),
-    MetricSpec("native_parity_error", "max abs difference, native runtime vs Keras, over all block sizes", "lower", ".2g"),
-    MetricSpec("native_rtf_worst", "worst native real-time factor over the benchmarked block sizes", "higher", ".1f"),
-    MetricSpec("params", "trainable parameters", "lower", ".0f"),
-    MetricSpec("macs_per_sample", "multiply-accumulates per output sample", "lower", ".0f"),
-    MetricSpec("receptive_field_ms", "receptive field of the causal model, ms", "context", ".1f"),
-    MetricSpec("gate.ready", "1 when every export-gate criterion passed", "higher", ".0f"),
+    MetricSpec("esr", "error-to-signal ratio Σ(y−ŷ)²/Σy² on the test split, rendered by the exported JSON", "lower", ".4g"),
+    MetricSpec("esr_val", "the same on the validation split", "lower", ".4g"),
+    MetricSpec("esr_preemph", "test ESR after first-order pre-emphasis 1 − 0.85 z⁻¹ of both signals", "lower", ".4g"),
+    MetricSpec("asr_mean_db", "aliasing-to-signal ratio over the sine probes, 10·log10 of the mean", "lower", ".1f"),
+    MetricSpec("parity_error", "max abs difference, Keras vs the exported JSON in the reference runtime", "lower", ".2g"),
+    MetricSpec("native_parity_error", "max abs difference, Keras vs the native runtime over all block sizes", "lower", ".2g"),
+    MetricSpec("native_rtf_worst", "worst native real-time factor over block sizes (99th-percentile block time)", "higher", ".1f"),
+    MetricSpec("params", "trainable and non-trainable parameters", "lower", ".0f"),
+    MetricSpec("macs_per_sample", "multiply-accumulates per output sample when streaming", "lower", ".0f"),
+    MetricSpec("receptive_field_ms", "input history each output sample depends on, ms", "context", ".1f"),
+    MetricSpec("gate.ready", "1 when every export-gate criterion passes", "higher", ".0f"),
     MetricSpec("epochs_completed", "epochs trained (cumulative for continued runs)", "context", ".0f"),
+    MetricSpec("time.train_s", "wall time of the training stage, s", "context", ".0f"),
 )
 METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS)
 TAG_COLUMNS: tuple[str, ...] = ("preset", "capture", "family", "experiment", "sweep")
@@ -411,7 +412,7 @@ def _comparison_markdown(
     shown = [
         "preset", "capture", *override_columns(table), "esr", "esr_val", "esr_preemph", "asr_mean_db",
         "native_rtf_worst", "params", "macs_per_sample", "receptive_field_ms", "parity_error",
-        "native_parity_error", "gate.ready", "epochs_completed", "wall_s",
+        "native_parity_error", "gate.ready", "epochs_completed", "time.train_s", "wall_s",
     ]
     finished = int((runs["status"] == "FINISHED").sum()) if "status" in runs.columns else 0
     best = best_per_capture(table)

@@ -26,7 +26,8 @@ PRESETS = ("wavenet_tcn_balanced", "wavenet_tcn_edge")
 CAPTURES = ("crunch_amp", "highgain_amp")
 EXPERIMENT = "toy_comparison"
 FINAL_METRICS = ("esr", "esr_val", "esr_preemph", "asr_mean_db", "parity_error", "native_parity_error",
-                 "native_rtf_worst", "params", "macs_per_sample", "receptive_field_ms", "gate.ready", "epochs_completed")
+                 "native_rtf_worst", "params", "macs_per_sample", "receptive_field_ms", "gate.ready", "epochs_completed",
+                 "time.train_s")
 
 
 def _log_run(
