@@ -1,0 +1,69 @@
+"""The real thing, small: `rtnt-train -m +sweep=dilations_smoothing train=smoke` on the demo capture,
+two trials of tiny models, then resumed for one more."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import optuna
+import pytest
+from sweep_support import SweepSetup, progress_lines
+
+pytestmark = pytest.mark.slow
+
+TINY = ("preset.channels=8", "preset.kernel_sizes=[3]", "export.bench_seconds=0.5")
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    setup = SweepSetup(tmp_path_factory.mktemp("real_sweep"))
+    app = [sys.executable, "-m", "rtnt.cli.train"]
+    first = subprocess.run(setup.command(app, "real", 2, *TINY, name="first"), cwd=setup.root, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
+    second = subprocess.run(setup.command(app, "real", 1, *TINY, name="second"), cwd=setup.root, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
+    return {"setup": setup, "first": first, "second": second}
+
+
+def test_real_trials_are_told_with_objectives_and_gate_constraints(real_sweep: dict) -> None:
+    study = real_sweep["setup"].study("real")
+    assert [t.number for t in study.trials] == [0, 1, 2]
+    for trial in study.trials:
+        assert trial.state == optuna.trial.TrialState.COMPLETE, trial.user_attrs.get("fail_reason")
+        assert len(trial.values) == 3
+        assert set(trial.constraints) == {"parity", "native_validation", "rtf_headroom"}
+        assert trial.user_attrs["metrics"]["parity_error"] is not None
+    assert len(progress_lines(real_sweep["first"].stdout)) == 2
+    assert {t.number for t in study.best_trials} <= {
+        t.number for t in study.trials if all(v <= 0 for v in t.constraints.values())
+    }
+
+
+def test_real_trials_are_nested_rtnt_train_runs_with_the_sampled_config(real_sweep: dict) -> None:
+    setup: SweepSetup = real_sweep["setup"]
+    parents = setup.parents("real")
+    assert list(parents["status"]) == ["FINISHED", "FINISHED"]
+    children = setup.children(parents.iloc[0]["run_id"])
+    assert sorted(children["tags.trial"].astype(int)) == [0, 1]
+    assert set(children["status"]) == {"FINISHED"}
+    assert (children["tags.sweep"] == "dilations_smoothing").all()
+    for column in ("metrics.esr", "metrics.asr_mean_db", "metrics.native_rtf_worst", "metrics.gate.ready"):
+        assert children[column].notna().all(), column
+    study = setup.study("real")
+    for _, child in children.iterrows():
+        values = study.trials[int(child["tags.trial"])].user_attrs["values"]
+        assert ast.literal_eval(child["params.preset.dilations"]) == values["preset.dilations"]
+        assert float(child["params.preset.smoothing_alpha"]) == pytest.approx(values["preset.smoothing_alpha"])
+    resumed = setup.children(parents.iloc[1]["run_id"])
+    assert list(resumed["tags.trial"]) == ["2"]
+
+
+def test_real_sweep_logs_the_pareto_report(real_sweep: dict, tmp_path: Path) -> None:
+    setup: SweepSetup = real_sweep["setup"]
+    parent_id = setup.parents("real").iloc[1]["run_id"]
+    logged = {a.path for a in mlflow.MlflowClient(setup.tracking_uri).list_artifacts(parent_id, "sweep")}
+    assert {"sweep/pareto_front.csv", "sweep/pareto_front.md", "sweep/trials.csv"} <= logged
