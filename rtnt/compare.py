@@ -47,6 +47,7 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("parity_error", "max abs difference, Keras vs the exported JSON in the reference runtime", "lower", ".2g"),
     MetricSpec("native_parity_error", "max abs difference, Keras vs the native runtime over all block sizes", "lower", ".2g"),
     MetricSpec("native_rtf_worst", "worst native real-time factor over block sizes (99th-percentile block time)", "higher", ".1f"),
+    MetricSpec("native_rtf_b128", "mean native real-time factor at block size 128", "higher", ".1f"),
     MetricSpec("params", "trainable and non-trainable parameters", "lower", ".0f"),
     MetricSpec("macs_per_sample", "multiply-accumulates per output sample when streaming", "lower", ".0f"),
     MetricSpec("receptive_field_ms", "input history each output sample depends on, ms", "context", ".1f"),
@@ -411,7 +412,7 @@ def _comparison_markdown(
 ) -> str:
     shown = [
         "preset", "capture", *override_columns(table), "esr", "esr_val", "esr_preemph", "asr_mean_db",
-        "native_rtf_worst", "params", "macs_per_sample", "receptive_field_ms", "parity_error",
+        "native_rtf_worst", "native_rtf_b128", "params", "macs_per_sample", "receptive_field_ms", "parity_error",
         "native_parity_error", "gate.ready", "epochs_completed", "time.train_s", "wall_s",
     ]
     finished = int((runs["status"] == "FINISHED").sum()) if "status" in runs.columns else 0
