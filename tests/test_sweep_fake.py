@@ -161,3 +161,27 @@ def test_hydra_discovers_the_plugin_from_the_installed_package(tmp_path: Path) -
     assert "hydra_plugins.rtnt_optuna_sweeper.sweeper.RtntOptunaSweeper" in proc.stdout
     assert "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher" in proc.stdout
     assert "rtnt_optuna.yaml" in proc.stdout
+
+
+def test_optuna_dashboard_opens_the_journal(resumed: dict) -> None:
+    """`optuna-dashboard <journal file>` serves the study, its 5 trials and their constraints."""
+    import json
+    from wsgiref.util import setup_testing_defaults
+
+    dashboard = pytest.importorskip("optuna_dashboard", reason="optuna-dashboard is the optional [dashboard] extra")
+    app = dashboard.wsgi(str(resumed["setup"].journal))
+
+    def get(path: str) -> dict:
+        environ: dict = {"PATH_INFO": path}
+        setup_testing_defaults(environ)
+        environ["wsgi.errors"] = sys.stderr
+        status: list[str] = []
+        body = b"".join(app(environ, lambda s, headers, exc_info=None: status.append(s)))
+        assert status == ["200 OK"], body[:500]
+        return json.loads(body)
+
+    summaries = get("/api/studies")["study_summaries"]
+    (study,) = [s for s in summaries if s["study_name"] == "s1"]
+    detail = get(f"/api/studies/{study['study_id']}")
+    assert len(detail["trials"]) == 5
+    assert "constraints" in json.dumps(detail["trials"][0])
