@@ -99,9 +99,7 @@ def _sequential_chain(model: Any) -> list[Any]:
 
 
 def _numpy(variable: Any) -> np.ndarray:
-    import keras
-
-    return np.asarray(keras.ops.convert_to_numpy(variable), dtype=np.float64)
+    return np.asarray(variable.numpy(), dtype=np.float64)
 
 
 def _activation_name(layer: Any, fn: Any) -> str:
