@@ -6,7 +6,6 @@ module picks signal lengths, measures the single-thread sgemm reference and summ
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -161,7 +160,3 @@ def benchmark_table_markdown(result: dict[str, Any]) -> str:
         )
     return "\n".join(lines) + "\n"
 
-
-def benchmark_json(result: dict[str, Any]) -> str:
-    """The benchmark result as JSON text (block-size keys become strings)."""
-    return json.dumps(result, indent=2, sort_keys=False)
