@@ -41,7 +41,8 @@ def _matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-x))
+    """1 / (1 + exp(-x)), written with tanh so large |x| cannot overflow."""
+    return 0.5 + 0.5 * np.tanh(0.5 * x)
 
 
 def _softmax(x: np.ndarray) -> np.ndarray:
@@ -182,8 +183,8 @@ class ReferenceModel:
             data = json.loads(path.read_text())
         except OSError as exc:
             raise ModelJsonError(f"cannot read model JSON {path}: {exc.strerror or exc}; check the path") from exc
-        except json.JSONDecodeError as exc:
-            raise ModelJsonError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}); re-export the model") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ModelJsonError(f"{path} is not valid JSON ({exc}); re-export the model") from exc
         if not isinstance(data, Mapping):
             raise ModelJsonError(f"{path} holds no JSON object; an RTNeural model has in_shape and layers")
         return cls(_parse(data, str(path)))
