@@ -55,19 +55,20 @@ public:
         if (lookback() == 0) {
             tap_gemm(in, in_stride, 0, 1, cin, w_.data(), np_, b_.data(), out, np_, n);
         } else {
+            // Append the block to the ring (and its mirror) in at most two contiguous pieces.
             float* ring = ring_.data();
-            const std::size_t row_bytes = sizeof(float) * static_cast<std::size_t>(cin);
-            int p = pos_;
-            for (int t = 0; t < n; ++t) {
-                const float* src = in + static_cast<long>(t) * in_stride;
-                std::memcpy(ring + static_cast<long>(p) * cin, src, row_bytes);
-                std::memcpy(ring + static_cast<long>(p + cap_) * cin, src, row_bytes);
-                if (++p == cap_) p = 0;
+            int done = 0;
+            while (done < n) {
+                const int m = std::min(n - done, cap_ - pos_);
+                store_rows(in + static_cast<long>(done) * in_stride, in_stride, ring + static_cast<long>(pos_) * cin, m);
+                store_rows(in + static_cast<long>(done) * in_stride, in_stride, ring + static_cast<long>(pos_ + cap_) * cin, m);
+                done += m;
+                pos_ = pos_ + m == cap_ ? 0 : pos_ + m;
             }
-            int start = pos_ - lookback();
+            // The window starts lookback() rows before the block's first row: (pos_ - n - lookback()) mod cap_.
+            int start = (pos_ - n - lookback()) % cap_;
             if (start < 0) start += cap_;
             tap_gemm(ring + static_cast<long>(start) * cin, cin, d_ * cin, K_, cin, w_.data(), np_, b_.data(), out, np_, n);
-            pos_ = p;
         }
         apply_activation(act_, out, n, np_, out_size());
     }
@@ -78,6 +79,18 @@ public:
     int lookback() const noexcept override { return (K_ - 1) * d_; }
 
 private:
+    /// Copies m rows of in_size() values into dst (row stride in_size()): one memcpy when the
+    /// source rows are already packed, which they are for channel counts that are multiples of 8.
+    void store_rows(const float* src, int src_stride, float* dst, int m) const noexcept {
+        const int cin = in_size();
+        if (src_stride == cin) {
+            std::memcpy(dst, src, sizeof(float) * static_cast<std::size_t>(m) * cin);
+        } else {
+            for (int t = 0; t < m; ++t)
+                for (int c = 0; c < cin; ++c) dst[static_cast<long>(t) * cin + c] = src[static_cast<long>(t) * src_stride + c];
+        }
+    }
+
     int K_, d_, groups_, np_;
     FloatVec w_;
     FloatVec b_;

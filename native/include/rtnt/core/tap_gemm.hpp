@@ -112,17 +112,26 @@ inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int
 }
 #endif
 
-template <int NC>
-inline void tap_columns(const float* in, int in_stride, int step, int K, int cin, const float* w, int np,
-                        const float* bias, float* out, int out_stride, int n) noexcept {
-    constexpr int R = tile_rows<NC>();
+/// Rows in tiles of R, the remainder in tiles of R/2, R/4, ..., 1. Each output element is the
+/// same FMA sequence whatever tile computes it, so the tiling never changes a result.
+template <int R, int NC>
+inline void tap_rows(const float* in, int in_stride, int step, int K, int cin, const float* w, int np,
+                     const float* bias, float* out, int out_stride, int n) noexcept {
     int t = 0;
     for (; t + R <= n; t += R)
         tap_tile<R, NC>(in + static_cast<long>(t) * in_stride, in_stride, step, K, cin, w, np, bias,
                         out + static_cast<long>(t) * out_stride, out_stride);
-    for (; t < n; ++t)
-        tap_tile<1, NC>(in + static_cast<long>(t) * in_stride, in_stride, step, K, cin, w, np, bias,
-                        out + static_cast<long>(t) * out_stride, out_stride);
+    if constexpr (R > 1) {
+        if (t < n)
+            tap_rows<R / 2, NC>(in + static_cast<long>(t) * in_stride, in_stride, step, K, cin, w, np, bias,
+                                out + static_cast<long>(t) * out_stride, out_stride, n - t);
+    }
+}
+
+template <int NC>
+inline void tap_columns(const float* in, int in_stride, int step, int K, int cin, const float* w, int np,
+                        const float* bias, float* out, int out_stride, int n) noexcept {
+    tap_rows<tile_rows<NC>(), NC>(in, in_stride, step, K, cin, w, np, bias, out, out_stride, n);
 }
 
 }  // namespace detail
