@@ -10,7 +10,7 @@ trials takes seconds. `sweep.fake` (free-form) makes chosen trials misbehave:
 - `infeasible_on: [N]`  trial N violates the RTF-headroom constraint;
 - `sleep_s: x`          each job sleeps x seconds (lets concurrent workers interleave).
 
-Run it like rtnt-train: `python tests/sweep_fake_app.py -m +sweep=dilations_smoothing ...`.
+Run it like rtnt-train: `python tests/sweep_fake_app.py -m sweep=dilations_smoothing ...`.
 """
 
 from __future__ import annotations

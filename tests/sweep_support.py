@@ -30,11 +30,11 @@ class SweepSetup:
         return self.root / "optuna_journal.log"
 
     def command(self, app: list[str], study: str, n_trials: int, *overrides: str, storage: str | None = None, name: str = "sweep") -> list[str]:
-        """`<app> -m +sweep=dilations_smoothing` with this setup's storage, store and a sweep dir per `name`."""
+        """`<app> -m sweep=dilations_smoothing` with this setup's storage, store and a sweep dir per `name`."""
         return [
             *app,
             "-m",
-            "+sweep=dilations_smoothing",
+            "sweep=dilations_smoothing",
             "train=smoke",
             f"hydra.sweeper.n_trials={n_trials}",
             f"hydra.sweeper.study_name={study}",

@@ -61,7 +61,7 @@ def test_parent_run_has_nested_trial_runs_with_tags(resumed: dict) -> None:
     assert sorted(children["tags.trial"].astype(int)) == [0, 1, 2]
     assert set(children["status"]) == {"FINISHED"}
     assert (children["tags.sweep.study"] == "s1").all()
-    assert children["tags.sweep.rerun"].str.startswith("rtnt-train +sweep=dilations_smoothing").all()
+    assert children["tags.sweep.rerun"].str.startswith("rtnt-train sweep=dilations_smoothing").all()
     assert children["tags.param.preset.channels"].notna().all()
     assert children["metrics.esr"].notna().all()
     study = setup.study("s1")

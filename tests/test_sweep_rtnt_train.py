@@ -1,4 +1,4 @@
-"""The real thing, small: `rtnt-train -m +sweep=dilations_smoothing train=smoke` on the demo capture,
+"""The real thing, small: `rtnt-train -m sweep=dilations_smoothing train=smoke` on the demo capture,
 two trials of tiny models, then resumed for one more."""
 
 from __future__ import annotations

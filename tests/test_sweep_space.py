@@ -173,7 +173,7 @@ def test_every_sampled_point_composes_into_a_valid_rtnt_config() -> None:
             trial = study.ask()
             point = space.suggest(trial)
             families += point.params["preset.dilations"] == FAMILY_CHOICE
-            cfg = compose(config_name="config", overrides=["+sweep=dilations_smoothing", *point.overrides])
+            cfg = compose(config_name="config", overrides=["sweep=dilations_smoothing", *point.overrides])
             validate_config(cfg)
             assert list(cfg.preset.dilations) == point.values["preset.dilations"]
             assert cfg.sweep.name == "dilations_smoothing"
