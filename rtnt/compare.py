@@ -156,6 +156,12 @@ def varying_override_keys(overrides: Sequence[Mapping[str, str]]) -> list[str]:
     return out
 
 
+def _sort_key(column: pd.Series) -> pd.Series:
+    """Numbers sort as numbers when every value of a column is one, else as text."""
+    numeric = pd.to_numeric(column, errors="coerce")
+    return numeric if numeric.notna().all() else column.astype(str)
+
+
 def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
     """One row per configuration (latest finished run of each run name within an experiment).
 
@@ -163,7 +169,8 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
 
     Columns: `run`, the tags `preset capture family experiment sweep`, one column per varying Hydra
     override, every metric of `METRICS` (NaN where a run did not log it), `wall_s` (run wall time)
-    and `run_id`. Rows are sorted by experiment, capture and ESR.
+    and `run_id`. Rows are sorted by experiment, capture, the varying overrides (numerically when
+    they are numbers) and ESR: a study reads in the order of its parameter, a comparison by rank.
     """
     if df.empty or "status" not in df.columns:
         return pd.DataFrame(columns=["run", *TAG_COLUMNS, *METRIC_KEYS, "wall_s", "run_id"])
@@ -187,7 +194,9 @@ def comparison_table(df: pd.DataFrame) -> pd.DataFrame:
     wall = pd.to_datetime(runs["end_time"]) - pd.to_datetime(runs["start_time"])
     table["wall_s"] = wall.dt.total_seconds().astype(float)
     table["run_id"] = runs["run_id"].astype(str)
-    table = table.sort_values(["experiment", "capture", "esr"], na_position="last").reset_index(drop=True)
+    table = table.sort_values(
+        ["experiment", "capture", *varying, "esr"], key=_sort_key, na_position="last"
+    ).reset_index(drop=True)
     return table
 
 

@@ -72,9 +72,9 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     client.log_metric(parent.info.run_id, "esr", 0.001)
     client.set_terminated(parent.info.run_id)
     other = client.create_experiment("toy_smoothing")
-    for alpha in ("1", "3"):
+    for alpha in ("3", "1", "10"):
         overrides = [f"preset.smoothing_alpha={alpha}", "capture=highgain_amp", "+experiment=toy_smoothing"]
-        _log_run(client, other, PRESETS[0], "highgain_amp", overrides, esr=0.02 * float(alpha),
+        _log_run(client, other, PRESETS[0], "highgain_amp", overrides, esr=0.1 / float(alpha),
                  experiment_tag="toy_smoothing")
     return tracking_uri
 
@@ -100,7 +100,7 @@ def test_table_has_one_row_per_configuration_and_every_metric(store: str) -> Non
 
 def test_varying_override_becomes_a_column(store: str) -> None:
     table = comparison_table(load_runs(store, experiment="toy_smoothing"))
-    assert list(table["preset.smoothing_alpha"]) == ["1", "3"]
+    assert list(table["preset.smoothing_alpha"]) == ["1", "3", "10"]  # numeric order, not ESR or text order
     assert "capture=" not in " ".join(table.columns)
 
 
@@ -108,7 +108,7 @@ def test_filter_selects_runs_across_experiments(store: str) -> None:
     table = comparison_table(load_runs(store, filter_string="tags.capture = 'highgain_amp'"))
     assert set(table["capture"]) == {"highgain_amp"}
     assert set(table["experiment"]) == {EXPERIMENT, "toy_smoothing"}
-    assert len(table) == 4
+    assert len(table) == 5
 
 
 def test_write_comparison_writes_table_and_plots(store: str, tmp_path: Path) -> None:
