@@ -23,43 +23,57 @@
 namespace rtnt {
 namespace detail {
 
-#if defined(__AVX512F__)
-constexpr int kVectorRegisters = 32;  // 8-float vectors held in registers
-#elif defined(__AVX__) || defined(__aarch64__)
-constexpr int kVectorRegisters = 16;
+#if defined(__AVX__)
+constexpr int kLanes = 8;  // floats per SIMD register
 #else
-constexpr int kVectorRegisters = 8;  // SSE: two xmm registers per 8-float vector
+constexpr int kLanes = 4;  // SSE, NEON and the generic fallback
 #endif
 
-/// Rows per tile for NC column chunks of 8 floats: as many accumulators as leave room for the
-/// weight row and a broadcast in the register file (at most 12).
+#if defined(__AVX512F__) || defined(__aarch64__)
+constexpr int kVectorRegisters = 32;  // AVX-512VL: 32 ymm; AArch64: 32 q registers
+#else
+constexpr int kVectorRegisters = 16;
+#endif
+
+/// Rows per tile for NC column chunks of 8 floats (V = 8 NC / kLanes registers per row): as many
+/// accumulators as leave room for the weight row and a broadcast in the register file (at most 12).
 template <int NC>
 constexpr int tile_rows() {
-    constexpr int r = (kVectorRegisters - NC - 1) / NC;
+    constexpr int V = NC * 8 / kLanes;
+    constexpr int r = (kVectorRegisters - V - 1) / V;
     return r < 1 ? 1 : (r > 12 ? 12 : r);
 }
 
 #if defined(__GNUC__) || defined(__clang__)
-// GCC/Clang vector extension: the compiler maps 8-float vectors onto AVX, 2 x SSE, 2 x NEON, ...
-// The code stays portable C++ with exactly one instruction sequence for every row of a tile.
-typedef float vf8 __attribute__((vector_size(32)));
+// GCC/Clang vector extension: the compiler maps vf onto one AVX, SSE or NEON register. The code
+// stays portable C++ with exactly one instruction sequence for every row of a tile.
+typedef float vf __attribute__((vector_size(4 * kLanes)));
+/// The same vector at float alignment, allowed to alias float arrays: for loads and stores.
+typedef float vfu __attribute__((vector_size(4 * kLanes), aligned(4), may_alias));
 
 /// acc = a * b + acc lane by lane, rounded like madd(): fused on FMA hardware, never left to
 /// contraction (GCC contracts some instantiations of a template and not others). Vectors pass by
 /// reference so no vector-register calling convention is involved on any target.
-inline void fma8(vf8& acc, const vf8& a, const vf8& b) noexcept {
+inline void fma_lanes(vf& acc, const vf& a, const vf& b) noexcept {
 #if defined(__FMA__) && defined(__AVX__)
-    acc = reinterpret_cast<vf8>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
-                                                reinterpret_cast<__m256>(acc)));
+    acc = reinterpret_cast<vf>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
+                                               reinterpret_cast<__m256>(acc)));
 #elif defined(__aarch64__)
-    float32x4_t lo = vfmaq_f32(vld1q_f32(&acc[0]), vld1q_f32(&a[0]), vld1q_f32(&b[0]));
-    float32x4_t hi = vfmaq_f32(vld1q_f32(&acc[4]), vld1q_f32(&a[4]), vld1q_f32(&b[4]));
-    std::memcpy(&acc, &lo, 16);
-    std::memcpy(reinterpret_cast<char*>(&acc) + 16, &hi, 16);
+    acc = reinterpret_cast<vf>(vfmaq_f32(reinterpret_cast<float32x4_t>(acc), reinterpret_cast<float32x4_t>(a),
+                                         reinterpret_cast<float32x4_t>(b)));
 #elif defined(__x86_64__) || defined(__i386__)
     acc = a * b + acc;  // no FMA instructions enabled: nothing can be contracted
 #else
-    for (int l = 0; l < 8; ++l) acc[l] = std::fma(a[l], b[l], acc[l]);
+    for (int l = 0; l < kLanes; ++l) acc[l] = std::fma(a[l], b[l], acc[l]);
+#endif
+}
+
+/// Every lane set to x (an initialiser list: no arithmetic, so a plain broadcast).
+inline void splat(vf& v, float x) noexcept {
+#if defined(__AVX__)
+    v = vf{x, x, x, x, x, x, x, x};
+#else
+    v = vf{x, x, x, x};
 #endif
 }
 
@@ -67,25 +81,25 @@ template <int R, int NC>
 inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int K, int cin,
                      const float* RTNT_RESTRICT w, int np, const float* RTNT_RESTRICT bias,
                      float* RTNT_RESTRICT out, int out_stride) noexcept {
-    vf8 acc[R][NC];
-    for (int c = 0; c < NC; ++c) {
-        for (int r = 0; r < R; ++r) std::memcpy(&acc[r][c], bias + 8 * c, sizeof(vf8));
-    }
+    constexpr int V = NC * 8 / kLanes;
+    vf acc[R][V];
+    for (int c = 0; c < V; ++c)
+        for (int r = 0; r < R; ++r) acc[r][c] = *reinterpret_cast<const vfu*>(bias + kLanes * c);
     for (int k = 0; k < K; ++k) {
         const float* x = in + static_cast<long>(k) * step;
         const float* wk = w + static_cast<long>(k) * cin * np;
         for (int i = 0; i < cin; ++i) {
-            vf8 wv[NC];
-            for (int c = 0; c < NC; ++c) std::memcpy(&wv[c], wk + static_cast<long>(i) * np + 8 * c, sizeof(vf8));
+            vf wv[V];
+            for (int c = 0; c < V; ++c) wv[c] = *reinterpret_cast<const vfu*>(wk + static_cast<long>(i) * np + kLanes * c);
             for (int r = 0; r < R; ++r) {
-                const float xv = x[static_cast<long>(r) * in_stride + i];
-                const vf8 xb = {xv, xv, xv, xv, xv, xv, xv, xv};
-                for (int c = 0; c < NC; ++c) fma8(acc[r][c], xb, wv[c]);
+                vf xb;
+                splat(xb, x[static_cast<long>(r) * in_stride + i]);
+                for (int c = 0; c < V; ++c) fma_lanes(acc[r][c], xb, wv[c]);
             }
         }
     }
     for (int r = 0; r < R; ++r)
-        for (int c = 0; c < NC; ++c) std::memcpy(out + static_cast<long>(r) * out_stride + 8 * c, &acc[r][c], sizeof(vf8));
+        for (int c = 0; c < V; ++c) *reinterpret_cast<vfu*>(out + static_cast<long>(r) * out_stride + kLanes * c) = acc[r][c];
 }
 #else
 template <int R, int NC>
