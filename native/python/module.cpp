@@ -106,6 +106,7 @@ nb::dict build_info() {
     isa += "neon ";
 #endif
     d["vector_isa"] = isa.empty() ? std::string("baseline") : isa.substr(0, isa.size() - 1);
+    d["simd_lanes"] = rtnt::detail::kLanes;
     d["vector_registers"] = rtnt::detail::kVectorRegisters;
     return d;
 }

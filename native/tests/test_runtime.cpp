@@ -5,6 +5,7 @@
 #include <cstring>
 #include <filesystem>
 #include <iterator>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -111,6 +112,32 @@ void test_errors() {
     std::printf("errors: ok\n");
 }
 
+#if defined(RTNT_HAS_MXCSR)
+/// An identity layer that records the MXCSR register while the model runs it.
+class MxcsrProbe final : public rtnt::Layer {
+public:
+    MxcsrProbe() : rtnt::Layer(1, 1) {}
+    unsigned seen = 0;
+    void process(const float* in, int in_stride, float* out, int n) noexcept override {
+        seen = _mm_getcsr();
+        for (int t = 0; t < n; ++t) out[t * 8] = in[t * in_stride];
+    }
+};
+
+void test_denormals_flushed_inside_process() {
+    std::vector<std::unique_ptr<rtnt::Layer>> layers;
+    layers.push_back(std::make_unique<MxcsrProbe>());
+    rtnt::Model m(1, std::move(layers));
+    const unsigned before = _mm_getcsr();
+    float x[4] = {1e-39f, 1.0f, 2.0f, 3.0f}, y[4];
+    m.process(x, y, 4);
+    const auto& probe = static_cast<const MxcsrProbe&>(m.layer(0));
+    CHECK((probe.seen & 0x8040u) == 0x8040u);  // FTZ and DAZ on inside process
+    CHECK(_mm_getcsr() == before);              // the caller's mode restored
+    std::printf("denormal flushing: ok\n");
+}
+#endif
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
@@ -148,6 +175,9 @@ int main(int argc, char** argv) {
     test_partitions(stack, "tcn");
     test_reset_and_isolation(tcn);
     test_errors();
+#if defined(RTNT_HAS_MXCSR)
+    test_denormals_flushed_inside_process();
+#endif
     replay_fuzz_inputs(argc, argv);
     std::printf("all runtime tests passed\n");
     return 0;
