@@ -10,7 +10,6 @@
 #pragma once
 
 #include <cmath>
-#include <cstring>
 
 #if defined(__FMA__) && defined(__AVX__)
 #include <immintrin.h>
