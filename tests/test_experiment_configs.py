@@ -20,6 +20,11 @@ from rtnt.config import REPO_DIR, register_configs, register_resolvers, validate
 
 CONF_DIR = REPO_DIR / "conf"
 EXPERIMENTS = sorted(p.stem for p in (CONF_DIR / "experiment").glob("*.yaml"))
+# Experiments that select an Optuna sweep search a space instead of a basic-sweeper grid.
+OPTUNA_EXPERIMENTS = sorted(
+    p.stem for p in (CONF_DIR / "experiment").glob("*.yaml") if "override /sweep:" in p.read_text()
+)
+GRID_EXPERIMENTS = [name for name in EXPERIMENTS if name not in OPTUNA_EXPERIMENTS]
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +48,7 @@ def test_the_three_experiments_exist() -> None:
     assert {"architecture_comparison", "smoothing_study", "capture_length"} <= set(EXPERIMENTS)
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("name", GRID_EXPERIMENTS)
 def test_experiment_composes_and_names_its_runs(hydra_conf: None, name: str) -> None:
     cfg = compose("config", overrides=[f"+experiment={name}"], return_hydra_config=True)
     assert cfg.experiment_name == name
@@ -52,7 +57,17 @@ def test_experiment_composes_and_names_its_runs(hydra_conf: None, name: str) -> 
     assert cfg.train.epochs >= 1 and not cfg.train.verbose  # the budget config, not train=smoke
 
 
-@pytest.mark.parametrize("name", EXPERIMENTS)
+@pytest.mark.parametrize("name", OPTUNA_EXPERIMENTS)
+def test_optuna_experiment_composes_with_a_search_space(hydra_conf: None, name: str) -> None:
+    cfg = compose("config", overrides=[f"+experiment={name}"], return_hydra_config=True)
+    assert cfg.experiment_name == name and cfg.tracking.experiment == name
+    assert cfg.hydra.sweeper.search_space and cfg.hydra.sweeper.n_trials >= 30
+    smoke = compose("config", overrides=[f"+experiment={name}", "train=smoke"])
+    validate_config(smoke)
+    assert smoke.train.epochs == 2
+
+
+@pytest.mark.parametrize("name", GRID_EXPERIMENTS)
 def test_every_grid_point_validates_under_smoke(hydra_conf: None, name: str) -> None:
     base = compose("config", overrides=[f"+experiment={name}"], return_hydra_config=True)
     jobs = sweep_grid(base)
