@@ -7,6 +7,7 @@ state carried across calls until `reset()`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,16 @@ def _module() -> Any:
 def build_info() -> dict[str, Any]:
     """Compiler, vector ISA and vector register count the extension was built with."""
     return dict(_module().build_info())
+
+
+@dataclass(frozen=True)
+class BlockTiming:
+    """Wall time of every timed block (seconds), of the whole timed loop, and the number of times
+    the OS preempted the thread meanwhile (involuntary context switches; -1 if unknown)."""
+
+    times: np.ndarray
+    total: float
+    preemptions: int
 
 
 class NativeModel:
@@ -73,14 +84,13 @@ class NativeModel:
         """Process the next samples: 1-D float32 in, 1-D float32 out (2-D (n, out) for multi-output models)."""
         return self._impl.process(np.ascontiguousarray(x, dtype=np.float32))
 
-    def time_blocks(self, x: np.ndarray, block: int, warmup: int = 16) -> tuple[np.ndarray, float]:
+    def time_blocks(self, x: np.ndarray, block: int, warmup: int = 16) -> BlockTiming:
         """Time `process` in C++ over `x` cut into blocks of `block` samples, after `warmup` untimed blocks.
 
-        Returns the wall time of every block in seconds and the total wall time of the timed loop.
         Needs `prepare(max_block)` with max_block >= block first.
         """
-        t = _module().bench(self._impl, np.ascontiguousarray(x, dtype=np.float32), int(block), int(warmup))
-        return t[:-1], float(t[-1])
+        times, total, switches = _module().bench(self._impl, np.ascontiguousarray(x, dtype=np.float32), int(block), int(warmup))
+        return BlockTiming(np.asarray(times), float(total), int(switches))
 
     @property
     def in_size(self) -> int:

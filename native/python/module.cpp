@@ -9,6 +9,10 @@
 #include <memory>
 #include <string>
 
+#if defined(__linux__)
+#include <sys/resource.h>
+#endif
+
 #include "rtnt.hpp"
 
 namespace nb = nanobind;
@@ -50,9 +54,19 @@ FloatArray process(rtnt::Model& m, const InArray& x) {
     return FloatArray(out, {n, os}, owner_of(out));
 }
 
-/// Processes x block by block after `warmup` untimed blocks and returns the wall time of each
-/// timed block in seconds, followed by one last entry: the total wall time of the timed loop.
-DoubleArray bench(rtnt::Model& m, const InArray& x, int block, int warmup) {
+/// Involuntary context switches of the calling thread so far (-1 where not measurable).
+long involuntary_switches() {
+#if defined(__linux__)
+    rusage u{};
+    if (getrusage(RUSAGE_THREAD, &u) == 0) return u.ru_nivcsw;
+#endif
+    return -1;
+}
+
+/// Processes x block by block after `warmup` untimed blocks. Returns the wall time of each timed
+/// block in seconds, the total wall time of the timed loop, and how often the OS preempted the
+/// thread during it (involuntary context switches; -1 if unknown).
+nb::tuple bench(rtnt::Model& m, const InArray& x, int block, int warmup) {
     if (block < 1 || block > m.max_block())
         throw nb::value_error(("block must be in [1, max_block=" + std::to_string(m.max_block()) + "]; call prepare() first").c_str());
     const std::size_t n = frames_of(m, x);
@@ -60,13 +74,16 @@ DoubleArray bench(rtnt::Model& m, const InArray& x, int block, int warmup) {
     if (blocks == 0) throw nb::value_error("the input is shorter than one block");
     const std::size_t os = static_cast<std::size_t>(m.out_size());
     std::unique_ptr<float[]> out(new float[static_cast<std::size_t>(block) * os]);
-    double* times = new double[blocks + 1];
+    double* times = new double[blocks];
+    double total = 0.0;
+    long switches = -1;
     {
         nb::gil_scoped_release release;
         using clock = std::chrono::steady_clock;
         const float* in = x.data();
         const std::size_t stride = static_cast<std::size_t>(block) * m.in_size();
         for (int w = 0; w < warmup; ++w) m.process(in + (w % blocks) * stride, out.get(), block);
+        const long switches_before = involuntary_switches();
         const auto start = clock::now();
         auto prev = start;
         for (std::size_t b = 0; b < blocks; ++b) {
@@ -75,9 +92,11 @@ DoubleArray bench(rtnt::Model& m, const InArray& x, int block, int warmup) {
             times[b] = std::chrono::duration<double>(now - prev).count();
             prev = now;
         }
-        times[blocks] = std::chrono::duration<double>(prev - start).count();
+        total = std::chrono::duration<double>(prev - start).count();
+        const long switches_after = involuntary_switches();
+        if (switches_before >= 0 && switches_after >= 0) switches = switches_after - switches_before;
     }
-    return DoubleArray(times, {blocks + 1}, owner_of(times));
+    return nb::make_tuple(DoubleArray(times, {blocks}, owner_of(times)), total, switches);
 }
 
 /// Compiler and vector ISA this extension was built with, for benchmark reports.
@@ -134,5 +153,5 @@ NB_MODULE(_native, m) {
 
     m.def("build_info", &build_info, "Compiler and vector ISA of this build.");
     m.def("bench", &bench, "model"_a, "x"_a, "block"_a, "warmup"_a = 16,
-          "Time model.process over x block by block; per-block seconds, then the total.");
+          "Time model.process over x block by block: (per-block seconds, total seconds, preemptions).");
 }
