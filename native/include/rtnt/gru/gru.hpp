@@ -48,15 +48,16 @@ public:
             for (int i = 0; i < u; ++i) {
                 const float hv = h[i];
                 const float* row = wh + static_cast<long>(i) * g_;
-                for (int j = 0; j < g_; ++j) hp[j] += hv * row[j];
+                for (int j = 0; j < g_; ++j) hp[j] = madd(hv, row[j], hp[j]);
             }
             const float* RTNT_RESTRICT xp = xp_.data() + static_cast<long>(t) * g_;
             float* RTNT_RESTRICT y = out + static_cast<long>(t) * os;
+            // Gate by gate, each loop a plain elementwise one that vectorises: z and r, then the
+            // candidate c (reset gate applied to the recurrent part), then the state update.
+            for (int j = 0; j < 2 * u; ++j) hp[j] = fast_sigmoid(xp[j] + hp[j]);
+            for (int j = 0; j < u; ++j) hp[2 * u + j] = fast_tanh(madd(hp[u + j], hp[2 * u + j], xp[2 * u + j]));
             for (int j = 0; j < u; ++j) {
-                const float z = fast_sigmoid(xp[j] + hp[j]);
-                const float r = fast_sigmoid(xp[u + j] + hp[u + j]);
-                const float c = fast_tanh(xp[2 * u + j] + r * hp[2 * u + j]);
-                h[j] = z * h[j] + (1.0f - z) * c;
+                h[j] = madd(hp[j], h[j] - hp[2 * u + j], hp[2 * u + j]);  // z h + (1 - z) c
                 y[j] = h[j];
             }
             for (int j = u; j < os; ++j) y[j] = 0.0f;

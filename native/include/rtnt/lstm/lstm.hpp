@@ -48,16 +48,16 @@ public:
             for (int i = 0; i < u; ++i) {
                 const float hv = h[i];
                 const float* row = wh + static_cast<long>(i) * g_;
-                for (int j = 0; j < g_; ++j) hp[j] += hv * row[j];
+                for (int j = 0; j < g_; ++j) hp[j] = madd(hv, row[j], hp[j]);
             }
             float* RTNT_RESTRICT y = out + static_cast<long>(t) * os;
+            // Gate by gate, each loop a plain elementwise one that vectorises.
+            for (int j = 0; j < 2 * u; ++j) hp[j] = fast_sigmoid(hp[j]);                  // i, f
+            for (int j = 2 * u; j < 3 * u; ++j) hp[j] = fast_tanh(hp[j]);                 // c candidate
+            for (int j = 3 * u; j < 4 * u; ++j) hp[j] = fast_sigmoid(hp[j]);              // o
+            for (int j = 0; j < u; ++j) c[j] = madd(hp[u + j], c[j], hp[j] * hp[2 * u + j]);
             for (int j = 0; j < u; ++j) {
-                const float ig = fast_sigmoid(hp[j]);
-                const float fg = fast_sigmoid(hp[u + j]);
-                const float cg = fast_tanh(hp[2 * u + j]);
-                const float og = fast_sigmoid(hp[3 * u + j]);
-                c[j] = fg * c[j] + ig * cg;
-                h[j] = og * fast_tanh(c[j]);
+                h[j] = hp[3 * u + j] * fast_tanh(c[j]);
                 y[j] = h[j];
             }
             for (int j = u; j < os; ++j) y[j] = 0.0f;
