@@ -9,7 +9,7 @@ import pytest
 from rtnt.config import GateConfig
 from rtnt.gate import CRITERIA, GateEvidence, evaluate_gate, gate_from_dict
 
-T = GateConfig()  # parity/native 1e-4, RTF >= 4, ESR <= 0.03, ASR <= -25 dB
+T = GateConfig()  # parity/native 1e-4, RTF >= 4, ESR <= 0.03, ASR <= -30 dB
 
 GOOD = GateEvidence(
     parity_error=2e-6,
@@ -28,7 +28,7 @@ FAILURES = {
     "native_validation": (dict(native_validation=False), "native validation failed"),
     "rtf_headroom": (dict(native_rtf_worst=2.5), "below the 4x headroom"),
     "esr": (dict(esr=0.2), "above the limit 0.03"),
-    "asr": (dict(asr_mean_db=-18.0), "above the limit -25 dB"),
+    "asr": (dict(asr_mean_db=-18.0), "above the limit -30 dB"),
     "review": (dict(review="rejected"), "listening review rejected"),
 }
 
@@ -91,7 +91,7 @@ def test_constraint_values_are_tolerance_style():
     assert c["native_validation"] == pytest.approx(3e-6 - 1e-4)
     assert c["rtf_headroom"] == pytest.approx(4.0 - 12.0)
     assert c["esr"] == pytest.approx(0.01 - 0.03)
-    assert c["asr"] == pytest.approx(-32.0 + 25.0)
+    assert c["asr"] == pytest.approx(-32.0 + 30.0)
 
 
 def test_markdown_report_names_every_criterion(tmp_path):

@@ -62,6 +62,9 @@ def prepare_capture(capture_cfg: Any) -> PreparedCapture:
         latency=c.latency,
         latency_nudge=int(c.latency_nudge),
         silence_threshold_db=float(c.silence_threshold_db),
+        cold_peak_dbfs=float(c.cold_peak_dbfs),
+        long_silence_s=float(c.long_silence_s),
+        low_information_warn=float(c.low_information_warn),
     )
     warnings = list(report.warnings)
     x, y = align(pair.x, pair.y, report.latency_samples)

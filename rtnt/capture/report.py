@@ -22,9 +22,6 @@ FRAME_S = 0.01  # level analysis frame
 FLOOR_DB = -150.0  # level given to digital silence
 NOISE_PERCENTILE = 2.0  # noise floor = this percentile of frame levels
 LOW_INFO_DB = 12.0  # frames within this of the noise floor carry little information
-COLD_PEAK_DB = -30.0  # a file whose peak is below this is too cold
-LONG_SILENCE_S = 2.0
-LOW_INFO_WARN = 0.25  # warn when more than this share of the input is silence or low information
 LOW_CONFIDENCE = 0.5
 PREAMBLE_S = 10.0  # where a transient preamble is looked for
 ATTACK_RISE_DB, ATTACK_FROM_DB, ATTACK_FRAMES = 20.0, -40.0, 2  # an isolated attack
@@ -335,6 +332,9 @@ def inspect_capture(
     latency: str | int = "auto",
     latency_nudge: int = 0,
     silence_threshold_db: float = -60.0,
+    cold_peak_dbfs: float = -30.0,
+    long_silence_s: float = 2.0,
+    low_information_warn: float = 0.25,
     windows: int = 8,
     top_k: int = 5,
 ) -> CaptureReport:
@@ -365,14 +365,14 @@ def inspect_capture(
 
     xl, yl = level_stats(x), level_stats(y)
     for name, lv, a in (("input", xl, x), ("target", yl, y)):
-        if lv.peak_dbfs < COLD_PEAK_DB:
-            warnings.append(f"{name} is too cold (peak {lv.peak_dbfs:.1f} dBFS < {COLD_PEAK_DB:.0f}); record it hotter")
+        if lv.peak_dbfs < cold_peak_dbfs:
+            warnings.append(f"{name} is too cold (peak {lv.peak_dbfs:.1f} dBFS < {cold_peak_dbfs:.0f}); record it hotter")
         if clipped_runs(a) and not any(w.startswith(f"{name} ") and "clips" in w for w in warnings):
             warnings.append(f"{name} is too hot: it clips ({lv.clipped_fraction:.2e} of samples at full scale)")
-    if longest > LONG_SILENCE_S:
+    if longest > long_silence_s:
         warnings.append(f"the input has a {longest:.1f} s silence; trim it or play through it")
     low_share = float(np.mean(low_info)) if low_info.size else 0.0
-    if low_share > LOW_INFO_WARN:
+    if low_share > low_information_warn:
         warnings.append(
             f"{low_share:.0%} of the input is silence or decay near the noise floor; "
             "such stretches teach the model little"
