@@ -42,7 +42,8 @@ def _activate(x: Tensor, preset: PresetConfig | DictConfig, name: str) -> Tensor
             return keras.layers.Activation("tanh", name=name)(x)
         return SmoothTanh(preset.smoothing_alpha, preset.scaled_smoothing, name=name)(x)
     if act == "prelu":
-        return keras.layers.PReLU(shared_axes=[1], name=name)(x)
+        # alpha starts at 0.25 as in He et al. (2015), not Keras' 0: a ReLU start let deep stacks die (ESR 1).
+        return keras.layers.PReLU(alpha_initializer=keras.initializers.Constant(0.25), shared_axes=[1], name=name)(x)
     if act == "relu":
         return keras.layers.Activation("relu", name=name)(x)
     if act == "linear":
