@@ -1,7 +1,7 @@
 """Render the shared captures' dry input through exported LV2 plugins of a wavenet_tcn_balanced model.
 
 For each shared capture (crunch_amp, ts9_pedal, highgain_amp) it picks a trained
-wavenet_tcn_balanced model.json from `outputs/runs/*/*/` (one trained on that capture if there is
+wavenet_tcn_balanced model.json from `outputs/` (runs, multiruns, experiments; one trained on that capture if there is
 one, else the newest trained on any capture), or, when none exists, a random-weight model of the
 same shape (16 channels, kernel 3, the preset's dilations) and says so. Each distinct model is
 exported with `export_lv2`; the dry input is rendered through it with lilv's `lv2apply` (a real
@@ -52,9 +52,11 @@ class ModelChoice:
 
 
 def trained_models() -> list[tuple[str, Path]]:
-    """(capture name, model.json) of every finished wavenet_tcn_balanced training run, newest first."""
+    """(capture name, model.json) of every finished wavenet_tcn_balanced run (single, multirun or experiment), newest first."""
     found = []
-    for model in (REPO_DIR / "outputs" / "runs").glob("*/*/model.json"):
+    outputs = REPO_DIR / "outputs"
+    runs = [*outputs.glob("runs/*/*/model.json"), *outputs.glob("multirun/*/*/*/model.json"), *outputs.glob("experiments/*/*/*/model.json")]
+    for model in runs:
         cfg_path = model.parent / ".hydra" / "config.yaml"
         if not cfg_path.exists():
             continue
