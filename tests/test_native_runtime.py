@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from rtnt.config import shared_dir
 from rtnt.native import NativeModel, native_available
 from rtnt.validate.bench import random_conv_stack
-from rtnt.validate.native_check import self_check, validate_native
+from rtnt.validate.native_check import run_blocks, self_check, validate_native
 
 pytestmark = pytest.mark.skipif(not native_available(), reason="rtnt._native is not built (pip install -e .)")
 
@@ -46,23 +46,12 @@ def tcn_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _run(model: NativeModel, x: np.ndarray, sizes: list[int]) -> np.ndarray:
-    model.reset()
-    out, pos, k = [], 0, 0
-    while pos < len(x):
-        b = sizes[k % len(sizes)]
-        out.append(model.process(x[pos : pos + b]))
-        pos += b
-        k += 1
-    return np.concatenate(out)
-
-
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("block", [1, 7, 100])
 def test_conformance(name: str, block: int) -> None:
     path, x, y = _conformance(name)
     model = NativeModel.from_file(path)
-    assert np.max(np.abs(_run(model, x, [block]) - y)) <= 1e-5
+    assert np.max(np.abs(run_blocks(model, x, [block]) - y)) <= 1e-5
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -78,8 +67,8 @@ def test_partition_invariance(tcn_path: Path, sizes: list[int]) -> None:
     model = NativeModel.from_file(tcn_path)
     model.prepare(4096)
     x = _signal(9000)
-    ref = _run(model, x, [len(x)])
-    assert np.max(np.abs(_run(model, x, sizes) - ref)) <= 1e-6
+    ref = run_blocks(model, x, [len(x)])
+    assert np.max(np.abs(run_blocks(model, x, sizes) - ref)) <= 1e-6
 
 
 @settings(max_examples=25, deadline=None)
@@ -89,8 +78,8 @@ def test_random_partitions(sizes: list[int], name: str) -> None:
     model = NativeModel.from_file(path)
     model.prepare(256)  # partitions up to 600 also exercise internal chunking
     x = _signal(3000, seed=1)
-    ref = _run(model, x, [len(x)])
-    assert np.max(np.abs(_run(model, x, sizes) - ref)) <= 1e-6
+    ref = run_blocks(model, x, [len(x)])
+    assert np.max(np.abs(run_blocks(model, x, sizes) - ref)) <= 1e-6
 
 
 @functools.lru_cache(maxsize=1)
@@ -104,16 +93,16 @@ def test_process_longer_than_max_block(tcn_path: Path) -> None:
     model = NativeModel.from_file(tcn_path)
     x = _signal(5000)
     model.prepare(4096)
-    ref = _run(model, x, [len(x)])
+    ref = run_blocks(model, x, [len(x)])
     model.prepare(32)
     assert model.max_block == 32
-    assert np.array_equal(_run(model, x, [1000]), ref)
+    assert np.array_equal(run_blocks(model, x, [1000]), ref)
 
 
 def test_two_instances_interleaved_are_bit_identical(tcn_path: Path) -> None:
     x_a, x_b = _signal(6000, seed=2), _signal(6000, seed=9)
     solo = NativeModel.from_file(tcn_path)
-    ref_a, ref_b = _run(solo, x_a, [64]), _run(solo, x_b, [64])
+    ref_a, ref_b = run_blocks(solo, x_a, [64]), run_blocks(solo, x_b, [64])
     a, b = NativeModel.from_file(tcn_path), NativeModel.from_file(tcn_path)
     out_a, out_b = [], []
     for pos in range(0, 6000, 64):
