@@ -153,6 +153,14 @@ def register_resolvers() -> None:
         OmegaConf.register_new_resolver("rtnt.demo", lambda name: str(PACKAGE_DIR / "demo" / name))
     if not OmegaConf.has_resolver("rtnt.shared"):
         OmegaConf.register_new_resolver("rtnt.shared", lambda name: str(shared_dir() / name))
+    if not OmegaConf.has_resolver("rtnt.capture_name"):
+        OmegaConf.register_new_resolver("rtnt.capture_name", capture_name)
+
+
+def capture_name(target: str) -> str:
+    """`demo` for the embedded demo target, else the target file's stem (`AMP.wav` → `AMP`)."""
+    path = Path(str(target))
+    return "demo" if path.parent == PACKAGE_DIR / "demo" else path.stem
 
 
 def shared_dir() -> Path:
@@ -171,6 +179,9 @@ def _check(ok: bool, key: str, value: Any, rule: str) -> None:
 def validate_config(cfg: DictConfig) -> None:
     """Check value ranges and cross-field rules; raise ConfigError naming the key and the fix."""
     t, p, c, e = cfg.train, cfg.preset, cfg.capture, cfg.export
+    for leaf in ("input", "target"):  # checked first: the capture's name interpolates its target
+        if OmegaConf.is_missing(cfg.capture, leaf):
+            raise ConfigError(f"config capture.{leaf} is not set; pass it on the command line (capture.{leaf}=...)")
     for key in sorted(OmegaConf.missing_keys(cfg)):
         raise ConfigError(f"config {key} is not set; pass it on the command line ({key}=...)")
     _check(t.epochs >= 0, "train.epochs", t.epochs, "must be >= 0")
