@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Re-run the experiments under experiments/ and regenerate their committed tables and plots.
 #
-#   scripts/run_experiments.sh                      # all three, one after another (about 1.5-2 h on 2 cores)
+#   scripts/run_experiments.sh                      # all three, one after another (measured 6 + 10-19 + 24 min on 2 cores)
 #   scripts/run_experiments.sh smoothing_study      # just one
 #
 # Each experiment is `rtnt-train -m +experiment=NAME` (runs logged to the MLflow store: $MLFLOW_TRACKING_URI,
