@@ -20,7 +20,7 @@ demo: setup  ## train the default preset on the embedded demo capture, log it to
 test: setup  ## the whole test suite (fast: tiny models, seconds of audio)
 	$(BIN)/python -m pytest -q
 
-experiments: setup  ## re-run every experiment in experiments/ and regenerate its tables (about 1.5-2 h on 2 cores)
+experiments: setup  ## re-run the grid experiments and regenerate their tables (about 40 min on 2 cores)
 	scripts/run_experiments.sh
 
 ui: setup  ## the MLflow UI on the local store
