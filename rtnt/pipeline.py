@@ -12,7 +12,6 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,32 +33,27 @@ from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri  #
 log = logging.getLogger("rtnt")
 
 
-@dataclass
 class Renderer:
-    """Renders audio through the exported JSON: native runtime when available, else the reference."""
+    """Renders audio through the exported JSON, loaded once: native runtime when available, else the
+    reference. Every call starts from a reset state."""
 
-    json_path: Path
-    runtime: str  # "native" or "reference (native runtime unavailable)"
+    def __init__(self, json_path: Path, prefer_native: bool):
+        from rtnt.native import NativeModel, native_available
 
-    @classmethod
-    def for_json(cls, json_path: Path, prefer_native: bool) -> Renderer:
-        from rtnt.native import native_available
-
-        use_native = prefer_native and native_available()
-        return cls(json_path, "native" if use_native else "reference (native runtime unavailable)")
-
-    def __call__(self, x: np.ndarray) -> np.ndarray:
-        if self.runtime == "native":
-            from rtnt.native import NativeModel
-
-            model = NativeModel.from_file(self.json_path)
-            model.prepare(1024)
+        self.json_path = json_path
+        if prefer_native and native_available():
+            self.runtime = "native"
+            self.model: Any = NativeModel.from_file(json_path)
+            self.model.prepare(1024)
         else:
             from rtnt.runtime.reference import ReferenceModel
 
-            model = ReferenceModel.from_json(self.json_path)
-        model.reset()
-        return np.asarray(model.process(np.asarray(x, dtype=np.float32)), dtype=np.float32)
+            self.runtime = "reference (native runtime unavailable)"
+            self.model = ReferenceModel.from_json(json_path)
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.model.reset()
+        return np.asarray(self.model.process(np.asarray(x, dtype=np.float32)), dtype=np.float32)
 
 
 @contextmanager
@@ -93,12 +87,12 @@ def _tags(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
 def _log_capture(prepared: PreparedCapture, out_dir: Path) -> None:
     cap_dir = out_dir / "capture"
     cap_dir.mkdir(parents=True, exist_ok=True)
-    (cap_dir / "capture_report.json").write_text(json.dumps(prepared.report.to_dict(), indent=2, default=str))
+    report = prepared.report.to_dict()
+    (cap_dir / "capture_report.json").write_text(json.dumps(report, indent=2, default=str))
     for warning in prepared.warnings:
         log.warning("capture: %s", warning)
     prepared.report.save_plots(cap_dir)
     mlflow.log_artifacts(str(cap_dir), "capture")
-    report = prepared.report.to_dict()
     mlflow.log_metrics(
         {
             "capture.latency_samples": float(prepared.latency),
@@ -198,7 +192,7 @@ def _validate_export(
     from rtnt.validate.parity import keras_predict, parity_error
 
     rf = session.receptive_field
-    renderer = Renderer.for_json(json_path, prefer_native=cfg.export.native)
+    renderer = Renderer(json_path, prefer_native=cfg.export.native)
     metrics: dict[str, float] = {}
     with stage("parity"):
         x_test = region_with_history(x, splits.test, rf)
