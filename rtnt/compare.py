@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from rtnt.errors import RtntError
+from rtnt.errors import RtntError, exception_summary
 from rtnt.sweep.tracking import PARENT_ROLE_TAG, redact_url
 
 
@@ -89,11 +89,6 @@ def _check_store_exists(tracking_uri: str) -> None:
             )
 
 
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return lines[0] if lines else type(exc).__name__
-
-
 def load_runs(tracking_uri: str, experiment: str | None = None, filter_string: str | None = None) -> pd.DataFrame:
     """All runs of `experiment` (every experiment when None) matching an MLflow filter, as `mlflow.search_runs` returns them.
 
@@ -124,7 +119,7 @@ def load_runs(tracking_uri: str, experiment: str | None = None, filter_string: s
             frame = mlflow.search_runs(experiment_ids=experiment_ids, filter_string=filter_string or "")
     except MlflowException as exc:
         what = f"filter {filter_string!r}" if filter_string else f"tracking store {redact_url(tracking_uri)}"
-        raise CompareError(redact_url(f"cannot read runs ({what}): {_first_line(exc)}")) from None
+        raise CompareError(redact_url(f"cannot read runs ({what}): {exception_summary(exc)}")) from None
     assert isinstance(frame, pd.DataFrame)
     return frame
 

@@ -26,15 +26,10 @@ from omegaconf import DictConfig  # noqa: E402
 from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
 from rtnt.config import PACKAGE_DIR, REPO_DIR, register_configs, register_resolvers, validate_config  # noqa: E402
-from rtnt.errors import ConfigError, RtntError  # noqa: E402
+from rtnt.errors import ConfigError, RtntError, exception_summary  # noqa: E402
 
 CONF_DIR = REPO_DIR / "conf" if (REPO_DIR / "conf" / "config.yaml").exists() else PACKAGE_DIR / "conf"
 HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    return "; ".join(lines[:3]) if lines else type(exc).__name__
 
 
 def describe_compose_error(exc: BaseException) -> str:
@@ -53,7 +48,7 @@ def describe_compose_error(exc: BaseException) -> str:
     if "could not be converted" in text or "Value '" in text:
         key = text.split("full_key: ")[1].split()[0] if "full_key: " in text else "?"
         return f"config key '{key}' has a value of the wrong type: {text.splitlines()[0]}"
-    return f"invalid configuration: {_first_line(exc)}"
+    return f"invalid configuration: {exception_summary(exc, max_lines=3)}"
 
 
 def _job_overrides(args: list[str]) -> list[str]:
@@ -100,7 +95,7 @@ def precheck(args: list[str]) -> None:
     try:
         variants = _override_variants(overrides)
     except HydraException as exc:
-        raise ConfigError(f"cannot parse overrides {' '.join(overrides)!r}: {_first_line(exc)}") from None
+        raise ConfigError(f"cannot parse overrides {' '.join(overrides)!r}: {exception_summary(exc, max_lines=3)}") from None
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for variant in variants:
