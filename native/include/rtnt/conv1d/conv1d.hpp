@@ -14,7 +14,8 @@ namespace rtnt {
 
 /// y[t] = act(b + sum_k W[k] x[t - (K-1-k) d]).
 ///
-/// The input history lives in a mirrored ring of capacity cap = (K-1) d + max_block rows: every
+/// The input history lives in a mirrored ring of capacity cap = (K-1) d + max_block rows (the
+/// model prepares layers for one piece of kPieceFrames, not for the host's block): every
 /// row is stored at p and p + cap, so the window of (K-1) d past rows plus the current block is
 /// always one contiguous span, whatever the write position. The block is then a single tap_gemm
 /// over that span; the per-sample cost is the same for every block and every position.

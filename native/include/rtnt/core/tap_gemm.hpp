@@ -147,6 +147,17 @@ inline void tap_columns(const float* in, int in_stride, int step, int K, int cin
     tap_rows<tile_rows<NC>(), NC>(in, in_stride, step, K, cin, w, np, bias, out, out_stride, n);
 }
 
+/// Column groups of 8 floats for the next chunk, given `rem` padded columns left and n rows.
+/// Wide chunks read each input value once for more outputs. With 16 vector registers a wide
+/// chunk leaves room for few rows (24 columns: 4 rows), and the compiler then reloads the weight
+/// row from L1 for every row of the tile (16 loads per 12 FMAs). Blocks of at least one full
+/// 16-column tile (6 rows) therefore go 16 columns at a time, which keeps the weights in registers.
+inline int column_groups(int rem, int n) noexcept {
+    const int widest = rem >= 32 ? 4 : rem / 8;
+    if (kVectorRegisters >= 32 || n < tile_rows<2>()) return widest;
+    return widest < 2 ? widest : 2;
+}
+
 }  // namespace detail
 
 /// Computes n output rows (see the file comment). `step` = d * in_stride is the distance between
@@ -159,19 +170,12 @@ inline void tap_gemm(const float* in, int in_stride, int step, int K, int cin, c
         const float* wc = w + c;
         const float* bc = bias + c;
         float* oc = out + c;
-        if (rem >= 32) {
-            detail::tap_columns<4>(in, in_stride, step, K, cin, wc, np, bc, oc, out_stride, n);
-            c += 32;
-        } else if (rem == 24) {
-            detail::tap_columns<3>(in, in_stride, step, K, cin, wc, np, bc, oc, out_stride, n);
-            c += 24;
-        } else if (rem == 16) {
-            detail::tap_columns<2>(in, in_stride, step, K, cin, wc, np, bc, oc, out_stride, n);
-            c += 16;
-        } else {
-            detail::tap_columns<1>(in, in_stride, step, K, cin, wc, np, bc, oc, out_stride, n);
-            c += 8;
-        }
+        const int groups = detail::column_groups(rem, n);
+        if (groups == 4) detail::tap_columns<4>(in, in_stride, step, K, cin, wc, np, bc, oc, out_stride, n);
+        else if (groups == 3) detail::tap_columns<3>(in, in_stride, step, K, cin, wc, np, bc, oc, out_stride, n);
+        else if (groups == 2) detail::tap_columns<2>(in, in_stride, step, K, cin, wc, np, bc, oc, out_stride, n);
+        else detail::tap_columns<1>(in, in_stride, step, K, cin, wc, np, bc, oc, out_stride, n);
+        c += 8 * groups;
     }
 }
 

@@ -15,13 +15,19 @@
 
 namespace rtnt {
 
-/// Layers run one after another over a whole block; activations ping-pong between two scratch
-/// buffers sized in prepare(). After prepare(), process() allocates nothing, takes no lock and
-/// makes no system call. Instances share no state, so one per channel is safe.
+/// A block runs through the layers in pieces of at most kPieceFrames frames: each piece goes
+/// through every layer before the next starts, and activations ping-pong between two scratch
+/// buffers of one piece. Pieces keep the working set in L1/L2 whatever the host's block size: the
+/// scratch buffers stay small, and every conv history ring holds its look-back plus one piece, so
+/// the row a block overwrites is one the previous piece has just read (a ring sized by the host's
+/// max block halves the speed at block 1). After prepare(), process() allocates nothing, takes no
+/// lock and makes no system call. Instances share no state, so one per channel is safe.
 class Model {
 public:
     static constexpr int kDefaultMaxBlock = 256;
     static constexpr int kMaxBlockLimit = 1 << 16;
+    /// Frames per pass through the layers; measured in docs/benchmarks/native.md.
+    static constexpr int kPieceFrames = 64;
 
     /// Takes ownership of a non-empty chain of layers whose sizes match (the loader checks this),
     /// and prepares for blocks of kDefaultMaxBlock.
@@ -59,14 +65,16 @@ public:
     void prepare(int max_block) {
         if (max_block < 1 || max_block > kMaxBlockLimit)
             throw std::invalid_argument("max_block must be in [1, " + std::to_string(kMaxBlockLimit) + "]");
+        const int piece = std::min(max_block, kPieceFrames);
         int widest = 0;
         for (auto& l : layers_) {
-            l->prepare(max_block);
+            l->prepare(piece);
             widest = std::max(widest, padded(l->out_size()));
         }
-        ping_.assign(static_cast<std::size_t>(max_block) * widest, 0.0f);
-        pong_.assign(static_cast<std::size_t>(max_block) * widest, 0.0f);
+        ping_.assign(static_cast<std::size_t>(piece) * widest, 0.0f);
+        pong_.assign(static_cast<std::size_t>(piece) * widest, 0.0f);
         max_block_ = max_block;
+        piece_ = piece;
         reset();
     }
 
@@ -76,12 +84,12 @@ public:
     }
 
     /// Processes n frames: in holds n * in_size() floats, out receives n * out_size() floats
-    /// (frames interleaved). Blocks longer than max_block() are processed in pieces.
+    /// (frames interleaved). Any n is accepted; the result does not depend on how a signal is cut.
     void process(const float* in, float* out, int n) noexcept {
         DenormalGuard ftz;
         const int os = out_size();
         for (int done = 0; done < n;) {
-            const int m = std::min(max_block_, n - done);
+            const int m = std::min(piece_, n - done);
             const float* cur = in + static_cast<long>(done) * in_size_;
             int stride = in_size_;
             float* bufs[2] = {ping_.data(), pong_.data()};
@@ -108,6 +116,7 @@ private:
     int in_size_;
     std::vector<std::unique_ptr<Layer>> layers_;
     int max_block_ = 0;
+    int piece_ = 0;
     FloatVec ping_, pong_;
 };
 
