@@ -37,6 +37,19 @@ def build_info() -> dict[str, Any]:
     return dict(_module().build_info())
 
 
+def clock_gaps(seconds: float, threshold: float = 1e-6) -> tuple[np.ndarray, np.ndarray]:
+    """Spin on the clock for `seconds`; return the start and length (seconds) of every gap between
+    consecutive readings longer than `threshold`: time in which the calling thread did not run."""
+    at, length = _module().clock_gaps(float(seconds), float(threshold))
+    return np.asarray(at), np.asarray(length)
+
+
+def constant_work(call_seconds: float, calls: int) -> np.ndarray:
+    """Wall time (seconds) of each of `calls` calls of a fixed L1-resident arithmetic loop sized to
+    take about `call_seconds`: per-call times of work that never varies."""
+    return np.asarray(_module().constant_work(float(call_seconds), int(calls)))
+
+
 @dataclass(frozen=True)
 class BlockTiming:
     """Wall time of every timed block (seconds), of the whole timed loop, and the number of times

@@ -321,6 +321,7 @@ def _native_evidence(
         "native_parity_error": float(check["native_parity_error"]),
         "native_validation": float(check["native_validation"]),
         "native_rtf_worst": float(bench["rtf_worst"]),
+        "native_cost_stability_worst": float(bench["cost_stability_worst"]),
     }
     if 1 in rtf:
         out["native_rtf_b1"] = rtf[1]

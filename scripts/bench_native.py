@@ -5,7 +5,10 @@
 Models are WaveNet-style causal conv stacks with random weights, written directly in RTNeural
 JSON: `wavenet_tcn_quality`-sized (24 channels, 20 layers, kernel 3, dilations 1..512 twice, tanh)
 and `wavenet_tcn_balanced`-sized (16 channels, 10 layers). Targets: efficiency >= 0.5 at block 128,
->= 0.12 at block 1, and at every block size a 99th-percentile RTF within 20% of the mean RTF.
+>= 0.12 at block 1, and at every block size a 99th-percentile RTF within 20% of the mean RTF. The
+last is reported twice: on the wall times, and on the per-block cost (each block's fastest replay),
+next to the machine's own jitter: its clock pauses and a constant-work loop timed at each block's
+mean time, which shows the best wall-time ratio any code can reach on this machine.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any
 
 from rtnt.native import build_info
 from rtnt.validate.bench import benchmark_native, benchmark_table_markdown, random_conv_stack
+from rtnt.validate.jitter import clock_pauses, constant_work_stability
 from rtnt.validate.native_check import self_check
 
 STACKS = {
@@ -63,15 +67,30 @@ def cpu_ticks() -> tuple[int, int, int]:
     return sum(f[:8]) - idle, idle, f[7]
 
 
+def _worst(name: str, ratio: dict[int, float]) -> dict[str, Any]:
+    block = min(ratio, key=ratio.get)
+    return {name: {"value": ratio[block], "block": block, "target": ">= 0.8 at every block size", "met": ratio[block] >= 0.8}}
+
+
 def targets(result: dict[str, Any]) -> dict[str, Any]:
     """The issue's targets, each with the measured value and whether it is met."""
-    ratio = {b: result["rtf_p99"][b] / result["rtf"][b] for b in result["block_sizes"]}
-    worst_b = min(ratio, key=ratio.get)
+    eff = result["efficiency"]
     return {
-        "efficiency_b128": {"value": result["efficiency"].get(128), "target": ">= 0.5", "met": result["efficiency"].get(128, 0) >= 0.5},
-        "efficiency_b1": {"value": result["efficiency"].get(1), "target": ">= 0.12", "met": result["efficiency"].get(1, 0) >= 0.12},
-        "rtf_p99_over_mean_min": {"value": ratio[worst_b], "block": worst_b, "target": ">= 0.8 at every block size", "met": ratio[worst_b] >= 0.8},
+        "efficiency_b128": {"value": eff.get(128), "target": ">= 0.5", "met": eff.get(128, 0) >= 0.5},
+        "efficiency_b1": {"value": eff.get(1), "target": ">= 0.12", "met": eff.get(1, 0) >= 0.12},
+        **_worst("wall: rtf_p99 / rtf", result["stability"]),
+        **_worst("per-block cost: p99 / mean", result["cost_stability"]),
+        **_worst("control, constant work: p99 / mean", result["constant_work_stability"]),
     }
+
+
+def constant_work_control(result: dict[str, Any], seconds_each: float = 1.0) -> dict[int, float]:
+    """Stability of a fixed loop timed like the model, at each block size's mean block time."""
+    out = {}
+    for b in result["block_sizes"]:
+        t = result["block_ms_mean"][b] / 1e3
+        out[b] = constant_work_stability(t, int(min(max(seconds_each / t, 400), 400_000)))
+    return out
 
 
 def main() -> None:
@@ -98,6 +117,7 @@ def main() -> None:
             check = self_check(path)
             before = cpu_ticks()
             res = benchmark_native(path, seconds=args.seconds)
+            res["constant_work_stability"] = constant_work_control(res)
             after = cpu_ticks()
             total = max(1, sum(after[:2]) - sum(before[:2]))
             res["machine_busy_during_run"] = (after[0] - before[0]) / total  # this process is ~1/cores of it
@@ -112,38 +132,45 @@ def main() -> None:
                    f"During the run the machine's CPUs were {100 * res['machine_busy_during_run']:.0f}% busy "
                    f"(this benchmark alone is {100 / (os.cpu_count() or 1):.0f}%), steal {100 * res['steal_during_run']:.1f}%.", ""]
             md.append(benchmark_table_markdown(res))
-            md.append("| target | measured | met |")
+            md += ["| block | mean block ms | wall p99 / mean | cost p99 / mean | constant work, same duration: p99 / mean |",
+                   "|---:|---:|---:|---:|---:|"]
+            md += [f"| {b} | {res['block_ms_mean'][b]:.4f} | {res['stability'][b]:.2f} | {res['cost_stability'][b]:.2f} "
+                   f"| {res['constant_work_stability'][b]:.2f} |" for b in res["block_sizes"]]
+            md += ["", "| target | measured | met |"]
             md.append("|---|---:|:---:|")
             for t, v in res["targets"].items():
                 where = f" (block {v['block']})" if "block" in v else ""
                 md.append(f"| {t} {v['target']} | {v['value']:.3f}{where} | {'yes' if v['met'] else 'NO'} |")
             print(f"{name}: eff b1 {res['efficiency'][1]:.3f}, b128 {res['efficiency'][128]:.3f}, rtf_worst {res['rtf_worst']:.1f}")
-        # Control: the quality stack with every dilation 1 has almost no state. If its per-block
-        # times spread as much, the spread comes from the machine, not from the ring buffers.
-        path = Path(tmp) / "control.json"
-        path.write_text(json.dumps(random_conv_stack(24, [1] * 20, seed=0)))
-        control = benchmark_native(path, block_sizes=(1, 32, 128, 1024), seconds=args.seconds / 2)
-        report["control_dilation_1"] = control
-        md += ["", "## Control: 24 channels, 20 layers, all dilations 1 (negligible state)", "",
-               "| block | RTF p99 / mean |", "|---:|---:|"]
-        md += [f"| {b} | {control['rtf_p99'][b] / control['rtf'][b]:.2f} |" for b in control["block_sizes"]]
+    pauses = clock_pauses(seconds=5.0)
+    report["clock_pauses"] = pauses
     md += [
         "",
-        "RTF = audio seconds / wall seconds (mean over the timed blocks of a run); RTF p99 uses the",
-        "99th-percentile block time of the same run. Each block size is timed in 3 runs, round-robin",
-        "over block sizes, and the run with the best mean is shown (all runs' RTF are in native.json,",
-        "`rtf_repeats`). Efficiency = achieved MAC rate / single-thread numpy sgemm (512x512 float32,",
-        "BLAS limited to one thread by threadpoolctl, 90th percentile of many timed products) measured",
-        "in the same process. Timing is done in C++ around every `process` call. The machine is shared",
-        "with other engineers' jobs (training runs, builds): the load average above shows work that",
-        "competes for the two cores; it shows up above all in the 99th-percentile block times.",
-        "`preempted` counts involuntary context switches of the benchmark thread during the reported",
-        "run: far fewer than 1% of blocks, so the slow 1% are not the thread being descheduled but",
-        "blocks slowed by the co-running work (shared caches and memory bandwidth of a busy VM). The",
-        "per-block work is constant by construction (mirrored ring buffers, no periodic work, no",
-        "allocation), the slow blocks show no periodicity with the ring position, and the control",
-        "stack without history spreads alike, which points to the machine rather than the runtime.",
-        "The stability target is not met here; it should be re-measured on a quiet machine.",
+        "## The machine's own jitter",
+        "",
+        f"A thread that does nothing but read the clock for 5 s was stopped {pauses['per_second']:.0f} times a second "
+        f"(gaps over 2 µs), losing {100 * pauses['share_lost']:.1f}% of the time: median pause {pauses['median_us']:.0f} µs, "
+        f"99th percentile {pauses['p99_us']:.0f} µs, longest {pauses['max_us']:.0f} µs, median spacing "
+        f"{pauses['median_spacing_ms']:.2f} ms.",
+        "",
+        "## How to read this",
+        "",
+        "RTF = audio seconds / wall seconds (mean over the timed blocks of a run); RTF p99 uses the 99th-percentile",
+        "block time of the same run. Each block size is timed in 5 replays of the same signal from `reset()`,",
+        "round-robin over block sizes; the replay with the best mean is shown (all in native.json, `rtf_repeats`).",
+        "Efficiency = achieved MAC rate / single-thread numpy sgemm (512x512 float32, BLAS limited to one thread",
+        "by threadpoolctl, 90th percentile of many timed products) measured in the same process. Timing is done in",
+        "C++ around every `process` call.",
+        "",
+        "The stability target (RTF p99 within 20% of RTF mean) is shown three ways. *Wall* is the plain ratio of the",
+        "timed blocks. *Per-block cost* takes each block's fastest time over the 5 replays: the runtime does the same",
+        "work for block i in every replay, so periodic work, a pause or a slow ring position in the runtime would",
+        "recur in every replay and stay in the minimum, while an interruption of the thread would have to hit the",
+        "same block five times (tests/test_jitter.py checks both cases). *Constant work* is a fixed L1-resident loop",
+        "sized to each block's mean time and timed the same way: it has no variation of its own, so its ratio is the",
+        "best that any code with that block time can show on this machine. Where the wall ratio of the model is",
+        "close to the constant-work ratio and the per-block cost ratio is near 1, the spread of the wall times is",
+        "the machine's (the clock pauses above), not the runtime's.",
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "native.json").write_text(json.dumps(report, indent=2) + "\n")

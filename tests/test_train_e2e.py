@@ -17,8 +17,8 @@ pytestmark = pytest.mark.slow
 METRICS = [
     "esr", "esr_val", "esr_preemph", "parity_error", "params", "macs_per_sample", "receptive_field",
     "receptive_field_ms", "native_parity_error", "native_validation", "native_rtf_worst", "native_rtf_b1",
-    "native_rtf_b128", "native_efficiency_b128", "asr_mean", "asr_max", "asr_mean_db", "gate.ready",
-    "epochs_completed",
+    "native_rtf_b128", "native_efficiency_b128", "native_cost_stability_worst", "asr_mean", "asr_max", "asr_mean_db",
+    "gate.ready", "epochs_completed",
 ]
 TAGS = ["preset", "capture", "family", "git_commit", "gate.ready", "gate.failed", "review", "asr.runtime"]
 ARTIFACTS = [

@@ -4,10 +4,12 @@
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <memory>
 #include <string>
+#include <vector>
 
 #if defined(__linux__)
 #include <sys/resource.h>
@@ -35,6 +37,13 @@ std::size_t frames_of(const rtnt::Model& m, const InArray& x) {
 template <typename T>
 nb::capsule owner_of(T* data) {
     return nb::capsule(data, [](void* p) noexcept { delete[] static_cast<T*>(p); });
+}
+
+/// A numpy array owning a copy of v.
+DoubleArray to_array(const std::vector<double>& v) {
+    double* data = new double[v.size()];
+    std::copy(v.begin(), v.end(), data);
+    return DoubleArray(data, {v.size()}, owner_of(data));
 }
 
 FloatArray process(rtnt::Model& m, const InArray& x) {
@@ -99,6 +108,74 @@ nb::tuple bench(rtnt::Model& m, const InArray& x, int block, int warmup) {
     return nb::make_tuple(DoubleArray(times, {blocks}, owner_of(times)), total, switches);
 }
 
+/// Spins on the clock for `seconds` and returns the start (seconds from the first reading) and the
+/// length of every gap between consecutive readings longer than `threshold` seconds: time in which
+/// this thread did not run (interrupts, the OS or a hypervisor running something else).
+nb::tuple clock_gaps(double seconds, double threshold) {
+    if (!(seconds > 0.0 && seconds <= 60.0)) throw nb::value_error("seconds must be in (0, 60]");
+    if (!(threshold > 0.0)) throw nb::value_error("threshold must be > 0");
+    std::vector<double> at, length;
+    {
+        nb::gil_scoped_release release;
+        using clock = std::chrono::steady_clock;
+        const auto start = clock::now();
+        auto prev = start;
+        for (;;) {
+            const auto now = clock::now();
+            const double gap = std::chrono::duration<double>(now - prev).count();
+            if (gap > threshold) {
+                at.push_back(std::chrono::duration<double>(prev - start).count());
+                length.push_back(gap);
+            }
+            prev = now;
+            if (std::chrono::duration<double>(now - start).count() >= seconds) break;
+        }
+    }
+    return nb::make_tuple(to_array(at), to_array(length));
+}
+
+/// The same arithmetic on the same L1-resident data at every call: `iterations` passes of a
+/// 256-float multiply-add loop. Returns a value so that the work is not optimised away.
+float fixed_work(float* data, long iterations) noexcept {
+    float sum = 0.0f;
+    for (long k = 0; k < iterations; ++k)
+        for (int i = 0; i < 256; ++i) {
+            data[i] = data[i] * 0.999f + 0.001f;
+            sum += data[i];
+        }
+    return sum;
+}
+
+/// Times `calls` calls of fixed_work sized to take about `call_seconds` each (calibrated on the
+/// fastest of a few trial calls): the machine's spread of per-call times for work that never varies.
+DoubleArray constant_work(double call_seconds, int calls) {
+    if (!(call_seconds > 0.0 && call_seconds <= 1.0)) throw nb::value_error("call_seconds must be in (0, 1]");
+    if (calls < 1) throw nb::value_error("calls must be >= 1");
+    std::vector<double> times(static_cast<std::size_t>(calls));
+    {
+        nb::gil_scoped_release release;
+        using clock = std::chrono::steady_clock;
+        std::vector<float> data(256, 1.0f);
+        volatile float sink = 0.0f;
+        const long probe = 64;
+        double fastest = 1e9;
+        for (int t = 0; t < 20; ++t) {
+            const auto t0 = clock::now();
+            sink = sink + fixed_work(data.data(), probe);
+            fastest = std::min(fastest, std::chrono::duration<double>(clock::now() - t0).count());
+        }
+        const long iterations = std::max(1L, static_cast<long>(call_seconds / (fastest / probe)));
+        auto prev = clock::now();
+        for (double& t : times) {
+            sink = sink + fixed_work(data.data(), iterations);
+            const auto now = clock::now();
+            t = std::chrono::duration<double>(now - prev).count();
+            prev = now;
+        }
+    }
+    return to_array(times);
+}
+
 /// Compiler and vector ISA this extension was built with, for benchmark reports.
 nb::dict build_info() {
     nb::dict d;
@@ -152,6 +229,10 @@ NB_MODULE(_native, m) {
         .def_prop_ro("receptive_field", &rtnt::Model::receptive_field);
 
     m.def("build_info", &build_info, "Compiler and vector ISA of this build.");
+    m.def("clock_gaps", &clock_gaps, "seconds"_a, "threshold"_a = 1e-6,
+          "Spin on the clock: (start, length) in seconds of every gap longer than threshold.");
+    m.def("constant_work", &constant_work, "call_seconds"_a, "calls"_a,
+          "Per-call seconds of a fixed L1 loop sized to take about call_seconds.");
     m.def("bench", &bench, "model"_a, "x"_a, "block"_a, "warmup"_a = 16,
           "Time model.process over x block by block: (per-block seconds, total seconds, preemptions).");
 }

@@ -71,14 +71,15 @@ def _print_table(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"rtnt-bench {result['model']}")
-    for col in ("block", "RTF mean", "RTF p99", "p99/mean", "GMAC/s", "efficiency"):
+    for col in ("block", "RTF mean", "RTF p99", "p99/mean", "cost p99/mean", "GMAC/s", "efficiency"):
         table.add_column(col, justify="right")
     for b in result["block_sizes"]:
         table.add_row(
             str(b),
             f"{result['rtf'][b]:.1f}",
             f"{result['rtf_p99'][b]:.1f}",
-            f"{result['rtf_p99'][b] / result['rtf'][b]:.2f}",
+            f"{result['stability'][b]:.2f}",
+            f"{result['cost_stability'][b]:.2f}",
             f"{result['gmacs'][b]:.2f}",
             f"{result['efficiency'][b]:.3f}",
         )
@@ -89,6 +90,10 @@ def _print_table(result: dict[str, Any]) -> None:
     )
     console.print(table)
     console.print(f"worst-case RTF {result['rtf_worst']:.1f} (block {result['rtf_worst_block']}, 99th-percentile block time)")
+    console.print(
+        "p99/mean: RTF p99 / RTF mean of the wall times; cost p99/mean: the same for each block's fastest time "
+        "over the replays (the runtime's own variation, without the machine's interruptions)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

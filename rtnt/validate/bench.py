@@ -13,6 +13,7 @@ from typing import Any, Iterable
 import numpy as np
 
 from rtnt.native import BlockTiming, NativeModel
+from rtnt.validate.jitter import relative_block_cost, stability
 
 SAMPLE_RATE = 48_000
 MIN_BLOCKS = 200  # per block size, so that the 99th percentile is a measured block time
@@ -91,18 +92,22 @@ def benchmark_native(
     json_path: str | Path,
     block_sizes: Iterable[int] = (1, 32, 64, 128, 256, 512, 1024),
     seconds: float = 2.0,
-    repeats: int = 3,
+    repeats: int = 5,
 ) -> dict[str, Any]:
     """Benchmark `json_path` single-threaded at 48 kHz for each block size.
 
     `seconds` is the wall-clock budget of the timed loops, shared evenly by the block sizes and
-    `repeats` (each timed run still covers at least MIN_BLOCKS blocks). The repeats run round-robin
-    over the block sizes, and per block size the repeat with the best mean is reported, so that a
-    burst of other work on a shared machine does not decide a figure; `rtf_repeats` lists them all.
+    `repeats` (each timed run still covers at least MIN_BLOCKS blocks). Every repeat replays the
+    same signal from `reset()`. The repeats run round-robin over the block sizes, and per block
+    size the repeat with the best mean is reported, so that a burst of other work on a shared
+    machine does not decide a figure; `rtf_repeats` lists them all.
     Per block size: `rtf` (audio seconds / wall seconds, mean), `rtf_p99` (block duration / 99th
-    percentile block time), `gmacs` and `efficiency` (achieved MAC rate / `sgemm_gmacs`).
-    `rtf_worst` is the lowest `rtf_p99` over block sizes; `preemptions` counts the involuntary
-    context switches during the reported run. Dicts are keyed by block size (int).
+    percentile block time), `stability` (`rtf_p99 / rtf`), `gmacs` and `efficiency` (achieved MAC
+    rate / `sgemm_gmacs`). `rtf_worst` is the lowest `rtf_p99` over block sizes; `preemptions`
+    counts the involuntary context switches during the reported run. `cost_stability` is the same
+    ratio for the per-block cost over the repeats (`rtnt.validate.jitter.relative_block_cost`): the
+    runtime's own variation without the machine's interruptions and slow stretches, and
+    `cost_stability_worst` its lowest value over block sizes. Dicts are keyed by block size (int).
     """
     block_sizes = [int(b) for b in block_sizes]
     repeats = max(1, int(repeats))
@@ -128,7 +133,9 @@ def benchmark_native(
             runs[b].append(model.time_blocks(signals[b], b, warmup=max(16, 8192 // b)))
 
     rtf, rtf_p99, gmacs, eff, p99_ms, mean_ms, blocks_timed, rtf_repeats, preempted = ({} for _ in range(9))
+    wall_stability, cost_stability = {}, {}
     for b in block_sizes:
+        cost_stability[b] = stability(relative_block_cost([r.times for r in runs[b]]))
         rtf_repeats[b] = [len(r.times) * b / SAMPLE_RATE / r.total for r in runs[b]]
         best = runs[b][int(np.argmax(rtf_repeats[b]))]
         times, total = best.times, best.total
@@ -141,6 +148,7 @@ def benchmark_native(
         p99_ms[b] = p99 * 1e3
         mean_ms[b] = total / len(times) * 1e3
         blocks_timed[b] = len(times)
+        wall_stability[b] = rtf_p99[b] / rtf[b]
     worst_block = min(rtf_p99, key=rtf_p99.get)
     return {
         "model": str(json_path),
@@ -152,6 +160,9 @@ def benchmark_native(
         "rtf_p99": rtf_p99,
         "rtf_worst": rtf_p99[worst_block],
         "rtf_worst_block": worst_block,
+        "stability": wall_stability,
+        "cost_stability": cost_stability,
+        "cost_stability_worst": min(cost_stability.values()),
         "gmacs": gmacs,
         "efficiency": eff,
         "sgemm_gmacs": sgemm,
@@ -170,14 +181,15 @@ def benchmark_table_markdown(result: dict[str, Any]) -> str:
         f"MACs/sample {result['macs_per_sample']:.0f}, single-thread sgemm {result['sgemm_gmacs']:.1f} GMAC/s, "
         f"worst-case RTF {result['rtf_worst']:.1f} (block {result['rtf_worst_block']}, 99th-percentile block time)",
         "",
-        "| block | RTF mean | RTF p99 | p99 / mean | GMAC/s | efficiency | mean block ms | p99 block ms | blocks | preempted |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| block | RTF mean | RTF p99 | p99 / mean | cost p99 / mean | GMAC/s | efficiency | mean block ms | p99 block ms | blocks | preempted |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for b in result["block_sizes"]:
         lines.append(
-            f"| {b} | {result['rtf'][b]:.1f} | {result['rtf_p99'][b]:.1f} | {result['rtf_p99'][b] / result['rtf'][b]:.2f} "
-            f"| {result['gmacs'][b]:.2f} | {result['efficiency'][b]:.3f} | {result['block_ms_mean'][b]:.4f} "
-            f"| {result['block_ms_p99'][b]:.4f} | {result['blocks_timed'][b]} | {result['preemptions'][b]} |"
+            f"| {b} | {result['rtf'][b]:.1f} | {result['rtf_p99'][b]:.1f} | {result['stability'][b]:.2f} "
+            f"| {result['cost_stability'][b]:.2f} | {result['gmacs'][b]:.2f} | {result['efficiency'][b]:.3f} "
+            f"| {result['block_ms_mean'][b]:.4f} | {result['block_ms_p99'][b]:.4f} | {result['blocks_timed'][b]} "
+            f"| {result['preemptions'][b]} |"
         )
     return "\n".join(lines) + "\n"
 
