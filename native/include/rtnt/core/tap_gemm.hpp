@@ -5,8 +5,14 @@
 // Dense layers are K = 1; a dilated causal convolution reads its input through a history buffer
 // whose row 0 is d*(K-1) samples before the first output. Weights are packed tap-major with the
 // output channels innermost and padded to np (a multiple of 8), so each (k, i) step is a broadcast
-// of one input value times a contiguous weight row. Every output element is accumulated in the
-// same order whatever tile computes it, so results do not depend on the block partition.
+// of one input value times a contiguous weight row.
+//
+// Every output element is computed in one fixed order, whatever tile computes it, so results do
+// not depend on the block partition: one FMA chain per tap, chain_k = sum_i in * w over i in
+// order (chain_0 starts from the bias, the others from 0), then out = ((chain_0 + chain_1) + ...).
+// Multi-row tiles run the taps one after another and add each chain into the output; a single
+// row (block size 1) runs the chains of several taps side by side, so its latency is one chain of
+// cin FMAs rather than K * cin.
 #pragma once
 
 #include <cmath>
@@ -76,15 +82,23 @@ inline void splat(vf& v, float x) noexcept {
 #endif
 }
 
+/// Adds v into out (or stores it, for the first tap): the fixed chain combination order.
+inline void add_chain(float* out, const vf& v, bool first) noexcept {
+    vfu& o = *reinterpret_cast<vfu*>(out);
+    o = first ? v : vf(o) + v;
+}
+
 template <int R, int NC>
 inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int K, int cin,
                      const float* RTNT_RESTRICT w, int np, const float* RTNT_RESTRICT bias,
                      float* RTNT_RESTRICT out, int out_stride) noexcept {
     constexpr int V = NC * 8 / kLanes;
-    vf acc[R][V];
-    for (int c = 0; c < V; ++c)
-        for (int r = 0; r < R; ++r) acc[r][c] = *reinterpret_cast<const vfu*>(bias + kLanes * c);
     for (int k = 0; k < K; ++k) {
+        vf acc[R][V];
+        for (int c = 0; c < V; ++c) {
+            vf start = k == 0 ? vf(*reinterpret_cast<const vfu*>(bias + kLanes * c)) : vf{};
+            for (int r = 0; r < R; ++r) acc[r][c] = start;
+        }
         const float* x = in + static_cast<long>(k) * step;
         const float* wk = w + static_cast<long>(k) * cin * np;
         for (int i = 0; i < cin; ++i) {
@@ -96,9 +110,50 @@ inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int
                 for (int c = 0; c < V; ++c) fma_lanes(acc[r][c], xb, wv[c]);
             }
         }
+        for (int r = 0; r < R; ++r)
+            for (int c = 0; c < V; ++c) add_chain(out + static_cast<long>(r) * out_stride + kLanes * c, acc[r][c], k == 0);
     }
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < V; ++c) *reinterpret_cast<vfu*>(out + static_cast<long>(r) * out_stride + kLanes * c) = acc[r][c];
+}
+
+/// Taps k0 .. k0+g-1 of one row, their chains side by side (G is the most that fit in registers;
+/// g <= G picks the instantiation with exactly g taps).
+template <int G, int NC>
+inline void tap_row_taps(const float* RTNT_RESTRICT in, int step, int k0, int g, int cin, const float* RTNT_RESTRICT w,
+                         int np, const float* RTNT_RESTRICT bias, float* RTNT_RESTRICT out) noexcept {
+    if constexpr (G > 1) {
+        if (g < G) return tap_row_taps<G - 1, NC>(in, step, k0, g, cin, w, np, bias, out);
+    }
+    constexpr int V = NC * 8 / kLanes;
+    vf acc[G][V];
+    for (int j = 0; j < G; ++j)
+        for (int c = 0; c < V; ++c) acc[j][c] = k0 + j == 0 ? vf(*reinterpret_cast<const vfu*>(bias + kLanes * c)) : vf{};
+    const float* x = in + static_cast<long>(k0) * step;
+    const float* wk = w + static_cast<long>(k0) * cin * np;
+    for (int i = 0; i < cin; ++i)
+        for (int j = 0; j < G; ++j) {
+            vf xb;
+            splat(xb, x[static_cast<long>(j) * step + i]);
+            const float* wr = wk + (static_cast<long>(j) * cin + i) * np;
+            for (int c = 0; c < V; ++c) fma_lanes(acc[j][c], xb, *reinterpret_cast<const vfu*>(wr + kLanes * c));
+        }
+    for (int j = 0; j < G; ++j)
+        for (int c = 0; c < V; ++c) add_chain(out + kLanes * c, acc[j][c], k0 + j == 0);
+}
+
+/// Taps whose chains run side by side in a single row: accumulators fill the register file but
+/// for one broadcast and one spare (weights are FMA memory operands, each used once).
+template <int NC>
+constexpr int row_taps() {
+    constexpr int V = NC * 8 / kLanes;
+    constexpr int g = (kVectorRegisters - 2) / V;
+    return g < 1 ? 1 : (g > 8 ? 8 : g);
+}
+
+template <int NC>
+inline void tap_row(const float* in, int step, int K, int cin, const float* w, int np, const float* bias,
+                    float* out) noexcept {
+    constexpr int G = row_taps<NC>();
+    for (int k0 = 0; k0 < K; k0 += G) tap_row_taps<G, NC>(in, step, k0, K - k0 < G ? K - k0 : G, cin, w, np, bias, out);
 }
 #else
 template <int R, int NC>
@@ -106,10 +161,10 @@ inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int
                      const float* RTNT_RESTRICT w, int np, const float* RTNT_RESTRICT bias,
                      float* RTNT_RESTRICT out, int out_stride) noexcept {
     constexpr int C = NC * 8;
-    float acc[R][C];
-    for (int r = 0; r < R; ++r)
-        for (int j = 0; j < C; ++j) acc[r][j] = bias[j];
     for (int k = 0; k < K; ++k) {
+        float acc[R][C];
+        for (int r = 0; r < R; ++r)
+            for (int j = 0; j < C; ++j) acc[r][j] = k == 0 ? bias[j] : 0.0f;
         const float* x = in + static_cast<long>(k) * step;
         const float* wk = w + static_cast<long>(k) * cin * np;
         for (int i = 0; i < cin; ++i) {
@@ -119,22 +174,35 @@ inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int
                 for (int j = 0; j < C; ++j) acc[r][j] = madd(xv, wr[j], acc[r][j]);
             }
         }
+        for (int r = 0; r < R; ++r)
+            for (int j = 0; j < C; ++j) {
+                float& o = out[static_cast<long>(r) * out_stride + j];
+                o = k == 0 ? acc[r][j] : o + acc[r][j];
+            }
     }
-    for (int r = 0; r < R; ++r)
-        for (int j = 0; j < C; ++j) out[static_cast<long>(r) * out_stride + j] = acc[r][j];
+}
+
+template <int NC>
+inline void tap_row(const float* in, int step, int K, int cin, const float* w, int np, const float* bias,
+                    float* out) noexcept {
+    tap_tile<1, NC>(in, 0, step, K, cin, w, np, bias, out, 0);
 }
 #endif
 
-/// Rows in tiles of R, the remainder in tiles of R/2, R/4, ..., 1. Each output element is the
-/// same FMA sequence whatever tile computes it, so the tiling never changes a result.
+/// Rows in tiles of R, the remainder in tiles of R/2, R/4, ..., single rows. Each output element
+/// is the same arithmetic whatever computes it (see the file comment), so the tiling never
+/// changes a result.
 template <int R, int NC>
 inline void tap_rows(const float* in, int in_stride, int step, int K, int cin, const float* w, int np,
                      const float* bias, float* out, int out_stride, int n) noexcept {
-    int t = 0;
-    for (; t + R <= n; t += R)
-        tap_tile<R, NC>(in + static_cast<long>(t) * in_stride, in_stride, step, K, cin, w, np, bias,
-                        out + static_cast<long>(t) * out_stride, out_stride);
-    if constexpr (R > 1) {
+    if constexpr (R == 1) {
+        for (int t = 0; t < n; ++t)
+            tap_row<NC>(in + static_cast<long>(t) * in_stride, step, K, cin, w, np, bias, out + static_cast<long>(t) * out_stride);
+    } else {
+        int t = 0;
+        for (; t + R <= n; t += R)
+            tap_tile<R, NC>(in + static_cast<long>(t) * in_stride, in_stride, step, K, cin, w, np, bias,
+                            out + static_cast<long>(t) * out_stride, out_stride);
         if (t < n)
             tap_rows<R / 2, NC>(in + static_cast<long>(t) * in_stride, in_stride, step, K, cin, w, np, bias,
                                 out + static_cast<long>(t) * out_stride, out_stride, n - t);
