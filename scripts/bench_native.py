@@ -6,7 +6,7 @@ Models are WaveNet-style causal conv stacks with random weights, written directl
 JSON: `wavenet_tcn_quality`-sized (24 channels, 20 layers, kernel 3, dilations 1..512 twice, tanh)
 and `wavenet_tcn_balanced`-sized (16 channels, 10 layers). Targets: efficiency >= 0.5 at block 128,
 >= 0.12 at block 1, and at every block size a 99th-percentile RTF within 20% of the mean RTF. The
-last is reported twice: on the wall times, and on the per-block cost (each block's fastest replay),
+last is reported twice: on the wall times, and on the per-block cost (rtnt.validate.jitter.relative_block_cost),
 next to the machine's own jitter: its clock pauses and a constant-work loop timed at each block's
 mean time, which shows the best wall-time ratio any code can reach on this machine.
 """
@@ -177,10 +177,11 @@ def main() -> None:
         "C++ around every `process` call.",
         "",
         "The stability target (RTF p99 within 20% of RTF mean) is shown three ways. *Wall* is the plain ratio of the",
-        "timed blocks. *Per-block cost* takes each block's fastest time over the 5 replays: the runtime does the same",
-        "work for block i in every replay, so periodic work, a pause or a slow ring position in the runtime would",
-        "recur in every replay and stay in the minimum, while an interruption of the thread would have to hit the",
-        "same block five times (tests/test_jitter.py checks both cases). *Constant work* is a fixed L1-resident loop",
+        "timed blocks. *Per-block cost* divides each block's time by the median of the 51 blocks around it in the",
+        "same replay (which removes the machine's slow stretches) and keeps the minimum over the 5 replays: the",
+        "runtime does the same work for block i in every replay, so periodic work, a pause or a slow ring position in",
+        "the runtime would recur in every replay and stay in the minimum, while an interruption of the thread would",
+        "have to hit the same block five times (tests/test_jitter.py checks these cases). *Constant work* is a fixed L1-resident loop",
         "sized to each block's mean time and timed the same way: it has no variation of its own, so its ratio is the",
         "best that any code with that block time can show on this machine. Where the wall ratio of the model is",
         "close to the constant-work ratio and the per-block cost ratio is near 1, the spread of the wall times is",

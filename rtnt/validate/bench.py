@@ -148,7 +148,7 @@ def benchmark_native(
         p99_ms[b] = p99 * 1e3
         mean_ms[b] = total / len(times) * 1e3
         blocks_timed[b] = len(times)
-        wall_stability[b] = rtf_p99[b] / rtf[b]
+        wall_stability[b] = stability(times)
     worst_block = min(rtf_p99, key=rtf_p99.get)
     return {
         "model": str(json_path),
