@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 
@@ -29,6 +29,9 @@ from rtnt.metrics.esr import esr  # noqa: E402
 from rtnt.sweep.trial import trial_run_context  # noqa: E402
 from rtnt.tracking.run import flatten, git_commit, log_params_flat, run_name, tracked_run  # noqa: E402
 from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri  # noqa: E402
+
+if TYPE_CHECKING:
+    from rtnt.train.fit import FitResult, Validation
 
 log = logging.getLogger("rtnt")
 
@@ -103,19 +106,59 @@ def _log_capture(prepared: PreparedCapture, out_dir: Path) -> None:
     )
 
 
-def _loss_curve(train_loss: list[float], val_loss: list[float], first_epoch: int, path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    epochs = np.arange(first_epoch + 1, first_epoch + 1 + len(train_loss))
-    ax.semilogy(epochs, train_loss, label="train ESR")
-    ax.semilogy(epochs, val_loss, label="validation ESR")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("ESR")
-    ax.legend()
-    ax.grid(True, which="both", alpha=0.3)
+def _log_validation(point: Validation) -> None:
+    """One validation point as MLflow metrics at its training step."""
+    mlflow.log_metrics(
+        {
+            "train_loss": point.train_esr,
+            "val_loss": point.val_esr,
+            "learning_rate": point.learning_rate,
+            "train.elapsed_s": point.seconds,
+            "train.samples_per_s_window": point.samples_per_s,
+        },
+        step=point.step,
+    )
+
+
+def _training_curves(history: list[Validation], path: Path) -> Path:
+    """Training and validation ESR against step and against wall time, as a PNG (and the table as CSV)."""
+    steps = [v.step for v in history]
+    minutes = [v.seconds / 60 for v in history]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5))
+    for ax, xs, label in ((axes[0], steps, "step"), (axes[1], minutes, "training wall time (min)")):
+        ax.semilogy(xs, [v.train_esr for v in history], label="train ESR")
+        ax.semilogy(xs, [v.val_esr for v in history], label="validation ESR")
+        ax.set_xlabel(label)
+        ax.set_ylabel("ESR")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    rows = ["step,seconds,train_esr,val_esr,learning_rate,samples_per_s"]
+    rows += [f"{v.step},{v.seconds:.3f},{v.train_esr:.6g},{v.val_esr:.6g},{v.learning_rate:.6g},{v.samples_per_s:.1f}" for v in history]
+    path.with_suffix(".csv").write_text("\n".join(rows) + "\n")
     return path
+
+
+def _log_fit(result: FitResult, out_dir: Path) -> None:
+    """Budget figures of the fit and its curves."""
+    state = result.state
+    mlflow.log_metrics(
+        {
+            "epochs_completed": state.epochs_completed,
+            "train.steps": float(state.steps_completed),
+            "train.samples_per_s": result.samples_per_s,
+            "train.overhead_share": result.overhead_share,
+            "train.wall_s": result.wall_seconds,
+            "train.best_val_esr": state.best_val_esr,
+        }
+    )
+    mlflow.set_tag("train.jit_compile", str(result.jit_compile).lower())
+    if result.history:
+        curve = _training_curves(result.history, out_dir / "loss_curve.png")
+        mlflow.log_artifact(str(curve))
+        mlflow.log_artifact(str(curve.with_suffix(".csv")))
 
 
 def run_training(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
@@ -158,10 +201,8 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[
     splits = split_by_time(len(x), cfg.train.val_fraction, cfg.train.test_fraction, rf)
     mlflow.log_metrics(session.summary_metrics())
     with stage("train"):
-        fit_result = session.train(x, y, splits, on_epoch_end=lambda e, m: mlflow.log_metrics(m, step=e))
-    mlflow.log_metric("epochs_completed", fit_result.epochs_completed)
-    curve = _loss_curve(fit_result.train_loss, fit_result.val_loss, session.initial_epoch, out_dir / "loss_curve.png")
-    mlflow.log_artifact(str(curve))
+        fit_result = session.train(x, y, splits, on_validation=_log_validation)
+    _log_fit(fit_result, out_dir)
 
     json_path = session.export(out_dir / "model.json")
     mlflow.log_artifact(str(json_path))

@@ -33,7 +33,8 @@ def test_sigkilled_run_is_marked_killed_and_continues_without_lost_epochs(tmp_pa
     ckpt_dir = _wait_for_epochs(tmp_path, 2, proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done = json.loads((ckpt_dir / "state.json").read_text())["epochs_completed"]
+    state = json.loads((ckpt_dir / "state.json").read_text())
+    done, done_steps = state["epochs_completed"], state["steps_completed"]
     killed_id = json.loads((ckpt_dir / "run.json").read_text())["run_id"]
     client = mlflow.MlflowClient(tracking_uri)
     assert client.get_run(killed_id).info.status == "RUNNING"  # nobody could mark it yet
@@ -46,10 +47,10 @@ def test_sigkilled_run_is_marked_killed_and_continues_without_lost_epochs(tmp_pa
     assert client.get_run(killed_id).info.status == "KILLED"
     new = client.get_run(cont.stdout.split("MLflow run:")[1].split()[0])
     assert new.data.tags["rtnt.parent_run"] == killed_id
-    assert new.data.tags["rtnt.initial_epoch"] == str(done)
-    assert new.data.metrics["epochs_completed"] == done + 1
+    assert new.data.tags["rtnt.initial_step"] == str(done_steps)
+    assert new.data.metrics["epochs_completed"] == done + 1  # train=smoke: 4 steps per epoch
     steps = [m.step for m in client.get_metric_history(new.info.run_id, "train_loss")]
-    assert steps == [done + 1]
+    assert steps == [done_steps + 4]
 
 
 def test_continue_from_a_missing_checkpoint_is_one_line(tmp_path: Path, tracking_uri: str) -> None:

@@ -22,7 +22,7 @@ METRICS = [
 ]
 TAGS = ["preset", "capture", "family", "git_commit", "gate.ready", "gate.failed", "review", "asr.runtime"]
 ARTIFACTS = [
-    "model.json", "config.yaml", "loss_curve.png", "gate/report.md", "gate/gate.json",
+    "model.json", "config.yaml", "loss_curve.png", "loss_curve.csv", "gate/report.md", "gate/gate.json",
     "preview/input.wav", "preview/target.wav", "preview/prediction.wav", "preview/residual.wav",
     "bench/native_bench.json", "bench/native_bench.md", "asr/asr_probes.csv", "capture/capture_report.json",
     "checkpoint/last.keras",
@@ -66,11 +66,14 @@ def test_run_logs_every_metric_and_tag(smoke_run: dict) -> None:
     assert run.info.run_name.startswith("wavenet_tcn_balanced@demo#")
 
 
-def test_loss_curves_are_logged_per_epoch(smoke_run: dict) -> None:
+def test_loss_curves_are_logged_per_validation_step(smoke_run: dict) -> None:
     client = mlflow.MlflowClient(smoke_run["uri"])
-    for key in ("train_loss", "val_loss"):
+    for key in ("train_loss", "val_loss", "learning_rate", "train.elapsed_s"):
         steps = [m.step for m in client.get_metric_history(smoke_run["run"].info.run_id, key)]
-        assert steps == [1, 2]
+        assert steps == [4, 8]  # train=smoke: 2 epochs of 4 steps, validated once per epoch
+    metrics = smoke_run["run"].data.metrics
+    assert metrics["train.steps"] == 8 and metrics["epochs_completed"] == 2
+    assert metrics["train.samples_per_s"] > 0 and 0 <= metrics["train.overhead_share"] < 1
 
 
 def test_artifacts_are_logged(smoke_run: dict) -> None:

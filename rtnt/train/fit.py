@@ -1,175 +1,321 @@
-"""Training loop: Adam with per-epoch exponential decay, early stopping on validation ESR,
-an atomic `.keras` checkpoint after every epoch, and a hook for per-epoch tracking."""
+"""Step-based training loop: a budget in steps, epochs or wall-clock minutes, a learning-rate schedule
+defined over that budget, validation and atomic checkpoints at a bounded cadence, XLA where it compiles.
+
+One training step is one Adam update on a batch of fully-conditioned segments drawn at random from
+the training region into preallocated buffers (fixed shapes: the step is traced once).
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
-import sys
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from rtnt.data.splits import Region, cut_segments, segment_starts
+from rtnt.data.splits import Region, segment_starts
 from rtnt.errors import RtntError
 from rtnt.train.losses import FullyConditionedESR
+from rtnt.train.schedule import LearningRateSchedule
+
+log = logging.getLogger("rtnt")
 
 LAST_CHECKPOINT = "last.keras"
 BEST_CHECKPOINT = "best.keras"
 STATE_FILE = "state.json"
 
 
-class SegmentBatches(keras.utils.PyDataset):
-    """Batches of fully-conditioned training segments, re-tiled at a random offset every epoch."""
+class SegmentSampler:
+    """Random fully-conditioned training segments of one region, gathered into reused buffers.
+
+    Every draw picks `batch_size` scored windows of `segment_length` samples uniformly inside the
+    region; each comes with `receptive_field - 1` samples of real history before it.
+    """
 
     def __init__(
-        self,
-        x: np.ndarray,
-        y: np.ndarray,
-        region: Region,
-        receptive_field: int,
-        segment_length: int,
-        batch_size: int,
-        steps_per_epoch: int,
-        seed: int,
+        self, x: np.ndarray, y: np.ndarray, region: Region, receptive_field: int, segment_length: int, batch_size: int, seed: int
     ):
-        super().__init__()
-        self.x, self.y, self.region = x, y, region
-        self.receptive_field, self.segment_length, self.batch_size = receptive_field, segment_length, batch_size
+        first = segment_starts(region, receptive_field, segment_length)[0]  # raises a clear error if none fits
+        self.x, self.y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+        self.low, self.high = int(first), region.stop - segment_length  # inclusive start range
+        self.offsets = np.arange(-(receptive_field - 1), segment_length)
+        self.segment_length, self.batch_size = segment_length, batch_size
         self.rng = np.random.default_rng(seed)
-        n_segments = len(segment_starts(region, receptive_field, segment_length))
-        self.steps = steps_per_epoch or max(1, math.ceil(n_segments / batch_size))
-        self._draw()
+        shape = (batch_size, len(self.offsets))
+        self._idx = np.empty(shape, dtype=np.int64)
+        self._bx = np.empty((*shape, 1), dtype=np.float32)
+        self._by = np.empty((*shape, 1), dtype=np.float32)
 
-    def _draw(self) -> None:
-        starts = segment_starts(self.region, self.receptive_field, self.segment_length, self.rng)
-        need = self.steps * self.batch_size
-        reps = math.ceil(need / len(starts))
-        self.starts = self.rng.permutation(np.tile(starts, reps))[:need] if reps > 1 else self.rng.permutation(starts)
+    @property
+    def segments_per_pass(self) -> int:
+        """How many non-overlapping segments tile the region: the batches of one epoch, times batch_size."""
+        return max(1, (self.high - self.low) // self.segment_length + 1)
 
-    def __len__(self) -> int:
-        return self.steps
+    def draw(self) -> tuple[np.ndarray, np.ndarray]:
+        """One batch (inputs, targets), each (batch, history + segment, 1); the buffers are reused."""
+        starts = self.rng.integers(self.low, self.high + 1, size=self.batch_size)
+        np.add(starts[:, None], self.offsets[None, :], out=self._idx)
+        np.take(self.x, self._idx, out=self._bx[..., 0])
+        np.take(self.y, self._idx, out=self._by[..., 0])
+        return self._bx, self._by
 
-    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        batch = self.starts[i * self.batch_size : (i + 1) * self.batch_size]
-        return cut_segments(self.x, self.y, batch, self.receptive_field, self.segment_length)
 
-    def on_epoch_end(self) -> None:
-        self._draw()
+@dataclass(frozen=True)
+class Budget:
+    """When training stops: after `steps` optimizer steps or `seconds` of wall time, whichever comes first
+    (0 disables either). `progress` maps the time and steps spent to [0, 1] for the schedule."""
+
+    steps: int = 0
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.steps <= 0 and self.seconds <= 0:
+            raise RtntError("training budget is empty: set train.minutes, train.steps or train.epochs above 0")
+
+    def progress(self, steps: int, seconds: float) -> float:
+        parts = [steps / self.steps if self.steps > 0 else 0.0, seconds / self.seconds if self.seconds > 0 else 0.0]
+        return min(1.0, max(parts))
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint folder's `state.json` records, cumulative over continued runs."""
+
+    steps_completed: int = 0
+    samples_seen: int = 0
+    train_seconds: float = 0.0
+    progress: float = 0.0  # schedule progress reached, in [0, 1]
+    best_val_esr: float = math.inf
+    last_val_esr: float = math.nan
+    steps_per_epoch: int = 1
+
+    @property
+    def epochs_completed(self) -> float:
+        return self.steps_completed / max(1, self.steps_per_epoch)
+
+    def save(self, directory: Path) -> None:
+        tmp = directory / f".{STATE_FILE}.tmp"
+        tmp.write_text(json.dumps({**asdict(self), "epochs_completed": self.epochs_completed}))
+        os.replace(tmp, directory / STATE_FILE)
+
+    @classmethod
+    def load(cls, directory: Path) -> TrainingState:
+        """The state beside a checkpoint, or a fresh one. Older folders only know `epochs_completed`."""
+        f = directory / STATE_FILE
+        if not f.exists():
+            return cls()
+        raw = json.loads(f.read_text())
+        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        state = cls(**known)
+        if "steps_completed" not in raw and "epochs_completed" in raw:
+            state.steps_completed = int(raw["epochs_completed"])  # one step per legacy epoch, for lineage only
+        return state
+
+
+@dataclass(frozen=True)
+class Validation:
+    """One validation point: where training stood, and the ESRs."""
+
+    step: int
+    seconds: float  # training wall time, cumulative over continued runs
+    train_esr: float  # mean training loss since the previous validation
+    val_esr: float
+    learning_rate: float
+    samples_per_s: float  # scored training samples per second of wall time since the previous validation
 
 
 @dataclass
 class FitResult:
-    epochs_completed: int  # cumulative, including epochs of a continued run
-    best_val_esr: float
-    train_loss: list[float]
-    val_loss: list[float]
-    stopped_early: bool
-    checkpoint_dir: Path
+    state: TrainingState
+    history: list[Validation] = field(default_factory=list)
+    stopped_early: bool = False
+    step_seconds: float = 0.0  # wall time inside the optimizer step, this session
+    wall_seconds: float = 0.0  # wall time of the whole fit, this session (validation and checkpoints included)
+    steps_this_session: int = 0
+    samples_this_session: int = 0
+    jit_compile: bool = False
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples_this_session / self.wall_seconds if self.wall_seconds > 0 else math.nan
+
+    @property
+    def overhead_share(self) -> float:
+        """Share of wall time spent outside the optimizer step (validation, checkpoints, data, progress)."""
+        return 1.0 - self.step_seconds / self.wall_seconds if self.wall_seconds > 0 else math.nan
 
 
-class AtomicCheckpoint(keras.callbacks.Callback):
-    """After every epoch, save `last.keras` (weights + optimizer) and `state.json` atomically,
-    and `best.keras` when validation ESR improves. A kill mid-save leaves the previous files intact."""
+@dataclass(frozen=True)
+class Cadence:
+    """Validate (and checkpoint) every `steps` steps or every `seconds` of wall time, whichever first; 0 disables."""
 
-    def __init__(self, directory: Path, best_val: float = math.inf):
-        super().__init__()
-        self.directory = directory
-        self.best_val = best_val
+    steps: int = 0
+    seconds: float = 0.0
 
-    def _save(self, name: str) -> None:
-        tmp = self.directory / f".{name}.tmp.keras"
-        self.model.save(tmp)
-        os.replace(tmp, self.directory / name)
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        val = float((logs or {}).get("val_loss", math.nan))
-        self._save(LAST_CHECKPOINT)
-        if val < self.best_val:
-            self.best_val = val
-            self._save(BEST_CHECKPOINT)
-        state = {"epochs_completed": epoch + 1, "best_val_esr": self.best_val, "last_val_esr": val}
-        tmp = self.directory / f".{STATE_FILE}.tmp"
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.directory / STATE_FILE)
-
-
-class EpochHook(keras.callbacks.Callback):
-    """Calls `hook(epoch, {"train_loss": ..., "val_loss": ...})` after each epoch (1-based epoch)."""
-
-    def __init__(self, hook: Callable[[int, dict[str, float]], None]):
-        super().__init__()
-        self.hook = hook
-
-    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = logs or {}
-        self.hook(epoch + 1, {"train_loss": float(logs.get("loss", math.nan)), "val_loss": float(logs.get("val_loss", math.nan))})
-
-
-class RaiseOnNaN(keras.callbacks.Callback):
-    """Stop with a clear error as soon as the training loss is NaN or infinite."""
-
-    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            raise RtntError(
-                f"training diverged: loss is {float(loss)} at batch {batch}; lower train.learning_rate or check the capture"
-            )
+    def due(self, steps_since: int, seconds_since: float) -> bool:
+        return (self.steps > 0 and steps_since >= self.steps) or (self.seconds > 0 and seconds_since >= self.seconds)
 
 
 def compile_model(model: keras.Model, learning_rate: float, history: int, pre_emphasis: float) -> None:
-    """Compile with Adam and the fully-conditioned ESR loss."""
+    """Compile with Adam and the fully-conditioned ESR loss (the schedule sets the rate every step)."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
         loss=FullyConditionedESR(history=history, pre_emphasis=pre_emphasis),
     )
 
 
+def set_jit_compile(model: keras.Model, jit: bool) -> None:
+    """Switch a compiled model between XLA and graph mode; its train function is rebuilt on the next step."""
+    model.jit_compile = jit
+    model.train_function = None
+    model.predict_function = None
+
+
+def first_step(model: keras.Model, batch: tuple[np.ndarray, np.ndarray], jit: bool) -> tuple[float, bool]:
+    """Run the first training step with XLA when asked; if XLA cannot compile the model, fall back to
+    graph mode with a warning. Returns the loss and whether XLA is in use."""
+    set_jit_compile(model, jit)
+    if not jit:
+        return float(model.train_on_batch(*batch)), False
+    try:
+        return float(model.train_on_batch(*batch)), True
+    except Exception as exc:  # XLA raises backend-specific errors for unsupported ops
+        log.warning("XLA could not compile the training step (%s); training in graph mode", type(exc).__name__)
+        set_jit_compile(model, False)
+        return float(model.train_on_batch(*batch)), False
+
+
+class Checkpointer:
+    """Atomic `last.keras` + `state.json` at every validation, `best.keras` when validation ESR improves.
+    A kill mid-save leaves the previous files intact."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    def _save(self, model: keras.Model, name: str) -> None:
+        tmp = self.directory / f".{name}.tmp.keras"
+        model.save(tmp)
+        os.replace(tmp, self.directory / name)
+
+    def save(self, model: keras.Model, state: TrainingState, improved: bool) -> None:
+        self._save(model, LAST_CHECKPOINT)
+        if improved:
+            self._save(model, BEST_CHECKPOINT)
+        state.save(self.directory)
+
+
+def validation_esr(model: keras.Model, val_xy: tuple[np.ndarray, np.ndarray], history: int) -> float:
+    """ESR of the model's one-pass prediction on the validation region (its first `history` samples are context)."""
+    xv, yv = val_xy
+    pred = np.asarray(model.predict_on_batch(xv[None, :, None]), dtype=np.float64).reshape(-1)[history:]
+    target = np.asarray(yv, dtype=np.float64)[history:]
+    return float(np.sum((target - pred) ** 2) / max(np.sum(target**2), 1e-12))
+
+
 def fit(
     model: keras.Model,
-    batches: SegmentBatches,
+    sampler: SegmentSampler,
     val_xy: tuple[np.ndarray, np.ndarray],
     *,
-    epochs: int,
-    learning_rate: float,
-    lr_decay: float,
+    budget: Budget,
+    schedule: LearningRateSchedule,
+    cadence: Cadence,
     patience: int,
     checkpoint_dir: Path,
-    initial_epoch: int = 0,
-    best_val: float = math.inf,
-    verbose: bool = True,
-    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    state: TrainingState,
+    jit_compile: bool,
+    on_validation: Callable[[Validation], None] | None = None,
+    on_step: Callable[[int, float], None] | None = None,
 ) -> FitResult:
-    """Train a compiled model for `epochs` more epochs, starting after `initial_epoch` completed ones.
+    """Train a compiled model until the budget is spent (or validation ESR stalls for `patience` validations).
 
-    The learning rate after e cumulative epochs is learning_rate · lr_decay^e, so a continued run
-    picks up the schedule where it stopped. Early stopping restores the best validation weights.
+    The learning rate follows `schedule` over the budget's progress. A continued run (`state` from its
+    checkpoint) resumes the schedule at the progress it reached and spreads the rest over this budget.
+    On return, the model holds the best validation weights. Interrupted (SIGINT/SIGTERM), it saves the
+    last checkpoint before re-raising, so no completed step is lost.
     """
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    early = keras.callbacks.EarlyStopping(monitor="val_loss", patience=patience, restore_best_weights=True)
-    callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.LearningRateScheduler(lambda e, _lr: learning_rate * lr_decay**e),
-        RaiseOnNaN(),
-        early,
-        AtomicCheckpoint(checkpoint_dir, best_val),
-    ]
-    if on_epoch_end is not None:
-        callbacks.append(EpochHook(on_epoch_end))
-    xv, yv = val_xy
-    history = model.fit(
-        batches,
-        validation_data=(xv[None, :, None], yv[None, :, None]),
-        epochs=initial_epoch + epochs,
-        initial_epoch=initial_epoch,
-        callbacks=callbacks,
-        verbose=(1 if sys.stdout.isatty() else 2) if verbose else 0,
-    )
-    train_loss = [float(v) for v in history.history.get("loss", [])]
-    val_loss = [float(v) for v in history.history.get("val_loss", [])]
-    completed = initial_epoch + len(train_loss)
-    best = min([best_val, *val_loss]) if val_loss else best_val
-    return FitResult(completed, best, train_loss, val_loss, early.stopped_epoch > 0, checkpoint_dir)
+    history_len = sampler.offsets.size - sampler.segment_length
+    ckpt = Checkpointer(checkpoint_dir)
+    result = FitResult(state=state)
+    start_progress = state.progress
+    best_weights = model.get_weights() if math.isfinite(state.best_val_esr) else None
+    since_val_steps, since_val_loss, since_val_start = 0, 0.0, time.perf_counter()
+    bad_validations = 0
+    t0 = time.perf_counter()
+
+    def progress_now() -> float:
+        p = budget.progress(result.steps_this_session, time.perf_counter() - t0)
+        return start_progress + (1.0 - start_progress) * p
+
+    def validate() -> None:
+        nonlocal since_val_steps, since_val_loss, since_val_start, bad_validations, best_weights
+        now = time.perf_counter()
+        val = validation_esr(model, val_xy, history_len)
+        state.progress = progress_now()
+        state.last_val_esr = val
+        improved = val < state.best_val_esr
+        if improved:
+            state.best_val_esr, bad_validations, best_weights = val, 0, model.get_weights()
+        else:
+            bad_validations += 1
+        ckpt.save(model, state, improved)
+        point = Validation(
+            step=state.steps_completed,
+            seconds=state.train_seconds + (now - t0),
+            train_esr=since_val_loss / max(1, since_val_steps),
+            val_esr=val,
+            learning_rate=float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
+            samples_per_s=since_val_steps * sampler.batch_size * sampler.segment_length / max(now - since_val_start, 1e-9),
+        )
+        result.history.append(point)
+        if on_validation is not None:
+            on_validation(point)
+        since_val_steps, since_val_loss, since_val_start = 0, 0.0, time.perf_counter()
+
+    try:
+        while progress_now() < 1.0 and not (patience > 0 and bad_validations >= patience):
+            model.optimizer.learning_rate.assign(schedule(progress_now()))
+            batch = sampler.draw()
+            s0 = time.perf_counter()
+            if result.steps_this_session == 0:
+                loss, result.jit_compile = first_step(model, batch, jit_compile)
+            else:
+                loss = float(model.train_on_batch(*batch))
+            result.step_seconds += time.perf_counter() - s0
+            if not math.isfinite(loss):
+                raise RtntError(
+                    f"training diverged: loss is {loss} at step {state.steps_completed + 1}; "
+                    "lower train.learning_rate or check the capture"
+                )
+            state.steps_completed += 1
+            result.steps_this_session += 1
+            result.samples_this_session += sampler.batch_size * sampler.segment_length
+            since_val_steps += 1
+            since_val_loss += loss
+            if on_step is not None:
+                on_step(state.steps_completed, loss)
+            if cadence.due(since_val_steps, time.perf_counter() - since_val_start):
+                validate()
+        if since_val_steps > 0 or not result.history:
+            validate()
+        result.stopped_early = patience > 0 and bad_validations >= patience
+    except (KeyboardInterrupt, SystemExit):
+        state.progress = progress_now()
+        state.train_seconds += time.perf_counter() - t0
+        state.samples_seen += result.samples_this_session
+        ckpt.save(model, state, improved=False)
+        raise
+    result.wall_seconds = time.perf_counter() - t0
+    state.train_seconds += result.wall_seconds
+    state.samples_seen += result.samples_this_session
+    state.save(checkpoint_dir)
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return result

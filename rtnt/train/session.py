@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import keras
 import mlflow
@@ -16,7 +16,19 @@ from omegaconf import DictConfig
 from rtnt.data.splits import Splits, region_with_history
 from rtnt.errors import ConfigError
 from rtnt.config import SAMPLE_RATE
-from rtnt.train.fit import LAST_CHECKPOINT, STATE_FILE, FitResult, SegmentBatches, compile_model, fit
+from rtnt.train.fit import (
+    LAST_CHECKPOINT,
+    STATE_FILE,
+    Budget,
+    Cadence,
+    FitResult,
+    SegmentSampler,
+    TrainingState,
+    Validation,
+    compile_model,
+    fit,
+)
+from rtnt.train.schedule import LearningRateSchedule
 
 
 RUN_FILE = "run.json"  # the MLflow run id that wrote the checkpoints in this folder
@@ -25,8 +37,7 @@ RUN_FILE = "run.json"  # the MLflow run id that wrote the checkpoints in this fo
 @dataclass
 class Checkpoint:
     path: Path
-    epochs_completed: int
-    best_val_esr: float
+    state: TrainingState
     parent_run_id: str
 
 
@@ -56,16 +67,11 @@ def resolve_checkpoint(continue_from: str, tracking_uri: str | None = None) -> C
             path = Path(client.download_artifacts(continue_from, f"checkpoint/{LAST_CHECKPOINT}"))
     if not path.exists():
         raise ConfigError(f"continue_from checkpoint {path} does not exist; pass an existing .keras file or a run id")
-    state_file, run_file = path.parent / STATE_FILE, path.parent / RUN_FILE
-    state = json.loads(state_file.read_text()) if state_file.exists() else {}
+    run_file = path.parent / RUN_FILE
     if not parent and run_file.exists():
         parent = str(json.loads(run_file.read_text()).get("run_id", ""))
-    return Checkpoint(
-        path=path,
-        epochs_completed=int(state.get("epochs_completed", 0)),
-        best_val_esr=float(state.get("best_val_esr", math.inf)),
-        parent_run_id=parent,
-    )
+    return Checkpoint(path=path, state=TrainingState.load(path.parent), parent_run_id=parent)
+
 
 
 @dataclass
@@ -74,8 +80,7 @@ class TrainingSession:
     out_dir: Path
     model: keras.Model
     receptive_field: int
-    initial_epoch: int = 0
-    best_val: float = math.inf
+    state: TrainingState
 
     @classmethod
     def create(cls, cfg: DictConfig, out_dir: Path) -> TrainingSession:
@@ -89,16 +94,16 @@ class TrainingSession:
 
             ckpt = resolve_checkpoint(cfg.continue_from, mlflow.get_tracking_uri())
             model = keras.models.load_model(ckpt.path)
-            tags = {"rtnt.continued_from": str(ckpt.path), "rtnt.initial_epoch": str(ckpt.epochs_completed)}
+            tags = {"rtnt.continued_from": str(ckpt.path), "rtnt.initial_step": str(ckpt.state.steps_completed)}
             if ckpt.parent_run_id:
                 tags["rtnt.parent_run"] = ckpt.parent_run_id
             mlflow.set_tags(tags)
             rf = model_summary(model).receptive_field_samples
-            return cls(cfg, out_dir, model, rf, ckpt.epochs_completed, ckpt.best_val_esr)
+            return cls(cfg, out_dir, model, rf, ckpt.state)
         model = build_model(cfg.preset)
         rf = model_summary(model).receptive_field_samples
         compile_model(model, cfg.train.learning_rate, rf - 1, cfg.train.pre_emphasis)
-        return cls(cfg, out_dir, model, rf)
+        return cls(cfg, out_dir, model, rf, TrainingState())
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -115,35 +120,51 @@ class TrainingSession:
             "receptive_field_ms": float(s.receptive_field_ms),
         }
 
-    def train(self, x: np.ndarray, y: np.ndarray, splits: Splits, on_epoch_end: Any = None) -> FitResult:
-        """Train on the train region, validate on the validation region, checkpoint every epoch."""
+    def train(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        splits: Splits,
+        on_validation: Callable[[Validation], None] | None = None,
+    ) -> FitResult:
+        """Train on the train region within the configured budget, validating and checkpointing on the
+        validation region; the model ends with its best validation weights."""
+        from rtnt.train.progress import TrainingProgress
+
         t = self.cfg.train
-        sr = SAMPLE_RATE
         region = splits.train
         if t.max_train_seconds > 0:
-            region = type(region)(region.name, max(region.start, region.stop - int(t.max_train_seconds * sr)), region.stop)
-        batches = SegmentBatches(
-            x, y, region, self.receptive_field, int(t.segment_seconds * sr), t.batch_size, t.steps_per_epoch, t.seed
+            region = type(region)(region.name, max(region.start, region.stop - int(t.max_train_seconds * SAMPLE_RATE)), region.stop)
+        sampler = SegmentSampler(
+            x, y, region, self.receptive_field, int(round(t.segment_seconds * SAMPLE_RATE)), t.batch_size, t.seed + self.state.steps_completed
         )
+        steps_per_epoch = t.steps_per_epoch or max(1, math.ceil(sampler.segments_per_pass / t.batch_size))
+        self.state.steps_per_epoch = steps_per_epoch
+        budget = training_budget(t, steps_per_epoch)
         val_x = region_with_history(x, splits.val, self.receptive_field)
         val_y = region_with_history(y, splits.val, self.receptive_field)
-        (self.checkpoint_dir).mkdir(parents=True, exist_ok=True)
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         (self.checkpoint_dir / RUN_FILE).write_text(json.dumps({"run_id": mlflow.active_run().info.run_id}))
-        result = fit(
-            self.model,
-            batches,
-            (val_x, val_y),
-            epochs=t.epochs,
-            learning_rate=t.learning_rate,
-            lr_decay=t.lr_decay,
-            patience=t.early_stopping_patience,
-            checkpoint_dir=self.checkpoint_dir,
-            initial_epoch=self.initial_epoch,
-            best_val=self.best_val,
-            verbose=t.verbose,
-            on_epoch_end=on_epoch_end,
-        )
-        return result  # early stopping has restored the best validation weights
+        cadence = Cadence(t.validate_every_steps, t.validate_every_s)
+        if cadence.steps == 0 and cadence.seconds == 0:
+            cadence = Cadence(steps=steps_per_epoch)
+        progress = TrainingProgress(budget, self.state.progress, live=None if t.verbose else False)
+        hooks = [h for h in (progress.on_validation if t.verbose else None, on_validation) if h is not None]
+        with progress:
+            return fit(
+                self.model,
+                sampler,
+                (val_x, val_y),
+                budget=budget,
+                schedule=learning_rate_schedule(t, budget, steps_per_epoch),
+                cadence=cadence,
+                patience=t.early_stopping_patience,
+                checkpoint_dir=self.checkpoint_dir,
+                state=self.state,
+                jit_compile=t.jit_compile,
+                on_validation=lambda v: [h(v) for h in hooks],
+                on_step=progress.on_step if t.verbose else None,
+            )
 
     def export(self, path: Path) -> Path:
         """Write the RTNeural JSON, and beside it the exact Keras model it was exported from (`.keras`)."""
@@ -158,3 +179,18 @@ class TrainingSession:
             f = self.checkpoint_dir / name
             if f.exists():
                 mlflow.log_artifact(str(f), "checkpoint")
+
+
+def training_budget(t: DictConfig, steps_per_epoch: int) -> Budget:
+    """`train.minutes` and/or `train.steps` when set, else `train.epochs` epochs of `steps_per_epoch` steps."""
+    if t.minutes > 0 or t.steps > 0:
+        return Budget(steps=int(t.steps), seconds=float(t.minutes) * 60.0)
+    return Budget(steps=int(t.epochs) * steps_per_epoch)
+
+
+def learning_rate_schedule(t: DictConfig, budget: Budget, steps_per_epoch: int) -> LearningRateSchedule:
+    """The configured schedule over `budget`; exponential decay counts the epochs the budget holds."""
+    epochs = budget.steps / steps_per_epoch if budget.steps > 0 else float(t.epochs)
+    return LearningRateSchedule(
+        kind=t.schedule, peak=t.learning_rate, warmup=t.warmup_fraction, floor=t.lr_floor, decay=t.lr_decay, epochs=epochs
+    )
