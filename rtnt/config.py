@@ -23,6 +23,7 @@ REPO_DIR = PACKAGE_DIR.parent
 SAMPLE_RATE = 48000
 ARCHITECTURES = ("tcn", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
 ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
+SCHEDULES = ("cosine", "exponential")
 
 
 @dataclass
@@ -69,12 +70,23 @@ class PresetConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 60
+    """How long and how to train. The budget is `minutes` of wall time or `steps`, whichever ends first;
+    when both are 0, `epochs` passes over the training region (`steps_per_epoch` batches each)."""
+
+    minutes: float = 0.0  # wall-clock budget of the fit, validation and checkpoints included; 0 = none
+    steps: int = 0  # optimizer steps; 0 = none
+    epochs: int = 60  # used only when minutes and steps are both 0
     batch_size: int = 16
     segment_seconds: float = 0.5  # output samples per training segment (plus the receptive field)
-    learning_rate: float = 4e-3
-    lr_decay: float = 0.98  # multiplied into the learning rate after every epoch
-    early_stopping_patience: int = 12
+    learning_rate: float = 4e-3  # peak learning rate of the schedule
+    schedule: str = "cosine"  # cosine (warm-up, cosine to lr_floor) | exponential (lr_decay per epoch)
+    warmup_fraction: float = 0.02  # share of the budget spent warming up (cosine)
+    lr_floor: float = 0.02  # final learning rate as a fraction of the peak (cosine)
+    lr_decay: float = 0.98  # multiplied into the learning rate after every epoch (exponential)
+    early_stopping_patience: int = 0  # validations without improvement before stopping; 0 = never
+    validate_every_s: float = 0.0  # validate and checkpoint every this many seconds of wall time; 0 = off
+    validate_every_steps: int = 0  # ... or every this many steps; both 0 = once per epoch
+    jit_compile: bool = True  # XLA; falls back to graph mode with a warning when the model cannot compile
     pre_emphasis: float = 0.0  # first-order pre-emphasis coefficient of the ESR loss; 0 disables
     seed: int = 0
     val_fraction: float = 0.1
@@ -82,7 +94,7 @@ class TrainConfig:
     max_train_seconds: float = 0.0  # 0 uses all training audio
     max_seconds: float = 0.0  # 0 uses the whole capture; else crop it before splitting
     steps_per_epoch: int = 0  # 0 is one pass over the training segments
-    verbose: bool = True
+    verbose: bool = True  # progress display (live on a terminal, one line per validation otherwise)
 
 
 @dataclass
@@ -190,7 +202,14 @@ def validate_config(cfg: DictConfig) -> None:
     _check(t.learning_rate > 0 and math.isfinite(t.learning_rate), "train.learning_rate", t.learning_rate, "must be > 0")
     _check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "must be in (0, 1]")
     _check(0 <= t.pre_emphasis < 1, "train.pre_emphasis", t.pre_emphasis, "must be in [0, 1)")
-    _check(t.early_stopping_patience >= 1, "train.early_stopping_patience", t.early_stopping_patience, "must be >= 1")
+    _check(t.early_stopping_patience >= 0, "train.early_stopping_patience", t.early_stopping_patience, "must be >= 0")
+    _check(t.minutes >= 0 and math.isfinite(t.minutes), "train.minutes", t.minutes, "must be >= 0")
+    _check(t.steps >= 0, "train.steps", t.steps, "must be >= 0")
+    _check(t.schedule in SCHEDULES, "train.schedule", t.schedule, f"must be one of {', '.join(SCHEDULES)}")
+    _check(0 <= t.warmup_fraction < 1, "train.warmup_fraction", t.warmup_fraction, "must be in [0, 1)")
+    _check(0 <= t.lr_floor <= 1, "train.lr_floor", t.lr_floor, "must be in [0, 1]")
+    _check(t.validate_every_s >= 0, "train.validate_every_s", t.validate_every_s, "must be >= 0")
+    _check(t.validate_every_steps >= 0, "train.validate_every_steps", t.validate_every_steps, "must be >= 0")
     for key in ("val_fraction", "test_fraction"):
         _check(0 < t[key] < 0.5, f"train.{key}", t[key], "must be in (0, 0.5)")
     _check(t.max_train_seconds >= 0, "train.max_train_seconds", t.max_train_seconds, "must be >= 0")
