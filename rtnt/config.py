@@ -88,6 +88,9 @@ class TrainConfig:
     validate_every_steps: int = 0  # ... or every this many steps; both 0 = once per epoch
     jit_compile: bool = True  # XLA; falls back to graph mode with a warning when the model cannot compile
     pre_emphasis: float = 0.0  # first-order pre-emphasis coefficient of the ESR loss; 0 disables
+    stft_weight: float = 0.0  # weight of the multi-resolution STFT term in the loss; 0 disables
+    dc_weight: float = 0.0  # weight of the DC term in the loss; 0 disables
+    clipnorm: float = 0.0  # clip the global gradient norm to this; 0 disables
     seed: int = 0
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -203,6 +206,8 @@ def validate_config(cfg: DictConfig) -> None:
     _check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "must be in (0, 1]")
     _check(0 <= t.pre_emphasis < 1, "train.pre_emphasis", t.pre_emphasis, "must be in [0, 1)")
     _check(t.early_stopping_patience >= 0, "train.early_stopping_patience", t.early_stopping_patience, "must be >= 0")
+    for key in ("stft_weight", "dc_weight", "clipnorm"):
+        _check(t[key] >= 0, f"train.{key}", t[key], "must be >= 0")
     _check(t.minutes >= 0 and math.isfinite(t.minutes), "train.minutes", t.minutes, "must be >= 0")
     _check(t.steps >= 0, "train.steps", t.steps, "must be >= 0")
     _check(t.schedule in SCHEDULES, "train.schedule", t.schedule, f"must be one of {', '.join(SCHEDULES)}")

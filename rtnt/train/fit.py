@@ -162,11 +162,20 @@ class Cadence:
         return (self.steps > 0 and steps_since >= self.steps) or (self.seconds > 0 and seconds_since >= self.seconds)
 
 
-def compile_model(model: keras.Model, learning_rate: float, history: int, pre_emphasis: float) -> None:
-    """Compile with Adam and the fully-conditioned ESR loss (the schedule sets the rate every step)."""
+def compile_model(
+    model: keras.Model,
+    learning_rate: float,
+    history: int,
+    pre_emphasis: float,
+    stft_weight: float = 0.0,
+    dc_weight: float = 0.0,
+    clipnorm: float = 0.0,
+) -> None:
+    """Compile with Adam (optionally clipping the global gradient norm) and the fully-conditioned ESR loss;
+    the schedule sets the learning rate every step."""
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
-        loss=FullyConditionedESR(history=history, pre_emphasis=pre_emphasis),
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clipnorm or None),
+        loss=FullyConditionedESR(history=history, pre_emphasis=pre_emphasis, stft_weight=stft_weight, dc_weight=dc_weight),
     )
 
 

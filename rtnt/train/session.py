@@ -102,7 +102,8 @@ class TrainingSession:
             return cls(cfg, out_dir, model, rf, ckpt.state)
         model = build_model(cfg.preset)
         rf = model_summary(model).receptive_field_samples
-        compile_model(model, cfg.train.learning_rate, rf - 1, cfg.train.pre_emphasis)
+        t = cfg.train
+        compile_model(model, t.learning_rate, rf - 1, t.pre_emphasis, t.stft_weight, t.dc_weight, t.clipnorm)
         return cls(cfg, out_dir, model, rf, TrainingState())
 
     @property

@@ -1,0 +1,42 @@
+"""The training loss: ESR on fully-conditioned samples, and its optional multi-resolution STFT and DC terms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rtnt.metrics.stft import mrstft_distance
+from rtnt.train.losses import STFT_SIZES, FullyConditionedESR, mrstft_loss
+
+
+def pair(seed: int = 0, n: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = rng.standard_normal((2, n)).astype(np.float32)
+    return y, (y + 0.1 * rng.standard_normal((2, n))).astype(np.float32)
+
+
+def test_training_stft_term_is_the_metric_definition() -> None:
+    y, p = pair()
+    expected = [mrstft_distance(y[i], p[i], 48_000, STFT_SIZES) for i in range(2)]
+    assert np.asarray(mrstft_loss(y, p)) == pytest.approx(expected, rel=1e-4)
+
+
+def test_loss_skips_history_and_adds_weighted_terms() -> None:
+    y, p = pair()
+    history = 100
+    esr_only = float(FullyConditionedESR(history)(y[..., None], p[..., None]))
+    yt, pt = y[:, history:], p[:, history:]
+    assert esr_only == pytest.approx(np.sum((yt - pt) ** 2) / np.sum(yt**2), rel=1e-4)
+    p_shift = p.copy()
+    p_shift[:, :history] += 5.0  # the history samples are context, never scored
+    assert float(FullyConditionedESR(history)(y[..., None], p_shift[..., None])) == pytest.approx(esr_only, rel=1e-6)
+    with_stft = float(FullyConditionedESR(history, stft_weight=0.5)(y[..., None], p[..., None]))
+    assert with_stft == pytest.approx(esr_only + 0.5 * float(np.mean(mrstft_loss(yt, pt))), rel=1e-4)
+    dc = float(FullyConditionedESR(history, dc_weight=1.0)(y[..., None], (p + 0.2)[..., None]))
+    assert dc > float(FullyConditionedESR(history)(y[..., None], (p + 0.2)[..., None]))
+
+
+def test_loss_round_trips_through_its_config() -> None:
+    loss = FullyConditionedESR(10, pre_emphasis=0.85, stft_weight=0.2, dc_weight=0.1)
+    again = FullyConditionedESR.from_config(loss.get_config())
+    assert (again.history, again.pre_emphasis, again.stft_weight, again.dc_weight) == (10, 0.85, 0.2, 0.1)
