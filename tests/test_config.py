@@ -34,6 +34,9 @@ def run_train_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["capture.latency=1.5"], "capture.latency=1.5 is invalid: must be auto or a whole number of samples"),
         (["-m", "preset=wavenet_tcn_balanced,nope"], "unknown config choice 'preset/nope'"),
         (["preset.dilations=[1,2]", "preset.kernel_sizes=[3,3,3]"], "give one kernel size or one per layer (2)"),
+        (["train.minutes=-1"], "config train.minutes=-1.0 is invalid: must be >= 0"),
+        (["train.schedule=linear"], "config train.schedule='linear' is invalid: must be one of cosine, exponential"),
+        (["train.lr_floor=2"], "config train.lr_floor=2.0 is invalid: must be in [0, 1]"),
     ],
 )
 def test_bad_config_is_one_line_before_tensorflow(args: list[str], expected: str) -> None:
@@ -42,3 +45,12 @@ def test_bad_config_is_one_line_before_tensorflow(args: list[str], expected: str
     assert err_lines == [err_lines[0]] and err_lines[0].startswith("error: "), proc.stderr
     assert expected in err_lines[0]
     assert "EXIT 2 TF_LOADED False" in proc.stdout
+
+
+@pytest.mark.parametrize("flag", ["--cfg", "-c"])
+def test_cfg_job_prints_the_composed_config(flag: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtnt.cli.train", flag, "job", "train=demo"], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "minutes: 4" in proc.stdout and "preset:" in proc.stdout

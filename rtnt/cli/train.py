@@ -29,7 +29,9 @@ from rtnt.config import PACKAGE_DIR, REPO_DIR, register_configs, register_resolv
 from rtnt.errors import ConfigError, RtntError, exception_summary  # noqa: E402
 
 CONF_DIR = REPO_DIR / "conf" if (REPO_DIR / "conf" / "config.yaml").exists() else PACKAGE_DIR / "conf"
-HYDRA_FLAGS_WITH_VALUE = {"--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+HYDRA_FLAGS_WITH_VALUE = {
+    "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun", "--cfg", "-c", "--package", "-p"
+}
 
 
 def describe_compose_error(exc: BaseException) -> str:
