@@ -14,8 +14,8 @@ $(STAMP): pyproject.toml CMakeLists.txt
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-demo: setup  ## train the default preset on the embedded demo capture, log it to mlruns/
-	$(BIN)/rtnt-train
+demo: setup  ## train the default preset on the embedded demo capture for 4 minutes, log it to mlruns/
+	$(BIN)/rtnt-train train=demo
 
 test: setup  ## the whole test suite (fast: tiny models, seconds of audio)
 	$(BIN)/python -m pytest -q
