@@ -52,7 +52,9 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("macs_per_sample", "multiply-accumulates per output sample when streaming", "lower", ".0f"),
     MetricSpec("receptive_field_ms", "input history each output sample depends on, ms", "context", ".1f"),
     MetricSpec("gate.ready", "1 when every export-gate criterion passes", "higher", ".0f"),
-    MetricSpec("epochs_completed", "epochs trained (cumulative for continued runs)", "context", ".0f"),
+    MetricSpec("epochs_completed", "epochs trained (cumulative for continued runs)", "context", ".1f"),
+    MetricSpec("train.steps", "optimizer steps (cumulative for continued runs)", "context", ".0f"),
+    MetricSpec("train.samples_per_s", "scored training samples per second of wall time", "context", ".0f"),
     MetricSpec("time.train_s", "wall time of the training stage, s", "context", ".0f"),
 )
 METRIC_KEYS: tuple[str, ...] = tuple(m.key for m in METRICS)
@@ -331,24 +333,26 @@ def plot_esr_per_capture(table: pd.DataFrame, path: Path) -> Path | None:
 
 
 def load_loss_histories(tracking_uri: str, run_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
-    """Per-epoch `train_loss` and `val_loss` of each run (columns `epoch`, `train_loss`, `val_loss`)."""
+    """Per-validation `train_loss`, `val_loss` and training wall time of each run (columns `step`, `train_loss`,
+    `val_loss`, `elapsed_s`; runs from before step-based training have epochs as steps and no wall time)."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
     out: dict[str, pd.DataFrame] = {}
     for run_id in run_ids:
         series = {}
-        for key in LOSS_KEYS:
+        for key, column in (*((k, k) for k in LOSS_KEYS), ("train.elapsed_s", "elapsed_s")):
             history = client.get_metric_history(run_id, key)
-            series[key] = pd.Series({m.step: m.value for m in history}, dtype=float)
+            series[column] = pd.Series({m.step: m.value for m in history}, dtype=float)
         frame = pd.DataFrame(series).sort_index()
-        frame.index.name = "epoch"
+        frame.index.name = "step"
         out[run_id] = frame.reset_index()
     return out
 
 
 def plot_loss_curves(table: pd.DataFrame, histories: Mapping[str, pd.DataFrame], path: Path) -> Path | None:
-    """Overlaid loss curves, one panel per capture: validation ESR solid, training loss dashed."""
+    """Overlaid loss curves against training wall time (or step, for runs without it), one panel per capture:
+    validation ESR solid, training loss dashed."""
     rows = table[[bool(run_id in histories and len(histories[run_id])) for run_id in table["run_id"]]]
     if rows.empty:
         return None
@@ -358,15 +362,17 @@ def plot_loss_curves(table: pd.DataFrame, histories: Mapping[str, pd.DataFrame],
     colours = _colours(len(configs))
     fig = Figure(figsize=(4.2 * len(captures) + 2.5, 4.2))
     axes = fig.subplots(1, len(captures), squeeze=False)[0]
+    timed = all(histories[r]["elapsed_s"].notna().all() for r in rows["run_id"])
     for ax, capture in zip(axes, captures):
         for ci, config in enumerate(configs):
             sel = rows[(labels == config).values & (rows["capture"] == capture).values]
             for run_id in sel["run_id"]:
                 h = histories[run_id]
-                ax.plot(h["epoch"], h["val_loss"], color=colours[ci], linewidth=1.4)
-                ax.plot(h["epoch"], h["train_loss"], color=colours[ci], linewidth=0.8, linestyle="--")
+                xs = h["elapsed_s"] / 60 if timed else h["step"]
+                ax.plot(xs, h["val_loss"], color=colours[ci], linewidth=1.4)
+                ax.plot(xs, h["train_loss"], color=colours[ci], linewidth=0.8, linestyle="--")
         ax.set_yscale("log")
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("training wall time (min)" if timed else "step")
         ax.set_title(capture)
         ax.grid(True, which="both", alpha=0.3)
     axes[0].set_ylabel("loss (ESR): validation solid, training dashed")
