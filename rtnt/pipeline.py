@@ -10,7 +10,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -204,13 +204,17 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[
         fit_result = session.train(x, y, splits, on_validation=_log_validation)
     _log_fit(fit_result, out_dir)
 
-    json_path = session.export(out_dir / "model.json")
-    mlflow.log_artifact(str(json_path))
-    evidence = _validate_export(cfg, json_path, session, x, y, splits, sr, out_dir)
+    model_path = session.export(out_dir)
+    mlflow.log_artifact(str(model_path))
+    from rtnt.validate.parity import keras_predict
+
+    evidence = validate_exported(
+        cfg, model_path, lambda x_in: keras_predict(session.model, x_in), session.receptive_field, x, y, splits, sr, out_dir
+    )
     session.log_final_checkpoint()
     summary = {
         "run_id": run_id,
-        "json_path": str(json_path),
+        "json_path": str(model_path),
         "metrics": evidence["metrics"],
         "constraints": evidence["constraints"],
         "gate_ready": evidence["ready"],
@@ -219,30 +223,31 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[
     return summary
 
 
-def _validate_export(
+def validate_exported(
     cfg: DictConfig,
-    json_path: Path,
-    session: Any,
+    model_path: Path,
+    expected: Callable[[np.ndarray], np.ndarray],
+    rf: int,
     x: np.ndarray,
     y: np.ndarray,
     splits: Splits,
     sr: int,
     out_dir: Path,
 ) -> dict[str, Any]:
-    """Parity, native validation and benchmark, aliasing probes, preview evidence and the gate."""
-    from rtnt.validate.parity import keras_predict, parity_error
+    """Parity, native validation and benchmark, aliasing probes, preview evidence and the gate, all measured
+    on the exported file. `expected(x)` is the output the file must reproduce (the Keras model it came from)."""
+    from rtnt.validate.parity import parity_error
 
-    rf = session.receptive_field
-    renderer = Renderer(json_path, prefer_native=cfg.export.native)
+    renderer = Renderer(model_path, prefer_native=cfg.export.native)
     metrics: dict[str, float] = {}
     with stage("parity"):
         x_test = region_with_history(x, splits.test, rf)
-        y_keras_test = keras_predict(session.model, x_test)
-        metrics["parity_error"] = parity_error(json_path, x_test, y_keras_test)
+        y_expected_test = expected(x_test)
+        metrics["parity_error"] = parity_error(model_path, x_test, y_expected_test)
     with stage("split_metrics"):
         metrics.update(_split_metrics(renderer, x, y, splits, rf, sr))
     with stage("native"):
-        metrics.update(_native_evidence(cfg, json_path, x_test, y_keras_test, out_dir))
+        metrics.update(_native_evidence(cfg, model_path, x_test, y_expected_test, out_dir))
     with stage("asr"):
         asr_metrics, asr_plots = _asr_evidence(cfg, renderer, sr, out_dir)
         metrics.update(asr_metrics)
@@ -384,5 +389,6 @@ def _print_summary(summary: dict[str, Any], evidence: dict[str, Any]) -> None:
     print(f"  native RTF worst {m.get('native_rtf_worst', nan):.1f}, block 128 {m.get('native_rtf_b128', nan):.1f}")
     failed = ", ".join(gate.failed) or "none"
     print(f"  gate: {'READY' if gate.ready else 'NOT READY'} (failed: {failed}; listening review pending)")
-    print(f"JSON: {summary['json_path']}")
+    path = Path(summary["json_path"])
+    print(f"{path.suffix.lstrip('.').upper()}: {path}")
     print(f"MLflow run: {summary['run_id']}", flush=True)

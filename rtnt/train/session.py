@@ -167,12 +167,13 @@ class TrainingSession:
                 on_step=progress.on_step if t.verbose else None,
             )
 
-    def export(self, path: Path) -> Path:
-        """Write the RTNeural JSON, and beside it the exact Keras model it was exported from (`.keras`)."""
+    def export(self, out_dir: Path) -> Path:
+        """Write the exported model file (`model.json`, RTNeural) and beside it the exact Keras model it was
+        exported from (`model.keras`)."""
         from rtnt.export.rtneural import save_rtneural
 
-        self.model.save(path.with_suffix(".keras"))
-        return save_rtneural(self.model, path)
+        self.model.save(out_dir / "model.keras")
+        return save_rtneural(self.model, out_dir / "model.json")
 
     def log_final_checkpoint(self) -> None:
         """Log the last checkpoint and its state as artifacts, so any machine can continue the run."""
