@@ -378,12 +378,12 @@ def _native_evidence(
     return out
 
 
-def _print_summary(summary: dict[str, Any], evidence: dict[str, Any]) -> None:
-    """The run's headline numbers, all measured on the exported JSON."""
+def _print_summary(summary: dict[str, Any], evidence: dict[str, Any], command: str = "rtnt-train") -> None:
+    """The run's headline numbers, all measured on the exported file."""
     m = summary["metrics"]
     gate = evidence["gate"]
     nan = float("nan")
-    print("rtnt-train done (all figures measured on the exported JSON)")
+    print(f"{command} done (all figures measured on the exported file)")
     print(f"  ESR test {m['esr']:.4g}, validation {m['esr_val']:.4g}; ASR mean {m['asr_mean_db']:.1f} dB")
     print(f"  parity error {m['parity_error']:.3g} (reference), {m.get('native_parity_error', nan):.3g} (native)")
     print(f"  native RTF worst {m.get('native_rtf_worst', nan):.1f}, block 128 {m.get('native_rtf_b128', nan):.1f}")

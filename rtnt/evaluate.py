@@ -1,0 +1,90 @@
+"""`rtnt-evaluate`: the exported-file evidence of any model file (RTNeural JSON or `.nam`, rtnt's or anyone's)
+on any capture: ESR per split, ASR, native validation and benchmark, preview WAVs and the gate report, logged
+as an MLflow run beside rtnt's training runs.
+
+Without a Keras model to compare against, the native runtime's one-pass render is the expected output: the
+`parity` criterion then compares the independent numpy reference runtime with it, and native validation checks
+the native runtime against itself over block sizes and two interleaved instances.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import mlflow
+from omegaconf import DictConfig, OmegaConf
+
+from rtnt.capture.prepare import prepare_capture
+from rtnt.data.splits import split_by_time
+from rtnt.errors import ConfigError
+from rtnt.pipeline import Renderer, _log_capture, _print_summary, stage, validate_exported
+from rtnt.tracking.run import flatten, git_commit, log_params_flat, tracked_run
+from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri
+
+MODEL_SUFFIXES = (".json", ".nam")
+
+
+def model_family(path: Path) -> str:
+    """`nam` for a `.nam` file, `rtneural` for an RTNeural JSON."""
+    return "nam" if path.suffix == ".nam" else "rtneural"
+
+
+def check_model_file(path: Path) -> Path:
+    """The model file, or a one-line ConfigError saying what is wrong with the path."""
+    if path.suffix not in MODEL_SUFFIXES:
+        raise ConfigError(f"model file {path} is neither an RTNeural .json nor a .nam; pass a model file as the first argument")
+    if not path.is_file():
+        raise ConfigError(f"model file {path} does not exist; check the path")
+    return path.resolve()
+
+
+def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> dict[str, Any]:
+    """Measure one model file on `cfg.capture` with `cfg.export`'s probes and gate, tracked in MLflow."""
+    from rtnt.native import NativeModel, native_available
+
+    if not native_available():
+        raise ConfigError("rtnt-evaluate needs the native runtime (rtnt._native); reinstall rtnt with `pip install .`")
+    model_path = check_model_file(model_path)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
+    digest = hashlib.sha1(model_path.read_bytes()).hexdigest()[:8]
+    tags = {
+        "preset": model_path.stem,
+        "capture": cfg.capture.name,
+        "family": model_family(model_path),
+        "git_commit": git_commit(),
+        "sweep": "none",
+        "experiment": cfg.experiment_name or "none",
+        "rtnt.evaluated_file": str(model_path),
+        "rtnt.evaluated_sha1": digest,
+        "rtnt.output_dir": str(out_dir.resolve()),
+    }
+    name = f"{model_path.stem}@{cfg.capture.name}#eval-{digest}"
+    with tracked_run(
+        tracking_uri, cfg.tracking.experiment, name, tags,
+        artifact_location=resolve_artifact_location(tracking_uri, cfg.tracking.artifact_root),
+    ) as run:
+        log_params_flat(flatten({"capture": OmegaConf.to_container(cfg.capture, resolve=True),
+                                 "export": OmegaConf.to_container(cfg.export, resolve=True)}))
+        mlflow.log_artifact(str(model_path))
+        with stage("capture"):
+            prepared = prepare_capture(cfg.capture)
+            _log_capture(prepared, out_dir)
+        native = NativeModel.from_file(model_path)
+        rf = max(1, int(native.receptive_field))
+        mlflow.log_metrics({"receptive_field": float(rf), "macs_per_sample": float(native.macs_per_sample)})
+        x, y, sr = prepared.x, prepared.y, prepared.sample_rate
+        splits = split_by_time(len(x), cfg.train.val_fraction, cfg.train.test_fraction, rf)
+        render = Renderer(model_path, prefer_native=True)
+        evidence = validate_exported(cfg, model_path, render, rf, x, y, splits, sr, out_dir)
+        summary = {
+            "run_id": run.info.run_id,
+            "json_path": str(model_path),
+            "metrics": evidence["metrics"],
+            "constraints": evidence["constraints"],
+            "gate_ready": evidence["ready"],
+        }
+        _print_summary(summary, evidence, command="rtnt-evaluate")
+        return summary
