@@ -1,8 +1,10 @@
 """Python face of the native C++ runtime (`rtnt._native`, built from native/ by pip).
 
-`NativeModel` loads RTNeural-format JSON and streams audio through it causally, exactly as a
+`NativeModel` loads RTNeural-format JSON or a Neural Amp Modeler `.nam` file (WaveNet, LSTM,
+SlimmableContainer; told apart by content) and streams audio through it causally, exactly as a
 plugin would: `prepare(max_block)` once, then `process` any number of samples per call, with the
-state carried across calls until `reset()`.
+state carried across calls until `reset()`. A `.nam` model's `reset()` prewarms on silence as NAM
+Core's does (`prewarm=False` to start from zeroed histories instead).
 """
 
 from __future__ import annotations
@@ -68,34 +70,75 @@ class NativeModel:
         self.source = source
 
     @classmethod
-    def from_file(cls, path: str | Path) -> NativeModel:
-        """Load an RTNeural JSON file; raise ModelJsonError naming the layer and the problem."""
+    def from_file(cls, path: str | Path, *, slim: float | None = None, prewarm: bool = True) -> NativeModel:
+        """Load an RTNeural JSON or a `.nam` file; raise ModelJsonError naming where and what is wrong.
+
+        `slim` picks a SlimmableContainer's submodel (e.g. `A2.nam`) as NAM Core's
+        `SetSlimmableSize(slim)` does: 0 the smallest, None the default (the largest); any other
+        model refuses it. `prewarm` is NAM Core's prewarm-on-reset (no effect on RTNeural JSON).
+        """
         mod = _module()
         try:
-            return cls(mod.Model.from_file(str(path)), str(path))
+            impl = mod.Model.from_file(str(path), slim=None if slim is None else float(slim))
         except mod.ModelError as e:
             raise ModelJsonError(f"{path}: {e}") from None
+        model = cls(impl, str(path))
+        model.prewarm_on_reset = prewarm
+        return model
 
     @classmethod
-    def from_json_text(cls, text: str, source: str = "<json text>") -> NativeModel:
-        """Load RTNeural JSON from a string; raise ModelJsonError naming the layer and the problem."""
+    def from_json_text(cls, text: str, source: str = "<json text>", *, slim: float | None = None, prewarm: bool = True) -> NativeModel:
+        """Load RTNeural JSON or `.nam` text; raise ModelJsonError naming where and what is wrong."""
         mod = _module()
         try:
-            return cls(mod.Model.from_json_text(text), source)
+            impl = mod.Model.from_json_text(text, slim=None if slim is None else float(slim))
         except mod.ModelError as e:
             raise ModelJsonError(f"{source}: {e}") from None
+        model = cls(impl, source)
+        model.prewarm_on_reset = prewarm
+        return model
 
     def prepare(self, max_block: int) -> None:
         """Allocate for blocks of up to `max_block` samples (1..65536) and reset the state."""
         self._impl.prepare(int(max_block))
 
     def reset(self) -> None:
-        """Zero the streaming state, as at the start of a signal."""
+        """Restart the signal: zero the state and, for a `.nam` model with `prewarm_on_reset`, prewarm
+        it on silence as NAM Core's Reset() does (the model starts as if it had heard silence forever)."""
         self._impl.reset()
+
+    @property
+    def prewarm_on_reset(self) -> bool:
+        """Whether `reset()` (and `prepare()`) prewarm; NAM Core's default is on."""
+        return bool(self._impl.prewarm_on_reset)
+
+    @prewarm_on_reset.setter
+    def prewarm_on_reset(self, on: bool) -> None:
+        self._impl.prewarm_on_reset = bool(on)
+
+    @property
+    def prewarm_samples(self) -> int:
+        """Samples of silence NAM Core's prewarm runs through the model (0 for RTNeural JSON)."""
+        return int(self._impl.prewarm_samples)
+
+    @property
+    def sample_rate(self) -> float:
+        """The sample rate the file declares, or -1 where it declares none (RTNeural JSON, some .nam)."""
+        return float(self._impl.sample_rate)
+
+    @property
+    def description(self) -> str:
+        """One line naming the format and architecture, e.g. 'NAM 0.5.0 WaveNet: 2 layer array(s), ...'."""
+        return str(self._impl.description)
 
     def process(self, x: np.ndarray) -> np.ndarray:
         """Process the next samples: 1-D float32 in, 1-D float32 out (2-D (n, out) for multi-output models)."""
         return self._impl.process(np.ascontiguousarray(x, dtype=np.float32))
+
+    def process_blocks(self, x: np.ndarray, block: int) -> np.ndarray:
+        """Process `x` from the current state in consecutive blocks of `block` samples (the last one
+        shorter), the block loop running in C++; the same output as one `process(x)` call."""
+        return _module().process_blocks(self._impl, np.ascontiguousarray(x, dtype=np.float32), int(block))
 
     def time_blocks(self, x: np.ndarray, block: int, warmup: int = 16) -> BlockTiming:
         """Time `process` in C++ over `x` cut into blocks of `block` samples, after `warmup` untimed blocks.

@@ -1,6 +1,6 @@
 """Builds native/ with CMake and Ninja (from the venv) and runs the C++ tests via CTest.
 
-The C++ tests cover conformance, partition invariance and instance isolation bit for bit, the
+The C++ tests cover conformance (RTNeural vectors and NAM Core's .nam outputs), partition invariance and instance isolation bit for bit, the
 allocation counter (replaced global operator new and malloc armed around process()) and a replay
 of the fuzz corpus and every committed fuzz regression.
 """
@@ -32,11 +32,14 @@ def test_cpp_tests_build_and_pass(tmp_path: Path, native_arch: str) -> None:
     conformance = shared_dir() / "conformance" / "rtneural"
     if not (conformance / "conv.json").exists():
         pytest.skip(f"conformance vectors not found at {conformance}")
+    nam = shared_dir() / "conformance" / "nam"
+    if not (nam / "vectors" / "index.json").exists():
+        pytest.skip(f"NAM conformance vectors not found at {nam}")
     build = tmp_path / "build"
     configure = [
         cmake, "-S", str(REPO_DIR / "native"), "-B", str(build), "-G", "Ninja",
         f"-DCMAKE_MAKE_PROGRAM={ninja}", "-DRTNT_BUILD_TESTS=ON", f"-DRTNT_NATIVE_ARCH={native_arch}",
-        f"-DRTNT_CONFORMANCE_DIR={conformance}",
+        f"-DRTNT_CONFORMANCE_DIR={conformance}", f"-DRTNT_NAM_CONFORMANCE_DIR={nam}",
     ]  # fmt: skip
     for cmd in (configure, [cmake, "--build", str(build), "-j", "2"], ["ctest", "--output-on-failure"]):
         if cmd[0] == "ctest":

@@ -1,4 +1,4 @@
-// rtnt native runtime: include this one header to load and run RTNeural-format JSON models.
+// rtnt native runtime: include this one header to load and run RTNeural-format JSON and NAM .nam models.
 #pragma once
 
 #include "rtnt/model/loader.hpp"

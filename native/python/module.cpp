@@ -1,6 +1,7 @@
 // rtnt._native: Python bindings of the native runtime (nanobind).
 #include <nanobind/nanobind.h>
 #include <nanobind/ndarray.h>
+#include <nanobind/stl/optional.h>
 #include <nanobind/stl/string.h>
 #include <nanobind/stl/string_view.h>
 
@@ -25,6 +26,12 @@ namespace {
 using InArray = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
 using FloatArray = nb::ndarray<nb::numpy, float>;
 using DoubleArray = nb::ndarray<nb::numpy, double, nb::ndim<1>>;
+
+rtnt::LoadOptions load_options(std::optional<double> slim) {
+    rtnt::LoadOptions o;
+    o.slim = slim;
+    return o;
+}
 
 /// Number of frames in x after checking that its channel layout matches the model input.
 std::size_t frames_of(const rtnt::Model& m, const InArray& x) {
@@ -56,6 +63,25 @@ FloatArray process(rtnt::Model& m, const InArray& x) {
         const std::size_t chunk = 1u << 30;  // process() takes an int count
         for (std::size_t done = 0; done < n; done += chunk) {
             const std::size_t k = std::min(chunk, n - done);
+            m.process(in + done * m.in_size(), out + done * os, static_cast<int>(k));
+        }
+    }
+    if (os == 1) return FloatArray(out, {n}, owner_of(out));
+    return FloatArray(out, {n, os}, owner_of(out));
+}
+
+/// Processes x from the current state in consecutive blocks of `block` frames (the last one
+/// shorter), every call in C++: a host's block loop without Python overhead per block.
+FloatArray process_blocks(rtnt::Model& m, const InArray& x, int block) {
+    if (block < 1) throw nb::value_error("block must be >= 1");
+    const std::size_t n = frames_of(m, x);
+    const std::size_t os = static_cast<std::size_t>(m.out_size());
+    float* out = new float[std::max<std::size_t>(n * os, 1)];
+    {
+        nb::gil_scoped_release release;
+        const float* in = x.data();
+        for (std::size_t done = 0; done < n; done += static_cast<std::size_t>(block)) {
+            const std::size_t k = std::min(static_cast<std::size_t>(block), n - done);
             m.process(in + done * m.in_size(), out + done * os, static_cast<int>(k));
         }
     }
@@ -210,16 +236,33 @@ nb::dict build_info() {
 }  // namespace
 
 NB_MODULE(_native, m) {
-    m.doc() = "rtnt native runtime: streaming RTNeural-format JSON models in C++";
+    m.doc() = "rtnt native runtime: streaming RTNeural-format JSON and NAM .nam models in C++";
     nb::exception<rtnt::ModelError>(m, "ModelError", PyExc_ValueError);
 
     nb::class_<rtnt::Model>(m, "Model")
-        .def_static("from_json_text", [](std::string_view text) { return rtnt::load_model(text); }, "text"_a,
-                    "Load a model from RTNeural JSON text (raises ModelError).")
-        .def_static("from_file", [](const std::string& path) { return rtnt::load_model_file(path); }, "path"_a,
-                    "Load a model from an RTNeural JSON file (raises ModelError).")
+        .def_static(
+            "from_json_text",
+            [](std::string_view text, std::optional<double> slim) { return rtnt::load_model(text, load_options(slim)); },
+            "text"_a, "slim"_a = nb::none(),
+            "Load a model from RTNeural JSON or .nam text (raises ModelError). slim picks a SlimmableContainer's "
+            "submodel as NAM Core's SetSlimmableSize does.")
+        .def_static(
+            "from_file",
+            [](const std::string& path, std::optional<double> slim) { return rtnt::load_model_file(path, load_options(slim)); },
+            "path"_a, "slim"_a = nb::none(),
+            "Load a model from an RTNeural JSON or .nam file (raises ModelError). slim picks a SlimmableContainer's "
+            "submodel as NAM Core's SetSlimmableSize does.")
         .def("prepare", &rtnt::Model::prepare, "max_block"_a, "Allocate for blocks of up to max_block samples and reset.")
-        .def("reset", &rtnt::Model::reset, "Zero the streaming state.")
+        .def("reset", &rtnt::Model::reset,
+             "Restart the signal: zero the state, then prewarm on silence if prewarm_on_reset (NAM files).")
+        .def_prop_rw("prewarm_on_reset", &rtnt::Model::prewarm_on_reset, &rtnt::Model::set_prewarm_on_reset,
+                     "Whether reset() prewarms (NAM Core's default; no effect where prewarm_samples is 0).")
+        .def_prop_ro("prewarm_samples", [](const rtnt::Model& m) { return m.info().prewarm_samples; },
+                     "Samples of silence NAM Core's prewarm runs (0 for RTNeural JSON).")
+        .def_prop_ro("sample_rate", [](const rtnt::Model& m) { return m.info().sample_rate; },
+                     "The sample rate the file declares, or -1.")
+        .def_prop_ro("description", [](const rtnt::Model& m) { return m.info().description; },
+                     "One line naming the format and architecture.")
         .def("process", &process, "x"_a, "Process float32 frames causally, carrying state across calls.")
         .def_prop_ro("in_size", &rtnt::Model::in_size)
         .def_prop_ro("out_size", &rtnt::Model::out_size)
@@ -228,6 +271,8 @@ NB_MODULE(_native, m) {
         .def_prop_ro("macs_per_sample", &rtnt::Model::macs_per_sample)
         .def_prop_ro("receptive_field", &rtnt::Model::receptive_field);
 
+    m.def("process_blocks", &process_blocks, "model"_a, "x"_a, "block"_a,
+          "Process x from the current state in blocks of `block` frames (the last shorter), looping in C++.");
     m.def("build_info", &build_info, "Compiler and vector ISA of this build.");
     m.def("clock_gaps", &clock_gaps, "seconds"_a, "threshold"_a = 1e-6,
           "Spin on the clock: (start, length) in seconds of every gap longer than threshold.");

@@ -1,4 +1,4 @@
-// Proves that process() allocates nothing after prepare(): every global operator new and (with
+// Proves that process() and reset() allocate nothing after prepare(): every global operator new and (with
 // glibc) malloc/calloc/realloc is replaced by a counting version, armed only around process().
 #if defined(__GNUC__) && !defined(__clang__)
 // The replaced operator new/delete below pair malloc with free by design.
@@ -84,8 +84,8 @@ long allocations_during(rtnt::Model& m, const std::vector<float>& x, std::vector
 }  // namespace
 
 int main(int argc, char** argv) {
-    CHECK(argc == 2);
-    const std::string dir = argv[1];
+    CHECK(argc == 3);
+    const std::string dir = argv[1], nam_dir = argv[2];
     std::vector<float> x = test_signal(8192, 2), y(8192);
 
     // The counter sees allocations when armed (positive control).
@@ -113,11 +113,18 @@ int main(int argc, char** argv) {
         texts.push_back(ss.str());
     }
     texts.push_back(conv_stack_json(24, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512}, 3, 9));
-    for (const auto& text : texts) {
-        rtnt::Model m = rtnt::load_model(text);
+    std::vector<rtnt::Model> models;
+    for (const auto& text : texts) models.push_back(rtnt::load_model(text));
+    // .nam: A1 WaveNet, the A2 container (both submodels), an LSTM (its reset() prewarms 24000 samples).
+    for (const char* name : {"wavenet_a1_standard.nam", "A2.nam", "lstm.nam", "slimmable_container.nam"})
+        models.push_back(rtnt::load_model_file(nam_dir + "/models/" + name));
+    rtnt::LoadOptions lite;
+    lite.slim = 0.0;
+    models.push_back(rtnt::load_model_file(nam_dir + "/models/A2.nam", lite));
+    for (auto& m : models) {
         m.prepare(256);
         const long n = allocations_during(m, x, y);
-        std::printf("allocations during process: %ld\n", n);
+        std::printf("allocations during process and reset (%s): %ld\n", m.info().description.c_str(), n);
         CHECK(n == 0);
     }
     std::printf("allocation test passed\n");

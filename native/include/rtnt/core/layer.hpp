@@ -17,8 +17,13 @@ public:
 
     /// Allocates every buffer that process() needs for blocks of up to max_block samples.
     virtual void prepare(int max_block) { (void)max_block; }
-    /// Clears the streaming state (history, recurrent state) to zeros.
+    /// Clears the streaming state (history, recurrent state) to zeros, or to the layer's stored
+    /// initial state where it has one (a NAM LSTM's h0 and c0).
     virtual void reset() noexcept {}
+    /// Sets the state to the steady response to a silent model input held forever, when the layer
+    /// can compute it directly (a feed-forward network with finite memory reads the model input;
+    /// this is NAM Core's prewarm without running the samples). Returns false if it cannot.
+    virtual bool settle() noexcept { return false; }
     /// Processes n <= max_block samples: in has row stride in_stride, out has stride padded(out_size()).
     virtual void process(const float* in, int in_stride, float* out, int n) noexcept = 0;
     /// Multiply-accumulates per sample (the layer's nominal arithmetic, excluding padding).

@@ -29,10 +29,24 @@ public:
         for (int j = 0; j < g4; ++j) b_[j] = bias[j];
     }
 
+    /// The state reset() restores (NAM files store one per layer); zeros unless set. h0 and c0
+    /// hold `units` values each.
+    void set_initial_state(const std::vector<float>& h0, const std::vector<float>& c0) {
+        h0_.assign(h_.size(), 0.0f);
+        c0_.assign(c_.size(), 0.0f);
+        std::copy(h0.begin(), h0.end(), h0_.begin());
+        std::copy(c0.begin(), c0.end(), c0_.begin());
+    }
+
     void prepare(int max_block) override { xp_.assign(static_cast<std::size_t>(max_block) * g_, 0.0f); }
     void reset() noexcept override {
-        std::fill(h_.begin(), h_.end(), 0.0f);
-        std::fill(c_.begin(), c_.end(), 0.0f);
+        if (h0_.empty()) {
+            std::fill(h_.begin(), h_.end(), 0.0f);
+            std::fill(c_.begin(), c_.end(), 0.0f);
+        } else {
+            std::copy(h0_.begin(), h0_.end(), h_.begin());
+            std::copy(c0_.begin(), c0_.end(), c_.begin());
+        }
     }
 
     void process(const float* in, int in_stride, float* out, int n) noexcept override {
@@ -68,7 +82,7 @@ public:
 
 private:
     int g_;
-    FloatVec wx_, wh_, b_, h_, c_, hp_, xp_;
+    FloatVec wx_, wh_, b_, h_, c_, hp_, xp_, h0_, c0_;
 };
 
 }  // namespace rtnt

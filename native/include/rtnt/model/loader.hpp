@@ -18,26 +18,12 @@
 #include "../gru/gru.hpp"
 #include "../json/json.hpp"
 #include "../lstm/lstm.hpp"
+#include "../nam/loader.hpp"
 #include "../prelu/prelu.hpp"
+#include "error.hpp"
 #include "model.hpp"
 
 namespace rtnt {
-
-/// A model file that is malformed or unsupported. what() is one line naming the layer and problem.
-class ModelError : public std::runtime_error {
-public:
-    using std::runtime_error::runtime_error;
-};
-
-/// Bounds that keep a hostile file from requesting unbounded memory.
-struct LoaderLimits {
-    static constexpr int max_size = 4096;              // channels, units, input size
-    static constexpr int max_layers = 1024;
-    static constexpr int max_kernel = 1024;
-    static constexpr int max_dilation = 1 << 20;
-    static constexpr long max_lookback = 1L << 22;     // (kernel_size - 1) * dilation, samples
-    static constexpr long max_history_floats = 1L << 24;  // lookback * in_channels per conv layer
-};
 
 namespace detail {
 
@@ -48,14 +34,6 @@ inline std::string shape_str(const std::vector<long>& dims) {
     std::string s = "(";
     for (std::size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
     return s + (dims.size() == 1 ? ",)" : ")");
-}
-
-/// A JSON number for a message: whole numbers in full, anything else as %g.
-inline std::string number_str(double v) {
-    if (std::fabs(v) < 1e15 && v == std::floor(v)) return std::to_string(static_cast<long long>(v));
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    return buf;
 }
 
 class LayerReader {
@@ -255,10 +233,12 @@ inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string
 
 }  // namespace detail
 
-/// Parses RTNeural JSON text into a prepared Model. Throws ModelError with a one-line message.
-/// The "activation" of a gru or lstm layer names its internal cell activation and is not applied
-/// again, as in RTNeural; for every other layer type a non-empty activation follows the layer.
-inline Model load_model(std::string_view text) {
+/// Parses a model into a prepared Model: RTNeural JSON, or a NAM .nam file (recognised by its
+/// content: a top-level object with 'architecture', 'config' and 'weights'). Throws ModelError
+/// with a one-line message. For RTNeural JSON, the "activation" of a gru or lstm layer names its
+/// internal cell activation and is not applied again, as in RTNeural; for every other layer type a
+/// non-empty activation follows the layer.
+inline Model load_model(std::string_view text, const LoadOptions& options = {}) {
     using detail::Type;
     json::Value doc;
     try {
@@ -266,7 +246,13 @@ inline Model load_model(std::string_view text) {
     } catch (const json::ParseError& e) {
         throw ModelError(e.what());
     }
-    if (!doc.is_object()) throw ModelError(std::string("the model must be a JSON object with 'in_shape' and 'layers', got ") + json::type_name(doc.type));
+    if (nam::is_nam(doc)) return nam::load(doc, options);
+    if (options.slim) throw ModelError("a slim value was given, but this is an RTNeural JSON model, not a slimmable .nam file");
+    if (!doc.is_object())
+        throw ModelError(std::string("the model must be a JSON object: RTNeural JSON with 'in_shape' and 'layers', or a .nam file "
+                                     "with 'version', 'architecture', 'config' and 'weights'; got ") + json::type_name(doc.type));
+    if (doc.find("architecture") || doc.find("config"))
+        throw ModelError("the file looks like a .nam model but lacks 'architecture', 'config' or 'weights'; all three are required");
     const json::Value* in_shape = doc.find("in_shape");
     if (!in_shape || !in_shape->is_array() || in_shape->items.empty())
         throw ModelError("'in_shape' is missing or not a non-empty array; its last entry is the input size");
@@ -296,16 +282,19 @@ inline Model load_model(std::string_view text) {
         for (auto& e : extra) chain.push_back(std::move(e));
         size = chain.back()->out_size();
     }
-    return Model(in_size, std::move(chain));
+    ModelInfo info;
+    info.description = "RTNeural JSON: " + std::to_string(layers->items.size()) + " layers";
+    return Model(in_size, std::move(chain), std::move(info));
 }
 
-/// Reads and loads a model file; a file that cannot be read is a ModelError too.
-inline Model load_model_file(const std::string& path) {
+/// Reads and loads a model file (RTNeural JSON or .nam); a file that cannot be read is a
+/// ModelError too.
+inline Model load_model_file(const std::string& path, const LoadOptions& options = {}) {
     std::ifstream f(path, std::ios::binary);
     if (!f) throw ModelError("cannot open model file '" + path + "'");
     std::ostringstream ss;
     ss << f.rdbuf();
-    return load_model(ss.str());
+    return load_model(ss.str(), options);
 }
 
 }  // namespace rtnt

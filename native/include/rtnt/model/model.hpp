@@ -15,13 +15,25 @@
 
 namespace rtnt {
 
+/// What a loader knows about a model beyond its layers.
+struct ModelInfo {
+    /// Samples of silence reset() runs through the model before real audio (NAM Core's prewarm);
+    /// 0 for RTNeural JSON, whose reset() zeroes the state.
+    long prewarm_samples = 0;
+    /// The sample rate the file declares, or -1 where it declares none.
+    double sample_rate = -1.0;
+    /// One line naming the format and architecture, e.g. "NAM 0.5.0 WaveNet: 2 arrays, 20 layers".
+    std::string description;
+};
+
 /// A block runs through the layers in pieces of at most kPieceFrames frames: each piece goes
 /// through every layer before the next starts, and activations ping-pong between two scratch
 /// buffers of one piece. Pieces keep the working set in L1/L2 whatever the host's block size: the
 /// scratch buffers stay small, and every conv history ring holds its look-back plus one piece, so
 /// the row a block overwrites is one the previous piece has just read (a ring sized by the host's
-/// max block halves the speed at block 1). After prepare(), process() allocates nothing, takes no
-/// lock and makes no system call. Instances share no state, so one per channel is safe.
+/// max block halves the speed at block 1). After prepare(), process() and reset() allocate
+/// nothing, take no lock and make no system call. Instances share no state, so one per channel is
+/// safe.
 class Model {
 public:
     static constexpr int kDefaultMaxBlock = 256;
@@ -31,8 +43,10 @@ public:
 
     /// Takes ownership of a non-empty chain of layers whose sizes match (the loader checks this),
     /// and prepares for blocks of kDefaultMaxBlock.
-    Model(int in_size, std::vector<std::unique_ptr<Layer>> layers) : in_size_(in_size), layers_(std::move(layers)) {
+    Model(int in_size, std::vector<std::unique_ptr<Layer>> layers, ModelInfo info = {})
+        : in_size_(in_size), layers_(std::move(layers)), info_(std::move(info)) {
         if (layers_.empty()) throw std::invalid_argument("a model needs at least one layer");
+        if (info_.prewarm_samples < 0) throw std::invalid_argument("prewarm_samples must be >= 0");
         prepare(kDefaultMaxBlock);
     }
 
@@ -46,6 +60,8 @@ public:
     int max_block() const noexcept { return max_block_; }
     std::size_t num_layers() const noexcept { return layers_.size(); }
     const Layer& layer(std::size_t i) const { return *layers_.at(i); }
+    const ModelInfo& info() const noexcept { return info_; }
+    void set_description(std::string description) { info_.description = std::move(description); }
 
     /// Multiply-accumulates per sample over all layers.
     double macs_per_sample() const noexcept {
@@ -61,6 +77,12 @@ public:
         return r;
     }
 
+    /// Whether reset() prewarms (NAM Core's SetPrewarmOnReset; on by default, and without effect
+    /// when info().prewarm_samples is 0). Off, reset() leaves zeroed histories and the initial
+    /// recurrent state. Takes effect at the next reset() or prepare().
+    void set_prewarm_on_reset(bool on) noexcept { prewarm_on_reset_ = on; }
+    bool prewarm_on_reset() const noexcept { return prewarm_on_reset_; }
+
     /// Allocates for blocks of up to max_block samples and resets the state.
     void prepare(int max_block) {
         if (max_block < 1 || max_block > kMaxBlockLimit)
@@ -73,14 +95,27 @@ public:
         }
         ping_.assign(static_cast<std::size_t>(piece) * widest, 0.0f);
         pong_.assign(static_cast<std::size_t>(piece) * widest, 0.0f);
+        silence_.assign(info_.prewarm_samples > 0 ? static_cast<std::size_t>(piece) * in_size_ : 0, 0.0f);
+        discard_.assign(info_.prewarm_samples > 0 ? static_cast<std::size_t>(piece) * out_size() : 0, 0.0f);
         max_block_ = max_block;
         piece_ = piece;
         reset();
     }
 
-    /// Zeroes all streaming state, as at the start of a signal.
+    /// Restarts the signal: zeroes the state (or restores the stored initial state) and then, if
+    /// prewarm is on, brings it to the steady response to silence as NAM Core's Reset() does. A
+    /// feed-forward model settles directly (its cost is about one sample); others run
+    /// info().prewarm_samples samples of silence, whatever max_block is.
     void reset() noexcept {
         for (auto& l : layers_) l->reset();
+        if (!prewarm_on_reset_ || info_.prewarm_samples == 0) return;
+        DenormalGuard ftz;
+        if (layers_.size() == 1 && layers_[0]->settle()) return;
+        for (long done = 0; done < info_.prewarm_samples;) {
+            const int m = static_cast<int>(std::min<long>(piece_, info_.prewarm_samples - done));
+            run_piece(silence_.data(), discard_.data(), m);
+            done += m;
+        }
     }
 
     /// Processes n frames: in holds n * in_size() floats, out receives n * out_size() floats
@@ -90,34 +125,41 @@ public:
         const int os = out_size();
         for (int done = 0; done < n;) {
             const int m = std::min(piece_, n - done);
-            const float* cur = in + static_cast<long>(done) * in_size_;
-            int stride = in_size_;
-            float* bufs[2] = {ping_.data(), pong_.data()};
-            int which = 0;
-            for (auto& l : layers_) {
-                float* dst = bufs[which];
-                l->process(cur, stride, dst, m);
-                cur = dst;
-                stride = padded(l->out_size());
-                which ^= 1;
-            }
-            float* o = out + static_cast<long>(done) * os;
-            if (os == stride) {
-                std::memcpy(o, cur, sizeof(float) * static_cast<std::size_t>(m) * os);
-            } else {
-                for (int t = 0; t < m; ++t)
-                    for (int c = 0; c < os; ++c) o[static_cast<long>(t) * os + c] = cur[static_cast<long>(t) * stride + c];
-            }
+            run_piece(in + static_cast<long>(done) * in_size_, out + static_cast<long>(done) * os, m);
             done += m;
         }
     }
 
 private:
+    /// m <= piece_ frames through every layer.
+    void run_piece(const float* in, float* out, int m) noexcept {
+        const int os = out_size();
+        const float* cur = in;
+        int stride = in_size_;
+        float* bufs[2] = {ping_.data(), pong_.data()};
+        int which = 0;
+        for (auto& l : layers_) {
+            float* dst = bufs[which];
+            l->process(cur, stride, dst, m);
+            cur = dst;
+            stride = padded(l->out_size());
+            which ^= 1;
+        }
+        if (os == stride) {
+            std::memcpy(out, cur, sizeof(float) * static_cast<std::size_t>(m) * os);
+        } else {
+            for (int t = 0; t < m; ++t)
+                for (int c = 0; c < os; ++c) out[static_cast<long>(t) * os + c] = cur[static_cast<long>(t) * stride + c];
+        }
+    }
+
     int in_size_;
     std::vector<std::unique_ptr<Layer>> layers_;
+    ModelInfo info_;
+    bool prewarm_on_reset_ = true;
     int max_block_ = 0;
     int piece_ = 0;
-    FloatVec ping_, pong_;
+    FloatVec ping_, pong_, silence_, discard_;
 };
 
 }  // namespace rtnt

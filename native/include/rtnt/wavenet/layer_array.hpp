@@ -1,0 +1,228 @@
+// One WaveNet layer array, streamed in pieces of time-major rows: rechannel, the dilated-conv
+// layers with their skip and residual updates, and the head rechannel.
+#pragma once
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "../core/aligned.hpp"
+#include "../nam/weights.hpp"
+#include "history.hpp"
+#include "product.hpp"
+#include "spec.hpp"
+
+namespace rtnt {
+namespace wavenet {
+
+namespace detail {
+
+/// Reads a NAM (grouped) conv weight, out x in/groups x K with the tap index fastest, into the
+/// tap-major packed layout w[(k*in + i)*np + col(o)] (off-group entries stay zero).
+template <typename Col>
+inline void read_conv(nam::WeightCursor& wc, int out, int in, int K, int groups, int np, Col col, FloatVec& w) {
+    w.assign(static_cast<std::size_t>(K) * in * np, 0.0f);
+    const int og = out / groups, ig = in / groups;
+    for (int o = 0; o < out; ++o) {
+        const int g = o / og;
+        for (int ii = 0; ii < ig; ++ii)
+            for (int k = 0; k < K; ++k) w[(static_cast<std::size_t>(k) * in + g * ig + ii) * np + col(o)] = wc.next();
+    }
+}
+
+template <typename Col>
+inline void read_bias(nam::WeightCursor& wc, int out, int np, Col col, FloatVec& b) {
+    b.assign(static_cast<std::size_t>(np), 0.0f);
+    for (int o = 0; o < out; ++o) b[col(o)] = wc.next();
+}
+
+inline int identity_col(int o) noexcept { return o; }
+
+}  // namespace detail
+
+class LayerArray {
+public:
+    /// Consumes this array's weights from wc in NAM Core's order.
+    LayerArray(const ArraySpec& spec, nam::WeightCursor& wc)
+        : spec_(spec), cp_(padded(spec.channels)), bp_(padded(spec.bottleneck)), sp_(padded(spec.skip_width())),
+          hp_(padded(spec.head_out)) {
+        using detail::identity_col;
+        const ArraySpec& s = spec_;
+        detail::read_conv(wc, s.channels, s.input_size, 1, 1, cp_, identity_col, rechannel_w_);
+        zero_bias_.assign(static_cast<std::size_t>(std::max({cp_, bp_ * 2, sp_, hp_})), 0.0f);
+        layers_.resize(s.layers.size());
+        for (std::size_t l = 0; l < s.layers.size(); ++l) {
+            const LayerSpec& ls = s.layers[l];
+            LayerState& st = layers_[l];
+            const int B = s.bottleneck;
+            const int z = s.conv_out(ls);
+            st.zp = ls.gating == Gating::None ? bp_ : 2 * bp_;
+            // Gated/blended: the gate half starts at a padded column so both halves are SIMD-aligned.
+            const int bp = bp_;
+            auto zcol = [B, bp](int o) { return o < B ? o : bp + (o - B); };
+            detail::read_conv(wc, z, s.channels, ls.kernel_size, s.groups_input, st.zp, zcol, st.conv_w);
+            detail::read_bias(wc, z, st.zp, zcol, st.conv_b);
+            detail::read_conv(wc, z, s.condition_size, 1, s.groups_mixin, st.zp, zcol, st.mix_w);
+            if (s.layer1x1) {
+                detail::read_conv(wc, s.channels, B, 1, s.layer1x1_groups, cp_, identity_col, st.l1_w);
+                detail::read_bias(wc, s.channels, cp_, identity_col, st.l1_b);
+            }
+            if (s.head1x1) {
+                detail::read_conv(wc, s.head1x1_out, B, 1, s.head1x1_groups, sp_, identity_col, st.h1_w);
+                detail::read_bias(wc, s.head1x1_out, sp_, identity_col, st.h1_b);
+            }
+        }
+        detail::read_conv(wc, s.head_out, s.skip_width(), s.head_kernel, 1, hp_, identity_col, head_w_);
+        if (s.head_bias) detail::read_bias(wc, s.head_out, hp_, identity_col, head_b_);
+        else head_b_.assign(static_cast<std::size_t>(hp_), 0.0f);
+    }
+
+    const ArraySpec& spec() const noexcept { return spec_; }
+
+    void prepare(int max_rows) {
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            const LayerSpec& ls = spec_.layers[l];
+            layers_[l].history.prepare((ls.kernel_size - 1) * ls.dilation, cp_, max_rows);
+        }
+        head_history_.prepare(static_cast<int>(spec_.head_lookback()), sp_, max_rows);
+        const std::size_t rows = static_cast<std::size_t>(max_rows);
+        z_.assign(rows * 2 * bp_, 0.0f);
+        a_.assign(rows * bp_, 0.0f);
+        h_.assign(rows * cp_, 0.0f);
+        residual_out_.assign(rows * cp_, 0.0f);
+        acc_.assign(rows * sp_, 0.0f);
+        head_out_.assign(rows * hp_, 0.0f);
+    }
+
+    void reset() noexcept {
+        for (auto& st : layers_) st.history.reset();
+        head_history_.reset();
+    }
+
+    /// n rows through the array. `in`: the layer input (input_size channels, row stride
+    /// in_stride); `cond`: the condition; `skip_in`: the previous array's head output, which
+    /// starts the skip accumulator (nullptr: zeros). With `settle`, every history is filled with
+    /// the row it receives (n must be 1): the state of a constant input held forever.
+    void process(const float* in, int in_stride, const float* cond, int cond_stride, const float* skip_in, int n,
+                 bool settle) noexcept {
+        const ArraySpec& s = spec_;
+        Term rechannel{in, in_stride, 0, 1, s.input_size, rechannel_w_.data()};
+        const std::size_t L = layers_.size();
+        product(&rechannel, 1, zero_bias_.data(), cp_, nullptr, 0, h_.data(), cp_, n);
+        push(layers_[0].history, h_.data(), cp_, n, settle);
+        if (skip_in) std::memcpy(acc_.data(), skip_in, sizeof(float) * static_cast<std::size_t>(n) * sp_);
+        else std::fill(acc_.begin(), acc_.begin() + static_cast<long>(n) * sp_, 0.0f);
+
+        for (std::size_t l = 0; l < L; ++l) {
+            LayerState& st = layers_[l];
+            const LayerSpec& ls = s.layers[l];
+            const float* h_cur = st.history.newest(n);
+            Term terms[2] = {
+                {st.history.window(n), cp_, ls.dilation * cp_, ls.kernel_size, s.channels, st.conv_w.data()},
+                {cond, cond_stride, 0, 1, s.condition_size, st.mix_w.data()},
+            };
+            product(terms, 2, st.conv_b.data(), st.zp, nullptr, 0, z_.data(), st.zp, n);
+            const float* a = activate(ls, st.zp, n);
+
+            if (s.head1x1) {
+                Term t{a, bp_, 0, 1, s.bottleneck, st.h1_w.data()};
+                product(&t, 1, st.h1_b.data(), sp_, acc_.data(), sp_, acc_.data(), sp_, n);
+            } else {
+                add_rows(acc_.data(), a, n, sp_, bp_);
+            }
+
+            float* dst = l + 1 < L ? h_.data() : residual_out_.data();
+            if (s.layer1x1) {
+                Term t{a, bp_, 0, 1, s.bottleneck, st.l1_w.data()};
+                product(&t, 1, st.l1_b.data(), cp_, h_cur, cp_, dst, cp_, n);
+            } else {
+                std::memcpy(dst, h_cur, sizeof(float) * static_cast<std::size_t>(n) * cp_);
+            }
+            if (l + 1 < L) push(layers_[l + 1].history, dst, cp_, n, settle);
+        }
+
+        if (s.head_lookback() > 0) {
+            push(head_history_, acc_.data(), sp_, n, settle);
+            Term t{head_history_.window(n), sp_, s.head_dilation * sp_, s.head_kernel, s.skip_width(), head_w_.data()};
+            product(&t, 1, head_b_.data(), hp_, nullptr, 0, head_out_.data(), hp_, n);
+        } else {
+            Term t{acc_.data(), sp_, 0, 1, s.skip_width(), head_w_.data()};
+            product(&t, 1, head_b_.data(), hp_, nullptr, 0, head_out_.data(), hp_, n);
+        }
+    }
+
+    /// The head rechannel's output of the last process() call, row stride head_stride().
+    const float* head_out() const noexcept { return head_out_.data(); }
+    int head_stride() const noexcept { return hp_; }
+    /// The last layer's residual stream (the next array's input), row stride residual_stride().
+    const float* residual_out() const noexcept { return residual_out_.data(); }
+    int residual_stride() const noexcept { return cp_; }
+
+    std::size_t state_floats() const noexcept {
+        std::size_t n = head_history_.floats();
+        for (const auto& st : layers_) n += st.history.floats();
+        return n;
+    }
+
+private:
+    struct LayerState {
+        int zp = 0;  // padded conv output width (two padded halves when gated or blended)
+        FloatVec conv_w, conv_b, mix_w, l1_w, l1_b, h1_w, h1_b;
+        History history;  // this layer's input (the residual stream), row stride cp_
+    };
+
+    static void push(History& h, const float* rows, int stride, int n, bool settle) noexcept {
+        if (settle) h.fill(rows);
+        else h.store(rows, stride, n);
+    }
+
+    static void add_rows(float* RTNT_RESTRICT acc, const float* RTNT_RESTRICT a, int n, int acc_stride, int a_stride) noexcept {
+        if (acc_stride == a_stride) {
+            const long total = static_cast<long>(n) * acc_stride;
+            for (long i = 0; i < total; ++i) acc[i] += a[i];
+            return;
+        }
+        for (int t = 0; t < n; ++t)
+            for (int c = 0; c < acc_stride; ++c) acc[static_cast<long>(t) * acc_stride + c] += a[static_cast<long>(t) * a_stride + c];
+    }
+
+    /// The activation output of the conv rows in z_ (width zp): z_ itself, rows stride bp_, for an
+    /// ungated layer; a_ for gated and blended layers.
+    const float* activate(const LayerSpec& ls, int zp, int n) noexcept {
+        float* z = z_.data();
+        if (ls.gating == Gating::None) {
+            ls.activation.apply(z, n, bp_, bp_);
+            return z;
+        }
+        float* RTNT_RESTRICT a = a_.data();
+        if (ls.gating == Gating::Gated) {
+            ls.activation.apply(z, n, bp_, zp);
+            ls.secondary.apply(z + bp_, n, bp_, zp);
+            for (int t = 0; t < n; ++t) {
+                const float* RTNT_RESTRICT zt = z + static_cast<long>(t) * zp;
+                float* RTNT_RESTRICT at = a + static_cast<long>(t) * bp_;
+                for (int c = 0; c < bp_; ++c) at[c] = zt[c] * zt[bp_ + c];
+            }
+        } else {
+            for (int t = 0; t < n; ++t) std::memcpy(a + static_cast<long>(t) * bp_, z + static_cast<long>(t) * zp, sizeof(float) * bp_);
+            ls.activation.apply(z, n, bp_, zp);
+            ls.secondary.apply(z + bp_, n, bp_, zp);
+            for (int t = 0; t < n; ++t) {
+                const float* RTNT_RESTRICT zt = z + static_cast<long>(t) * zp;
+                float* RTNT_RESTRICT at = a + static_cast<long>(t) * bp_;
+                for (int c = 0; c < bp_; ++c) at[c] = madd(zt[bp_ + c], zt[c], (1.0f - zt[bp_ + c]) * at[c]);
+            }
+        }
+        return a;
+    }
+
+    ArraySpec spec_;
+    int cp_, bp_, sp_, hp_;
+    FloatVec rechannel_w_, zero_bias_, head_w_, head_b_;
+    std::vector<LayerState> layers_;
+    History head_history_;
+    FloatVec z_, a_, h_, residual_out_, acc_, head_out_;
+};
+
+}  // namespace wavenet
+}  // namespace rtnt

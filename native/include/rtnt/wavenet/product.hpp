@@ -1,0 +1,140 @@
+// The WaveNet layer's one product: several causal multi-tap terms (the dilated conv over the
+// residual history, the input mix-in over the condition) summed into one register tile, plus an
+// optional residual row added in the epilogue.
+//
+//   out[t][o] = bias[o] + sum_terms sum_{k<K} sum_{i<cin} in[t*stride + k*step + i] * w[(k*cin + i)*np + o]
+//               (+ residual[t*rstride + o])
+//
+// Weights are packed as in core/tap_gemm.hpp: tap-major, output channels innermost, rows padded to
+// np (a multiple of 8). Every output element is one FMA chain in a fixed order (bias, then the
+// terms, taps and input channels in order, then the residual), whatever tile computes it, so the
+// result does not depend on how a signal is cut into blocks.
+#pragma once
+
+#include "../core/tap_gemm.hpp"
+
+namespace rtnt {
+namespace wavenet {
+
+/// One summand of a product: `taps` taps `step` floats apart over rows `stride` floats apart.
+struct Term {
+    const float* in = nullptr;
+    int stride = 0;
+    int step = 0;
+    int taps = 1;
+    int cin = 0;
+    const float* w = nullptr;
+};
+
+namespace detail {
+
+using rtnt::detail::kLanes;
+
+#if defined(__GNUC__) || defined(__clang__)
+using rtnt::detail::fma_lanes;
+using rtnt::detail::splat;
+using rtnt::detail::vf;
+using rtnt::detail::vfu;
+
+template <int R, int NC>
+inline void product_tile(const Term* terms, int nterms, const float* RTNT_RESTRICT bias, int np,
+                         const float* residual, int rstride, float* out, int ostride) noexcept {
+    constexpr int V = NC * 8 / kLanes;
+    vf acc[R][V];
+    for (int c = 0; c < V; ++c) {
+        const vf b = *reinterpret_cast<const vfu*>(bias + kLanes * c);
+        for (int r = 0; r < R; ++r) acc[r][c] = b;
+    }
+    for (int j = 0; j < nterms; ++j) {
+        const Term& term = terms[j];
+        for (int k = 0; k < term.taps; ++k) {
+            const float* RTNT_RESTRICT x = term.in + static_cast<long>(k) * term.step;
+            const float* RTNT_RESTRICT wk = term.w + static_cast<long>(k) * term.cin * np;
+            for (int i = 0; i < term.cin; ++i) {
+                vf wv[V];
+                for (int c = 0; c < V; ++c) wv[c] = *reinterpret_cast<const vfu*>(wk + static_cast<long>(i) * np + kLanes * c);
+                for (int r = 0; r < R; ++r) {
+                    vf xb;
+                    splat(xb, x[static_cast<long>(r) * term.stride + i]);
+                    for (int c = 0; c < V; ++c) fma_lanes(acc[r][c], xb, wv[c]);
+                }
+            }
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < V; ++c) {
+            vf v = acc[r][c];
+            if (residual) v = v + vf(*reinterpret_cast<const vfu*>(residual + static_cast<long>(r) * rstride + kLanes * c));
+            *reinterpret_cast<vfu*>(out + static_cast<long>(r) * ostride + kLanes * c) = v;
+        }
+}
+#else
+template <int R, int NC>
+inline void product_tile(const Term* terms, int nterms, const float* bias, int np, const float* residual, int rstride,
+                         float* out, int ostride) noexcept {
+    constexpr int C = NC * 8;
+    float acc[R][C];
+    for (int r = 0; r < R; ++r)
+        for (int o = 0; o < C; ++o) acc[r][o] = bias[o];
+    for (int j = 0; j < nterms; ++j) {
+        const Term& term = terms[j];
+        for (int k = 0; k < term.taps; ++k) {
+            const float* x = term.in + static_cast<long>(k) * term.step;
+            const float* wk = term.w + static_cast<long>(k) * term.cin * np;
+            for (int i = 0; i < term.cin; ++i)
+                for (int r = 0; r < R; ++r) {
+                    const float xv = x[static_cast<long>(r) * term.stride + i];
+                    for (int o = 0; o < C; ++o) acc[r][o] = madd(xv, wk[static_cast<long>(i) * np + o], acc[r][o]);
+                }
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int o = 0; o < C; ++o)
+            out[static_cast<long>(r) * ostride + o] = residual ? acc[r][o] + residual[static_cast<long>(r) * rstride + o] : acc[r][o];
+}
+#endif
+
+/// Rows in tiles of R, the remainder in tiles of R/2, R/4, ..., single rows (the same arithmetic
+/// per element in every tile).
+template <int R, int NC>
+inline void product_rows(Term* terms, int nterms, const float* bias, int np, const float* residual, int rstride,
+                         float* out, int ostride, int n) noexcept {
+    int t = 0;
+    for (; t + R <= n; t += R) {
+        product_tile<R, NC>(terms, nterms, bias, np, residual ? residual + static_cast<long>(t) * rstride : nullptr,
+                            rstride, out + static_cast<long>(t) * ostride, ostride);
+        for (int j = 0; j < nterms; ++j) terms[j].in += static_cast<long>(R) * terms[j].stride;
+    }
+    if constexpr (R > 1) {
+        if (t < n)
+            product_rows<R / 2, NC>(terms, nterms, bias, np, residual ? residual + static_cast<long>(t) * rstride : nullptr,
+                                    rstride, out + static_cast<long>(t) * ostride, ostride, n - t);
+    }
+}
+
+}  // namespace detail
+
+/// Computes n output rows over columns [0, np) (see the file comment); at most 4 terms.
+inline void product(const Term* terms, int nterms, const float* bias, int np, const float* residual, int rstride, float* out,
+                    int ostride, int n) noexcept {
+    for (int c = 0; c < np;) {
+        Term local[4];
+        for (int j = 0; j < nterms; ++j) {
+            local[j] = terms[j];
+            local[j].w += c;
+        }
+        const int groups = rtnt::detail::column_groups(np - c, n);
+        const float* rc = residual ? residual + c : nullptr;
+        float* oc = out + c;
+        const float* bc = bias + c;
+        using rtnt::detail::tile_rows;
+        if (groups == 4) detail::product_rows<tile_rows<4>(), 4>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
+        else if (groups == 3) detail::product_rows<tile_rows<3>(), 3>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
+        else if (groups == 2) detail::product_rows<tile_rows<2>(), 2>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
+        else detail::product_rows<tile_rows<1>(), 1>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
+        c += 8 * groups;
+    }
+}
+
+}  // namespace wavenet
+}  // namespace rtnt
