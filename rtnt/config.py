@@ -21,8 +21,10 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
 
 SAMPLE_RATE = 48000
-ARCHITECTURES = ("tcn", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
+ARCHITECTURES = ("tcn", "wavenet", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
 ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
+# Hidden activations of `wavenet` layer arrays, in NAM's spelling (NAM Core computes the same functions).
+WAVENET_ACTIVATIONS = ("Tanh", "ReLU", "LeakyReLU", "Sigmoid", "SiLU", "Softsign", "Hardtanh")
 SCHEDULES = ("cosine", "exponential")
 
 
@@ -47,8 +49,36 @@ class CaptureConfig:
 
 
 @dataclass
+class LayerArrayConfig:
+    """One layer array of NAM's residual WaveNet (`arch: wavenet`), with NAM's field names.
+
+    A 1x1 rechannel (input_size -> channels, no bias), then per layer a dilated causal conv (channels ->
+    bottleneck, or 2 x bottleneck when gated) plus a bias-free 1x1 mix-in of the raw input, the activation
+    (gated: act(z[:B]) * sigmoid(z[B:])), a 1x1 residual update (layer1x1, with bias) and the activation
+    output summed into the head; after the last layer the head rechannel, a causal conv of
+    `head_kernel_size` (bottleneck -> head_size). Array i > 0 takes array i - 1's residual stream as input
+    and its head output as the start of its head sum.
+    """
+
+    input_size: int = 1  # array 0: 1 (the mono input); array i > 0: channels of array i - 1
+    condition_size: int = 1  # the raw mono input is the condition
+    channels: int = 16
+    bottleneck: int = 0  # width of the activation and the head sum; 0 = channels
+    kernel_sizes: list[int] = field(default_factory=lambda: [3])  # one for all layers, or one per layer
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512])
+    activation: list[str] = field(default_factory=lambda: ["Tanh"])  # one for all layers, or one per layer
+    negative_slope: float = 0.01  # of LeakyReLU
+    gated: bool = False
+    layer1x1: bool = True  # residual 1x1 update; off: the residual stream passes unchanged (bottleneck = channels)
+    head_size: int = 1  # array i < last: bottleneck of array i + 1; last array: 1 (the output)
+    head_kernel_size: int = 1  # > 1 is NAM's A2 head (a causal conv over the head sum)
+    head_bias: bool = False
+
+
+@dataclass
 class PresetConfig:
-    """A model architecture. `tcn` is the WaveNet-family stack; the others are legacy fixtures."""
+    """A model architecture. `tcn` is the sequential WaveNet-family stack, `wavenet` NAM's residual WaveNet
+    (`layer_arrays`, `head_scale`; the tcn fields are unused); the others are legacy fixtures."""
 
     name: str = "???"
     family: str = "wavenet"  # wavenet | legacy
@@ -61,6 +91,8 @@ class PresetConfig:
     scaled_smoothing: bool = False  # alpha * tanh(x/alpha) instead
     hidden_size: int = 0  # recurrent state size for gru, lstm, conv_gru
     num_layers: int = 0  # hidden layers of the dense fixture
+    layer_arrays: list[LayerArrayConfig] = field(default_factory=list)  # arch wavenet, in order
+    head_scale: float = 0.02  # arch wavenet: fixed output scale, as in NAM's trainer
     description: str = ""
     # Figures stated in the preset file, checked against the built model by the tests.
     documented_params: int = 0
@@ -243,6 +275,8 @@ def validate_config(cfg: DictConfig) -> None:
     if p.arch == "dense":
         _check(p.num_layers >= 1, "preset.num_layers", p.num_layers, "must be >= 1 for the dense fixture")
     _check(p.smoothing_alpha > 0 and math.isfinite(p.smoothing_alpha), "preset.smoothing_alpha", p.smoothing_alpha, "must be > 0")
+    if p.arch == "wavenet":
+        validate_layer_arrays(p)
 
     lat = c.latency
     ok_latency = lat == "auto" or (isinstance(lat, int) and not isinstance(lat, bool))
@@ -256,6 +290,40 @@ def validate_config(cfg: DictConfig) -> None:
     _check(len(e.asr.levels_dbfs) >= 1, "export.asr.levels_dbfs", list(e.asr.levels_dbfs), "needs at least one level")
     for lvl in e.asr.levels_dbfs:
         _check(lvl <= 0, "export.asr.levels_dbfs", list(e.asr.levels_dbfs), "levels are dBFS, <= 0")
+
+
+def validate_layer_arrays(p: PresetConfig | DictConfig) -> None:
+    """Check a `wavenet` preset's layer arrays and head scale; ConfigError names the key and the rule."""
+    arrays = list(p.layer_arrays)
+    _check(len(arrays) >= 1, "preset.layer_arrays", len(arrays), "arch wavenet needs at least one layer array")
+    _check(math.isfinite(p.head_scale) and p.head_scale != 0, "preset.head_scale", p.head_scale, "must be finite and non-zero")
+    for i, a in enumerate(arrays):
+        key = f"preset.layer_arrays.{i}"
+        n = len(a.dilations)
+        _check(n >= 1, f"{key}.dilations", list(a.dilations), "needs at least one layer")
+        for d in a.dilations:
+            _check(d >= 1, f"{key}.dilations", list(a.dilations), "every dilation must be >= 1")
+        _check(len(a.kernel_sizes) in (1, n), f"{key}.kernel_sizes", list(a.kernel_sizes), f"give one kernel size or one per layer ({n})")
+        for k in a.kernel_sizes:
+            _check(k >= 1, f"{key}.kernel_sizes", list(a.kernel_sizes), "every kernel size must be >= 1")
+        _check(len(a.activation) in (1, n), f"{key}.activation", list(a.activation), f"give one activation or one per layer ({n})")
+        for act in a.activation:
+            _check(act in WAVENET_ACTIVATIONS, f"{key}.activation", list(a.activation), f"each must be one of {', '.join(WAVENET_ACTIVATIONS)}")
+        _check(math.isfinite(a.negative_slope), f"{key}.negative_slope", a.negative_slope, "must be finite")
+        _check(a.channels >= 1, f"{key}.channels", a.channels, "must be >= 1")
+        _check(a.bottleneck >= 0, f"{key}.bottleneck", a.bottleneck, "must be >= 1, or 0 for the same as channels")
+        bottleneck = a.bottleneck or a.channels
+        _check(a.layer1x1 or bottleneck == a.channels, f"{key}.layer1x1", a.layer1x1, "may be false only when bottleneck equals channels")
+        _check(a.condition_size == 1, f"{key}.condition_size", a.condition_size, "must be 1 (the condition is the raw mono input)")
+        _check(a.head_kernel_size >= 1, f"{key}.head_kernel_size", a.head_kernel_size, "must be >= 1")
+        expected_input = 1 if i == 0 else arrays[i - 1].channels
+        _check(a.input_size == expected_input, f"{key}.input_size", a.input_size,
+               "must be 1 for the first array" if i == 0 else f"must equal the channels of layer array {i - 1} ({expected_input})")
+        if i + 1 < len(arrays):
+            nxt = arrays[i + 1].bottleneck or arrays[i + 1].channels
+            _check(a.head_size == nxt, f"{key}.head_size", a.head_size, f"must equal the bottleneck of layer array {i + 1} ({nxt})")
+        else:
+            _check(a.head_size == 1, f"{key}.head_size", a.head_size, "must be 1 for the last array (the mono output)")
 
 
 def kernel_size_per_layer(preset: PresetConfig | DictConfig) -> list[int]:

@@ -20,7 +20,11 @@ from rtnt.validate import parity
 from rtnt.validate.parity import keras_predict, parity_error
 
 PRESETS = REPO_DIR / "conf" / "preset"
-PRESET_FILES = sorted(PRESETS.glob("*.yaml")) + sorted((PRESETS / "legacy").glob("*.yaml"))
+# Every preset that exports to RTNeural JSON; `arch: wavenet` exports to .nam (tests/test_nam_export.py).
+PRESET_FILES = [
+    p for p in sorted(PRESETS.glob("*.yaml")) + sorted((PRESETS / "legacy").glob("*.yaml"))
+    if OmegaConf.load(p).get("arch") != "wavenet"
+]
 TOLERANCE = 1e-4
 
 

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 from rtnt.config import PresetConfig, kernel_size_per_layer
 from rtnt.errors import ConfigError
 from rtnt.model.layers import SmoothTanh
+from rtnt.model.wavenet import build_wavenet
 
 Tensor = keras.KerasTensor
 
@@ -21,6 +22,7 @@ def build_model(preset: PresetConfig | DictConfig) -> keras.Model:
     """Build the uncompiled model of `preset.arch` with the preset's sizes."""
     builders: dict[str, Callable[[PresetConfig | DictConfig, Tensor], Tensor]] = {
         "tcn": _tcn,
+        "wavenet": build_wavenet,
         "conv": _conv,
         "conv_bn_prelu": _conv_bn,
         "conv_gru": _conv_gru,

@@ -32,7 +32,9 @@ def model_summary(model_or_preset: keras.Model | PresetConfig | DictConfig) -> M
     matrix products: Conv1D k * (in / groups) * out, Dense (also time-distributed) in * out, and for
     GRU / LSTM the input and recurrent kernels, 3 (GRU) or 4 (LSTM) * units * (in + units).
     Bias additions, activations, gate products, PReLU and BatchNorm scaling are not counted.
-    The receptive field is 1 + sum (k - 1) * dilation over the Conv1D layers.
+    The receptive field is 1 + sum (k - 1) * dilation over the Conv1D layers. A WaveNet layer array counts
+    its rechannel, dilated convs, input mix-ins, layer1x1s and head conv the same way, and adds
+    sum (k - 1) * dilation + head kernel - 1 to the receptive field; the head scale is not counted as a MAC.
     """
     if isinstance(model_or_preset, (PresetConfig, DictConfig)):
         from rtnt.model.build import build_model
@@ -53,6 +55,10 @@ def _macs(layer: Any) -> int:
     """Multiply-accumulates per time step of one layer's matrix products."""
     import keras
 
+    from rtnt.model.wavenet import WaveNetLayerArray
+
+    if isinstance(layer, WaveNetLayerArray):
+        return layer.spec.macs_per_sample
     if isinstance(layer, keras.layers.TimeDistributed):
         return _macs(layer.layer)
     if isinstance(layer, (keras.layers.Conv1D, keras.layers.Dense)):
@@ -63,9 +69,13 @@ def _macs(layer: Any) -> int:
 
 
 def _dilated_span(layer: Any) -> int:
-    """(k - 1) * dilation for a Conv1D layer, else 0."""
+    """(k - 1) * dilation for a Conv1D layer, the receptive span of a WaveNet layer array, else 0."""
     import keras
 
+    from rtnt.model.wavenet import WaveNetLayerArray
+
+    if isinstance(layer, WaveNetLayerArray):
+        return layer.spec.receptive_span
     if isinstance(layer, keras.layers.Conv1D):
         return (layer.kernel_size[0] - 1) * layer.dilation_rate[0]
     return 0
