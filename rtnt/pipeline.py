@@ -150,6 +150,7 @@ def _log_fit(result: FitResult, out_dir: Path) -> None:
             "train.steps": float(state.steps_completed),
             "train.samples_per_s": result.samples_per_s,
             "train.overhead_share": result.overhead_share,
+            "train.first_step_s": result.first_step_seconds,
             "train.wall_s": result.wall_seconds,
             "train.best_val_esr": state.best_val_esr,
         }
