@@ -183,7 +183,10 @@ def compile_model(
 
 
 def set_jit_compile(model: keras.Model, jit: bool) -> None:
-    """Switch a compiled model between XLA and graph mode; its train function is rebuilt on the next step."""
+    """Switch a compiled model between XLA and graph mode; its train function is rebuilt on the next step
+    (kept when the mode does not change, so a traced step is not traced again)."""
+    if model.jit_compile == jit and model.train_function is not None:
+        return
     model.jit_compile = jit
     model.train_function = None
     model.predict_function = None
