@@ -168,7 +168,9 @@ def test_xla_and_graph_mode_give_the_same_loss_on_a_fixed_batch() -> None:
     for jit in (False, True):
         model.set_weights(weights)
         set_jit_compile(model, jit)
-        losses[jit] = float(model.test_on_batch(*batch))
+        assert model.train_function is None, "the step is traced anew for each mode"
+        losses[jit] = float(model.train_on_batch(*batch))  # the loss before the update
+        assert model.jit_compile is jit
     assert losses[True] == pytest.approx(losses[False], rel=1e-5)
 
 

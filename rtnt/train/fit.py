@@ -189,6 +189,7 @@ def set_jit_compile(model: keras.Model, jit: bool) -> None:
         return
     model.jit_compile = jit
     model.train_function = None
+    model.test_function = None
     model.predict_function = None
 
 
