@@ -10,12 +10,18 @@
 #define RTNT_RESTRICT __restrict
 #endif
 
+#if defined(__GNUC__) || defined(__clang__)
+#define RTNT_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define RTNT_ALWAYS_INLINE inline
+#endif
+
 namespace rtnt {
 
 /// a * b + c, fused exactly when the target has FMA instructions and unfused otherwise, never
 /// left to the compiler's contraction choice: vector and scalar code paths must round alike so
 /// that results do not depend on how a signal is cut into blocks.
-inline float madd(float a, float b, float c) noexcept {
+RTNT_ALWAYS_INLINE float madd(float a, float b, float c) noexcept {
 #if defined(__FMA__) || defined(__aarch64__) || defined(__ARM_FEATURE_FMA)
     return std::fma(a, b, c);
 #else
@@ -26,8 +32,8 @@ inline float madd(float a, float b, float c) noexcept {
 /// tanh(x) as c * P(c^2) / Q(c^2) with c = x clamped to [-9, 9].
 /// The coefficients are a relative-error minimax fit made for this library; the float32 result is
 /// within 4e-7 absolute of the exact tanh everywhere (so |result| may exceed 1 by up to 2.4e-7).
-/// Branch-free so loops over it vectorise.
-inline float fast_tanh(float x) noexcept {
+/// Branch-free and always inlined, so loops over it vectorise.
+RTNT_ALWAYS_INLINE float fast_tanh(float x) noexcept {
     const float c = std::min(std::max(x, -9.0f), 9.0f);
     const float s = c * c;
     const float p = madd(madd(madd(madd(1.3420105e-08f, s, 2.0661466e-05f), s, 3.4990083e-03f), s, 1.3383991e-01f), s, 1.0f);
@@ -36,7 +42,7 @@ inline float fast_tanh(float x) noexcept {
 }
 
 /// Logistic sigmoid as 0.5 + 0.5 tanh(x / 2); absolute error below 2e-7.
-inline float fast_sigmoid(float x) noexcept { return madd(0.5f, fast_tanh(0.5f * x), 0.5f); }
+RTNT_ALWAYS_INLINE float fast_sigmoid(float x) noexcept { return madd(0.5f, fast_tanh(0.5f * x), 0.5f); }
 
 inline void tanh_inplace(float* RTNT_RESTRICT x, int n) noexcept {
     for (int i = 0; i < n; ++i) x[i] = fast_tanh(x[i]);

@@ -15,7 +15,7 @@ enum class ActKind { Identity, Tanh, Hardtanh, Fasttanh, Relu, LeakyRelu, Prelu,
 
 /// NAM Core's "Fasttanh": its own rational approximation of tanh (up to about 1e-2 from tanh),
 /// reproduced as written so that files naming it run as in NAM.
-inline float nam_fast_tanh(float x) noexcept {
+RTNT_ALWAYS_INLINE float nam_fast_tanh(float x) noexcept {
     const float ax = std::fabs(x);
     const float x2 = x * x;
     return (x * (2.45550750702956f + 2.45550750702956f * ax + (0.893229853513558f + 0.821226666969744f * ax) * x2)) /

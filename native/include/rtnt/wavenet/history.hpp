@@ -54,6 +54,15 @@ public:
     /// The n rows stored last (the end of window(n)).
     const float* newest(int n) const noexcept { return window(n) + static_cast<long>(lookback_) * stride_; }
 
+    /// Where row j of the next rows to be stored goes (its mirror is mirror() floats further);
+    /// after writing rows 0..n-1 there, commit(n) makes them the newest.
+    float* next_row(int j) noexcept {
+        const int p = pos_ + j;
+        return row(p >= cap_ ? p - cap_ : p);
+    }
+    long mirror() const noexcept { return static_cast<long>(cap_) * stride_; }
+    void commit(int n) noexcept { pos_ = (pos_ + n) % cap_; }
+
     std::size_t floats() const noexcept { return buf_.size(); }
 
 private:

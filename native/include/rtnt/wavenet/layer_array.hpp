@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "../core/aligned.hpp"
+#include "../core/tap_gemm.hpp"
 #include "../nam/weights.hpp"
 #include "history.hpp"
 #include "product.hpp"
@@ -37,6 +38,83 @@ inline void read_bias(nam::WeightCursor& wc, int out, int np, Col col, FloatVec&
 }
 
 inline int identity_col(int o) noexcept { return o; }
+
+/// Everything one fused layer pass reads and writes (see LayerArray::fused_layer).
+struct FusedLayer {
+    const float* window;     // the layer input history: lookback rows, then the n current rows
+    int dilation, taps, channels;
+    const float* cond;
+    int cond_stride, cond_size;
+    const float *conv_w, *conv_b, *mix_w, *l1_w, *l1_b;
+    const Activation* act;
+    float* skip;             // the skip accumulator rows
+    float* scratch;          // one tile of activation outputs
+    History* next;           // the next layer's history, or nullptr: write `out` rows instead
+    float* out;
+};
+
+#if defined(__GNUC__) || defined(__clang__)
+/// Rows t0 .. t0+R-1 of an ungated layer whose residual stream, bottleneck and skip all have
+/// S = 8 NC padded channels: z = conv + mix-in (one product), a = act(z) on the tile, skip += a,
+/// then h_next = h + layer1x1(a) written straight into the next history (and its mirror). The
+/// arithmetic per element is that of the staged path (product(), Activation::apply, add_rows).
+template <int R, int NC>
+inline void fused_tile(const FusedLayer& f, int t0) noexcept {
+    using rtnt::detail::vf;
+    using rtnt::detail::vfu;
+    constexpr int V = NC * 8 / kLanes, S = NC * 8;
+    vf acc[R][V];
+    for (int c = 0; c < V; ++c) {
+        const vf b = *reinterpret_cast<const vfu*>(f.conv_b + kLanes * c);
+        for (int r = 0; r < R; ++r) acc[r][c] = b;
+    }
+    const Term conv{f.window + static_cast<long>(t0) * S, S, f.dilation * S, f.taps, f.channels, f.conv_w};
+    const Term mix{f.cond + static_cast<long>(t0) * f.cond_stride, f.cond_stride, 0, 1, f.cond_size, f.mix_w};
+    accumulate<R, V, S>(acc, conv, S);
+    accumulate<R, V, 0>(acc, mix, S);
+    float* a = f.scratch;
+    for (int r = 0; r < R; ++r)
+        for (int c = 0; c < V; ++c) *reinterpret_cast<vfu*>(a + r * S + kLanes * c) = acc[r][c];
+    f.act->apply(a, R, S, S);
+    for (int r = 0; r < R; ++r) {
+        float* sk = f.skip + static_cast<long>(t0 + r) * S;
+        for (int c = 0; c < V; ++c)
+            *reinterpret_cast<vfu*>(sk + kLanes * c) = vf(*reinterpret_cast<const vfu*>(sk + kLanes * c)) +
+                                                       vf(*reinterpret_cast<const vfu*>(a + r * S + kLanes * c));
+    }
+    for (int c = 0; c < V; ++c) {
+        const vf b = *reinterpret_cast<const vfu*>(f.l1_b + kLanes * c);
+        for (int r = 0; r < R; ++r) acc[r][c] = b;
+    }
+    accumulate<R, V, S>(acc, Term{a, S, 0, 1, f.channels, f.l1_w}, S);
+    const float* h = f.window + static_cast<long>(t0 + (f.taps - 1) * f.dilation) * S;  // the current rows
+    for (int r = 0; r < R; ++r) {
+        float* dst = f.next ? f.next->next_row(t0 + r) : f.out + static_cast<long>(t0 + r) * S;
+        const long mirror = f.next ? f.next->mirror() : 0;
+        for (int c = 0; c < V; ++c) {
+            const vf v = acc[r][c] + vf(*reinterpret_cast<const vfu*>(h + r * S + kLanes * c));
+            *reinterpret_cast<vfu*>(dst + kLanes * c) = v;
+            if (mirror) *reinterpret_cast<vfu*>(dst + mirror + kLanes * c) = v;
+        }
+    }
+}
+
+/// n rows in tiles of R, then R/2, ..., 1 (the same arithmetic per element in every tile).
+template <int R, int NC>
+inline void fused_rows(const FusedLayer& f, int t0, int n) noexcept {
+    int t = t0;
+    for (; t + R <= t0 + n; t += R) fused_tile<R, NC>(f, t);
+    if constexpr (R > 1) {
+        if (t < t0 + n) fused_rows<R / 2, NC>(f, t, t0 + n - t);
+    }
+}
+
+constexpr bool kHasFusedLayer = true;
+#else
+template <int R, int NC>
+inline void fused_rows(const FusedLayer&, int, int) noexcept {}
+constexpr bool kHasFusedLayer = false;
+#endif
 
 }  // namespace detail
 
@@ -72,6 +150,8 @@ public:
                 detail::read_bias(wc, s.head1x1_out, sp_, identity_col, st.h1_b);
             }
         }
+        fused_ = detail::kHasFusedLayer && s.layer1x1 && !s.head1x1 && cp_ == bp_ && bp_ <= 16;
+        for (const LayerSpec& ls : s.layers) fused_ = fused_ && ls.gating == Gating::None;
         detail::read_conv(wc, s.head_out, s.skip_width(), s.head_kernel, 1, hp_, identity_col, head_w_);
         if (s.head_bias) detail::read_bias(wc, s.head_out, hp_, identity_col, head_b_);
         else head_b_.assign(static_cast<std::size_t>(hp_), 0.0f);
@@ -116,6 +196,10 @@ public:
         for (std::size_t l = 0; l < L; ++l) {
             LayerState& st = layers_[l];
             const LayerSpec& ls = s.layers[l];
+            if (fused_) {
+                fused_layer(l, cond, cond_stride, n, settle);
+                continue;
+            }
             const float* h_cur = st.history.newest(n);
             Term terms[2] = {
                 {st.history.window(n), cp_, ls.dilation * cp_, ls.kernel_size, s.channels, st.conv_w.data()},
@@ -151,6 +235,9 @@ public:
         }
     }
 
+    /// Whether the layers run fused (ungated, no head1x1, layer1x1 on, channels == bottleneck <= 16).
+    bool fused() const noexcept { return fused_; }
+
     /// The head rechannel's output of the last process() call, row stride head_stride().
     const float* head_out() const noexcept { return head_out_.data(); }
     int head_stride() const noexcept { return hp_; }
@@ -170,6 +257,28 @@ private:
         FloatVec conv_w, conv_b, mix_w, l1_w, l1_b, h1_w, h1_b;
         History history;  // this layer's input (the residual stream), row stride cp_
     };
+
+    /// Layer l in one pass of row tiles (detail::fused_tile): its output goes straight into the
+    /// next layer's history, or into residual_out_ for the last layer.
+    void fused_layer(std::size_t l, const float* cond, int cond_stride, int n, bool settle) noexcept {
+        LayerState& st = layers_[l];
+        const LayerSpec& ls = spec_.layers[l];
+        const bool last = l + 1 == layers_.size();
+        History* next = last ? nullptr : &layers_[l + 1].history;
+        detail::FusedLayer f{st.history.window(n), ls.dilation, ls.kernel_size, spec_.channels, cond, cond_stride,
+                             spec_.condition_size, st.conv_w.data(), st.conv_b.data(), st.mix_w.data(), st.l1_w.data(),
+                             st.l1_b.data(), &ls.activation, acc_.data(), a_.data(), next, residual_out_.data()};
+        using rtnt::detail::tile_rows;
+        if (bp_ == 8) detail::fused_rows<tile_rows<1>(), 1>(f, 0, n);
+        else detail::fused_rows<tile_rows<2>(), 2>(f, 0, n);
+        if (!next) return;
+        if (settle) {
+            std::memcpy(h_.data(), next->next_row(0), sizeof(float) * static_cast<std::size_t>(cp_));
+            next->fill(h_.data());
+        } else {
+            next->commit(n);
+        }
+    }
 
     static void push(History& h, const float* rows, int stride, int n, bool settle) noexcept {
         if (settle) h.fill(rows);
@@ -218,6 +327,7 @@ private:
 
     ArraySpec spec_;
     int cp_, bp_, sp_, hp_;
+    bool fused_ = false;
     FloatVec rechannel_w_, zero_bias_, head_w_, head_b_;
     std::vector<LayerState> layers_;
     History head_history_;

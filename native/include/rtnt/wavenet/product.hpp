@@ -36,7 +36,28 @@ using rtnt::detail::splat;
 using rtnt::detail::vf;
 using rtnt::detail::vfu;
 
-template <int R, int NC>
+/// acc[r] += sum_k sum_i in[r*stride + k*step + i] * w[k][i] for one term. S > 0 is the row stride
+/// as a compile-time constant (a tile's row addresses then need no registers); S = 0 reads it.
+template <int R, int V, int S>
+inline void accumulate(vf (&acc)[R][V], const Term& term, int np) noexcept {
+    const long stride = S > 0 ? S : term.stride;
+    for (int k = 0; k < term.taps; ++k) {
+        const float* RTNT_RESTRICT x = term.in + static_cast<long>(k) * term.step;
+        const float* RTNT_RESTRICT wk = term.w + static_cast<long>(k) * term.cin * np;
+        for (int i = 0; i < term.cin; ++i) {
+            vf wv[V];
+            for (int c = 0; c < V; ++c) wv[c] = *reinterpret_cast<const vfu*>(wk + static_cast<long>(i) * np + kLanes * c);
+            for (int r = 0; r < R; ++r) {
+                vf xb;
+                splat(xb, x[r * stride + i]);
+                for (int c = 0; c < V; ++c) fma_lanes(acc[r][c], xb, wv[c]);
+            }
+        }
+    }
+}
+
+/// One tile of R rows and NC column chunks; S > 0: the first term's row stride is S.
+template <int R, int NC, int S>
 inline void product_tile(const Term* terms, int nterms, const float* RTNT_RESTRICT bias, int np,
                          const float* residual, int rstride, float* out, int ostride) noexcept {
     constexpr int V = NC * 8 / kLanes;
@@ -45,22 +66,8 @@ inline void product_tile(const Term* terms, int nterms, const float* RTNT_RESTRI
         const vf b = *reinterpret_cast<const vfu*>(bias + kLanes * c);
         for (int r = 0; r < R; ++r) acc[r][c] = b;
     }
-    for (int j = 0; j < nterms; ++j) {
-        const Term& term = terms[j];
-        for (int k = 0; k < term.taps; ++k) {
-            const float* RTNT_RESTRICT x = term.in + static_cast<long>(k) * term.step;
-            const float* RTNT_RESTRICT wk = term.w + static_cast<long>(k) * term.cin * np;
-            for (int i = 0; i < term.cin; ++i) {
-                vf wv[V];
-                for (int c = 0; c < V; ++c) wv[c] = *reinterpret_cast<const vfu*>(wk + static_cast<long>(i) * np + kLanes * c);
-                for (int r = 0; r < R; ++r) {
-                    vf xb;
-                    splat(xb, x[static_cast<long>(r) * term.stride + i]);
-                    for (int c = 0; c < V; ++c) fma_lanes(acc[r][c], xb, wv[c]);
-                }
-            }
-        }
-    }
+    accumulate<R, V, S>(acc, terms[0], np);
+    for (int j = 1; j < nterms; ++j) accumulate<R, V, 0>(acc, terms[j], np);
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < V; ++c) {
             vf v = acc[r][c];
@@ -69,7 +76,7 @@ inline void product_tile(const Term* terms, int nterms, const float* RTNT_RESTRI
         }
 }
 #else
-template <int R, int NC>
+template <int R, int NC, int S>
 inline void product_tile(const Term* terms, int nterms, const float* bias, int np, const float* residual, int rstride,
                          float* out, int ostride) noexcept {
     constexpr int C = NC * 8;
@@ -96,27 +103,26 @@ inline void product_tile(const Term* terms, int nterms, const float* bias, int n
 
 /// Rows in tiles of R, the remainder in tiles of R/2, R/4, ..., single rows (the same arithmetic
 /// per element in every tile).
-template <int R, int NC>
+template <int R, int NC, int S>
 inline void product_rows(Term* terms, int nterms, const float* bias, int np, const float* residual, int rstride,
                          float* out, int ostride, int n) noexcept {
     int t = 0;
     for (; t + R <= n; t += R) {
-        product_tile<R, NC>(terms, nterms, bias, np, residual ? residual + static_cast<long>(t) * rstride : nullptr,
+        product_tile<R, NC, S>(terms, nterms, bias, np, residual ? residual + static_cast<long>(t) * rstride : nullptr,
                             rstride, out + static_cast<long>(t) * ostride, ostride);
         for (int j = 0; j < nterms; ++j) terms[j].in += static_cast<long>(R) * terms[j].stride;
     }
     if constexpr (R > 1) {
         if (t < n)
-            product_rows<R / 2, NC>(terms, nterms, bias, np, residual ? residual + static_cast<long>(t) * rstride : nullptr,
-                                    rstride, out + static_cast<long>(t) * ostride, ostride, n - t);
+            product_rows<R / 2, NC, S>(terms, nterms, bias, np, residual ? residual + static_cast<long>(t) * rstride : nullptr,
+                                       rstride, out + static_cast<long>(t) * ostride, ostride, n - t);
     }
 }
 
-}  // namespace detail
-
-/// Computes n output rows over columns [0, np) (see the file comment); at most 4 terms.
-inline void product(const Term* terms, int nterms, const float* bias, int np, const float* residual, int rstride, float* out,
-                    int ostride, int n) noexcept {
+template <int S>
+inline void product_columns(const Term* terms, int nterms, const float* bias, int np, const float* residual, int rstride,
+                            float* out, int ostride, int n) noexcept {
+    using rtnt::detail::tile_rows;
     for (int c = 0; c < np;) {
         Term local[4];
         for (int j = 0; j < nterms; ++j) {
@@ -127,12 +133,26 @@ inline void product(const Term* terms, int nterms, const float* bias, int np, co
         const float* rc = residual ? residual + c : nullptr;
         float* oc = out + c;
         const float* bc = bias + c;
-        using rtnt::detail::tile_rows;
-        if (groups == 4) detail::product_rows<tile_rows<4>(), 4>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
-        else if (groups == 3) detail::product_rows<tile_rows<3>(), 3>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
-        else if (groups == 2) detail::product_rows<tile_rows<2>(), 2>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
-        else detail::product_rows<tile_rows<1>(), 1>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
+        if (groups == 4) product_rows<tile_rows<4>(), 4, S>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
+        else if (groups == 3) product_rows<tile_rows<3>(), 3, S>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
+        else if (groups == 2) product_rows<tile_rows<2>(), 2, S>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
+        else product_rows<tile_rows<1>(), 1, S>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
         c += 8 * groups;
+    }
+}
+
+}  // namespace detail
+
+/// Computes n output rows over columns [0, np) (see the file comment); at most 4 terms. The first
+/// term's row stride picks a kernel with that stride built in when it is 8, 16 or 32 (the padded
+/// widths of 1-8, 9-16 and 25-32 channels); the arithmetic is the same in every kernel.
+inline void product(const Term* terms, int nterms, const float* bias, int np, const float* residual, int rstride, float* out,
+                    int ostride, int n) noexcept {
+    switch (terms[0].stride) {
+        case 8: detail::product_columns<8>(terms, nterms, bias, np, residual, rstride, out, ostride, n); break;
+        case 16: detail::product_columns<16>(terms, nterms, bias, np, residual, rstride, out, ostride, n); break;
+        case 32: detail::product_columns<32>(terms, nterms, bias, np, residual, rstride, out, ostride, n); break;
+        default: detail::product_columns<0>(terms, nterms, bias, np, residual, rstride, out, ostride, n); break;
     }
 }
 
