@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from rtnt.cli.bench import main
+from rtnt.config import shared_dir
 from rtnt.native import native_available
 from rtnt.validate.bench import benchmark_native, benchmark_table_markdown, random_conv_stack
 
@@ -48,6 +49,20 @@ def test_cli_json(model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
 def test_cli_table(model_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main([str(model_path), "--seconds", "0.1", "--blocks", "16"]) == 0
     assert "self-check passed" in capsys.readouterr().out
+
+
+NAM_MODELS = shared_dir() / "conformance" / "nam" / "models"
+
+
+@pytest.mark.skipif(not (NAM_MODELS / "A2.nam").exists(), reason="NAM conformance models not found")
+def test_cli_nam_with_slim(capsys: pytest.CaptureFixture[str]) -> None:
+    """A .nam file benchmarks like any model; --slim 0 runs A2.nam's A2-Lite submodel."""
+    assert main([str(NAM_MODELS / "A2.nam"), "--slim", "0", "--json", "--seconds", "0.1", "--blocks", "64"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["self_check"]["passed"] and out["slim"] == 0.0
+    assert "channels 3" in out["description"] and out["macs_per_sample"] == 1731
+    assert main([str(NAM_MODELS / "wavenet.nam"), "--slim", "0.5", "--seconds", "0.1"]) == 2
+    assert "is not slimmable" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

@@ -1,8 +1,9 @@
-"""`rtnt-bench`: self-check and benchmark any RTNeural JSON model in the native runtime.
+"""`rtnt-bench`: self-check and benchmark any RTNeural JSON or NAM `.nam` model in the native runtime.
 
-    rtnt-bench MODEL.json [--json] [--seconds S] [--blocks 1,32,64,128,256,512,1024]
+    rtnt-bench MODEL.json|MODEL.nam [--slim V] [--json] [--seconds S] [--blocks 1,32,64,128,256,512,1024]
 
-The self-check loads the file and compares block-by-block runs (1, 7, 32, ..., 4096, random, two
+`--slim` picks a SlimmableContainer's submodel (e.g. `A2.nam --slim 0` is A2-Lite) as NAM Core's
+SetSlimmableSize does. The self-check loads the file and compares block-by-block runs (1, 7, 32, ..., 4096, random, two
 interleaved instances) with a one-pass run. The benchmark is single-threaded at 48 kHz. Prints a
 table, or with --json one JSON object with `rtf`, `rtf_worst`, `gmacs`, `efficiency`,
 `sgemm_gmacs` and more. Errors are one line on stderr, exit status 2.
@@ -21,8 +22,11 @@ from rtnt.errors import RtntError
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of rtnt-bench."""
-    parser = argparse.ArgumentParser(prog="rtnt-bench", description="Self-check and benchmark an RTNeural JSON model natively.")
-    parser.add_argument("model", type=Path, help="RTNeural JSON model file")
+    parser = argparse.ArgumentParser(prog="rtnt-bench", description="Self-check and benchmark an RTNeural JSON or .nam model natively.")
+    parser.add_argument("model", type=Path, help="RTNeural JSON or NAM .nam model file")
+    parser.add_argument(
+        "--slim", type=float, default=None, help="SlimmableContainer size in [0, 1] (NAM's SetSlimmableSize; default: the full model)"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--seconds", type=float, default=2.0, help="wall-clock budget of the timed loops (default 2)")
     parser.add_argument(
@@ -50,18 +54,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not native_available():
         raise RtntError("the native runtime rtnt._native is not built; install rtnt with `pip install -e .` (needs a C++17 compiler)")
     if not args.model.is_file():
-        raise RtntError(f"model file {args.model} does not exist; pass the path of an RTNeural JSON file")
+        raise RtntError(f"model file {args.model} does not exist; pass the path of an RTNeural JSON or .nam file")
     if not args.seconds > 0:
         raise RtntError(f"--seconds {args.seconds} must be > 0")
     sizes = _block_sizes(args.blocks)
-    check = self_check(args.model)
+    check = self_check(args.model, slim=args.slim)
     if not check["passed"]:
         bad = max(check["case_errors"], key=check["case_errors"].get)
         raise RtntError(
             f"{args.model}: self-check failed: output finite={check['finite']}, worst block-size deviation "
             f"{check['max_error']:.3g} ({bad}) exceeds {check['tolerance']:g}; the model or the runtime is faulty"
         )
-    result = benchmark_native(args.model, block_sizes=sizes, seconds=args.seconds)
+    result = benchmark_native(args.model, block_sizes=sizes, seconds=args.seconds, slim=args.slim)
     result["self_check"] = check
     return result
 
@@ -84,6 +88,7 @@ def _print_table(result: dict[str, Any]) -> None:
             f"{result['efficiency'][b]:.3f}",
         )
     console = Console()
+    console.print(result["description"])
     console.print(
         f"self-check passed (max block-size deviation {result['self_check']['max_error']:.2g}); "
         f"{result['macs_per_sample']:.0f} MACs/sample; single-thread sgemm {result['sgemm_gmacs']:.1f} GMAC/s"

@@ -101,8 +101,10 @@ def self_check(
     block_sizes: Iterable[int] = (1, 7, 32, 64, 128, 511, 1024, 4096),
     tolerance: float = 1e-6,
     seed: int = 0,
+    slim: float | None = None,
 ) -> dict[str, Any]:
-    """Conformance-style check of any model file without a reference: block-size invariance.
+    """Conformance-style check of any model file (RTNeural JSON or `.nam`, `slim` as in
+    `NativeModel.from_file`) without a reference: block-size invariance.
 
     Loads `json_path`, runs a test signal in one pass, then at each block size, a random partition
     and as two interleaved instances; every run must match the one-pass output within `tolerance`.
@@ -112,7 +114,7 @@ def self_check(
     t = np.arange(n) / 48_000.0
     x = (0.4 * np.sin(2 * np.pi * 110.0 * t) * np.exp(-2.0 * t) + 0.05 * rng.standard_normal(n)).astype(np.float32)
     block_sizes = [int(b) for b in block_sizes]
-    model = NativeModel.from_file(json_path)
+    model = NativeModel.from_file(json_path, slim=slim)
     model.prepare(max(block_sizes))
     ref = np.asarray(run_blocks(model, x, [n]), np.float64)
     finite = bool(np.all(np.isfinite(ref)))
@@ -120,7 +122,7 @@ def self_check(
     for b in block_sizes:
         cases[f"block_{b}"] = float(np.max(np.abs(run_blocks(model, x, [b]) - ref)))
     cases["random"] = float(np.max(np.abs(run_blocks(model, x, random_partition(n, rng, max(block_sizes))) - ref)))
-    other = NativeModel.from_file(json_path)
+    other = NativeModel.from_file(json_path, slim=slim)
     other.prepare(max(block_sizes))
     model.reset()
     out, pos = [], 0
