@@ -11,7 +11,9 @@ Hosts:
   (smoothed gain and bypass crossfade).
 - `rtnt_lv2_rt_check` (native/lv2/tests/rt_check.cpp): a C++ host with counting malloc/free that
   proves run() makes no heap call through block-size, gain and bypass changes.
-The export refusals (malformed JSON, a run whose gate said not ready) need no host.
+A `.nam` bundle (NAM Core's A2.nam) is rendered by lv2apply and compared with NAM Core's own output
+(shared/conformance/nam), and its run() is checked for heap calls too.
+The export refusals (malformed JSON or .nam, a run whose gate said not ready) need no host.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtnt.config import PACKAGE_DIR
+from rtnt.config import PACKAGE_DIR, shared_dir
 from rtnt.errors import ExportError
 from rtnt.export.lv2 import MODEL_FILE, PORTS, LV2Descriptor, bundle_uri, export_lv2
 from rtnt.native import NativeModel, native_available
@@ -48,6 +50,8 @@ needs_lv2apply = pytest.mark.skipif(
     reason="lv2apply/lv2info not installed (apt-get install lilv-utils)",
 )
 LILV_LIB = ctypes.util.find_library("lilv-0")
+NAM_DIR = shared_dir() / "conformance" / "nam"
+needs_nam = pytest.mark.skipif(not (NAM_DIR / "models" / "A2.nam").exists(), reason=f"NAM conformance files not found at {NAM_DIR}")
 needs_lilv = pytest.mark.skipif(LILV_LIB is None, reason="liblilv-0 not installed (apt-get install lilv-utils)")
 
 
@@ -404,21 +408,69 @@ def test_gain_and_bypass_changes_are_smoothed(exported, host_factory, dry):
 def test_run_makes_no_heap_call_and_imports_no_lock(exported, tmp_path):
     """rtnt_lv2_rt_check (native/lv2/tests/rt_check.cpp), a host with counting malloc/free, runs the
     exported binary through block-size, gain and bypass changes; the binary imports no lock."""
+    bundle, uri, _ = exported
+    _rt_check(bundle, uri, tmp_path)
+
+
+def _rt_check(bundle: Path, uri: str, build_dir: Path) -> None:
     from rtnt.export.lv2 import PLUGIN_SOURCE, build_tool
 
-    bundle, uri, _ = exported
     cmake, ninja = build_tool("cmake"), build_tool("ninja")
-    configure = [cmake, "-S", str(PLUGIN_SOURCE), "-B", str(tmp_path), f"-DRTNT_LV2_URI={uri}", "-DRTNT_LV2_BUILD_TESTS=ON"]
+    configure = [cmake, "-S", str(PLUGIN_SOURCE), "-B", str(build_dir), f"-DRTNT_LV2_URI={uri}", "-DRTNT_LV2_BUILD_TESTS=ON"]
     if ninja:
         configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
     subprocess.run(configure, check=True, capture_output=True)
-    subprocess.run([cmake, "--build", str(tmp_path), "--target", "rtnt_lv2_rt_check"], check=True, capture_output=True)
-    proc = subprocess.run([str(tmp_path / "rtnt_lv2_rt_check"), str(bundle)], capture_output=True, text=True, timeout=60)
+    subprocess.run([cmake, "--build", str(build_dir), "--target", "rtnt_lv2_rt_check"], check=True, capture_output=True)
+    proc = subprocess.run([str(build_dir / "rtnt_lv2_rt_check"), str(bundle)], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "rt_check: ok" in proc.stdout, proc.stdout + proc.stderr
     if shutil.which("nm"):
         imported = subprocess.run(["nm", "-D", "--undefined-only", str(bundle / "rtnt_model.so")], capture_output=True, text=True).stdout
         locks = [ln for ln in imported.splitlines() if any(k in ln for k in ("pthread_mutex", "pthread_rwlock", "pthread_cond", "sem_wait", "mtx_lock"))]
         assert not locks, locks
+
+
+# --------------------------------------------------------------------------- a NAM .nam bundle
+
+
+@pytest.fixture(scope="module")
+def exported_nam(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """(bundle, URI) of NAM Core's A2.nam (a SlimmableContainer: its default submodel A2-Full)."""
+    if not native_available():
+        pytest.skip("rtnt._native is not built (pip install -e .)")
+    if not (NAM_DIR / "models" / "A2.nam").exists():
+        pytest.skip(f"NAM conformance files not found at {NAM_DIR}")
+    bundle = export_lv2(str(NAM_DIR / "models" / "A2.nam"), "NAM A2", tmp_path_factory.mktemp("lv2nam") / "plugins")
+    return bundle, bundle_uri(bundle)
+
+
+@needs_lv2apply
+@needs_build
+@needs_nam
+@pytest.mark.lv2
+def test_nam_bundle_in_lv2apply_reproduces_nam_core(exported_nam, tmp_path):
+    """lv2apply (one sample per run()) renders 2 s of guitar through the A2.nam plugin: within the
+    conformance tolerance of NAM Core's output, and bit for bit the native runtime's."""
+    bundle, uri = exported_nam
+    assert {p.name for p in bundle.iterdir()} == {"manifest.ttl", "plugin.ttl", "model.nam", "rtnt_model.so"}
+    assert "expects 48000 Hz" in (bundle / "plugin.ttl").read_text()
+    x = np.fromfile(NAM_DIR / "vectors" / "inputs" / "guitar_di_10s_2s.f32", dtype="<f4")
+    y, stderr = lv2apply(bundle, uri, x, tmp_path)
+    assert stderr == ""
+    want = np.fromfile(NAM_DIR / "vectors" / "outputs" / "A2_full" / "guitar_di_10s_2s__b64.f32", dtype="<f4")
+    assert np.max(np.abs(y - want)) <= 5e-5
+    native = NativeModel.from_file(bundle / "model.nam")
+    native.prepare(4096)
+    assert np.array_equal(y, native.process(x).astype(np.float64))
+
+
+@needs_build
+@needs_nam
+@pytest.mark.lv2
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="heap counting needs glibc")
+def test_nam_run_makes_no_heap_call(exported_nam, tmp_path):
+    """The .nam plugin's run(), including the prewarming reset when it fades in from bypass."""
+    bundle, uri = exported_nam
+    _rt_check(bundle, uri, tmp_path)
 
 
 # --------------------------------------------------------------------------- refusals (no host)
@@ -445,6 +497,25 @@ def test_export_refuses_malformed_json(tmp_path, capsys):
         assert main(["lv2", str(path), "--name", "Broken", "--out", str(tmp_path / "out")]) == 2
         stderr = capsys.readouterr().err
         assert stderr.startswith("error: ") and stderr.count("\n") == 1 and "Traceback" not in stderr
+    assert not (tmp_path / "out" / "Broken.lv2").exists()
+
+
+@needs_native
+@needs_nam
+def test_export_refuses_malformed_or_unsupported_nam(tmp_path):
+    a2_lite = json.loads((NAM_DIR / "models" / "A2_lite_extracted.nam").read_text())
+    a2_lite["weights"].pop()
+    cases = {
+        "short.nam": (json.dumps(a2_lite), "holds 1870 values, but the config needs 1871"),
+        "conditioned.nam": ((NAM_DIR / "models" / "wavenet_condition_dsp.nam").read_text(), "condition_dsp"),
+    }
+    for name, (text, fragment) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        with pytest.raises(ExportError) as err:
+            export_lv2(str(path), "Broken", tmp_path / "out")
+        message = str(err.value)
+        assert "\n" not in message and "model .nam does not load" in message and fragment in message and name in message
     assert not (tmp_path / "out" / "Broken.lv2").exists()
 
 

@@ -1,5 +1,6 @@
-// rtnt LV2 plugin: one mono RTNeural-format model, loaded from the bundle's model.json at
-// instantiate, with smoothed input/output gain (dB) and a click-free bypass.
+// rtnt LV2 plugin: one mono model, loaded at instantiate from the bundle's model.nam (a NAM file)
+// or model.json (RTNeural JSON), with smoothed input/output gain (dB) and a click-free bypass.
+// A .nam model's activate() and fade-in reset prewarm it on silence as NAM Core does.
 //
 // Signal path (enabled):  out = output_gain * model(input_gain * in)
 // Bypassed:               out = in (gains do not apply); the model is not run while fully bypassed
@@ -35,7 +36,9 @@ constexpr int kMaxPreparedBlock = 8192;  // longer host blocks are processed in 
 constexpr double kRampSeconds = 0.02;
 constexpr float kMinGainDb = -24.0f;
 constexpr float kMaxGainDb = 24.0f;
-constexpr double kTrainedRate = 48000.0;
+constexpr double kTrainedRate = 48000.0;  // rtnt's models; a .nam file may declare its own
+/// Model files the exporter writes, in the order the plugin looks for them.
+constexpr const char* kModelFiles[] = {"model.nam", "model.json"};
 
 /// A gain port: dB in, linear out, with pow() evaluated only when the port value changes.
 class GainPort {
@@ -265,9 +268,16 @@ private:
 LV2_Handle instantiate(const LV2_Descriptor*, double sample_rate, const char* bundle_path,
                        const LV2_Feature* const* features) {
     const Log log(features);
-    std::string path = bundle_path ? bundle_path : "";
-    if (!path.empty() && path.back() != '/') path += '/';
-    path += "model.json";
+    std::string dir = bundle_path ? bundle_path : "";
+    if (!dir.empty() && dir.back() != '/') dir += '/';
+    std::string path = dir + kModelFiles[1];
+    for (const char* name : kModelFiles) {
+        if (FILE* f = std::fopen((dir + name).c_str(), "rb")) {
+            std::fclose(f);
+            path = dir + name;
+            break;
+        }
+    }
     try {
         rtnt::Model model = rtnt::load_model_file(path);
         if (model.in_size() != 1 || model.out_size() != 1) {
@@ -275,9 +285,10 @@ LV2_Handle instantiate(const LV2_Descriptor*, double sample_rate, const char* bu
                       std::to_string(model.out_size()) + " output(s); this plugin runs mono models (1 in, 1 out)");
             return nullptr;
         }
-        if (sample_rate != kTrainedRate)
-            log.warning("the model was trained at 48000 Hz; at " + std::to_string(static_cast<long>(sample_rate)) +
-                        " Hz it will not sound as captured");
+        const double expected = model.info().sample_rate > 0 ? model.info().sample_rate : kTrainedRate;
+        if (sample_rate != expected)
+            log.warning("the model was trained at " + std::to_string(static_cast<long>(expected)) + " Hz; at " +
+                        std::to_string(static_cast<long>(sample_rate)) + " Hz it will not sound as captured");
         const int announced = announced_block_length(features);
         return new Plugin(std::move(model), sample_rate, announced > 0 ? announced : kDefaultBlock);
     } catch (const std::exception& e) {

@@ -1,16 +1,18 @@
-"""Export a model (an MLflow run or an RTNeural JSON file) as an LV2 plugin bundle.
+"""Export a model (an MLflow run, an RTNeural JSON file or a NAM `.nam` file) as an LV2 plugin bundle.
 
-`export_lv2` validates the JSON in the native runtime, refuses (unless forced) a run whose export
+`export_lv2` validates the model in the native runtime, refuses (unless forced) a run whose export
 gate said not ready, builds the plugin binary from `native/lv2` with CMake, checks the built binary
 against the native runtime, and writes `<name>.lv2/`:
 
     rtnt_model.so   the plugin (native/lv2/plugin.cpp on rtnt::runtime), URI compiled in
     manifest.ttl    plugin URI, binary, seeAlso plugin.ttl
     plugin.ttl      name and ports: in, out, input_gain (dB), output_gain (dB), enabled, latency
-    model.json      the model, loaded by the plugin at instantiate
+    model.json      the model, loaded by the plugin at instantiate (model.nam for a NAM file)
 
-The URI is `urn:rtnt:run:<run id>` for a run and `urn:rtnt:model:<sha256 of the JSON, 32 hex>` for
-a file, so exporting the same source again gives the same URI. When the source is a run, the zipped
+A `.nam` file (told apart by content) runs as NAM Core runs it, prewarmed on silence at activate;
+a SlimmableContainer runs its default submodel. The URI is `urn:rtnt:run:<run id>` for a run and
+`urn:rtnt:model:<sha256 of the file, 32 hex>` for a file, so exporting the same source again gives
+the same URI. When the source is a run, the zipped
 bundle is logged back to it as the artifact `lv2/<folder>.zip` and the tag `lv2.uri` is set.
 """
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -35,6 +38,9 @@ from rtnt.errors import ExportError, RtntError
 PLUGIN_SOURCE = REPO_DIR / "native" / "lv2"
 BINARY = "rtnt_model.dll" if sys.platform == "win32" else "rtnt_model.so"
 MODEL_FILE = "model.json"
+NAM_MODEL_FILE = "model.nam"
+# Run artifacts looked for, in this order (the first one a run has is exported).
+RUN_MODEL_FILES = (MODEL_FILE, NAM_MODEL_FILE)
 PLUGIN_TTL = "plugin.ttl"
 ARTIFACT_DIR = "lv2"
 SAMPLE_RATE = 48_000
@@ -99,9 +105,10 @@ def export_lv2(
     tracking_uri: str = "",
     portable: bool = False,
 ) -> Path:
-    """Export `source` (an MLflow run id or a model.json path) as the LV2 bundle `out_dir/<name>.lv2`.
+    """Export `source` (an MLflow run id, or the path of an RTNeural JSON or `.nam` file) as the LV2
+    bundle `out_dir/<name>.lv2`.
 
-    Raises ExportError (one line) when the JSON does not load or fails native validation, when the
+    Raises ExportError (one line) when the model does not load or fails native validation, when the
     run's gate said not ready and `force` is False, or when the build fails. `portable` builds
     without -march=native (for copying the bundle to another x86-64 machine). An existing rtnt
     bundle of the same folder name is replaced. Returns the bundle path.
@@ -115,8 +122,10 @@ def export_lv2(
         tmp = Path(tmp_name)
         json_path, run_id, gate_note = _resolve_source(source, tmp, force, tracking_uri)
         json_bytes = json_path.read_bytes()
+        nam = is_nam_file(json_path)
         validate_model_json(json_path)
         uri = plugin_uri(run_id, json_bytes)
+        model_file = NAM_MODEL_FILE if nam else MODEL_FILE
         binary = build_plugin(uri, tmp / "build", portable=portable)
 
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -125,9 +134,9 @@ def export_lv2(
         try:
             staging.mkdir()
             shutil.copy2(binary, staging / BINARY)
-            (staging / MODEL_FILE).write_bytes(json_bytes)
+            (staging / model_file).write_bytes(json_bytes)
             origin = f"MLflow run {run_id}" if run_id else f"{json_path.name} (sha256 {hashlib.sha256(json_bytes).hexdigest()[:16]})"
-            _write_ttl(staging, uri, name, f"rtnt neural model from {origin}; trained at 48 kHz; {gate_note}")
+            _write_ttl(staging, uri, name, f"rtnt neural model from {origin}; {_rate_note(json_path)}; {gate_note}")
             check_plugin_binary(staging, uri)
             final = out_dir / folder
             _replace_bundle(staging, final)
@@ -138,13 +147,32 @@ def export_lv2(
     return final
 
 
+def is_nam_file(path: Path) -> bool:
+    """True when `path` holds a NAM model: a JSON object with 'architecture', 'config' and 'weights'
+    (the runtime tells the formats apart the same way)."""
+    try:
+        doc = json.loads(path.read_bytes())
+    except (ValueError, OSError):
+        return False
+    return isinstance(doc, dict) and {"architecture", "config", "weights"} <= set(doc)
+
+
+def _rate_note(path: Path) -> str:
+    """The sample rate the model expects, for the plugin description."""
+    from rtnt.native import NativeModel
+
+    rate = NativeModel.from_file(path).sample_rate
+    return f"expects {rate:g} Hz" if rate > 0 else "trained at 48 kHz"
+
+
 def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> tuple[Path, str | None, str]:
-    """(local model.json, run id or None, gate note) for a JSON path or an MLflow run id."""
+    """(local model file, run id or None, gate note) for a model file path or an MLflow run id."""
     path = Path(source).expanduser()
     if path.is_file():
-        return path, None, "exported from a JSON file (no export gate)"
-    if path.suffix.lower() == ".json" or not _RUN_ID_RE.fullmatch(source):
-        raise ExportError(f"model JSON {source} not found; give an existing model.json path or an MLflow run id")
+        kind = "a NAM .nam file" if is_nam_file(path) else "a JSON file"
+        return path, None, f"exported from {kind} (no export gate)"
+    if path.suffix.lower() in (".json", ".nam") or not _RUN_ID_RE.fullmatch(source):
+        raise ExportError(f"model file {source} not found; give an existing model.json or .nam path, or an MLflow run id")
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -169,12 +197,15 @@ def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> t
         gate_note = "export gate NOT READY, exported with --force"
     else:
         gate_note = "export gate READY"
+    wanted = " or ".join(RUN_MODEL_FILES)
     try:
-        if MODEL_FILE not in {a.path for a in client.list_artifacts(source)}:
-            raise FileNotFoundError(MODEL_FILE)
-        local = Path(client.download_artifacts(source, MODEL_FILE, str(tmp)))
+        present = {a.path for a in client.list_artifacts(source)}
+        artifact = next((f for f in RUN_MODEL_FILES if f in present), None)
+        if artifact is None:
+            raise FileNotFoundError(wanted)
+        local = Path(client.download_artifacts(source, artifact, str(tmp)))
     except (MlflowException, OSError):
-        raise ExportError(f"run {source} has no readable {MODEL_FILE} artifact; only runs that exported a model can become plugins") from None
+        raise ExportError(f"run {source} has no readable {wanted} artifact; only runs that exported a model can become plugins") from None
     return local, source, gate_note
 
 
@@ -189,24 +220,38 @@ def _probe_signal(n: int = 8192, seed: int = 7) -> np.ndarray:
 
 
 def validate_model_json(json_path: Path) -> None:
-    """Raise ExportError unless the JSON loads in the native runtime as a mono model and the native
-    runtime matches the numpy reference runtime on a probe signal at many block partitions."""
+    """Raise ExportError unless the model loads in the native runtime as a mono model and runs
+    correctly on a probe signal. RTNeural JSON: the native runtime must match the numpy reference
+    runtime at many block partitions. `.nam`: its outputs must be finite and bit-identical at every
+    block partition and across two instances (`self_check`); conformance with NAM Core itself is
+    tested on NAM Core's outputs in tests/test_native_nam.py."""
     from rtnt.native import NativeModel, native_available
-    from rtnt.runtime.reference import ReferenceModel
-    from rtnt.validate.native_check import validate_native
+    from rtnt.validate.native_check import self_check, validate_native
 
     if not native_available():
         raise ExportError("the native runtime rtnt._native is not built, so the model cannot be validated; run `pip install -e .`")
+    nam = is_nam_file(json_path)
     try:
         model = NativeModel.from_file(json_path)
-        reference = ReferenceModel.from_json(json_path)
+        if not nam:
+            from rtnt.runtime.reference import ReferenceModel
+
+            reference = ReferenceModel.from_json(json_path)
     except RtntError as exc:
-        raise ExportError(f"model JSON does not load, so no plugin can run it: {exc}") from None
+        raise ExportError(f"model {'.nam' if nam else 'JSON'} does not load, so no plugin can run it: {exc}") from None
     if model.in_size != 1 or model.out_size != 1:
         raise ExportError(
             f"{json_path}: the model has {model.in_size} input(s) and {model.out_size} output(s); "
             "the LV2 plugin runs mono models (1 in, 1 out)"
         )
+    if nam:
+        check = self_check(json_path)
+        if not check["passed"]:
+            raise ExportError(
+                f"{json_path}: the .nam model fails the native self-check (finite output: {check['finite']}, "
+                f"worst block-partition deviation {check['max_error']:.3g}); it cannot be exported"
+            )
+        return
     x = _probe_signal()
     y_ref = reference.process(x)
     if not np.all(np.isfinite(y_ref)):
@@ -298,7 +343,7 @@ def check_plugin_binary(bundle: Path, uri: str, block: int = 300) -> None:
         d.deactivate(handle)
     finally:
         d.cleanup(handle)
-    native = NativeModel.from_file(bundle / MODEL_FILE)
+    native = NativeModel.from_file(bundle_model_file(bundle))
     native.prepare(1024)
     err = float(np.max(np.abs(y.astype(np.float64) - native.process(x))))
     if not err <= SELF_CHECK_TOLERANCE or controls["latency"].value != 0.0:
@@ -308,10 +353,19 @@ def check_plugin_binary(bundle: Path, uri: str, block: int = 300) -> None:
         )
 
 
+def bundle_model_file(bundle: Path) -> Path:
+    """The model file of an exported bundle: model.nam or model.json (the plugin looks in that order)."""
+    for name in (NAM_MODEL_FILE, MODEL_FILE):
+        if (bundle / name).exists():
+            return bundle / name
+    raise ExportError(f"{bundle} holds neither {NAM_MODEL_FILE} nor {MODEL_FILE}; re-export the bundle")
+
+
 def _replace_bundle(staging: Path, final: Path) -> None:
     """Move the finished bundle into place, replacing an earlier rtnt export of the same name."""
     if final.exists():
-        if not ((final / "manifest.ttl").exists() and (final / MODEL_FILE).exists()):
+        is_rtnt = (final / "manifest.ttl").exists() and any((final / f).exists() for f in (MODEL_FILE, NAM_MODEL_FILE))
+        if not is_rtnt:
             raise ExportError(f"{final} exists and is not an rtnt LV2 bundle; choose another --name or --out")
         shutil.rmtree(final)
     staging.rename(final)
