@@ -25,6 +25,10 @@ class ModelJsonError(RtntError):
     """An RTNeural JSON model file is malformed or unsupported."""
 
 
+class NamFileError(ModelJsonError):
+    """A NAM `.nam` model file is malformed or unsupported."""
+
+
 def exception_summary(exc: BaseException, max_lines: int = 1) -> str:
     """The first `max_lines` non-empty lines of an exception's message joined by '; ', or its type name."""
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]

@@ -1,6 +1,7 @@
 """Keras 3 builders of every preset architecture: mono (batch, time, 1) in, (batch, time, 1) out, causal.
 
-Importing this module registers `SmoothTanh`, so `keras.models.load_model` can read rtnt checkpoints.
+Importing this module registers `SmoothTanh` and the WaveNet layers (`rtnt.model.wavenet`), so
+`keras.models.load_model` can read rtnt checkpoints.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ def activation(name: str, x: Tensor, negative_slope: float) -> Tensor:
     if name == "SiLU":
         return ops.silu(x)
     if name == "Softsign":
-        return ops.soft_sign(x)
+        return ops.softsign(x)
     if name == "Hardtanh":
         return ops.clip(x, -1.0, 1.0)
     raise ValueError(f"unknown WaveNet activation {name!r}")
@@ -70,11 +70,17 @@ def causal_conv(x: Tensor, kernel: Tensor, dilation: int) -> Tensor:
 @keras.saving.register_keras_serializable(package="rtnt")
 class WaveNetLayerArray(keras.layers.Layer):
     """One NAM layer array. Called on [layer_input, condition] (first array) or
-    [layer_input, condition, head_input]; returns [residual_output, head_output]."""
+    [layer_input, condition, head_input]; returns [residual_output, head_output].
 
-    def __init__(self, spec: LayerArraySpec | dict[str, Any], **kwargs: Any) -> None:
+    `residual_output=False` (the last array, whose residual stream nothing reads) skips the final layer's
+    residual update; that layer1x1's weights still exist, as NAM's file holds them, but are frozen, since
+    they cannot change the output.
+    """
+
+    def __init__(self, spec: LayerArraySpec | dict[str, Any], residual_output: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.spec = spec if isinstance(spec, LayerArraySpec) else LayerArraySpec.from_dict(spec)
+        self.residual_output = bool(residual_output)
 
     def build(self, input_shape: Any) -> None:
         s = self.spec
@@ -88,8 +94,9 @@ class WaveNetLayerArray(keras.layers.Layer):
             self.conv_biases.append(self.add_weight((z,), init, name=f"layer{i}_conv_bias"))
             self.mixins.append(self.add_weight((s.condition_size, z), _torch_default(s.condition_size), name=f"layer{i}_mixin"))
             if s.layer1x1:
-                self.layer1x1_kernels.append(self.add_weight((b, c), _torch_default(b), name=f"layer{i}_layer1x1"))
-                self.layer1x1_biases.append(self.add_weight((c,), _torch_default(b), name=f"layer{i}_layer1x1_bias"))
+                live = self.residual_output or i + 1 < s.num_layers
+                self.layer1x1_kernels.append(self.add_weight((b, c), _torch_default(b), name=f"layer{i}_layer1x1", trainable=live))
+                self.layer1x1_biases.append(self.add_weight((c,), _torch_default(b), name=f"layer{i}_layer1x1_bias", trainable=live))
         head_init = _torch_default(s.head_kernel_size * b)
         self.head_kernel = self.add_weight((s.head_kernel_size, b, s.head_size), head_init, name="head")
         self.head_bias = self.add_weight((s.head_size,), head_init, name="head_bias") if s.head_bias else None
@@ -104,7 +111,7 @@ class WaveNetLayerArray(keras.layers.Layer):
             act = activation(s.activations[i], z[..., : s.bottleneck] if s.gated else z, s.negative_slope)
             a = act * ops.sigmoid(z[..., s.bottleneck :]) if s.gated else act
             head_sum = a if head_sum is None else head_sum + a
-            if s.layer1x1:
+            if s.layer1x1 and (self.residual_output or i + 1 < s.num_layers):
                 h = h + ops.matmul(a, self.layer1x1_kernels[i]) + self.layer1x1_biases[i]
         head = causal_conv(head_sum, self.head_kernel, 1)
         if self.head_bias is not None:
@@ -116,7 +123,7 @@ class WaveNetLayerArray(keras.layers.Layer):
         return [(batch, time, self.spec.channels), (batch, time, self.spec.head_size)]
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "spec": self.spec.to_dict()}
+        return {**super().get_config(), "spec": self.spec.to_dict(), "residual_output": self.residual_output}
 
 
 @keras.saving.register_keras_serializable(package="rtnt")
@@ -144,8 +151,10 @@ class WaveNetHeadScale(keras.layers.Layer):
 def build_wavenet(preset: Any, inputs: Tensor) -> Tensor:
     """The output tensor of a `wavenet` preset's layer arrays on `inputs` (batch, time, 1)."""
     h, head = inputs, None
-    for i, spec in enumerate(layer_array_specs(preset)):
-        h, head = WaveNetLayerArray(spec, name=f"array{i}")([h, inputs] if head is None else [h, inputs, head])
+    specs = layer_array_specs(preset)
+    for i, spec in enumerate(specs):
+        array = WaveNetLayerArray(spec, residual_output=i + 1 < len(specs), name=f"array{i}")
+        h, head = array([h, inputs] if head is None else [h, inputs, head])
     return WaveNetHeadScale(float(preset.head_scale), name="head_scale")(head)
 
 

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from rtnt.data.splits import Splits, region_with_history
 from rtnt.errors import ConfigError
+from rtnt.export.nam import NamMetadata
 from rtnt.config import SAMPLE_RATE
 from rtnt.train.fit import (
     LAST_CHECKPOINT,
@@ -167,13 +168,14 @@ class TrainingSession:
                 on_step=progress.on_step if t.verbose else None,
             )
 
-    def export(self, out_dir: Path) -> Path:
-        """Write the exported model file (`model.json`, RTNeural) and beside it the exact Keras model it was
-        exported from (`model.keras`)."""
-        from rtnt.export.rtneural import save_rtneural
+    def export(self, out_dir: Path, metadata: NamMetadata | None = None) -> Path:
+        """Write the exported model file in its family's format (`model.nam` for arch wavenet, with
+        `metadata`; else `model.json`, RTNeural) and beside it the exact Keras model it was exported from
+        (`model.keras`)."""
+        from rtnt.export import export_model
 
         self.model.save(out_dir / "model.keras")
-        return save_rtneural(self.model, out_dir / "model.json")
+        return export_model(self.model, out_dir, metadata)
 
     def log_final_checkpoint(self) -> None:
         """Log the last checkpoint and its state as artifacts, so any machine can continue the run."""

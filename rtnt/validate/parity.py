@@ -1,4 +1,5 @@
-"""Parity between a Keras model and its exported RTNeural JSON, run by the numpy reference runtime."""
+"""Parity between a Keras model and its exported file (RTNeural JSON or NAM `.nam`), run by the numpy
+reference runtime of the file's format."""
 
 from __future__ import annotations
 
@@ -12,9 +13,19 @@ from rtnt.runtime.reference import ReferenceModel
 CHUNK = 1 << 17  # output samples per Keras call for feed-forward models
 
 
-def parity_error(json_path: str | Path, x: np.ndarray, y_keras: np.ndarray) -> float:
-    """Max abs difference between the reference runtime on `json_path` (from reset) and `y_keras` for input `x`."""
-    y_ref = ReferenceModel.from_json(json_path).process(np.asarray(x, dtype=np.float32))
+def parity_error(model_path: str | Path, x: np.ndarray, y_keras: np.ndarray) -> float:
+    """Max abs difference between the reference runtime on `model_path` (from reset) and `y_keras` for input `x`.
+
+    A `.nam` file runs in `rtnt.runtime.nam_reference` without prewarm (zero histories, as Keras' causal
+    padding computes); any other file is RTNeural JSON.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    if Path(model_path).suffix == ".nam":
+        from rtnt.runtime.nam_reference import NamModel
+
+        y_ref = NamModel.from_file(model_path, prewarm=False).process(x)
+    else:
+        y_ref = ReferenceModel.from_json(model_path).process(x)
     y_keras = np.asarray(y_keras, dtype=np.float32).reshape(-1)
     if y_keras.shape != y_ref.shape:
         raise ValueError(f"y_keras has {y_keras.size} samples but x has {y_ref.size}")

@@ -1,0 +1,299 @@
+"""Export an rtnt `wavenet` Keras model to NAM's `.nam` format, as NAM Core (daae2d0) reads it.
+
+The file holds `version`, `metadata`, `architecture: "WaveNet"`, `config` (NAM's layer-array form),
+`weights` and `sample_rate` (48000). Weights follow NAM Core's read order (per layer array: rechannel; per
+layer conv weights then bias, input mix-in, layer1x1 weights then bias; head weights then bias; finally
+head_scale) in its conv memory layout (output, input, tap; tap k multiplies x[t - (K-1-k) d], as in
+Keras' causal Conv1D). `head_scale` is written both in the config and as the last weight.
+
+A model whose arrays all have NAM's A1 shape (one kernel size and one plain activation per array, bottleneck
+= channels, layer1x1 active, head kernel 1) is written in the A1 form at version 0.5.4, as NAM's trainer
+writes A1 files; any other in the spelled-out A2 form of NAM's A2 export at version 0.7.0, the first
+version whose readers know per-layer `kernel_sizes` and the layer-array `head` object.
+
+Metadata (`NamMetadata`) carries what rtnt knows of NAM's fields. `loudness` is computed as NAM's trainer
+computes it, the RMS level in dB of the model's output, but on a fixed rtnt signal instead of NAM's own
+reamp input (`LOUDNESS_INPUT`), through the exported file itself (numpy reference runtime, prewarmed):
+NAM's plugin levels models by this RMS figure, so it must not be a LUFS value. The ITU-R BS.1770-4
+integrated loudness of the same output is written beside it as `metadata.rtnt.loudness_lufs`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rtnt.config import PACKAGE_DIR, SAMPLE_RATE
+from rtnt.errors import ExportError
+
+A1_VERSION = "0.5.4"
+A2_VERSION = "0.7.0"
+# The loudness input: 3 s of strummed guitar DI from the embedded demo capture (seconds 7 to 10).
+LOUDNESS_INPUT = PACKAGE_DIR / "demo" / "input.flac"
+LOUDNESS_SECONDS = (7.0, 10.0)
+GEAR_TYPES = ("amp", "pedal", "amp_cab", "amp_pedal_cab", "preamp", "studio")  # NAM's GearType values
+TONE_TYPES = ("clean", "overdrive", "crunch", "hi_gain", "fuzz")  # NAM's ToneType values
+A1_ACTIVATIONS = ("Tanh", "ReLU", "Sigmoid", "SiLU", "Softsign", "Hardtanh", "LeakyReLU")
+FILM_KEYS = (
+    "conv_pre_film",
+    "conv_post_film",
+    "input_mixin_pre_film",
+    "input_mixin_post_film",
+    "activation_pre_film",
+    "activation_post_film",
+    "layer1x1_post_film",
+    "head1x1_post_film",
+)
+
+
+@dataclass
+class NamMetadata:
+    """What rtnt writes into a `.nam`'s `metadata`; empty or None fields are left out.
+
+    `name` ... `output_level_dbu` are NAM's user fields (gear and tone types take NAM's values, gain is in [0, 1]),
+    `validation_esr` / `test_esr` go under `training`, `run_id` and rtnt's version under `rtnt`.
+    """
+
+    name: str = ""
+    modeled_by: str = ""
+    gear_type: str = ""
+    gear_make: str = ""
+    gear_model: str = ""
+    tone_type: str = ""
+    gain: float | None = None  # NAM's 0-1 gain (how driven the capture is), when known
+    input_level_dbu: float | None = None
+    output_level_dbu: float | None = None
+    validation_esr: float | None = None
+    test_esr: float | None = None
+    run_id: str = ""
+
+    def check(self) -> None:
+        """Refuse gear and tone types NAM does not know and a gain outside [0, 1], with one line."""
+        if self.gear_type and self.gear_type not in GEAR_TYPES:
+            raise ExportError(f".nam metadata gear_type={self.gear_type!r} is invalid: must be one of {', '.join(GEAR_TYPES)}")
+        if self.tone_type and self.tone_type not in TONE_TYPES:
+            raise ExportError(f".nam metadata tone_type={self.tone_type!r} is invalid: must be one of {', '.join(TONE_TYPES)}")
+        if self.gain is not None and not 0.0 <= self.gain <= 1.0:
+            raise ExportError(f".nam metadata gain={self.gain!r} is invalid: NAM's gain is in [0, 1]")
+
+
+def _parts(model: Any) -> tuple[list[Any], Any]:
+    from rtnt.model.wavenet import wavenet_parts
+
+    parts = wavenet_parts(model)
+    if parts is None:
+        raise ExportError(
+            f"cannot export model '{model.name}' to .nam: it is not an rtnt WaveNet (arch wavenet); "
+            "export other presets to RTNeural JSON"
+        )
+    return parts
+
+
+def is_nam_wavenet(model: Any) -> bool:
+    """True when `model` was built by `arch: wavenet` and so exports to `.nam`."""
+    from rtnt.model.wavenet import wavenet_parts
+
+    return wavenet_parts(model) is not None
+
+
+def _is_a1(spec: Any) -> bool:
+    """Whether NAM's A1 layer-array fields describe `spec` exactly."""
+    plain = spec.activations[0] != "LeakyReLU" or np.float32(spec.negative_slope) == np.float32(0.01)
+    return (
+        len(set(spec.kernel_sizes)) == 1
+        and len(set(spec.activations)) == 1
+        and spec.activations[0] in A1_ACTIVATIONS
+        and plain
+        and spec.bottleneck == spec.channels
+        and spec.layer1x1
+        and spec.head_kernel_size == 1
+    )
+
+
+def _a1_array(spec: Any) -> dict[str, Any]:
+    return {
+        "input_size": spec.input_size,
+        "condition_size": spec.condition_size,
+        "head_size": spec.head_size,
+        "channels": spec.channels,
+        "kernel_size": spec.kernel_sizes[0],
+        "dilations": list(spec.dilations),
+        "activation": spec.activations[0],
+        "gated": spec.gated,
+        "head_bias": spec.head_bias,
+    }
+
+
+def _a2_activation(name: str, negative_slope: float) -> Any:
+    return {"type": "LeakyReLU", "negative_slope": _shortest(negative_slope)} if name == "LeakyReLU" else name
+
+
+def _a2_array(spec: Any) -> dict[str, Any]:
+    """Every A2 field spelled out, as NAM's A2 export writes them (the shape NAM Core's A2 fast path checks)."""
+    n = spec.num_layers
+    inactive_film = {"active": False, "shift": True, "groups": 1}
+    return {
+        "input_size": spec.input_size,
+        "condition_size": spec.condition_size,
+        "head": {"out_channels": spec.head_size, "kernel_size": spec.head_kernel_size, "bias": spec.head_bias},
+        "channels": spec.channels,
+        "kernel_sizes": list(spec.kernel_sizes),
+        "dilations": list(spec.dilations),
+        "activation": [_a2_activation(a, spec.negative_slope) for a in spec.activations],
+        "bottleneck": spec.bottleneck,
+        "head1x1": {"active": False, "out_channels": spec.head_size, "groups": 1},
+        "layer1x1": {"active": spec.layer1x1, "groups": 1},
+        "groups_input": 1,
+        "groups_input_mixin": 1,
+        **{key: dict(inactive_film) for key in FILM_KEYS},
+        "gating_mode": ["gated" if spec.gated else "none"] * n,
+        "secondary_activation": ["Sigmoid" if spec.gated else None] * n,
+        "slimmable": None,
+    }
+
+
+def _head_scale(model: Any) -> float:
+    return float(np.float32(_parts(model)[1].scale.numpy()))
+
+
+def nam_config(model: Any) -> tuple[str, dict[str, Any]]:
+    """The `.nam` version and WaveNet `config` of an rtnt WaveNet model."""
+    arrays, _ = _parts(model)
+    specs = [a.spec for a in arrays]
+    a1 = all(_is_a1(s) for s in specs)
+    layers = [_a1_array(s) if a1 else _a2_array(s) for s in specs]
+    # The weight list holds the head scale's exact float32 value (0.019999999552965164), the config its
+    # shortest decimal (0.02) as NAM's files do: the same number once NAM Core reads it as float32.
+    return (A1_VERSION if a1 else A2_VERSION), {"layers": layers, "head": None, "head_scale": _shortest(_head_scale(model))}
+
+
+def _shortest(value: float) -> float:
+    """The shortest decimal that reads back as the same float32 (0.01, not 0.009999999776482582)."""
+    return float(str(np.float32(value)))
+
+
+def nam_weights(model: Any) -> np.ndarray:
+    """The flat float32 weight list in NAM Core's read order and conv memory layout (module doc)."""
+    arrays, _ = _parts(model)
+    out: list[np.ndarray] = []
+
+    def conv(kernel: Any) -> None:  # Keras (K, in, out) -> NAM out, in, tap (tap fastest)
+        out.append(np.asarray(kernel.numpy()).transpose(2, 1, 0).ravel())
+
+    def dense(kernel: Any) -> None:  # Keras (in, out) -> NAM out, in
+        out.append(np.asarray(kernel.numpy()).T.ravel())
+
+    for array in arrays:
+        dense(array.rechannel)
+        for i in range(array.spec.num_layers):
+            conv(array.conv_kernels[i])
+            out.append(np.asarray(array.conv_biases[i].numpy()).ravel())
+            dense(array.mixins[i])
+            if array.spec.layer1x1:
+                dense(array.layer1x1_kernels[i])
+                out.append(np.asarray(array.layer1x1_biases[i].numpy()).ravel())
+        conv(array.head_kernel)
+        if array.head_bias is not None:
+            out.append(np.asarray(array.head_bias.numpy()).ravel())
+    out.append(np.array([_head_scale(model)]))
+    return np.concatenate(out).astype(np.float32)
+
+
+def loudness_input() -> np.ndarray:
+    """The fixed loudness input: `LOUDNESS_SECONDS` of `LOUDNESS_INPUT`, float32 mono."""
+    import soundfile as sf
+
+    start, stop = (int(s * SAMPLE_RATE) for s in LOUDNESS_SECONDS)
+    x, _ = sf.read(str(LOUDNESS_INPUT), start=start, stop=stop, dtype="float32", always_2d=False)
+    return np.asarray(x, dtype=np.float32)
+
+
+def rms_db(y: np.ndarray) -> float:
+    """20 log10 of the RMS of `y` (NAM's `loudness`); -inf for silence."""
+    rms = math.sqrt(float(np.mean(np.square(np.asarray(y, dtype=np.float64)))))
+    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
+
+
+def nam_loudness(data: dict[str, Any]) -> tuple[float, float]:
+    """(RMS dB, BS.1770-4 LUFS) of a `.nam` object's output on the loudness input, run by the numpy
+    reference runtime from its prewarmed state (as NAM Core plays it)."""
+    from rtnt.metrics.levels import integrated_loudness
+    from rtnt.runtime.nam_reference import NamModel
+
+    y = NamModel.from_dict(data, prewarm=True).process(loudness_input())
+    return rms_db(y), float(integrated_loudness(y, SAMPLE_RATE))
+
+
+def nam_metadata(meta: NamMetadata, levels: tuple[float, float] | None) -> dict[str, Any]:
+    """The `.nam` `metadata` object: export date, `loudness` (with `levels`), NAM's user fields that are
+    set, `training` ESRs, and rtnt's own block (version, run id, LUFS and what it was measured on)."""
+    import rtnt
+
+    meta.check()
+    now = datetime.now()
+    out: dict[str, Any] = {
+        "date": {"year": now.year, "month": now.month, "day": now.day, "hour": now.hour, "minute": now.minute, "second": now.second}
+    }
+    rtnt_part: dict[str, Any] = {"version": rtnt.__version__}
+    if levels is not None:
+        out["loudness"] = _finite(levels[0])
+        start, stop = LOUDNESS_SECONDS
+        rtnt_part.update(loudness_lufs=_finite(levels[1]), loudness_input=f"rtnt/demo/input.flac {start:g}-{stop:g} s")
+    for key in ("name", "modeled_by", "gear_type", "gear_make", "gear_model", "tone_type", "gain", "input_level_dbu", "output_level_dbu"):
+        value = getattr(meta, key)
+        if value not in ("", None):
+            out[key] = value
+    training = {k: float(v) for k, v in (("validation_esr", meta.validation_esr), ("test_esr", meta.test_esr)) if v is not None}
+    if training:
+        out["training"] = training
+    if meta.run_id:
+        rtnt_part["run_id"] = meta.run_id
+    out["rtnt"] = rtnt_part
+    return out
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinities: a silent model's loudness is written as null."""
+    return value if math.isfinite(value) else None
+
+
+def export_nam(model: Any, metadata: NamMetadata | None = None, *, loudness: bool = True) -> dict[str, Any]:
+    """The `.nam` object of an rtnt WaveNet model. `loudness=False` skips the loudness pass (3 s of audio
+    through the numpy reference runtime)."""
+    version, config = nam_config(model)
+    data: dict[str, Any] = {
+        "version": version,
+        "metadata": {},
+        "architecture": "WaveNet",
+        "config": config,
+        "weights": [float(w) for w in nam_weights(model)],
+        "sample_rate": SAMPLE_RATE,
+    }
+    data["metadata"] = nam_metadata(metadata or NamMetadata(), nam_loudness(data) if loudness else None)
+    return data
+
+
+def save_nam(model: Any, path: str | Path, metadata: NamMetadata | None = None, *, loudness: bool = True) -> Path:
+    """Write `export_nam(model, metadata)` to `path` (parent folders created); returns the path."""
+    path = Path(path)
+    data = export_nam(model, metadata, loudness=loudness)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def set_nam_training_metadata(path: str | Path, *, validation_esr: float | None = None, test_esr: float | None = None) -> None:
+    """Record validation / test ESR measured after export in an existing `.nam` (weights untouched)."""
+    path = Path(path)
+    data = json.loads(path.read_text())
+    training = data.setdefault("metadata", {}).setdefault("training", {})
+    for key, value in (("validation_esr", validation_esr), ("test_esr", test_esr)):
+        if value is not None:
+            training[key] = float(value)
+    path.write_text(json.dumps(data))
