@@ -144,7 +144,11 @@ def main() -> None:
         except RtntError as exc:
             print(f"error: {exc}", file=sys.stderr)
             sys.exit(2)
-    train_app()
+    try:
+        train_app()
+    except KeyboardInterrupt:
+        print("error: interrupted; the last checkpoint is kept (continue with continue_from=<run id>) and the MLflow run is marked KILLED", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":
