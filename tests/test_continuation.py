@@ -61,3 +61,19 @@ def test_continue_from_a_missing_checkpoint_is_one_line(tmp_path: Path, tracking
     assert proc.returncode != 0
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
     assert errors and "does not exist" in errors[0]
+
+
+def test_ctrl_c_is_one_line_and_keeps_the_checkpoint(tmp_path: Path, tracking_uri: str) -> None:
+    cmd = [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "train.epochs=500"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ckpt_dir = _wait_for_epochs(tmp_path, 1, proc)
+    os.kill(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "Traceback" not in err, err[-3000:]
+    errors = [ln for ln in err.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: interrupted"), err[-2000:]
+    state = json.loads((ckpt_dir / "state.json").read_text())
+    assert state["steps_completed"] >= 4 and (ckpt_dir / "last.keras").exists()
+    run_id = json.loads((ckpt_dir / "run.json").read_text())["run_id"]
+    assert mlflow.MlflowClient(tracking_uri).get_run(run_id).info.status == "KILLED"
