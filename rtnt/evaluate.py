@@ -77,8 +77,8 @@ def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> dic
         mlflow.log_metrics({"receptive_field": float(rf), "macs_per_sample": float(native.macs_per_sample)})
         x, y, sr = prepared.x, prepared.y, prepared.sample_rate
         splits = split_by_time(len(x), cfg.train.val_fraction, cfg.train.test_fraction, rf)
-        render = Renderer(model_path, prefer_native=True)
-        evidence = validate_exported(cfg, model_path, render, rf, x, y, splits, sr, out_dir)
+        zero_state = Renderer(model_path, prefer_native=True, prewarm=False)  # what validation compares against
+        evidence = validate_exported(cfg, model_path, zero_state, rf, x, y, splits, sr, out_dir)
         summary = {
             "run_id": run.info.run_id,
             "json_path": str(model_path),

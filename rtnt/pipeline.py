@@ -37,22 +37,23 @@ log = logging.getLogger("rtnt")
 
 
 class Renderer:
-    """Renders audio through the exported JSON, loaded once: native runtime when available, else the
-    reference. Every call starts from a reset state."""
+    """Renders audio through the exported file, loaded once: native runtime when available, else the
+    reference. Every call starts from a reset state (for `.nam`, prewarmed on silence as NAM Core does,
+    unless `prewarm=False`: zero histories, as Keras' causal padding)."""
 
-    def __init__(self, json_path: Path, prefer_native: bool):
+    def __init__(self, json_path: Path, prefer_native: bool, prewarm: bool = True):
         from rtnt.native import NativeModel, native_available
 
         self.json_path = json_path
         if prefer_native and native_available():
             self.runtime = "native"
-            self.model: Any = NativeModel.from_file(json_path)
+            self.model: Any = NativeModel.from_file(json_path, prewarm=prewarm)
             self.model.prepare(1024)
         else:
-            from rtnt.runtime.reference import ReferenceModel
+            from rtnt.runtime import load_reference
 
             self.runtime = "reference (native runtime unavailable)"
-            self.model = ReferenceModel.from_json(json_path)
+            self.model = load_reference(json_path, prewarm=prewarm)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         self.model.reset()
@@ -205,13 +206,18 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[
         fit_result = session.train(x, y, splits, on_validation=_log_validation)
     _log_fit(fit_result, out_dir)
 
-    model_path = session.export(out_dir)
-    mlflow.log_artifact(str(model_path))
+    from rtnt.export.nam import NamMetadata, set_nam_training_metadata
     from rtnt.validate.parity import keras_predict
 
+    model_path = session.export(out_dir, NamMetadata(name=f"{cfg.preset.name}@{cfg.capture.name}", run_id=run_id))
+    mlflow.log_artifact(str(model_path))
     evidence = validate_exported(
         cfg, model_path, lambda x_in: keras_predict(session.model, x_in), session.receptive_field, x, y, splits, sr, out_dir
     )
+    if model_path.suffix == ".nam":  # NAM's trainer records the ESRs in the file; the weights stay as validated
+        m = evidence["metrics"]
+        set_nam_training_metadata(model_path, validation_esr=m["esr_val"], test_esr=m["esr"])
+        mlflow.log_artifact(str(model_path))
     session.log_final_checkpoint()
     summary = {
         "run_id": run_id,

@@ -45,6 +45,9 @@ def validate_native(
 ) -> dict[str, Any]:
     """Run the exported model natively on `x` and compare with `y_ref` (e.g. the Keras output).
 
+    The native model starts from zero histories (a `.nam` file's prewarm on silence is off), as Keras'
+    causal padding does.
+
     Cases: one block per size in `block_sizes`, `random_partitions` random partitions, and two
     instances interleaved call by call as two channels (channel A plays `x`, channel B the reversed
     signal, which must match B's solo one-pass run bit for bit). Returns `native_parity_error`
@@ -57,7 +60,7 @@ def validate_native(
         raise ValueError(f"x has {len(x)} samples but y_ref has {len(y_ref)}")
     block_sizes = [int(b) for b in block_sizes]
     max_block = max(block_sizes + [1024])
-    model = NativeModel.from_file(json_path)
+    model = NativeModel.from_file(json_path, prewarm=False)
     model.prepare(max_block)
 
     def err(y: np.ndarray, ref: np.ndarray) -> float:
@@ -73,7 +76,7 @@ def validate_native(
 
     x_b = np.ascontiguousarray(x[::-1])
     solo_b = run_blocks(model, x_b, [max_block])
-    a, b_inst = NativeModel.from_file(json_path), NativeModel.from_file(json_path)
+    a, b_inst = NativeModel.from_file(json_path, prewarm=False), NativeModel.from_file(json_path, prewarm=False)
     a.prepare(max_block)
     b_inst.prepare(max_block)
     out_a, out_b, pos = [], [], 0

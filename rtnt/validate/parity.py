@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rtnt.runtime.reference import ReferenceModel
+from rtnt.runtime import load_reference
 
 CHUNK = 1 << 17  # output samples per Keras call for feed-forward models
 
@@ -19,13 +19,7 @@ def parity_error(model_path: str | Path, x: np.ndarray, y_keras: np.ndarray) -> 
     A `.nam` file runs in `rtnt.runtime.nam_reference` without prewarm (zero histories, as Keras' causal
     padding computes); any other file is RTNeural JSON.
     """
-    x = np.asarray(x, dtype=np.float32)
-    if Path(model_path).suffix == ".nam":
-        from rtnt.runtime.nam_reference import NamModel
-
-        y_ref = NamModel.from_file(model_path, prewarm=False).process(x)
-    else:
-        y_ref = ReferenceModel.from_json(model_path).process(x)
+    y_ref = load_reference(model_path, prewarm=False).process(np.asarray(x, dtype=np.float32))
     y_keras = np.asarray(y_keras, dtype=np.float32).reshape(-1)
     if y_keras.shape != y_ref.shape:
         raise ValueError(f"y_keras has {y_keras.size} samples but x has {y_ref.size}")
