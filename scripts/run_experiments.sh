@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Re-run the experiments under experiments/ and regenerate their committed tables and plots.
 #
-#   scripts/run_experiments.sh                      # all three, one after another (measured 6 + 10-19 + 24 min on 2 cores)
+#   scripts/run_experiments.sh                      # the short ones, one after another (measured 6 + 10-19 + 24 + 41 min on 2 cores)
 #   scripts/run_experiments.sh smoothing_study      # just one
+#   scripts/run_experiments.sh fidelity_budget      # nine 20-minute runs (about 3.5 hours)
 #
 # Each experiment is `rtnt-train -m +experiment=NAME` (runs logged to the MLflow store: $MLFLOW_TRACKING_URI,
 # else mlruns/mlflow.db), then `rtnt-compare --experiment NAME --loss-curves --out experiments/NAME/results`.
@@ -15,7 +16,7 @@ PY="${PYTHON:-.venv/bin/python}"
 if [ "$#" -gt 0 ]; then
   names=("$@")
 else
-  names=(smoothing_study capture_length architecture_comparison)
+  names=(smoothing_study capture_length architecture_comparison training_recipe)
 fi
 
 for name in "${names[@]}"; do
