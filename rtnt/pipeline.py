@@ -201,7 +201,8 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[
     session = TrainingSession.create(cfg, out_dir)
     rf = session.receptive_field
     splits = split_by_time(len(x), cfg.train.val_fraction, cfg.train.test_fraction, rf)
-    mlflow.log_metrics(session.summary_metrics())
+    size_metrics = session.summary_metrics()
+    mlflow.log_metrics(size_metrics)
     with stage("train"):
         fit_result = session.train(x, y, splits, on_validation=_log_validation)
     _log_fit(fit_result, out_dir)
@@ -222,7 +223,7 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[
     summary = {
         "run_id": run_id,
         "json_path": str(model_path),
-        "metrics": evidence["metrics"],
+        "metrics": {**size_metrics, **evidence["metrics"]},  # params and macs_per_sample are sweep objectives too
         "constraints": evidence["constraints"],
         "gate_ready": evidence["ready"],
     }
