@@ -10,6 +10,7 @@
 #include "../core/tap_gemm.hpp"
 #include "../nam/weights.hpp"
 #include "history.hpp"
+#include "narrow.hpp"
 #include "product.hpp"
 #include "spec.hpp"
 
@@ -152,6 +153,16 @@ public:
         }
         fused_ = detail::kHasFusedLayer && s.layer1x1 && !s.head1x1 && cp_ == bp_ && bp_ <= 16;
         for (const LayerSpec& ls : s.layers) fused_ = fused_ && ls.gating == Gating::None;
+        narrow_ = fused_ && detail::kHasNarrowLayer && s.channels <= 4 && s.condition_size == 1;
+        if (narrow_) {
+            // Two rows per register: every weight row and bias holds its 4 output channels twice.
+            for (LayerState& st : layers_)
+                for (FloatVec* w : {&st.conv_w, &st.conv_b, &st.mix_w, &st.l1_w, &st.l1_b})
+                    for (std::size_t row = 0; row < w->size(); row += 8)
+                        std::copy((*w).begin() + row, (*w).begin() + row + 4, (*w).begin() + row + 4);
+        }
+        hs_ = narrow_ ? 4 : cp_;
+        ss_ = narrow_ ? 4 : sp_;
         detail::read_conv(wc, s.head_out, s.skip_width(), s.head_kernel, 1, hp_, identity_col, head_w_);
         if (s.head_bias) detail::read_bias(wc, s.head_out, hp_, identity_col, head_b_);
         else head_b_.assign(static_cast<std::size_t>(hp_), 0.0f);
@@ -162,9 +173,9 @@ public:
     void prepare(int max_rows) {
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             const LayerSpec& ls = spec_.layers[l];
-            layers_[l].history.prepare((ls.kernel_size - 1) * ls.dilation, cp_, max_rows);
+            layers_[l].history.prepare((ls.kernel_size - 1) * ls.dilation, hs_, max_rows);
         }
-        head_history_.prepare(static_cast<int>(spec_.head_lookback()), sp_, max_rows);
+        head_history_.prepare(static_cast<int>(spec_.head_lookback()), ss_, max_rows);
         const std::size_t rows = static_cast<std::size_t>(max_rows);
         z_.assign(rows * 2 * bp_, 0.0f);
         a_.assign(rows * bp_, 0.0f);
@@ -180,18 +191,23 @@ public:
     }
 
     /// n rows through the array. `in`: the layer input (input_size channels, row stride
-    /// in_stride); `cond`: the condition; `skip_in`: the previous array's head output, which
-    /// starts the skip accumulator (nullptr: zeros). With `settle`, every history is filled with
+    /// in_stride); `cond`: the condition; `skip_in`: the previous array's head output (row stride
+    /// skip_stride), which starts the skip accumulator (nullptr: zeros). With `settle`, every history is filled with
     /// the row it receives (n must be 1): the state of a constant input held forever.
-    void process(const float* in, int in_stride, const float* cond, int cond_stride, const float* skip_in, int n,
-                 bool settle) noexcept {
+    void process(const float* in, int in_stride, const float* cond, int cond_stride, const float* skip_in, int skip_stride,
+                 int n, bool settle) noexcept {
         const ArraySpec& s = spec_;
         Term rechannel{in, in_stride, 0, 1, s.input_size, rechannel_w_.data()};
         const std::size_t L = layers_.size();
         product(&rechannel, 1, zero_bias_.data(), cp_, nullptr, 0, h_.data(), cp_, n);
         push(layers_[0].history, h_.data(), cp_, n, settle);
-        if (skip_in) std::memcpy(acc_.data(), skip_in, sizeof(float) * static_cast<std::size_t>(n) * sp_);
-        else std::fill(acc_.begin(), acc_.begin() + static_cast<long>(n) * sp_, 0.0f);
+        if (skip_in) {
+            for (int t = 0; t < n; ++t)
+                std::memcpy(acc_.data() + static_cast<long>(t) * ss_, skip_in + static_cast<long>(t) * skip_stride,
+                            sizeof(float) * static_cast<std::size_t>(ss_));
+        } else {
+            std::fill(acc_.begin(), acc_.begin() + static_cast<long>(n) * ss_, 0.0f);
+        }
 
         for (std::size_t l = 0; l < L; ++l) {
             LayerState& st = layers_[l];
@@ -226,24 +242,26 @@ public:
         }
 
         if (s.head_lookback() > 0) {
-            push(head_history_, acc_.data(), sp_, n, settle);
-            Term t{head_history_.window(n), sp_, s.head_dilation * sp_, s.head_kernel, s.skip_width(), head_w_.data()};
+            push(head_history_, acc_.data(), ss_, n, settle);
+            Term t{head_history_.window(n), ss_, s.head_dilation * ss_, s.head_kernel, s.skip_width(), head_w_.data()};
             product(&t, 1, head_b_.data(), hp_, nullptr, 0, head_out_.data(), hp_, n);
         } else {
-            Term t{acc_.data(), sp_, 0, 1, s.skip_width(), head_w_.data()};
+            Term t{acc_.data(), ss_, 0, 1, s.skip_width(), head_w_.data()};
             product(&t, 1, head_b_.data(), hp_, nullptr, 0, head_out_.data(), hp_, n);
         }
     }
 
     /// Whether the layers run fused (ungated, no head1x1, layer1x1 on, channels == bottleneck <= 16).
     bool fused() const noexcept { return fused_; }
+    /// Whether they run fused two rows per register (at most 4 channels, AVX2 + FMA builds).
+    bool narrow() const noexcept { return narrow_; }
 
     /// The head rechannel's output of the last process() call, row stride head_stride().
     const float* head_out() const noexcept { return head_out_.data(); }
     int head_stride() const noexcept { return hp_; }
     /// The last layer's residual stream (the next array's input), row stride residual_stride().
     const float* residual_out() const noexcept { return residual_out_.data(); }
-    int residual_stride() const noexcept { return cp_; }
+    int residual_stride() const noexcept { return hs_; }
 
     std::size_t state_floats() const noexcept {
         std::size_t n = head_history_.floats();
@@ -265,19 +283,32 @@ private:
         const LayerSpec& ls = spec_.layers[l];
         const bool last = l + 1 == layers_.size();
         History* next = last ? nullptr : &layers_[l + 1].history;
+        if (narrow_) {
+            const detail::NarrowLayer f{st.history.window(n), ls.dilation, ls.kernel_size, cond, cond_stride, st.conv_w.data(),
+                                        st.conv_b.data(), st.mix_w.data(), st.l1_w.data(), st.l1_b.data(), &ls.activation,
+                                        acc_.data(), a_.data(), next, residual_out_.data()};
+            detail::narrow_layer(f, spec_.channels, n);
+        } else {
+            fused_wide(l, cond, cond_stride, n, next);
+        }
+        if (!next) return;
+        if (settle) {
+            std::memcpy(h_.data(), next->next_row(0), sizeof(float) * static_cast<std::size_t>(hs_));
+            next->fill(h_.data());
+        } else {
+            next->commit(n);
+        }
+    }
+
+    void fused_wide(std::size_t l, const float* cond, int cond_stride, int n, History* next) noexcept {
+        LayerState& st = layers_[l];
+        const LayerSpec& ls = spec_.layers[l];
         detail::FusedLayer f{st.history.window(n), ls.dilation, ls.kernel_size, spec_.channels, cond, cond_stride,
                              spec_.condition_size, st.conv_w.data(), st.conv_b.data(), st.mix_w.data(), st.l1_w.data(),
                              st.l1_b.data(), &ls.activation, acc_.data(), a_.data(), next, residual_out_.data()};
         using rtnt::detail::tile_rows;
         if (bp_ == 8) detail::fused_rows<tile_rows<1>(), 1>(f, 0, n);
         else detail::fused_rows<tile_rows<2>(), 2>(f, 0, n);
-        if (!next) return;
-        if (settle) {
-            std::memcpy(h_.data(), next->next_row(0), sizeof(float) * static_cast<std::size_t>(cp_));
-            next->fill(h_.data());
-        } else {
-            next->commit(n);
-        }
     }
 
     static void push(History& h, const float* rows, int stride, int n, bool settle) noexcept {
@@ -327,7 +358,8 @@ private:
 
     ArraySpec spec_;
     int cp_, bp_, sp_, hp_;
-    bool fused_ = false;
+    bool fused_ = false, narrow_ = false;
+    int hs_ = 0, ss_ = 0;  // row strides of the residual stream (histories, residual_out_) and of the skip rows
     FloatVec rechannel_w_, zero_bias_, head_w_, head_b_;
     std::vector<LayerState> layers_;
     History head_history_;

@@ -56,11 +56,13 @@ private:
         const float* layer_in = in;
         int layer_in_stride = in_stride;
         const float* skip = nullptr;
+        int skip_stride = 0;
         for (auto& a : arrays_) {
-            a.process(layer_in, layer_in_stride, in, in_stride, skip, n, settle);
+            a.process(layer_in, layer_in_stride, in, in_stride, skip, skip_stride, n, settle);
             layer_in = a.residual_out();
             layer_in_stride = a.residual_stride();
             skip = a.head_out();
+            skip_stride = a.head_stride();
         }
         const LayerArray& last = arrays_.back();
         const int hs = last.head_stride(), os = padded(out_size());
