@@ -296,3 +296,17 @@ def test_bad_slim_values(name: str, slim: float, fragment: str) -> None:
     with pytest.raises(ModelJsonError, match=".*") as err:
         NativeModel.from_file(NAM_DIR / "models" / name, slim=slim)
     assert fragment in str(err.value)
+
+
+def test_validate_native_on_a_nam_file() -> None:
+    """validate_native runs .nam files: by default from zero histories (what a Keras reference starts
+    from), with prewarm=True as NAM Core does."""
+    from rtnt.validate.native_check import validate_native
+
+    path = NAM_DIR / "models" / "A2.nam"
+    x = _f32("vectors/inputs/logsweep_20_20k_0p5s_m6dbfs.f32")
+    warm = _f32("vectors/outputs/A2_lite/logsweep_20_20k_0p5s_m6dbfs__b64.f32")
+    cold = _f32("vectors/outputs/A2_lite/logsweep_20_20k_0p5s_m6dbfs__b64_noprewarm.f32")
+    assert validate_native(path, x, cold, tolerance=5e-5, slim=0.0)["native_validation"] == 1.0
+    assert validate_native(path, x, warm, tolerance=5e-5, slim=0.0, prewarm=True)["native_validation"] == 1.0
+    assert validate_native(path, x, warm, tolerance=5e-5, slim=0.0)["native_validation"] == 0.0

@@ -42,11 +42,15 @@ def validate_native(
     tolerance: float = 1e-4,
     random_partitions: int = 2,
     seed: int = 0,
+    *,
+    slim: float | None = None,
+    prewarm: bool = False,
 ) -> dict[str, Any]:
     """Run the exported model natively on `x` and compare with `y_ref` (e.g. the Keras output).
 
-    The native model starts from zero histories (a `.nam` file's prewarm on silence is off), as Keras'
-    causal padding does.
+    `json_path` may be RTNeural JSON or `.nam`; `slim` and `prewarm` as in `NativeModel.from_file`.
+    By default the native model starts from zero histories (a `.nam` file's prewarm on silence is
+    off), as Keras' causal padding does; `prewarm=True` compares with NAM Core's behaviour instead.
 
     Cases: one block per size in `block_sizes`, `random_partitions` random partitions, and two
     instances interleaved call by call as two channels (channel A plays `x`, channel B the reversed
@@ -60,7 +64,7 @@ def validate_native(
         raise ValueError(f"x has {len(x)} samples but y_ref has {len(y_ref)}")
     block_sizes = [int(b) for b in block_sizes]
     max_block = max(block_sizes + [1024])
-    model = NativeModel.from_file(json_path, prewarm=False)
+    model = NativeModel.from_file(json_path, slim=slim, prewarm=prewarm)
     model.prepare(max_block)
 
     def err(y: np.ndarray, ref: np.ndarray) -> float:
@@ -76,7 +80,7 @@ def validate_native(
 
     x_b = np.ascontiguousarray(x[::-1])
     solo_b = run_blocks(model, x_b, [max_block])
-    a, b_inst = NativeModel.from_file(json_path, prewarm=False), NativeModel.from_file(json_path, prewarm=False)
+    a, b_inst = (NativeModel.from_file(json_path, slim=slim, prewarm=prewarm) for _ in range(2))
     a.prepare(max_block)
     b_inst.prepare(max_block)
     out_a, out_b, pos = [], [], 0
