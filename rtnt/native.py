@@ -82,9 +82,7 @@ class NativeModel:
             impl = mod.Model.from_file(str(path), slim=None if slim is None else float(slim))
         except mod.ModelError as e:
             raise ModelJsonError(f"{path}: {e}") from None
-        model = cls(impl, str(path))
-        model.prewarm_on_reset = prewarm
-        return model
+        return cls._with_prewarm(impl, str(path), prewarm)
 
     @classmethod
     def from_json_text(cls, text: str, source: str = "<json text>", *, slim: float | None = None, prewarm: bool = True) -> NativeModel:
@@ -94,8 +92,16 @@ class NativeModel:
             impl = mod.Model.from_json_text(text, slim=None if slim is None else float(slim))
         except mod.ModelError as e:
             raise ModelJsonError(f"{source}: {e}") from None
+        return cls._with_prewarm(impl, source, prewarm)
+
+    @classmethod
+    def _with_prewarm(cls, impl: Any, source: str, prewarm: bool) -> NativeModel:
+        """The model with prewarm-on-reset set; the loader prepared it prewarmed, so it is reset
+        again when prewarm is off (a first `process` then starts from zeroed histories)."""
         model = cls(impl, source)
-        model.prewarm_on_reset = prewarm
+        if not prewarm:
+            model.prewarm_on_reset = False
+            impl.reset()
         return model
 
     def prepare(self, max_block: int) -> None:

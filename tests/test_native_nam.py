@@ -142,6 +142,17 @@ def test_prewarm_is_silence_heard_forever(name: str, slim: float | None, rf: int
     assert np.max(np.abs(cold.process(guitar)[:rf] - warm[:rf])) > 1e-4  # prewarm matters at the start
 
 
+def test_prewarm_off_applies_from_the_first_call() -> None:
+    """from_file(prewarm=False) starts from zeroed histories even without prepare() or reset()."""
+    path = NAM_DIR / "models" / "wavenet.nam"
+    x = _f32("vectors/inputs/impulse_1_then_0p25s_zeros.f32")
+    fresh = NativeModel.from_file(path, prewarm=False).process(x)
+    again = NativeModel.from_file(path, prewarm=False)
+    again.prepare(256)
+    assert np.array_equal(fresh, again.process(x))
+    assert not np.array_equal(fresh, NativeModel.from_file(path).process(x))
+
+
 def test_reset_restarts_and_state_carries(a1: NativeModel, guitar: np.ndarray) -> None:
     a1.prepare(256)
     first = a1.process(guitar)
