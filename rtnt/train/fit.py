@@ -254,14 +254,15 @@ def fit(
 
     The learning rate follows `schedule` over the budget's progress. A continued run (`state` from its
     checkpoint) resumes the schedule at the progress it reached and spreads the rest over this budget.
-    On return, the model holds the best validation weights. Interrupted (SIGINT/SIGTERM), it saves the
+    On return, the model holds this session's best validation weights (its last weights when a continued
+    run never beat the validation ESR it started from). Interrupted (SIGINT/SIGTERM), it saves the
     last checkpoint before re-raising, so no completed step is lost.
     """
     history_len = sampler.offsets.size - sampler.segment_length
     ckpt = Checkpointer(checkpoint_dir)
     result = FitResult(state=state)
     start_progress = state.progress
-    best_weights = model.get_weights() if math.isfinite(state.best_val_esr) else None
+    best_weights = None  # the best validation weights of this session
     since_val_steps, since_val_loss, since_val_start = 0, 0.0, time.perf_counter()
     bad_validations = 0
     t0 = time.perf_counter()
