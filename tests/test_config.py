@@ -25,7 +25,7 @@ def run_train_cli(*args: str) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["preset=nope"], "unknown config choice 'preset/nope' (available: wavenet_tcn_a2_prelu, wavenet_tcn_balanced"),
+        (["preset=nope"], "unknown config choice 'preset/nope' (available: wavenet_a1_feather, wavenet_a1_lite"),
         (["train.epoch=3"], "config key 'train.epoch' does not exist"),
         (["train.epochs=-1"], "config train.epochs=-1 is invalid: must be >= 0"),
         (["preset.kernel_sizes=[0]"], "every kernel size must be >= 1"),

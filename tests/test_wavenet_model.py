@@ -3,12 +3,15 @@ causality, XLA against graph training steps, and the layer-array config checks."
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError
 
 from rtnt.config import REPO_DIR, LayerArrayConfig, PresetConfig, validate_layer_arrays
 from rtnt.errors import ConfigError
@@ -134,8 +137,23 @@ def test_bad_layer_arrays_are_one_line_config_errors(override: dict, expected: s
 
 
 def test_unknown_layer_array_key_is_refused_by_the_schema() -> None:
-    with pytest.raises(Exception, match="kernel_size"):
+    with pytest.raises(ConfigKeyError, match="kernel_size"):
         OmegaConf.merge(OmegaConf.structured(PresetConfig), {"layer_arrays": [{"kernel_size": 3}]})
+
+
+def test_cli_refuses_a_broken_chain_in_one_line_before_tensorflow() -> None:
+    probe = (
+        "import sys\nfrom rtnt.cli.train import main\n"
+        "sys.argv = ['rtnt-train', 'preset=wavenet_a1_standard', 'preset.layer_arrays.0.channels=12']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print('EXIT', exc.code, 'TF_LOADED', 'tensorflow' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert lines == [
+        "error: config preset.layer_arrays.1.input_size=16 is invalid: must equal the channels of layer array 0 (12); "
+        "fix it on the command line (preset.layer_arrays.1.input_size=...) or in conf/"
+    ], proc.stderr
+    assert "EXIT 2 TF_LOADED False" in proc.stdout
 
 
 def test_every_wavenet_preset_passes_the_checks() -> None:
