@@ -91,7 +91,7 @@ class TrainingSession:
 
         keras.utils.set_random_seed(int(cfg.train.seed))
         if cfg.continue_from:
-            import rtnt.model.layers  # noqa: F401  (registers SmoothTanh for loading)
+            import rtnt.model.build  # noqa: F401  (registers SmoothTanh and the WaveNet layers for loading)
 
             ckpt = resolve_checkpoint(cfg.continue_from, mlflow.get_tracking_uri())
             model = keras.models.load_model(ckpt.path)
