@@ -57,3 +57,43 @@ def test_evaluate_bad_input_is_one_line(tmp_path: Path, args: list[str], expecte
     proc = run_evaluate(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", *args)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+
+
+NAM_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "nam" / "models"
+
+
+@pytest.mark.skipif(not (NAM_MODELS / "wavenet.nam").exists(), reason="../shared/conformance/nam not found")
+def test_evaluate_a_shared_nam_model_end_to_end(tmp_path: Path) -> None:
+    """A NAM Core example model on the demo capture: every exported-file metric, the numpy .nam runtime against
+    the native one within the gate's tolerance, the file logged as an artifact."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = run_evaluate(tmp_path, uri, str(NAM_MODELS / "wavenet.nam"), "capture=demo")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = mlflow.MlflowClient(uri).get_run(proc.stdout.split("MLflow run:")[1].split()[0])
+    assert run.data.tags["family"] == "nam" and run.data.tags["preset"] == "wavenet"
+    m = run.data.metrics
+    assert m["parity_error"] < 1e-4 and m["native_validation"] == 1 and m["native_rtf_worst"] > 0
+    assert np.isfinite(m["esr"]) and np.isfinite(m["asr_mean_db"])
+    assert "wavenet.nam" in {f.path for f in mlflow.MlflowClient(uri).list_artifacts(run.info.run_id)}
+
+
+def test_training_a_wavenet_preset_exports_and_validates_a_nam(tmp_path: Path) -> None:
+    """train=smoke with NAM's A1 nano shape: the run's file is model.nam with rtnt's metadata, and parity of the
+    exported file holds in both runtimes."""
+    import json
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "preset=wavenet_a1_nano"],
+        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "NAM: " in proc.stdout
+    run = mlflow.MlflowClient(uri).get_run(proc.stdout.split("MLflow run:")[1].split()[0])
+    out_dir = Path(run.data.tags["rtnt.output_dir"])
+    nam = json.loads((out_dir / "model.nam").read_text())
+    assert nam["architecture"] == "WaveNet" and nam["sample_rate"] == 48000
+    assert nam["metadata"]["training"]["test_esr"] == pytest.approx(run.data.metrics["esr"], rel=1e-6)
+    assert nam["metadata"]["rtnt"]["run_id"] == run.info.run_id
+    assert run.data.metrics["parity_error"] < 1e-4 and run.data.metrics["native_parity_error"] < 1e-4
+    assert "model.nam" in {f.path for f in mlflow.MlflowClient(uri).list_artifacts(run.info.run_id)}
