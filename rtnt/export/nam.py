@@ -31,6 +31,7 @@ import numpy as np
 
 from rtnt.config import PACKAGE_DIR, SAMPLE_RATE
 from rtnt.errors import ExportError
+from rtnt.runtime.nam_reference import FILM_KEYS  # the .nam FiLM switches, one definition for reader and writer
 
 A1_VERSION = "0.5.4"
 A2_VERSION = "0.7.0"
@@ -40,16 +41,6 @@ LOUDNESS_SECONDS = (7.0, 10.0)
 GEAR_TYPES = ("amp", "pedal", "amp_cab", "amp_pedal_cab", "preamp", "studio")  # NAM's GearType values
 TONE_TYPES = ("clean", "overdrive", "crunch", "hi_gain", "fuzz")  # NAM's ToneType values
 A1_ACTIVATIONS = ("Tanh", "ReLU", "Sigmoid", "SiLU", "Softsign", "Hardtanh", "LeakyReLU")
-FILM_KEYS = (
-    "conv_pre_film",
-    "conv_post_film",
-    "input_mixin_pre_film",
-    "input_mixin_post_film",
-    "activation_pre_film",
-    "activation_post_film",
-    "layer1x1_post_film",
-    "head1x1_post_film",
-)
 
 
 @dataclass
