@@ -14,6 +14,7 @@ import pytest
 from rtnt.validate.bench import random_conv_stack
 
 pytestmark = pytest.mark.slow
+FAST_BENCH = ("export.bench_seconds=0.25", "export.bench_block_sizes=[1,128]")  # the evidence, not its precision
 
 
 def run_evaluate(cwd: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -29,7 +30,7 @@ def test_evaluate_logs_the_file_evidence_as_a_run(tmp_path: Path) -> None:
     model = tmp_path / "stack.json"
     model.write_text(json.dumps(random_conv_stack(channels=4, dilations=[1, 2, 4], kernel_size=3, seed=0)))
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = run_evaluate(tmp_path, uri, str(model), "capture=demo")
+    proc = run_evaluate(tmp_path, uri, str(model), "capture=demo", *FAST_BENCH)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "rtnt-evaluate done" in proc.stdout
     run = mlflow.MlflowClient(uri).get_run(proc.stdout.split("MLflow run:")[1].split()[0])
@@ -67,7 +68,7 @@ def test_evaluate_a_shared_nam_model_end_to_end(tmp_path: Path) -> None:
     """A NAM Core example model on the demo capture: every exported-file metric, the numpy .nam runtime against
     the native one within the gate's tolerance, the file logged as an artifact."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = run_evaluate(tmp_path, uri, str(NAM_MODELS / "wavenet.nam"), "capture=demo")
+    proc = run_evaluate(tmp_path, uri, str(NAM_MODELS / "wavenet.nam"), "capture=demo", *FAST_BENCH)
     assert proc.returncode == 0, proc.stderr[-3000:]
     run = mlflow.MlflowClient(uri).get_run(proc.stdout.split("MLflow run:")[1].split()[0])
     assert run.data.tags["family"] == "nam" and run.data.tags["preset"] == "wavenet"
@@ -77,23 +78,18 @@ def test_evaluate_a_shared_nam_model_end_to_end(tmp_path: Path) -> None:
     assert "wavenet.nam" in {f.path for f in mlflow.MlflowClient(uri).list_artifacts(run.info.run_id)}
 
 
-def test_training_a_wavenet_preset_exports_and_validates_a_nam(tmp_path: Path) -> None:
+def test_training_a_wavenet_preset_exports_and_validates_a_nam(nam_smoke_run) -> None:
     """train=smoke with NAM's A1 nano shape: the run's file is model.nam with rtnt's metadata, and parity of the
     exported file holds in both runtimes."""
     import json
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    proc = subprocess.run(
-        [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "preset=wavenet_a1_nano"],
-        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "NAM: " in proc.stdout
-    run = mlflow.MlflowClient(uri).get_run(proc.stdout.split("MLflow run:")[1].split()[0])
+    assert "NAM: " in nam_smoke_run.stdout
+    client = mlflow.MlflowClient(nam_smoke_run.tracking_uri)
+    run = client.get_run(nam_smoke_run.run_id)
     out_dir = Path(run.data.tags["rtnt.output_dir"])
     nam = json.loads((out_dir / "model.nam").read_text())
     assert nam["architecture"] == "WaveNet" and nam["sample_rate"] == 48000
     assert nam["metadata"]["training"]["test_esr"] == pytest.approx(run.data.metrics["esr"], rel=1e-6)
     assert nam["metadata"]["rtnt"]["run_id"] == run.info.run_id
     assert run.data.metrics["parity_error"] < 1e-4 and run.data.metrics["native_parity_error"] < 1e-4
-    assert "model.nam" in {f.path for f in mlflow.MlflowClient(uri).list_artifacts(run.info.run_id)}
+    assert "model.nam" in {f.path for f in client.list_artifacts(run.info.run_id)}

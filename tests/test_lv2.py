@@ -586,20 +586,14 @@ def test_forced_export_of_a_run_logs_the_zipped_bundle(store, tracking_uri, tmp_
 @needs_build
 @pytest.mark.lv2
 @pytest.mark.slow
-def test_bundle_of_a_trained_nam_run_plays_in_lv2apply(tracking_uri, tmp_path, dry):
+def test_bundle_of_a_trained_nam_run_plays_in_lv2apply(nam_smoke_run, tmp_path, dry):
     """rtnt-train of a NAM WaveNet preset (train=smoke) logs model.nam; `rtnt-export lv2 <run id>` bundles it and
     lv2apply renders bit for bit what the native runtime renders from the run's own file."""
-    import sys
-
     from rtnt.cli.export import main
 
-    proc = subprocess.run(
-        [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "preset=wavenet_a1_nano"],
-        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": tracking_uri}, capture_output=True, text=True, timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run_id = proc.stdout.split("MLflow run:")[1].split()[0]
-    assert main(["lv2", run_id, "--name", "Nano Run", "--out", str(tmp_path / "plugins"), "--force"]) == 0
+    run_id = nam_smoke_run.run_id
+    args = ["lv2", run_id, "--name", "Nano Run", "--out", str(tmp_path / "plugins"), "--force"]
+    assert main([*args, "--tracking-uri", nam_smoke_run.tracking_uri]) == 0
     bundle = tmp_path / "plugins" / "Nano_Run.lv2"
     assert (bundle / "model.nam").exists() and not (bundle / MODEL_FILE).exists()
     y, stderr = lv2apply(bundle, f"urn:rtnt:run:{run_id}", dry, tmp_path)
