@@ -42,7 +42,7 @@ def check_model_file(path: Path) -> Path:
 
 def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> dict[str, Any]:
     """Measure one model file on `cfg.capture` with `cfg.export`'s probes and gate, tracked in MLflow."""
-    from rtnt.native import NativeModel, native_available
+    from rtnt.native import native_available
 
     if not native_available():
         raise ConfigError("rtnt-evaluate needs the native runtime (rtnt._native); reinstall rtnt with `pip install .`")
@@ -72,12 +72,12 @@ def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> dic
         with stage("capture"):
             prepared = prepare_capture(cfg.capture)
             _log_capture(prepared, out_dir)
-        native = NativeModel.from_file(model_path)
+        zero_state = Renderer(model_path, prefer_native=True, prewarm=False)  # what validation compares against
+        native = zero_state.model  # the file parsed once for its figures and the expected output
         rf = max(1, int(native.receptive_field))
         mlflow.log_metrics({"receptive_field": float(rf), "macs_per_sample": float(native.macs_per_sample)})
         x, y, sr = prepared.x, prepared.y, prepared.sample_rate
         splits = split_by_time(len(x), cfg.train.val_fraction, cfg.train.test_fraction, rf)
-        zero_state = Renderer(model_path, prefer_native=True, prewarm=False)  # what validation compares against
         evidence = validate_exported(cfg, model_path, zero_state, rf, x, y, splits, sr, out_dir)
         summary = {
             "run_id": run.info.run_id,
