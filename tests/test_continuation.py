@@ -64,7 +64,8 @@ def test_continue_from_a_missing_checkpoint_is_one_line(tmp_path: Path, tracking
 
 
 def test_ctrl_c_is_one_line_and_keeps_the_checkpoint(tmp_path: Path, tracking_uri: str) -> None:
-    cmd = [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "train.epochs=500"]
+    # Early stopping off: on a slow machine the run must still be training when the signal comes.
+    cmd = [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "train.epochs=500", "train.early_stopping_patience=0"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ckpt_dir = _wait_for_epochs(tmp_path, 1, proc)
     os.kill(proc.pid, signal.SIGINT)

@@ -96,7 +96,7 @@ def test_malformed_files_raise_one_line(tmp_path: Path, edit, message: str) -> N
 
 
 def test_unreadable_file_is_one_line(tmp_path: Path) -> None:
-    with pytest.raises(NamFileError, match="cannot read .nam file"):
+    with pytest.raises(NamFileError, match="cannot read model file"):
         NamModel.from_file(tmp_path / "missing.nam")
     (tmp_path / "broken.nam").write_text("{")
     with pytest.raises(NamFileError, match="is not valid JSON"):

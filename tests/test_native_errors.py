@@ -130,6 +130,19 @@ CASES: dict[str, tuple[str, str]] = {
     ),
     "layer_not_object": (_mutate(lambda d: d["layers"].__setitem__(2, [1, 2])), "layers[2]: expected an object, got an array"),
     "deep_nesting": ("[" * 5000 + "]" * 5000, "nesting deeper than 64 levels"),
+    # A second "layers" would silently win (an empty model benchmarked at 0 MACs); it is refused.
+    "duplicate_key": (VALID[:-1] + ', "layers": []}', 'duplicate member name "layers" in one object'),
+    "duplicate_layer_key": (VALID.replace('"kernel_size": [2]', '"kernel_size": [2], "kernel_size": [3]'),
+                            'duplicate member name "kernel_size"'),
+    "lone_high_surrogate": (_mutate(_set(0, "name", "x")).replace('"x"', '"\\ud800"'), "lone UTF-16 high surrogate"),
+    "lone_low_surrogate": (_mutate(_set(0, "name", "x")).replace('"x"', '"a\\udc00"'), "lone UTF-16 low surrogate"),
+    # Each layer stays under the per-layer history limit; together they pass the 64 MiB budget.
+    "memory_budget": (
+        _mutate(lambda d: d["layers"].__setitem__(slice(1, 2), [
+            {**d["layers"][1], "kernel_size": [2], "dilation": [1 << 20]} for _ in range(10)
+        ])),
+        "layers[8] (conv1d): the model's weights and state reach 64.00 MiB here, more than the 64.00 MiB memory budget",
+    ),
 }
 
 
@@ -160,3 +173,22 @@ def test_malformed_json_file(case: str, tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ModelJsonError, match="cannot open model file"):
         NativeModel.from_file(tmp_path / "absent.json")
+
+
+def test_invalid_utf8_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.json"
+    path.write_bytes(VALID.replace('"dense"', '"dense\xe9"', 1).encode("latin-1"))
+    with pytest.raises(ModelJsonError, match="invalid UTF-8 (byte|sequence) in a string; save the file as UTF-8"):
+        NativeModel.from_file(path)
+
+
+def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
+    from rtnt._native import max_file_bytes
+
+    path = tmp_path / "huge.json"
+    with path.open("w") as f:
+        f.write(VALID[:-1] + ', "padding": "')
+        f.write(" " * max_file_bytes)
+        f.write('"}')
+    with pytest.raises(ModelJsonError, match=r"huge\.json' is 16\.00 MiB, more than the 16\.00 MiB a model file may be"):
+        NativeModel.from_file(path)

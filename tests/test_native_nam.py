@@ -275,6 +275,12 @@ MALFORMED: dict[str, tuple[Callable[[], str], str]] = {
         "config.submodels[0].model.weights: holds 69 values",
     ),
     "truncated_json": (lambda: json.dumps(_tiny())[:500], "JSON syntax error"),
+    "duplicate_key": (lambda: json.dumps(_tiny())[:-1] + ', "weights": []}', 'duplicate member name "weights"'),
+    # Each layer's history is within the per-layer limit; together they pass the 64 MiB budget.
+    "memory_budget": (
+        lambda: _mutate(_tiny, lambda d: _layer(d).update(dilations=[1 << 20, 1 << 20])),
+        "config.layers[0]: the model's weights and state reach",
+    ),
 }
 
 

@@ -146,9 +146,27 @@ def test_gru_without_reset_after_bias_is_refused() -> None:
 
 
 def test_unreadable_files(tmp_path: Path) -> None:
-    with pytest.raises(ModelJsonError, match="cannot read model JSON"):
+    with pytest.raises(ModelJsonError, match="cannot read model file"):
         ReferenceModel.from_json(tmp_path / "missing.json")
     bad = tmp_path / "bad.json"
     bad.write_text("{not json")
     with pytest.raises(ModelJsonError, match="is not valid JSON"):
         ReferenceModel.from_json(bad)
+
+
+
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b'{"in_shape": [1], "layers": [], "layers": []}', 'duplicate member name "layers"'),
+        (b'{"in_shape": [1], "layers": [{"type": "dense\xe9"}]}', "is not UTF-8 text"),
+        (b'{"in_shape": [1], "name": "\\ud800", "layers": []}', "is not UTF-8 text"),
+    ],
+    ids=["duplicate_key", "latin1", "lone_surrogate"],
+)
+def test_strict_json_rules_match_the_native_loader(tmp_path: Path, content: bytes, fragment: str) -> None:
+    path = tmp_path / "model.json"
+    path.write_bytes(content)
+    with pytest.raises(ModelJsonError, match=fragment) as info:
+        ReferenceModel.from_json(path)
+    assert "\n" not in str(info.value)

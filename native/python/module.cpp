@@ -238,6 +238,8 @@ nb::dict build_info() {
 NB_MODULE(_native, m) {
     m.doc() = "rtnt native runtime: streaming RTNeural-format JSON and NAM .nam models in C++";
     nb::exception<rtnt::ModelError>(m, "ModelError", PyExc_ValueError);
+    m.attr("max_file_bytes") = rtnt::LoaderLimits::max_file_bytes;
+    m.attr("default_memory_budget_bytes") = rtnt::LoaderLimits::default_memory_budget_bytes;
 
     nb::class_<rtnt::Model>(m, "Model")
         .def_static(

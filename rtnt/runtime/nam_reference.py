@@ -18,7 +18,6 @@ from zero histories, which is what a causal Keras model with zero padding comput
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -27,6 +26,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from rtnt.errors import NamFileError
+from rtnt.runtime.model_file import read_model_document
 from rtnt.runtime.reference import _matmul
 
 LATEST_VERSION = (0, 7, 0)  # newest .nam version NAM Core (daae2d0) fully supports
@@ -398,12 +398,7 @@ class NamModel:
     def from_file(cls, path: str | Path, *, prewarm: bool = True, slimmable_size: float | None = None) -> NamModel:
         """Load a `.nam` file; malformed or unsupported files raise NamFileError naming the file."""
         path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise NamFileError(f"cannot read .nam file {path}: {exc.strerror or exc}; check the path") from None
-        except json.JSONDecodeError as exc:
-            raise NamFileError(f"{path} is not valid JSON ({exc}); re-export the model") from None
+        data = read_model_document(path, NamFileError)
         return cls.from_dict(data, prewarm=prewarm, slimmable_size=slimmable_size, source=str(path))
 
     @classmethod

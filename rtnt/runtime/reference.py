@@ -14,7 +14,6 @@ layers only (RTNeural ignores it on the others).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,6 +21,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from rtnt.errors import ModelJsonError
+from rtnt.runtime.model_file import read_model_document
 
 BLOCK = 16384  # samples processed per pass through the layers
 # Matrix products are split into row blocks of at most this many multiply-adds: OpenBLAS then runs
@@ -179,12 +179,7 @@ class ReferenceModel:
         if isinstance(source, Mapping):
             return cls(_parse(source, "model JSON"))
         path = Path(source)
-        try:
-            data = json.loads(path.read_text())
-        except OSError as exc:
-            raise ModelJsonError(f"cannot read model JSON {path}: {exc.strerror or exc}; check the path") from exc
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ModelJsonError(f"{path} is not valid JSON ({exc}); re-export the model") from exc
+        data = read_model_document(path, ModelJsonError)
         if not isinstance(data, Mapping):
             raise ModelJsonError(f"{path} holds no JSON object; an RTNeural model has in_shape and layers")
         return cls(_parse(data, str(path)))

@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <utility>
 #include <vector>
 
@@ -30,7 +31,7 @@ struct Value {
     bool is_object() const noexcept { return type == Type::Object; }
     bool is_string() const noexcept { return type == Type::String; }
 
-    /// The member named key of an object, or nullptr (also for non-objects). Last one wins.
+    /// The member named key of an object, or nullptr (also for non-objects). Keys are unique (the parser rejects duplicates).
     const Value* find(std::string_view key) const noexcept {
         if (type != Type::Object) return nullptr;
         for (std::size_t i = keys.size(); i-- > 0;)
@@ -151,11 +152,17 @@ private:
             ++i_;
             return;
         }
+        std::unordered_set<std::string> seen;
         for (;;) {
             skip_ws();
             if (at_end()) fail("unexpected end of input inside an object (the file is truncated)");
             if (s_[i_] != '"') fail("expected a quoted member name");
+            const std::size_t key_at = i_;
             v.keys.push_back(parse_string());
+            if (!seen.insert(v.keys.back()).second) {
+                i_ = key_at;
+                fail("duplicate member name \"" + v.keys.back() + "\" in one object; remove one of them");
+            }
             skip_ws();
             if (peek() != ':') fail("expected ':' after a member name");
             ++i_;
@@ -213,6 +220,11 @@ private:
             const char c = s_[i_++];
             if (c == '"') return out;
             if (static_cast<unsigned char>(c) < 0x20) fail("control character inside a string");
+            if (static_cast<unsigned char>(c) >= 0x80) {
+                --i_;
+                take_utf8(out);
+                continue;
+            }
             if (c != '\\') {
                 out += c;
                 continue;
@@ -230,7 +242,9 @@ private:
                 case 't': out += '\t'; break;
                 case 'u': {
                     std::uint32_t cp = parse_hex4();
-                    if (cp >= 0xD800 && cp < 0xDC00 && s_.substr(i_, 2) == "\\u") {
+                    if (cp >= 0xDC00 && cp < 0xE000) fail("lone UTF-16 low surrogate in a \\u escape");
+                    if (cp >= 0xD800 && cp < 0xDC00) {
+                        if (s_.substr(i_, 2) != "\\u") fail("lone UTF-16 high surrogate in a \\u escape");
                         i_ += 2;
                         const std::uint32_t lo = parse_hex4();
                         if (lo < 0xDC00 || lo >= 0xE000) fail("invalid UTF-16 surrogate pair");
@@ -242,6 +256,28 @@ private:
                 default: fail("invalid escape in a string");
             }
         }
+    }
+
+    /// Copies one well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, at most
+    /// U+10FFFF) from the text into out.
+    void take_utf8(std::string& out) {
+        const auto lead = static_cast<unsigned char>(s_[i_]);
+        int extra;
+        std::uint32_t cp, min;
+        if ((lead & 0xE0) == 0xC0) extra = 1, cp = lead & 0x1F, min = 0x80;
+        else if ((lead & 0xF0) == 0xE0) extra = 2, cp = lead & 0x0F, min = 0x800;
+        else if ((lead & 0xF8) == 0xF0) extra = 3, cp = lead & 0x07, min = 0x10000;
+        else fail("invalid UTF-8 byte in a string; save the file as UTF-8");
+        if (i_ + extra >= s_.size()) fail("truncated UTF-8 sequence in a string; save the file as UTF-8");
+        for (int k = 1; k <= extra; ++k) {
+            const auto b = static_cast<unsigned char>(s_[i_ + k]);
+            if ((b & 0xC0) != 0x80) fail("invalid UTF-8 sequence in a string; save the file as UTF-8");
+            cp = (cp << 6) | (b & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp < 0xE000))
+            fail("invalid UTF-8 sequence in a string; save the file as UTF-8");
+        out.append(s_.substr(i_, extra + 1));
+        i_ += extra + 1;
     }
 
     static double pow10(int e) noexcept {

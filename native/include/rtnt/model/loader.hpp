@@ -38,9 +38,13 @@ inline std::string shape_str(const std::vector<long>& dims) {
 
 class LayerReader {
 public:
-    LayerReader(const Value& v, int index) : v_(v), where_("layers[" + std::to_string(index) + "]") {}
+    LayerReader(const Value& v, int index, MemoryBudget& budget)
+        : v_(v), where_("layers[" + std::to_string(index) + "]"), budget_(budget) {}
 
     [[noreturn]] void fail(const std::string& what) const { throw ModelError(where_ + ": " + what); }
+
+    /// Counts `values` floats of weights or state against the model's memory budget.
+    void charge(double values) const { budget_.charge(values, where_); }
 
     void set_type(const std::string& type) { where_ += " (" + type + ")"; }
 
@@ -108,6 +112,7 @@ public:
         std::vector<float> out;
         std::size_t total = 1;
         for (long d : dims) total *= static_cast<std::size_t>(d);
+        charge(double(total));
         out.reserve(total);
         std::string path;
         flatten(t, dims, 0, name, path, out);
@@ -128,6 +133,7 @@ public:
 private:
     const Value& v_;
     std::string where_;
+    MemoryBudget& budget_;
 
     void flatten(const Value& t, const std::vector<long>& dims, std::size_t depth, const std::string& name,
                  std::string& path, std::vector<float>& out) const {
@@ -174,6 +180,7 @@ inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string
         if (lookback > LoaderLimits::max_lookback || lookback * in > LoaderLimits::max_history_floats)
             r.fail("(kernel_size - 1) * dilation = " + std::to_string(lookback) + " samples of " + std::to_string(in) +
                    " channels is too much history (limit " + std::to_string(LoaderLimits::max_history_floats) + " values)");
+        r.charge(double(lookback) * in);
         const Value& w = r.weights(1, 2, "1 or 2 (kernel, optional bias)");
         auto kernel = r.tensor(w, 0, {K, in / groups, out}, "(kernel_size, in/groups, out)");
         std::vector<float> bias;
@@ -240,6 +247,10 @@ inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string
 /// non-empty activation follows the layer.
 inline Model load_model(std::string_view text, const LoadOptions& options = {}) {
     using detail::Type;
+    if (text.size() > LoaderLimits::max_file_bytes)
+        throw ModelError("the model file is " + detail::mib_str(double(text.size())) + ", more than the " +
+                         detail::mib_str(double(LoaderLimits::max_file_bytes)) +
+                         " a model file may be (NAM's A2 full is 0.6 MiB); is it a model file?");
     json::Value doc;
     try {
         doc = json::parse(text);
@@ -269,11 +280,12 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
                          std::to_string(LoaderLimits::max_layers));
 
     const int in_size = static_cast<int>(in_last.number);
+    detail::MemoryBudget budget(options.memory_budget_bytes);
     int size = in_size;
     std::vector<std::unique_ptr<Layer>> chain;
     for (std::size_t i = 0; i < layers->items.size(); ++i) {
         const json::Value& lv = layers->items[i];
-        detail::LayerReader r(lv, static_cast<int>(i));
+        detail::LayerReader r(lv, static_cast<int>(i), budget);
         if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
         const std::string type = r.require("type", Type::String).string;
         r.set_type(type);
@@ -290,8 +302,14 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
 /// Reads and loads a model file (RTNeural JSON or .nam); a file that cannot be read is a
 /// ModelError too.
 inline Model load_model_file(const std::string& path, const LoadOptions& options = {}) {
-    std::ifstream f(path, std::ios::binary);
+    std::ifstream f(path, std::ios::binary | std::ios::ate);
     if (!f) throw ModelError("cannot open model file '" + path + "'");
+    const std::streamoff size = f.tellg();
+    if (size > std::streamoff(LoaderLimits::max_file_bytes))
+        throw ModelError("'" + path + "' is " + detail::mib_str(double(size)) + ", more than the " +
+                         detail::mib_str(double(LoaderLimits::max_file_bytes)) +
+                         " a model file may be (NAM's A2 full is 0.6 MiB); is it a model file?");
+    f.seekg(0);
     std::ostringstream ss;
     ss << f.rdbuf();
     return load_model(ss.str(), options);

@@ -20,14 +20,6 @@
 
 namespace rtnt {
 
-/// Options that only some files use.
-struct LoadOptions {
-    /// For a SlimmableContainer: choose the submodel as NAM Core's SetSlimmableSize(value) does
-    /// (the first whose max_value exceeds the value; 0 picks the smallest). Unset: the default,
-    /// the last (largest) submodel. Setting it for any other model is an error.
-    std::optional<double> slim;
-};
-
 namespace nam {
 
 /// The newest file version this reader follows (NAM Core daae2d0: 0.7.x loads, 0.8.0 does not).
@@ -42,6 +34,7 @@ inline bool is_nam(const json::Value& doc) noexcept {
 
 namespace detail {
 
+using rtnt::detail::MemoryBudget;
 using json::Type;
 using json::Value;
 
@@ -369,7 +362,7 @@ inline void pad_prelu_slopes(wavenet::ArraySpec& s) {
             if (!a->slopes.empty()) a->slopes.resize(static_cast<std::size_t>(padded(s.bottleneck)), 0.0f);
 }
 
-inline Model load_wavenet(const Node& doc, const std::string& version) {
+inline Model load_wavenet(const Node& doc, const std::string& version, MemoryBudget& budget) {
     const Node config = doc.at("config");
     config.object();
     if (const auto c = config.get("condition_dsp"))
@@ -408,18 +401,14 @@ inline Model load_wavenet(const Node& doc, const std::string& version) {
                         " (head1x1.out_channels if active, else bottleneck); they must match");
         }
         pad_prelu_slopes(s);
+        double history = 0.0;
+        for (const auto& l : s.layers) history += double(l.kernel_size - 1) * l.dilation * padded(s.channels);
+        budget.charge(history + double(s.weight_count()), la.path());
         spec.arrays.push_back(std::move(s));
     }
     if (spec.arrays.back().head_out != 1)
         layers.item(layers.size() - 1).fail("the last array's head has " + std::to_string(spec.arrays.back().head_out) +
                                             " output channels; rtnt runs mono models (1 output)");
-    long history = 0;
-    for (const auto& a : spec.arrays)
-        for (const auto& l : a.layers) history += long(l.kernel_size - 1) * l.dilation * padded(a.channels);
-    if (history > 4 * LoaderLimits::max_history_floats)
-        layers.fail("the model's histories total " + std::to_string(history) + " values, more than the limit " +
-                    std::to_string(4 * LoaderLimits::max_history_floats));
-
     const std::vector<float> weights = read_weights(doc);
     std::string breakdown;
     for (std::size_t i = 0; i < spec.arrays.size(); ++i)
@@ -440,7 +429,7 @@ inline Model load_wavenet(const Node& doc, const std::string& version) {
 
 // -------------------------------------------------------------------------------------- LSTM
 
-inline Model load_lstm(const Node& doc, const std::string& version) {
+inline Model load_lstm(const Node& doc, const std::string& version, MemoryBudget& budget) {
     const Node config = doc.at("config");
     config.object();
     const int in = config.integer("input_size", 1, LoaderLimits::max_size);
@@ -450,6 +439,7 @@ inline Model load_lstm(const Node& doc, const std::string& version) {
     long expected = 0;
     for (int l = 0; l < layers; ++l) expected += 4L * H * ((l == 0 ? in : H) + H) + 4L * H + 2L * H;
     expected += H + 1;
+    budget.charge(double(expected) + 2.0 * layers * H, config.path());
     const std::vector<float> weights = read_weights(doc);
     check_weight_count(doc, weights, expected,
                        std::to_string(layers) + " layer(s) of W (4H x (in + H)), b, h0, c0, then the head's H weights and bias");
@@ -487,9 +477,10 @@ inline Model load_lstm(const Node& doc, const std::string& version) {
 
 // ------------------------------------------------------------------------------- containers
 
-inline Model load_node(const Node& doc, const LoadOptions& options, int depth);
+inline Model load_node(const Node& doc, const LoadOptions& options, MemoryBudget& budget, int depth);
 
-inline Model load_container(const Node& doc, const std::string& version, const LoadOptions& options, int depth) {
+inline Model load_container(const Node& doc, const std::string& version, const LoadOptions& options,
+                            MemoryBudget& budget, int depth) {
     const Node config = doc.at("config");
     config.object();
     const Node subs = config.at("submodels");
@@ -518,10 +509,11 @@ inline Model load_container(const Node& doc, const std::string& version, const L
                 break;
             }
     }
-    // Every submodel is loaded, so a broken one is reported whichever is chosen; the chosen one is kept.
+    // Every submodel is loaded, so a broken one is reported whichever is chosen; the chosen one is
+    // kept. All of them count against the one budget.
     std::optional<Model> kept;
     for (std::size_t i = 0; i < subs.size(); ++i) {
-        Model m = load_node(subs.item(i).at("model"), LoadOptions{}, depth + 1);
+        Model m = load_node(subs.item(i).at("model"), LoadOptions{}, budget, depth + 1);
         if (i == chosen) kept.emplace(std::move(m));
     }
     kept->set_description("NAM " + version + " SlimmableContainer, submodel " + std::to_string(chosen + 1) + " of " +
@@ -530,15 +522,15 @@ inline Model load_container(const Node& doc, const std::string& version, const L
     return std::move(*kept);
 }
 
-inline Model load_node(const Node& doc, const LoadOptions& options, int depth) {
+inline Model load_node(const Node& doc, const LoadOptions& options, MemoryBudget& budget, int depth) {
     doc.object();
     if (depth > 4) doc.fail("containers nest deeper than 4 levels");
     const std::string version = check_version(doc);
     const std::string& arch = doc.at("architecture").string();
-    if (arch == "SlimmableContainer") return load_container(doc, version, options, depth);
+    if (arch == "SlimmableContainer") return load_container(doc, version, options, budget, depth);
     if (arch == "WaveNet" || arch == "LSTM") {
         // Built first, so that a slimmable WaveNet is refused as such rather than for the slim value.
-        Model m = arch == "WaveNet" ? load_wavenet(doc, version) : load_lstm(doc, version);
+        Model m = arch == "WaveNet" ? load_wavenet(doc, version, budget) : load_lstm(doc, version, budget);
         if (options.slim)
             throw ModelError("a slim value was given, but this " + arch +
                              " model is not slimmable (only a SlimmableContainer such as A2.nam is)");
@@ -554,7 +546,8 @@ inline Model load_node(const Node& doc, const LoadOptions& options, int depth) {
 
 /// Builds a prepared Model from a parsed .nam document (see is_nam). Throws ModelError.
 inline Model load(const json::Value& doc, const LoadOptions& options = {}) {
-    return detail::load_node(detail::Node(doc, ""), options, 0);
+    rtnt::detail::MemoryBudget budget(options.memory_budget_bytes);
+    return detail::load_node(detail::Node(doc, ""), options, budget, 0);
 }
 
 }  // namespace nam
