@@ -37,6 +37,8 @@ class CaptureConfig:
     target: str = "???"
     latency: Any = "auto"  # "auto" or a whole number of samples the target lags the input
     latency_nudge: int = 0  # added to the automatic estimate
+    max_latency_ms: float = 100.0  # the automatic estimate searches +-this window
+    min_seconds: float = 3.0  # shortest usable capture after alignment and trimming
     channel: Optional[int] = None  # channel to take from a multi-channel file
     resample: bool = False  # opt in to polyphase resampling of files not at 48 kHz
     length_tolerance_s: float = 0.5  # allowed length difference before the pair is refused

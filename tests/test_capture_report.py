@@ -127,3 +127,29 @@ def test_prepare_flips_an_inverted_target(tmp_path: Path, demo: CapturePair) -> 
     assert ref.polarity == 1
     _, y = align(demo.x, demo.y, p.latency)
     assert np.allclose(p.y, y[: len(p.y)], atol=1e-6) or len(p.y) < len(y)
+
+
+def test_latency_outside_the_window_is_refused_with_candidates(tmp_path: Path, demo: CapturePair) -> None:
+    import soundfile as sf
+
+    late = np.concatenate([np.zeros(5000, np.float32), demo.y])[: len(demo.x)]
+    sf.write(str(tmp_path / "in.wav"), demo.x, SR, subtype="FLOAT")
+    sf.write(str(tmp_path / "late.wav"), late, SR, subtype="FLOAT")
+    cfg = _cfg(input=str(tmp_path / "in.wav"), target=str(tmp_path / "late.wav"))
+    with pytest.raises(CaptureError) as info:
+        prepare_capture(cfg)
+    message = str(info.value)
+    assert "the automatic latency estimate is unreliable" in message and "best candidates" in message
+    assert "capture.latency=N" in message and "capture.max_latency_ms" in message and "\n" not in message
+    wide = prepare_capture(_cfg(input=cfg.input, target=cfg.target, max_latency_ms=150.0))
+    assert abs(wide.latency - (5000 + prepare_capture(_cfg()).latency)) <= 1 and wide.polarity == 1
+
+
+def test_a_capture_too_short_to_split_is_refused(tmp_path: Path, demo: CapturePair) -> None:
+    import soundfile as sf
+
+    n = SR // 2
+    sf.write(str(tmp_path / "in.wav"), demo.x[SR : SR + n], SR, subtype="FLOAT")
+    sf.write(str(tmp_path / "out.wav"), demo.y[SR : SR + n], SR, subtype="FLOAT")
+    with pytest.raises(CaptureError, match=r"is 0\.\d\d s long .* shorter than capture\.min_seconds=3"):
+        prepare_capture(_cfg(input=str(tmp_path / "in.wav"), target=str(tmp_path / "out.wav"), latency=0))

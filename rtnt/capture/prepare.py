@@ -10,6 +10,7 @@ import numpy as np
 
 from rtnt.capture.io import load_capture_pair
 from rtnt.capture.report import FRAME_S, CaptureReport, frame_levels_db, inspect_capture
+from rtnt.errors import CaptureError
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def prepare_capture(capture_cfg: Any) -> PreparedCapture:
         pair,
         latency=c.latency,
         latency_nudge=int(c.latency_nudge),
+        max_latency_ms=float(c.max_latency_ms),
         silence_threshold_db=float(c.silence_threshold_db),
         cold_peak_dbfs=float(c.cold_peak_dbfs),
         long_silence_s=float(c.long_silence_s),
@@ -78,6 +80,12 @@ def prepare_capture(capture_cfg: Any) -> PreparedCapture:
             sr = pair.sample_rate
             warnings.append(f"trimmed silence: {start / sr:.2f} s at the start, {(len(x) - end) / sr:.2f} s at the end")
             x, y = x[start:end], y[start:end]
+    if len(x) < float(c.min_seconds) * pair.sample_rate:
+        raise CaptureError(
+            f"capture {getattr(c, 'name', '')} ({c.target}) is {len(x) / pair.sample_rate:.2f} s long after alignment "
+            f"and silence trimming, shorter than capture.min_seconds={c.min_seconds:g}; record a longer performance "
+            "(a minute or more trains well)"
+        )
     log.info(
         "capture %s: latency %d samples (%s), polarity %+d, %.2f s",
         getattr(c, "name", ""),

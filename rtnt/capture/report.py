@@ -22,7 +22,8 @@ FRAME_S = 0.01  # level analysis frame
 FLOOR_DB = -150.0  # level given to digital silence
 NOISE_PERCENTILE = 2.0  # noise floor = this percentile of frame levels
 LOW_INFO_DB = 12.0  # frames within this of the noise floor carry little information
-LOW_CONFIDENCE = 0.5
+LOW_CONFIDENCE = 0.5  # below this an automatic latency gets recommendations
+MIN_AUTO_CONFIDENCE = 0.1  # below this an automatic latency is refused
 PREAMBLE_S = 10.0  # where a transient preamble is looked for
 ATTACK_RISE_DB, ATTACK_FROM_DB, ATTACK_FRAMES = 20.0, -40.0, 2  # an isolated attack
 PREAMBLE_ATTACKS = 3
@@ -300,13 +301,21 @@ def _replicate(pair: CapturePair, latency: int) -> tuple[float, dict[str, float]
 
 
 def resolve_latency(
-    estimate: LatencyEstimate | None, latency: str | int, nudge: int
+    estimate: LatencyEstimate | None, latency: str | int, nudge: int, max_latency_ms: float = 100.0
 ) -> tuple[int, str, list[str]]:
-    """Chosen latency, its source, and warnings, from `auto` or a known value plus the nudge."""
+    """Chosen latency, its source, and warnings, from `auto` or a known value plus the nudge. An automatic
+    estimate below MIN_AUTO_CONFIDENCE is refused: training on a misaligned pair wastes the whole run."""
     warnings: list[str] = []
     if latency == "auto":
         if estimate is None:
             raise CaptureError("capture.latency=auto but no latency could be estimated; pass capture.latency=N")
+        if estimate.confidence < MIN_AUTO_CONFIDENCE:
+            best = ", ".join(str(lag) for lag, _ in estimate.candidates)
+            raise CaptureError(
+                f"the automatic latency estimate is unreliable (confidence {estimate.confidence:.2f} < "
+                f"{MIN_AUTO_CONFIDENCE}; best candidates {best} samples within the +-{max_latency_ms:g} ms window): "
+                "pass the known latency with capture.latency=N, or widen the search with capture.max_latency_ms=MS"
+            )
         chosen = estimate.latency_samples + nudge
         source = ("blips" if estimate.method == "blips" else "auto") + ("+nudge" if nudge else "")
     else:
@@ -331,6 +340,7 @@ def inspect_capture(
     *,
     latency: str | int = "auto",
     latency_nudge: int = 0,
+    max_latency_ms: float = 100.0,
     silence_threshold_db: float = -60.0,
     cold_peak_dbfs: float = -30.0,
     long_silence_s: float = 2.0,
@@ -345,13 +355,15 @@ def inspect_capture(
     recommendations: list[str] = []
 
     try:
-        estimate: LatencyEstimate | None = estimate_latency(x, y, sr, windows=windows, top_k=top_k)
+        estimate: LatencyEstimate | None = estimate_latency(
+            x, y, sr, max_latency=round(max_latency_ms * sr / 1000), windows=windows, top_k=top_k
+        )
     except CaptureError as exc:
         if latency == "auto":
             raise
         estimate = None
         warnings.append(f"no automatic estimate to compare with the given latency: {exc}")
-    chosen, source, lat_warnings = resolve_latency(estimate, latency, latency_nudge)
+    chosen, source, lat_warnings = resolve_latency(estimate, latency, latency_nudge, max_latency_ms)
     warnings += lat_warnings
 
     xf, yf = frame_levels_db(x, sr), frame_levels_db(y, sr)
