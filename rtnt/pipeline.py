@@ -189,11 +189,11 @@ def run_training(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
 
 
 def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[str, Any]:
-    from rtnt.train.session import TrainingSession
-
-    with stage("capture"):
+    with stage("capture"):  # before TensorFlow loads: a bad capture fails in seconds
         prepared = prepare_capture(cfg.capture)
         _log_capture(prepared, out_dir)
+    from rtnt.train.session import TrainingSession
+
     x, y, sr = prepared.x, prepared.y, prepared.sample_rate
     if cfg.train.max_seconds > 0:
         x, y = x[: int(cfg.train.max_seconds * sr)], y[: int(cfg.train.max_seconds * sr)]

@@ -77,3 +77,20 @@ def test_reamp_signal(tmp_path: Path, capsys) -> None:
     assert is_reamp_signal(x, sr) and len(x) > 6 * sr
     assert main(["reamp-signal", str(i), str(tmp_path / "reamp.mp3")]) == 2
     assert "must be a .wav file" in capsys.readouterr().err
+
+
+def test_rtnt_train_refuses_a_short_capture_before_tensorflow(tmp_path: Path, tracking_uri: str) -> None:
+    a, sr = sf.read(str(DEMO_IN), dtype="float32")
+    b, _ = sf.read(str(DEMO_OUT), dtype="float32")
+    sf.write(str(tmp_path / "in.wav"), a[sr : 2 * sr], sr, subtype="FLOAT")
+    sf.write(str(tmp_path / "out.wav"), b[sr : 2 * sr], sr, subtype="FLOAT")
+    probe = (
+        "import sys\nfrom rtnt.cli.train import main\n"
+        f"sys.argv = ['rtnt-train', 'capture=files', 'capture.input={tmp_path / 'in.wav'}', "
+        f"'capture.target={tmp_path / 'out.wav'}', 'train=smoke']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    print('EXIT', exc.code, 'TF_LOADED', 'tensorflow' in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "is 1.00 s long, shorter than capture.min_seconds=3" in errors[0], proc.stderr[-2000:]
+    assert "TF_LOADED False" in proc.stdout, proc.stdout

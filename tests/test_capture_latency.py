@@ -101,6 +101,12 @@ def test_unrelated_target_is_an_error(di: np.ndarray) -> None:
         estimate_latency(di, noise, SR)
 
 
+def test_dc_only_target_is_an_error(di: np.ndarray) -> None:
+    with pytest.raises(CaptureError, match="no response of the target") as info:
+        estimate_latency(di, np.full_like(di, 0.3), SR)
+    assert "leads the input" not in str(info.value)
+
+
 @pytest.mark.parametrize("d", [0, 1, 37, 480])
 def test_blip_round_trip_is_exact(di: np.ndarray, d: int) -> None:
     x = make_reamp_signal(di[: 2 * SR], SR)

@@ -48,6 +48,14 @@ def silence_bounds(x: np.ndarray, y: np.ndarray, sample_rate: int, threshold_db:
     return start, end
 
 
+def _check_length(n: int, sample_rate: int, c: Any, when: str) -> None:
+    if n < float(c.min_seconds) * sample_rate:
+        raise CaptureError(
+            f"capture {getattr(c, 'name', '')} ({c.target}) is {n / sample_rate:.2f} s long{when}, shorter than "
+            f"capture.min_seconds={c.min_seconds:g}; record a longer performance (a minute or more trains well)"
+        )
+
+
 def prepare_capture(capture_cfg: Any) -> PreparedCapture:
     """Load and align the capture named by a `CaptureConfig` (or the composed `cfg.capture`)."""
     c = capture_cfg
@@ -58,6 +66,7 @@ def prepare_capture(capture_cfg: Any) -> PreparedCapture:
         resample=bool(c.resample),
         length_tolerance_s=float(c.length_tolerance_s),
     )
+    _check_length(len(pair.x), pair.sample_rate, c, "")
     report = inspect_capture(
         pair,
         latency=c.latency,
@@ -80,12 +89,7 @@ def prepare_capture(capture_cfg: Any) -> PreparedCapture:
             sr = pair.sample_rate
             warnings.append(f"trimmed silence: {start / sr:.2f} s at the start, {(len(x) - end) / sr:.2f} s at the end")
             x, y = x[start:end], y[start:end]
-    if len(x) < float(c.min_seconds) * pair.sample_rate:
-        raise CaptureError(
-            f"capture {getattr(c, 'name', '')} ({c.target}) is {len(x) / pair.sample_rate:.2f} s long after alignment "
-            f"and silence trimming, shorter than capture.min_seconds={c.min_seconds:g}; record a longer performance "
-            "(a minute or more trains well)"
-        )
+    _check_length(len(x), pair.sample_rate, c, " after alignment and silence trimming")
     log.info(
         "capture %s: latency %d samples (%s), polarity %+d, %.2f s",
         getattr(c, "name", ""),

@@ -309,7 +309,8 @@ def resolve_latency(
     if latency == "auto":
         if estimate is None:
             raise CaptureError("capture.latency=auto but no latency could be estimated; pass capture.latency=N")
-        if estimate.confidence < MIN_AUTO_CONFIDENCE:
+        judged = any(w is not None for w in estimate.window_estimates)  # too short a capture has no vote
+        if judged and estimate.confidence < MIN_AUTO_CONFIDENCE:
             best = ", ".join(str(lag) for lag, _ in estimate.candidates)
             raise CaptureError(
                 f"the automatic latency estimate is unreliable (confidence {estimate.confidence:.2f} < "
