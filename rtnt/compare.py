@@ -79,29 +79,16 @@ def _using_tracking_uri(tracking_uri: str) -> Iterator[None]:
         mlflow.set_tracking_uri(previous)
 
 
-def _check_store_exists(tracking_uri: str) -> None:
-    """Refuse a sqlite URI whose database file does not exist (MLflow would silently create an empty one)."""
-    prefix = "sqlite:///"
-    if tracking_uri.startswith(prefix):
-        path = Path(tracking_uri[len(prefix) :])
-        if not path.exists():
-            raise CompareError(
-                f"tracking store {tracking_uri} does not exist; pass --tracking-uri of an existing store "
-                "(or set MLFLOW_TRACKING_URI)"
-            )
-
-
 def load_runs(tracking_uri: str, experiment: str | None = None, filter_string: str | None = None) -> pd.DataFrame:
     """All runs of `experiment` (every experiment when None) matching an MLflow filter, as `mlflow.search_runs` returns them.
 
-    Raises CompareError for a missing sqlite store, an unknown experiment or an invalid filter.
+    Raises CompareError for an unknown experiment or an invalid filter (the CLI checks that the store exists).
     The frame may be empty; `comparison_table` decides what is comparable.
     """
     import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    _check_store_exists(tracking_uri)
     client = MlflowClient(tracking_uri)
     try:
         if experiment is not None:

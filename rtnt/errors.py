@@ -21,6 +21,10 @@ class ExportError(RtntError):
     """A model cannot be exported to RTNeural JSON."""
 
 
+class TrackingError(RtntError):
+    """A tracking URI that names no usable MLflow store."""
+
+
 class ModelJsonError(RtntError):
     """An RTNeural JSON model file is malformed or unsupported."""
 

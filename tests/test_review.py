@@ -1,14 +1,16 @@
 """rtnt-review against a temporary sqlite MLflow store."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from rtnt.cli.review import main
 from rtnt.config import GateConfig
 from rtnt.gate import GateEvidence, evaluate_gate
+from rtnt.errors import TrackingError
 from rtnt.tracking.review import GATE_JSON, GATE_REPORT, log_gate
-from rtnt.tracking.uri import default_tracking_uri, resolve_tracking_uri
+from rtnt.tracking.uri import default_tracking_uri, existing_tracking_uri, resolve_tracking_uri
 
 EVIDENCE = GateEvidence(1e-6, 2e-6, True, 9.0, 0.012, -31.0)
 
@@ -80,3 +82,14 @@ def test_tracking_uri_resolution(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://example:5000")
     assert resolve_tracking_uri() == "http://example:5000"
     assert resolve_tracking_uri("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_folder_uris_and_missing_stores_are_one_line_errors(tmp_path: Path) -> None:
+    for folder in (str(tmp_path / "store"), f"file://{tmp_path}/store"):
+        with pytest.raises(TrackingError, match=r"is a folder, but MLflow no longer writes its file store; use a database"):
+            resolve_tracking_uri(folder)
+    missing = f"sqlite:///{tmp_path}/nowhere/mlflow.db"
+    with pytest.raises(TrackingError, match="does not exist; pass --tracking-uri of an existing store"):
+        existing_tracking_uri(missing)
+    assert not (tmp_path / "nowhere").exists()
+    assert main(["0123456789abcdef0123456789abcdef", "approved", "--tracking-uri", missing]) == 2

@@ -38,9 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> list[Path]:
     """Load the selected runs and write the comparison; return the written files."""
     from rtnt.compare import load_loss_histories, load_runs, write_comparison
-    from rtnt.tracking.uri import resolve_tracking_uri
+    from rtnt.tracking.uri import existing_tracking_uri
 
-    tracking_uri = resolve_tracking_uri(args.tracking_uri or "")
+    tracking_uri = existing_tracking_uri(args.tracking_uri or "")
     runs = load_runs(tracking_uri, experiment=args.experiment, filter_string=args.filter_string)
     selection = " and ".join(
         part

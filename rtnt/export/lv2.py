@@ -176,9 +176,9 @@ def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> t
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    from rtnt.tracking.uri import resolve_tracking_uri
+    from rtnt.tracking.uri import existing_tracking_uri
 
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = existing_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=uri)
     try:
         run = client.get_run(source)

@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from rtnt.errors import RtntError
 from rtnt.gate import GateResult, gate_from_dict
-from rtnt.tracking.uri import resolve_tracking_uri
+from rtnt.tracking.uri import existing_tracking_uri
 
 GATE_DIR = "gate"
 GATE_JSON = f"{GATE_DIR}/gate.json"
@@ -69,7 +69,7 @@ def record_review(run_id: str, decision: str, note: str = "", tracking_uri: str 
 
     if decision not in ("approved", "rejected"):
         raise RtntError(f"review decision {decision!r} is invalid; use approved or rejected")
-    uri = resolve_tracking_uri(tracking_uri)
+    uri = existing_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=uri)
     try:
         client.get_run(run_id)

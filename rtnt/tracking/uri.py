@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from rtnt.config import REPO_DIR
+from rtnt.errors import TrackingError
 
 
 LOCAL_STORE = REPO_DIR / "mlruns"
@@ -35,8 +36,28 @@ def default_artifact_root() -> str:
 
 
 def resolve_tracking_uri(configured: str = "") -> str:
-    """The configured URI if given, else $MLFLOW_TRACKING_URI, else `default_tracking_uri()`."""
-    return configured or os.environ.get("MLFLOW_TRACKING_URI", "") or default_tracking_uri()
+    """The configured URI if given, else $MLFLOW_TRACKING_URI, else `default_tracking_uri()`. A plain folder
+    or file: URI raises TrackingError: MLflow 3 refuses its file store, so rtnt uses a database."""
+    uri = configured or os.environ.get("MLFLOW_TRACKING_URI", "") or default_tracking_uri()
+    if "://" not in uri or uri.startswith("file:"):
+        folder = uri.removeprefix("file://").removeprefix("file:")
+        raise TrackingError(
+            f"tracking URI {uri!r} is a folder, but MLflow no longer writes its file store; use a database, "
+            f"e.g. sqlite:///{Path(folder).absolute().as_posix()}/mlflow.db, or a tracking server (http://...)"
+        )
+    return uri
+
+
+def existing_tracking_uri(configured: str = "") -> str:
+    """`resolve_tracking_uri` for commands that read runs: a sqlite store whose file does not exist raises
+    TrackingError instead of MLflow silently creating an empty one."""
+    uri = resolve_tracking_uri(configured)
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not Path(uri[len(prefix) :]).exists():
+        raise TrackingError(
+            f"tracking store {uri} does not exist; pass --tracking-uri of an existing store (or set MLFLOW_TRACKING_URI)"
+        )
+    return uri
 
 
 def resolve_artifact_location(tracking_uri: str, configured: str = "") -> str | None:
