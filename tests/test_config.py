@@ -37,6 +37,8 @@ def run_train_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["train.minutes=-1"], "config train.minutes=-1.0 is invalid: must be >= 0"),
         (["train.schedule=linear"], "config train.schedule='linear' is invalid: must be one of cosine, exponential"),
         (["train.lr_floor=2"], "config train.lr_floor=2.0 is invalid: must be in [0, 1]"),
+        (["+foo=bar"], "'+foo=bar' adds a key that rtnt does not read; with + add only a config group"),
+        (["++train.nope=1"], "'++train.nope=1' adds a key that rtnt does not read"),
     ],
 )
 def test_bad_config_is_one_line_before_tensorflow(args: list[str], expected: str) -> None:

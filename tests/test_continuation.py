@@ -63,6 +63,18 @@ def test_continue_from_a_missing_checkpoint_is_one_line(tmp_path: Path, tracking
     assert errors and "does not exist" in errors[0]
 
 
+def test_continue_from_a_junk_checkpoint_is_one_line(tmp_path: Path, tracking_uri: str) -> None:
+    junk = tmp_path / "junk.keras"
+    junk.write_bytes(b"not a keras archive")
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtnt.cli.train", "train=smoke", f"continue_from={junk}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and "is not a loadable Keras model" in errors[0], proc.stderr[-2000:]
+
+
 def test_ctrl_c_is_one_line_and_keeps_the_checkpoint(tmp_path: Path, tracking_uri: str) -> None:
     # Early stopping off: on a slow machine the run must still be training when the signal comes.
     cmd = [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "train.epochs=500", "train.early_stopping_patience=0"]

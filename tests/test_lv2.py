@@ -601,3 +601,27 @@ def test_bundle_of_a_trained_nam_run_plays_in_lv2apply(nam_smoke_run, tmp_path, 
     native.prepare(4096)
     assert np.array_equal(y, native.process(dry).astype(np.float64))
     assert np.max(np.abs(y)) > 0
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['model\nwith a newline.json', 'say "hi" \\ back\tslash', "nul \x00 bell \x07 del \x7f", "surrogate \udcff byte"],
+    ids=["newline", "quote_backslash_tab", "control", "lone_surrogate"],
+)
+def test_ttl_strings_are_escaped_and_parse_back(tmp_path, text):
+    """Every string that goes into Turtle is escaped; the written bundle is parsed back before success."""
+    import rdflib
+
+    from rtnt.export.lv2 import _write_ttl
+
+    uri = "urn:rtnt:test"
+    _write_ttl(tmp_path, uri, "Amp", f"from {text}")
+    graph = rdflib.Graph().parse(tmp_path / "plugin.ttl", format="turtle")
+    (comment,) = graph.objects(rdflib.URIRef(uri), rdflib.URIRef("http://www.w3.org/2000/01/rdf-schema#comment"))
+    assert str(comment) == f"from {text}".replace("\udcff", "\ufffd")
+
+
+def test_plugin_names_with_control_characters_or_surrogates_are_refused(tmp_path):
+    for name in ("Amp\nTwo", "Amp \udcff"):
+        with pytest.raises(ExportError, match="is empty or holds control characters"):
+            export_lv2("unused.json", name, tmp_path)

@@ -83,3 +83,20 @@ def test_cli_errors(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixt
     assert main([str(path), *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and fragment in err and err.count("\n") == 1
+
+
+def test_cli_refuses_a_model_that_overflows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    dense = {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": [[[2e19]], [0.0]]}
+    path = tmp_path / "overflow.json"
+    path.write_text(json.dumps({"in_shape": [None, None, 1], "layers": [dense, dense]}))
+    assert main([str(path), "--seconds", "0.1", "--blocks", "32"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "the output holds NaN or inf" in err
+
+
+def test_cli_refuses_duplicate_keys(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second "layers" used to win silently: rtnt-bench benchmarked an empty, 0-MAC model."""
+    path = tmp_path / "dup.json"
+    path.write_text(json.dumps(random_conv_stack(4, [1, 2]))[:-1] + ', "layers": []}')
+    assert main([str(path), "--seconds", "0.1", "--blocks", "32"]) == 2
+    assert 'duplicate member name "layers"' in capsys.readouterr().err

@@ -161,3 +161,12 @@ def test_validate_native_conformance(name: str) -> None:
 def test_self_check(tcn_path: Path) -> None:
     res = self_check(tcn_path, n=4096)
     assert res["passed"] and res["finite"] and res["max_error"] <= 1e-6
+
+
+def test_self_check_fails_a_model_that_overflows_at_full_scale(tmp_path: Path) -> None:
+    """4e38 * x: finite on the self-check's quiet test signal (peak about 0.6), infinite on a full-scale sine."""
+    dense = {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": [[[2e19]], [0.0]]}
+    path = tmp_path / "overflow.json"
+    path.write_text(json.dumps({"in_shape": [None, None, 1], "layers": [dense, dense]}))
+    res = self_check(path, n=4096)
+    assert not res["finite"] and not res["passed"]

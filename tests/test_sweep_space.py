@@ -4,6 +4,7 @@ sampled point of conf/sweep/dilations_smoothing.yaml composing into a valid rtnt
 from __future__ import annotations
 
 import math
+import sys
 
 import optuna
 import pytest
@@ -180,3 +181,11 @@ def test_every_sampled_point_composes_into_a_valid_rtnt_config() -> None:
             study.tell(trial, 0.0)
     GlobalHydra.instance().clear()
     assert families > 0
+
+
+def test_a_postgres_storage_without_its_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hydra_plugins.rtnt_optuna_sweeper._core import make_storage
+
+    monkeypatch.setitem(sys.modules, "psycopg2", None)  # as if `rtnt[postgres]` were not installed
+    with pytest.raises(ConfigError, match=r"needs the database driver 'psycopg2', which is not installed \(pip install 'rtnt\[postgres\]'\)"):
+        make_storage("postgresql+psycopg2://user@localhost:1/db", "unused.log")

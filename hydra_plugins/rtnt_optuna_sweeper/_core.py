@@ -117,6 +117,12 @@ def make_storage(storage: str | None, journal_file: str) -> tuple[optuna.storage
         for attempt in range(1, STORAGE_ATTEMPTS + 1):
             try:
                 return optuna.storages.RDBStorage(storage), storage
+            except ImportError as exc:  # Optuna wraps the driver's ModuleNotFoundError
+                missing = getattr(exc.__cause__, "name", None) or exc.name or "?"
+                extra = " (pip install 'rtnt[postgres]')" if "psycopg" in missing else ""
+                raise ConfigError(
+                    f"hydra.sweeper.storage needs the database driver {missing!r}, which is not installed{extra}"
+                ) from None
             except sqlalchemy.exc.DBAPIError:
                 if attempt == STORAGE_ATTEMPTS:
                     raise

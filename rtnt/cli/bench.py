@@ -59,11 +59,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise RtntError(f"--seconds {args.seconds} must be > 0")
     sizes = _block_sizes(args.blocks)
     check = self_check(args.model, slim=args.slim)
+    if not check["finite"]:
+        raise RtntError(
+            f"{args.model}: self-check failed: the output holds NaN or inf (on a quiet test signal or a full-scale "
+            "1 kHz sine); the model is unstable or its weights are too large"
+        )
     if not check["passed"]:
         bad = max(check["case_errors"], key=check["case_errors"].get)
         raise RtntError(
-            f"{args.model}: self-check failed: output finite={check['finite']}, worst block-size deviation "
-            f"{check['max_error']:.3g} ({bad}) exceeds {check['tolerance']:g}; the model or the runtime is faulty"
+            f"{args.model}: self-check failed: worst block-size deviation {check['max_error']:.3g} ({bad}) exceeds "
+            f"{check['tolerance']:g}; the model or the runtime is faulty"
         )
     result = benchmark_native(args.model, block_sizes=sizes, seconds=args.seconds, slim=args.slim)
     result["self_check"] = check

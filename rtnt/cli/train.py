@@ -91,10 +91,23 @@ def _override_variants(overrides: list[str]) -> list[list[str]]:
     return variants
 
 
+def _refuse_added_keys(overrides: list[str]) -> None:
+    """`+name=...` may add a config group (`+experiment=...`); a key that no config defines would be
+    accepted by Hydra and read by nothing, so it is refused."""
+    groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+    for o in OverridesParser.create().parse_overrides(overrides):
+        if (o.is_add() or o.is_force_add()) and o.key_or_group.split("@")[0] not in groups:
+            raise ConfigError(
+                f"'{o.input_line}' adds a key that rtnt does not read; with + add only a config group "
+                f"({', '.join(groups)}), and set existing keys without + (rtnt-train --cfg job lists them)"
+            )
+
+
 def precheck(args: list[str]) -> None:
     """Compose and validate the config the command line asks for; raise ConfigError with one line."""
     overrides = _job_overrides(args)
     try:
+        _refuse_added_keys(overrides)
         variants = _override_variants(overrides)
     except HydraException as exc:
         raise ConfigError(f"cannot parse overrides {' '.join(overrides)!r}: {exception_summary(exc, max_lines=3)}") from None

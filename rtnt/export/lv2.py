@@ -33,7 +33,7 @@ from string import Template
 import numpy as np
 
 from rtnt.config import REPO_DIR
-from rtnt.errors import ExportError, RtntError
+from rtnt.errors import ExportError, RtntError, exception_summary
 
 PLUGIN_SOURCE = REPO_DIR / "native" / "lv2"
 BINARY = "rtnt_model.dll" if sys.platform == "win32" else "rtnt_model.so"
@@ -114,7 +114,7 @@ def export_lv2(
     bundle of the same folder name is replaced. Returns the bundle path.
     """
     name = name.strip()
-    if not name or any(ord(c) < 32 for c in name):
+    if not name or any(ord(c) < 32 or 0xD800 <= ord(c) < 0xE000 for c in name):
         raise ExportError(f"plugin name {name!r} is empty or holds control characters; give --name a one-line name")
     folder = bundle_folder(name)
     out_dir = Path(out_dir).expanduser()
@@ -301,15 +301,43 @@ def build_plugin(uri: str, build_dir: Path, *, portable: bool = False) -> Path:
     return binary
 
 
+_TURTLE_ECHAR = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
 def _turtle_string(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
+    """`text` as the body of a Turtle "..." literal (W3C Turtle, STRING_LITERAL_QUOTE): ECHAR escapes, other
+    control characters as UCHAR, and U+FFFD for a lone surrogate (an undecodable byte in a file name)."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _TURTLE_ECHAR:
+            out.append(_TURTLE_ECHAR[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        elif 0xD800 <= code < 0xE000:
+            out.append("\uFFFD")
+        else:
+            out.append(ch)
+    return "".join(out)
 
 
 def _write_ttl(bundle: Path, uri: str, name: str, comment: str) -> None:
+    """Write manifest.ttl and plugin.ttl, then parse them back: a bundle whose Turtle a host could not
+    read, or that names the plugin differently, is an ExportError, never a reported success."""
+    import rdflib
+
     values = {"uri": uri, "binary": BINARY, "name": _turtle_string(name), "comment": _turtle_string(comment)}
+    graph = rdflib.Graph()
     for template, target in (("manifest.ttl.in", "manifest.ttl"), ("plugin.ttl.in", PLUGIN_TTL)):
         text = Template((PLUGIN_SOURCE / template).read_text()).substitute(values)
-        (bundle / target).write_text(text)
+        (bundle / target).write_text(text, encoding="utf-8")
+        try:
+            graph.parse(bundle / target, format="turtle", publicID=(bundle.resolve().as_uri() + "/"))
+        except Exception as exc:  # rdflib raises several parser error types
+            raise ExportError(f"the generated {target} is not valid Turtle ({exception_summary(exc)}); please report this") from None
+    names = {str(o) for o in graph.objects(rdflib.URIRef(uri), rdflib.URIRef("http://usefulinc.com/ns/doap#name"))}
+    if names != {name}:
+        raise ExportError(f"the generated {PLUGIN_TTL} names the plugin {sorted(names)!r}, not {name!r}; please report this")
 
 
 def check_plugin_binary(bundle: Path, uri: str, block: int = 300) -> None:

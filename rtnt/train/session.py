@@ -14,7 +14,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from rtnt.data.splits import Splits, region_with_history
-from rtnt.errors import ConfigError
+from rtnt.errors import ConfigError, exception_summary
 from rtnt.export.nam import NamMetadata
 from rtnt.config import SAMPLE_RATE
 from rtnt.train.fit import (
@@ -94,7 +94,13 @@ class TrainingSession:
             import rtnt.model.build  # noqa: F401  (registers SmoothTanh and the WaveNet layers for loading)
 
             ckpt = resolve_checkpoint(cfg.continue_from, mlflow.get_tracking_uri())
-            model = keras.models.load_model(ckpt.path)
+            try:
+                model = keras.models.load_model(ckpt.path)
+            except Exception as exc:  # Keras raises ValueError, OSError, zipfile and h5py errors alike
+                raise ConfigError(
+                    f"continue_from checkpoint {ckpt.path} is not a loadable Keras model ({exception_summary(exc)}); "
+                    "pass a last.keras that rtnt-train wrote, or the run id"
+                ) from None
             tags = {"rtnt.continued_from": str(ckpt.path), "rtnt.initial_step": str(ckpt.state.steps_completed)}
             if ckpt.parent_run_id:
                 tags["rtnt.parent_run"] = ckpt.parent_run_id

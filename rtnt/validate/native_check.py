@@ -115,7 +115,8 @@ def self_check(
 
     Loads `json_path`, runs a test signal in one pass, then at each block size, a random partition
     and as two interleaved instances; every run must match the one-pass output within `tolerance`.
-    Returns `max_error`, `passed`, `case_errors` and `finite` (the one-pass output has no NaN/inf).
+    Returns `max_error`, `passed`, `case_errors` and `finite`: the one-pass output, and the output for a
+    full-scale 1 kHz sine (where an unstable model overflows), have no NaN or inf.
     """
     rng = np.random.default_rng(seed)
     t = np.arange(n) / 48_000.0
@@ -124,7 +125,8 @@ def self_check(
     model = NativeModel.from_file(json_path, slim=slim)
     model.prepare(max(block_sizes))
     ref = np.asarray(run_blocks(model, x, [n]), np.float64)
-    finite = bool(np.all(np.isfinite(ref)))
+    full_scale = np.sin(2 * np.pi * 1000.0 * t).astype(np.float32)
+    finite = bool(np.all(np.isfinite(ref)) and np.all(np.isfinite(run_blocks(model, full_scale, [n]))))
     cases: dict[str, float] = {}
     for b in block_sizes:
         cases[f"block_{b}"] = float(np.max(np.abs(run_blocks(model, x, [b]) - ref)))
