@@ -22,7 +22,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from rtnt.errors import RtntError, exception_summary
-from rtnt.sweep.tracking import PARENT_ROLE_TAG, redact_url
+from rtnt.sweep.tracking import PARENT_ROLE_TAG
+from rtnt.tracking.redact import redact_text
 
 
 class CompareError(RtntError):
@@ -96,7 +97,7 @@ def load_runs(tracking_uri: str, experiment: str | None = None, filter_string: s
             if exp is None:
                 known = sorted(e.name for e in client.search_experiments())
                 raise CompareError(
-                    f"experiment {experiment!r} not found in {redact_url(tracking_uri)}; "
+                    f"experiment {experiment!r} not found in {redact_text(tracking_uri)}; "
                     f"known experiments: {', '.join(known) or 'none'}"
                 )
             experiment_ids = [exp.experiment_id]
@@ -107,8 +108,8 @@ def load_runs(tracking_uri: str, experiment: str | None = None, filter_string: s
         with _using_tracking_uri(tracking_uri):
             frame = mlflow.search_runs(experiment_ids=experiment_ids, filter_string=filter_string or "")
     except MlflowException as exc:
-        what = f"filter {filter_string!r}" if filter_string else f"tracking store {redact_url(tracking_uri)}"
-        raise CompareError(redact_url(f"cannot read runs ({what}): {exception_summary(exc)}")) from None
+        what = f"filter {filter_string!r}" if filter_string else f"tracking store {redact_text(tracking_uri)}"
+        raise CompareError(redact_text(f"cannot read runs ({what}): {exception_summary(exc)}")) from None
     assert isinstance(frame, pd.DataFrame)
     return frame
 

@@ -27,6 +27,7 @@ from rtnt.capture.prepare import PreparedCapture, prepare_capture  # noqa: E402
 from rtnt.data.splits import Splits, region_with_history, split_by_time  # noqa: E402
 from rtnt.metrics.esr import esr  # noqa: E402
 from rtnt.sweep.trial import trial_run_context  # noqa: E402
+from rtnt.tracking.redact import redact_files, redact_text  # noqa: E402
 from rtnt.tracking.run import flatten, git_commit, log_params_flat, run_name, tracked_run  # noqa: E402
 from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri  # noqa: E402
 
@@ -73,7 +74,7 @@ def stage(name: str) -> Iterator[None]:
 def _job_overrides() -> list[str]:
     from hydra.core.hydra_config import HydraConfig
 
-    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    return [redact_text(o) for o in HydraConfig.get().overrides.task] if HydraConfig.initialized() else []
 
 
 def _tags(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
@@ -179,9 +180,10 @@ def run_training(cfg: DictConfig, out_dir: Path) -> dict[str, Any]:
         parent_run_id=parent_run_id,
     ) as run:
         mlflow.set_tag("rtnt.output_dir", str(out_dir.resolve()))
-        log_params_flat(flatten(OmegaConf.to_container(cfg, resolve=True)))
+        redact_files(list((out_dir / ".hydra").glob("*.yaml")))  # Hydra wrote the command line there
+        log_params_flat({k: redact_text(v) for k, v in flatten(OmegaConf.to_container(cfg, resolve=True)).items()})
         config_path = out_dir / "config.yaml"
-        config_path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+        config_path.write_text(redact_text(OmegaConf.to_yaml(cfg, resolve=True)))
         mlflow.log_artifact(str(config_path))
         result = _train_export_validate(cfg, out_dir, run.info.run_id)
         result["overrides"] = overrides

@@ -85,3 +85,16 @@ def test_exception_description_is_one_bounded_line() -> None:
     text = describe_exception(RuntimeError("first line\nsecond line\n" + "x" * 5000))
     assert text.startswith("RuntimeError: first line second line")
     assert "\n" not in text and len(text) <= 2000
+
+
+def test_fail_reasons_and_text_carry_no_passwords() -> None:
+    from rtnt.sweep.outcome import describe_exception, failed_outcome
+    from rtnt.tracking.redact import redact_text
+
+    url = "postgresql+psycopg2://user:s3cr%40t@db.example:5432/optuna"
+    assert redact_text(f"storage {url} and http://a:b@h/x") == (
+        "storage postgresql+psycopg2://user:***@db.example:5432/optuna and http://a:***@h/x"
+    )
+    assert redact_text("sqlite:////tmp/x.db http://host:5000/path") == "sqlite:////tmp/x.db http://host:5000/path"
+    assert "s3cr" not in describe_exception(RuntimeError(f"could not connect to {url}"))
+    assert "s3cr" not in (failed_outcome(f"bad {url}").fail_reason or "")

@@ -189,3 +189,13 @@ def test_a_postgres_storage_without_its_driver_names_the_extra(monkeypatch: pyte
     monkeypatch.setitem(sys.modules, "psycopg2", None)  # as if `rtnt[postgres]` were not installed
     with pytest.raises(ConfigError, match=r"needs the database driver 'psycopg2', which is not installed \(pip install 'rtnt\[postgres\]'\)"):
         make_storage("postgresql+psycopg2://user@localhost:1/db", "unused.log")
+
+
+def test_an_unreachable_storage_is_one_line_without_its_password() -> None:
+    from hydra_plugins.rtnt_optuna_sweeper._core import make_storage
+
+    with pytest.raises(ConfigError) as info:
+        make_storage("postgresql+psycopg2://user:Planted-Secret-4711@127.0.0.1:9/db", "unused.log")
+    message = str(info.value)
+    assert message.startswith("cannot open hydra.sweeper.storage=postgresql+psycopg2://user:***@127.0.0.1:9/db: ")
+    assert "Planted-Secret-4711" not in message and "\n" not in message

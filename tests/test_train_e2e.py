@@ -30,6 +30,11 @@ ARTIFACTS = [
 ]
 
 
+# A credential planted in a logged config value: no file, MLflow record or output line may show it.
+PLANTED_SECRET = "Planted-Secret-4711"
+PLANTED_URL = f"http://rtnt:{PLANTED_SECRET}@example.invalid/db"
+
+
 def run_rtnt_train(cwd: Path, *overrides: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rtnt.cli.train", *overrides], cwd=cwd, capture_output=True, text=True, timeout=timeout
@@ -42,7 +47,7 @@ def smoke_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", uri)
-    proc = run_rtnt_train(tmp, "train=smoke")
+    proc = run_rtnt_train(tmp, "train=smoke", f"capture.description='{PLANTED_URL}'")
     mp.undo()
     assert proc.returncode == 0, proc.stderr[-3000:]
     run_id = proc.stdout.split("MLflow run:")[1].split()[0]
@@ -54,6 +59,14 @@ def test_run_finishes_and_prints_its_summary(smoke_run: dict) -> None:
     for word in ("ESR", "parity error", "JSON:", "MLflow run:"):
         assert word in out
     assert smoke_run["run"].info.status == "FINISHED"
+
+
+def test_no_credential_is_written_anywhere(smoke_run: dict) -> None:
+    proc = smoke_run["proc"]
+    assert PLANTED_SECRET not in proc.stdout + proc.stderr
+    leaks = [p for p in smoke_run["cwd"].rglob("*") if p.is_file() and PLANTED_SECRET.encode() in p.read_bytes()]
+    assert not leaks, leaks  # .hydra/*.yaml, config.yaml, every artifact, and the MLflow database itself
+    assert smoke_run["run"].data.params["capture.description"] == "http://rtnt:***@example.invalid/db"
 
 
 def test_run_logs_every_metric_and_tag(smoke_run: dict) -> None:

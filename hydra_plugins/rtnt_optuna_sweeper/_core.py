@@ -33,6 +33,7 @@ from rtnt.errors import ConfigError, RtntError
 from rtnt.sweep.outcome import Objective, TrialOutcome, describe_exception, failed_outcome, outcome_from_return, parse_objectives
 from rtnt.sweep.space import SearchSpace, format_value
 from rtnt.sweep.trial import bookkeeping_overrides
+from rtnt.tracking.redact import redact_files, redact_text
 
 if TYPE_CHECKING:
     import optuna
@@ -123,9 +124,11 @@ def make_storage(storage: str | None, journal_file: str) -> tuple[optuna.storage
                 raise ConfigError(
                     f"hydra.sweeper.storage needs the database driver {missing!r}, which is not installed{extra}"
                 ) from None
-            except sqlalchemy.exc.DBAPIError:
+            except sqlalchemy.exc.DBAPIError as exc:
                 if attempt == STORAGE_ATTEMPTS:
-                    raise
+                    raise ConfigError(
+                        redact_text(f"cannot open hydra.sweeper.storage={storage}: {describe_exception(exc.orig or exc)}")
+                    ) from None
                 time.sleep(0.5 * attempt)
     path = Path(storage or journal_file).expanduser().resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -308,7 +311,7 @@ class SweepRunner:
     ) -> ParentRun:
         import json
 
-        from rtnt.sweep.tracking import ParentRun, redact_url
+        from rtnt.sweep.tracking import ParentRun
         from rtnt.tracking.uri import resolve_tracking_uri
 
         tracking_uri = resolve_tracking_uri(str(OmegaConf.select(self.config, "tracking.uri", default="") or ""))
@@ -326,7 +329,7 @@ class SweepRunner:
         tags = {
             "sweep": sweep_name,
             "study": study_name,
-            "optuna.storage": redact_url(storage_url),
+            "optuna.storage": redact_text(storage_url),
             "sweep.dir": str(sweep_dir.resolve()),
             "sweep.worker": f"{socket.gethostname()}:{os.getpid()}",
         }
@@ -381,6 +384,7 @@ class SweepRunner:
                 groups.append([item])
         for group in groups:
             returns = self.launcher.launch([p.job_overrides for p in group], initial_job_idx=group[0].trial.number)
+            redact_files(list(Path(str(self.config.hydra.sweep.dir)).glob("multirun.yaml")))  # written by the launcher
             for item, ret in zip(group, returns):
                 try:
                     value = ret.return_value
@@ -436,7 +440,7 @@ class SweepRunner:
 
     def _progress(self, line: str) -> None:
         """One progress line on stdout and in <sweep dir>/sweep_progress.log."""
-        text = f"[rtnt_optuna] {line}"
+        text = redact_text(f"[rtnt_optuna] {line}")
         print(text, file=sys.stdout, flush=True)
         if self.progress_path is not None:
             with open(self.progress_path, "a", encoding="utf-8") as f:

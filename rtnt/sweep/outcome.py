@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rtnt.errors import ConfigError
+from rtnt.tracking.redact import redact_text
 
 DIRECTIONS = ("minimize", "maximize")
 REASON_LIMIT = 2000
@@ -76,14 +77,14 @@ def _finite_or_none(value: Any) -> float | None:
 
 def describe_exception(exc: BaseException) -> str:
     """`Type: first lines of the message`, bounded, for the trial's `fail_reason`."""
-    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    text = redact_text(" ".join(line.strip() for line in str(exc).splitlines() if line.strip()))
     return f"{type(exc).__name__}: {text}"[:REASON_LIMIT] if text else type(exc).__name__
 
 
 def failed_outcome(reason: str, run_id: str | None = None, metrics: Mapping[str, Any] | None = None) -> TrialOutcome:
     """A failed trial with its reason."""
     kept = {str(k): _finite_or_none(v) for k, v in (metrics or {}).items()}
-    return TrialOutcome(values=None, metrics=kept, run_id=run_id, fail_reason=reason[:REASON_LIMIT])
+    return TrialOutcome(values=None, metrics=kept, run_id=run_id, fail_reason=redact_text(reason)[:REASON_LIMIT])
 
 
 def outcome_from_return(result: Any, objectives: Sequence[Objective], constraint_names: Sequence[str]) -> TrialOutcome:

@@ -8,7 +8,6 @@ parent off the fluent stack keeps the two from interfering.
 from __future__ import annotations
 
 import os
-import re
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -19,11 +18,6 @@ from rtnt.tracking.uri import resolve_artifact_location
 
 PARENT_ROLE_TAG = "rtnt.sweep.role"
 TAG_VALUE_LIMIT = 5000
-
-
-def redact_url(url: str) -> str:
-    """A storage or tracking URL with any password replaced by `***`."""
-    return re.sub(r"(://[^:/@]+):[^@/]*@", r"\1:***@", url)
 
 
 @dataclass
