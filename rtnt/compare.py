@@ -41,13 +41,24 @@ class MetricSpec:
 
 
 METRICS: tuple[MetricSpec, ...] = (
-    MetricSpec("esr", "error-to-signal ratio Σ(y−ŷ)²/Σy² on the test split, rendered by the exported JSON", "lower", ".4g"),
+    MetricSpec(
+        "esr", "error-to-signal ratio Σ(y−ŷ)²/Σy² on the test split, rendered by the exported JSON", "lower", ".4g"
+    ),
     MetricSpec("esr_val", "the same on the validation split", "lower", ".4g"),
     MetricSpec("esr_preemph", "test ESR after first-order pre-emphasis 1 − 0.85 z⁻¹ of both signals", "lower", ".4g"),
     MetricSpec("asr_mean_db", "aliasing-to-signal ratio over the sine probes, 10·log10 of the mean", "lower", ".1f"),
-    MetricSpec("parity_error", "max abs difference, Keras vs the exported JSON in the reference runtime", "lower", ".2g"),
-    MetricSpec("native_parity_error", "max abs difference, Keras vs the native runtime over all block sizes", "lower", ".2g"),
-    MetricSpec("native_rtf_worst", "worst native real-time factor over block sizes (99th-percentile block time)", "higher", ".1f"),
+    MetricSpec(
+        "parity_error", "max abs difference, Keras vs the exported JSON in the reference runtime", "lower", ".2g"
+    ),
+    MetricSpec(
+        "native_parity_error", "max abs difference, Keras vs the native runtime over all block sizes", "lower", ".2g"
+    ),
+    MetricSpec(
+        "native_rtf_worst",
+        "worst native real-time factor over block sizes (99th-percentile block time)",
+        "higher",
+        ".1f",
+    ),
     MetricSpec("native_rtf_b128", "mean native real-time factor at block size 128", "higher", ".1f"),
     MetricSpec("params", "trainable and non-trainable parameters", "lower", ".0f"),
     MetricSpec("macs_per_sample", "multiply-accumulates per output sample when streaming", "lower", ".0f"),
@@ -223,8 +234,7 @@ def markdown_table(table: pd.DataFrame, columns: Sequence[str]) -> str:
     header = "| " + " | ".join(columns) + " |"
     rule = "|" + "|".join("---" for _ in columns) + "|"
     rows = [
-        "| " + " | ".join(_format_value(row[c], fmts.get(c, "")) for c in columns) + " |"
-        for _, row in table.iterrows()
+        "| " + " | ".join(_format_value(row[c], fmts.get(c, "")) for c in columns) + " |" for _, row in table.iterrows()
     ]
     return "\n".join([header, rule, *rows])
 
@@ -236,9 +246,7 @@ def _legend_markdown() -> str:
     return "\n".join(lines)
 
 
-def _scatter(
-    table: pd.DataFrame, x: str, x_label: str, path: Path, log_x: bool, title: str
-) -> Path | None:
+def _scatter(table: pd.DataFrame, x: str, x_label: str, path: Path, log_x: bool, title: str) -> Path | None:
     """ESR (log) against another metric; colour per configuration, marker per capture."""
     data = table.dropna(subset=["esr", x])
     if data.empty:
@@ -255,8 +263,15 @@ def _scatter(
             sel = data[(labels == config).values & (data["capture"] == capture).values]
             if sel.empty:
                 continue
-            ax.scatter(sel[x], sel["esr"], color=colours[ci], marker=markers[mi % len(markers)], s=46, edgecolors="black",
-                       linewidths=0.5)
+            ax.scatter(
+                sel[x],
+                sel["esr"],
+                color=colours[ci],
+                marker=markers[mi % len(markers)],
+                s=46,
+                edgecolors="black",
+                linewidths=0.5,
+            )
     ax.set_yscale("log")
     if log_x:
         ax.set_xscale("log")
@@ -265,7 +280,9 @@ def _scatter(
     ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
     handles = [ax.scatter([], [], color=colours[i], marker="o", label=c) for i, c in enumerate(configs)]
-    handles += [ax.scatter([], [], color="grey", marker=markers[i % len(markers)], label=c) for i, c in enumerate(captures)]
+    handles += [
+        ax.scatter([], [], color="grey", marker=markers[i % len(markers)], label=c) for i, c in enumerate(captures)
+    ]
     ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -281,8 +298,14 @@ def _colours(n: int) -> list[tuple[float, float, float, float]]:
 
 def plot_esr_vs_rtf(table: pd.DataFrame, path: Path) -> Path | None:
     """ESR against the worst native real-time factor; None when no run has both."""
-    return _scatter(table, "native_rtf_worst", "native RTF, worst block size (× real time) — higher is better", path,
-                    True, "Accuracy vs native speed")
+    return _scatter(
+        table,
+        "native_rtf_worst",
+        "native RTF, worst block size (× real time) — higher is better",
+        path,
+        True,
+        "Accuracy vs native speed",
+    )
 
 
 def plot_esr_vs_asr(table: pd.DataFrame, path: Path) -> Path | None:
@@ -409,9 +432,24 @@ def _comparison_markdown(
     table: pd.DataFrame, runs: pd.DataFrame, title: str, selection: str, plots: Sequence[Path]
 ) -> str:
     shown = [
-        "preset", "capture", *override_columns(table), "esr", "esr_val", "esr_preemph", "asr_mean_db",
-        "native_rtf_worst", "native_rtf_b128", "params", "macs_per_sample", "receptive_field_ms", "parity_error",
-        "native_parity_error", "gate.ready", "epochs_completed", "time.train_s", "wall_s",
+        "preset",
+        "capture",
+        *override_columns(table),
+        "esr",
+        "esr_val",
+        "esr_preemph",
+        "asr_mean_db",
+        "native_rtf_worst",
+        "native_rtf_b128",
+        "params",
+        "macs_per_sample",
+        "receptive_field_ms",
+        "parity_error",
+        "native_parity_error",
+        "gate.ready",
+        "epochs_completed",
+        "time.train_s",
+        "wall_s",
     ]
     finished = int((runs["status"] == "FINISHED").sum()) if "status" in runs.columns else 0
     best = best_per_capture(table)
@@ -426,8 +464,14 @@ def _comparison_markdown(
         "",
     ]
     if not best.empty:
-        lines += ["## Lowest ESR per capture", "", markdown_table(best, ["capture", "preset", *override_columns(table),
-                                                                          "esr", "asr_mean_db", "native_rtf_worst"]), ""]
+        lines += [
+            "## Lowest ESR per capture",
+            "",
+            markdown_table(
+                best, ["capture", "preset", *override_columns(table), "esr", "asr_mean_db", "native_rtf_worst"]
+            ),
+            "",
+        ]
     lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
     lines += ["## Metrics", "", _legend_markdown(), ""]
     return "\n".join(lines)

@@ -222,7 +222,9 @@ def shared_dir() -> Path:
 
 def _check(ok: bool, key: str, value: Any, rule: str) -> None:
     if not ok:
-        raise ConfigError(f"config {key}={value!r} is invalid: {rule}; fix it on the command line ({key}=...) or in conf/")
+        raise ConfigError(
+            f"config {key}={value!r} is invalid: {rule}; fix it on the command line ({key}=...) or in conf/"
+        )
 
 
 def validate_config(cfg: DictConfig) -> None:
@@ -236,7 +238,9 @@ def validate_config(cfg: DictConfig) -> None:
     _check(t.epochs >= 0, "train.epochs", t.epochs, "must be >= 0")
     _check(t.batch_size >= 1, "train.batch_size", t.batch_size, "must be >= 1")
     _check(t.segment_seconds > 0, "train.segment_seconds", t.segment_seconds, "must be > 0")
-    _check(t.learning_rate > 0 and math.isfinite(t.learning_rate), "train.learning_rate", t.learning_rate, "must be > 0")
+    _check(
+        t.learning_rate > 0 and math.isfinite(t.learning_rate), "train.learning_rate", t.learning_rate, "must be > 0"
+    )
     _check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "must be in (0, 1]")
     _check(0 <= t.pre_emphasis < 1, "train.pre_emphasis", t.pre_emphasis, "must be in [0, 1)")
     _check(t.early_stopping_patience >= 0, "train.early_stopping_patience", t.early_stopping_patience, "must be >= 0")
@@ -276,7 +280,12 @@ def validate_config(cfg: DictConfig) -> None:
         _check(p.hidden_size >= 1, "preset.hidden_size", p.hidden_size, f"must be >= 1 for arch {p.arch}")
     if p.arch == "dense":
         _check(p.num_layers >= 1, "preset.num_layers", p.num_layers, "must be >= 1 for the dense fixture")
-    _check(p.smoothing_alpha > 0 and math.isfinite(p.smoothing_alpha), "preset.smoothing_alpha", p.smoothing_alpha, "must be > 0")
+    _check(
+        p.smoothing_alpha > 0 and math.isfinite(p.smoothing_alpha),
+        "preset.smoothing_alpha",
+        p.smoothing_alpha,
+        "must be > 0",
+    )
     if p.arch == "wavenet":
         validate_layer_arrays(p)
 
@@ -298,32 +307,73 @@ def validate_layer_arrays(p: PresetConfig | DictConfig) -> None:
     """Check a `wavenet` preset's layer arrays and head scale; ConfigError names the key and the rule."""
     arrays = list(p.layer_arrays)
     _check(len(arrays) >= 1, "preset.layer_arrays", len(arrays), "arch wavenet needs at least one layer array")
-    _check(math.isfinite(p.head_scale) and p.head_scale != 0, "preset.head_scale", p.head_scale, "must be finite and non-zero")
+    _check(
+        math.isfinite(p.head_scale) and p.head_scale != 0,
+        "preset.head_scale",
+        p.head_scale,
+        "must be finite and non-zero",
+    )
     for i, a in enumerate(arrays):
         key = f"preset.layer_arrays.{i}"
         n = len(a.dilations)
         _check(n >= 1, f"{key}.dilations", list(a.dilations), "needs at least one layer")
         for d in a.dilations:
             _check(d >= 1, f"{key}.dilations", list(a.dilations), "every dilation must be >= 1")
-        _check(len(a.kernel_sizes) in (1, n), f"{key}.kernel_sizes", list(a.kernel_sizes), f"give one kernel size or one per layer ({n})")
+        _check(
+            len(a.kernel_sizes) in (1, n),
+            f"{key}.kernel_sizes",
+            list(a.kernel_sizes),
+            f"give one kernel size or one per layer ({n})",
+        )
         for k in a.kernel_sizes:
             _check(k >= 1, f"{key}.kernel_sizes", list(a.kernel_sizes), "every kernel size must be >= 1")
-        _check(len(a.activation) in (1, n), f"{key}.activation", list(a.activation), f"give one activation or one per layer ({n})")
+        _check(
+            len(a.activation) in (1, n),
+            f"{key}.activation",
+            list(a.activation),
+            f"give one activation or one per layer ({n})",
+        )
         for act in a.activation:
-            _check(act in WAVENET_ACTIVATIONS, f"{key}.activation", list(a.activation), f"each must be one of {', '.join(WAVENET_ACTIVATIONS)}")
+            _check(
+                act in WAVENET_ACTIVATIONS,
+                f"{key}.activation",
+                list(a.activation),
+                f"each must be one of {', '.join(WAVENET_ACTIVATIONS)}",
+            )
         _check(math.isfinite(a.negative_slope), f"{key}.negative_slope", a.negative_slope, "must be finite")
         _check(a.channels >= 1, f"{key}.channels", a.channels, "must be >= 1")
         _check(a.bottleneck >= 0, f"{key}.bottleneck", a.bottleneck, "must be >= 1, or 0 for the same as channels")
         bottleneck = a.bottleneck or a.channels
-        _check(a.layer1x1 or bottleneck == a.channels, f"{key}.layer1x1", a.layer1x1, "may be false only when bottleneck equals channels")
-        _check(a.condition_size == 1, f"{key}.condition_size", a.condition_size, "must be 1 (the condition is the raw mono input)")
+        _check(
+            a.layer1x1 or bottleneck == a.channels,
+            f"{key}.layer1x1",
+            a.layer1x1,
+            "may be false only when bottleneck equals channels",
+        )
+        _check(
+            a.condition_size == 1,
+            f"{key}.condition_size",
+            a.condition_size,
+            "must be 1 (the condition is the raw mono input)",
+        )
         _check(a.head_kernel_size >= 1, f"{key}.head_kernel_size", a.head_kernel_size, "must be >= 1")
         expected_input = 1 if i == 0 else arrays[i - 1].channels
-        _check(a.input_size == expected_input, f"{key}.input_size", a.input_size,
-               "must be 1 for the first array" if i == 0 else f"must equal the channels of layer array {i - 1} ({expected_input})")
+        _check(
+            a.input_size == expected_input,
+            f"{key}.input_size",
+            a.input_size,
+            "must be 1 for the first array"
+            if i == 0
+            else f"must equal the channels of layer array {i - 1} ({expected_input})",
+        )
         if i + 1 < len(arrays):
             nxt = arrays[i + 1].bottleneck or arrays[i + 1].channels
-            _check(a.head_size == nxt, f"{key}.head_size", a.head_size, f"must equal the bottleneck of layer array {i + 1} ({nxt})")
+            _check(
+                a.head_size == nxt,
+                f"{key}.head_size",
+                a.head_size,
+                f"must equal the bottleneck of layer array {i + 1} ({nxt})",
+            )
         else:
             _check(a.head_size == 1, f"{key}.head_size", a.head_size, "must be 1 for the last array (the mono output)")
 

@@ -34,7 +34,9 @@ def model_family(path: Path) -> str:
 def check_model_file(path: Path) -> Path:
     """The model file, or a one-line ConfigError saying what is wrong with the path."""
     if path.suffix not in MODEL_SUFFIXES:
-        raise ConfigError(f"model file {path} is neither an RTNeural .json nor a .nam; pass a model file as the first argument")
+        raise ConfigError(
+            f"model file {path} is neither an RTNeural .json nor a .nam; pass a model file as the first argument"
+        )
     if not path.is_file():
         raise ConfigError(f"model file {path} does not exist; check the path")
     return path.resolve()
@@ -63,11 +65,20 @@ def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> dic
     }
     name = f"{model_path.stem}@{cfg.capture.name}#eval-{digest}"
     with tracked_run(
-        tracking_uri, cfg.tracking.experiment, name, tags,
+        tracking_uri,
+        cfg.tracking.experiment,
+        name,
+        tags,
         artifact_location=resolve_artifact_location(tracking_uri, cfg.tracking.artifact_root),
     ) as run:
-        log_params_flat(flatten({"capture": OmegaConf.to_container(cfg.capture, resolve=True),
-                                 "export": OmegaConf.to_container(cfg.export, resolve=True)}))
+        log_params_flat(
+            flatten(
+                {
+                    "capture": OmegaConf.to_container(cfg.capture, resolve=True),
+                    "export": OmegaConf.to_container(cfg.export, resolve=True),
+                }
+            )
+        )
         mlflow.log_artifact(str(model_path))
         with stage("capture"):
             prepared = prepare_capture(cfg.capture)

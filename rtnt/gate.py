@@ -159,7 +159,11 @@ class GateResult:
             "",
             f"- native runtime available: {'yes' if ev.native_available else 'no'}",
             f"- listening review: {ev.review}"
-            + (" — record it with `rtnt-review RUN_ID approved|rejected [--note TEXT]`" if ev.review == "pending" else ""),
+            + (
+                " — record it with `rtnt-review RUN_ID approved|rejected [--note TEXT]`"
+                if ev.review == "pending"
+                else ""
+            ),
             "- constraints for the sweep (<= 0 satisfied): "
             + ", ".join(f"{k} = {v:.4g}" for k, v in self.constraints.items()),
         ]
@@ -183,7 +187,9 @@ def _parity(ev: GateEvidence, t: dict[str, float]) -> tuple[Criterion, float]:
 def _native(ev: GateEvidence, t: dict[str, float]) -> tuple[Criterion, float]:
     tol, v = t["native_tolerance"], ev.native_parity_error
     if not ev.native_available:
-        return Criterion("native_validation", "unavailable", tol, False, "native runtime unavailable; not validated"), math.inf
+        return Criterion(
+            "native_validation", "unavailable", tol, False, "native runtime unavailable; not validated"
+        ), math.inf
     within = _finite(v) and v <= tol
     ok = within and ev.native_validation
     if ok:
@@ -201,7 +207,9 @@ def _native(ev: GateEvidence, t: dict[str, float]) -> tuple[Criterion, float]:
 def _rtf(ev: GateEvidence, t: dict[str, float]) -> tuple[Criterion, float]:
     need, v = t["rtf_headroom"], ev.native_rtf_worst
     if not ev.native_available:
-        return Criterion("rtf_headroom", "unavailable", need, False, "native runtime unavailable; RTF not measured"), math.inf
+        return Criterion(
+            "rtf_headroom", "unavailable", need, False, "native runtime unavailable; RTF not measured"
+        ), math.inf
     ok = _finite(v) and v >= need
     reason = (
         f"worst-case native RTF {v:.3g}x meets the {need:g}x headroom"

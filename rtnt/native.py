@@ -30,7 +30,9 @@ def native_available() -> bool:
 
 def _module() -> Any:
     if _native is None:
-        raise RtntError("the native runtime rtnt._native is not built; install rtnt with `pip install -e .` (needs a C++17 compiler)")
+        raise RtntError(
+            "the native runtime rtnt._native is not built; install rtnt with `pip install -e .` (needs a C++17 compiler)"
+        )
     return _native
 
 
@@ -85,7 +87,9 @@ class NativeModel:
         return cls._with_prewarm(impl, str(path), prewarm)
 
     @classmethod
-    def from_json_text(cls, text: str, source: str = "<json text>", *, slim: float | None = None, prewarm: bool = True) -> NativeModel:
+    def from_json_text(
+        cls, text: str, source: str = "<json text>", *, slim: float | None = None, prewarm: bool = True
+    ) -> NativeModel:
         """Load RTNeural JSON or `.nam` text; raise ModelJsonError naming where and what is wrong."""
         mod = _module()
         try:
@@ -151,7 +155,9 @@ class NativeModel:
 
         Needs `prepare(max_block)` with max_block >= block first.
         """
-        times, total, switches = _module().bench(self._impl, np.ascontiguousarray(x, dtype=np.float32), int(block), int(warmup))
+        times, total, switches = _module().bench(
+            self._impl, np.ascontiguousarray(x, dtype=np.float32), int(block), int(warmup)
+        )
         return BlockTiming(np.asarray(times), float(total), int(switches))
 
     @property

@@ -138,7 +138,10 @@ def _training_curves(history: list[Validation], path: Path) -> Path:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     rows = ["step,seconds,train_esr,val_esr,learning_rate,samples_per_s"]
-    rows += [f"{v.step},{v.seconds:.3f},{v.train_esr:.6g},{v.val_esr:.6g},{v.learning_rate:.6g},{v.samples_per_s:.1f}" for v in history]
+    rows += [
+        f"{v.step},{v.seconds:.3f},{v.train_esr:.6g},{v.val_esr:.6g},{v.learning_rate:.6g},{v.samples_per_s:.1f}"
+        for v in history
+    ]
     path.with_suffix(".csv").write_text("\n".join(rows) + "\n")
     return path
 
@@ -215,7 +218,15 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str) -> dict[
     model_path = session.export(out_dir, NamMetadata(name=f"{cfg.preset.name}@{cfg.capture.name}", run_id=run_id))
     mlflow.log_artifact(str(model_path))
     evidence = validate_exported(
-        cfg, model_path, lambda x_in: keras_predict(session.model, x_in), session.receptive_field, x, y, splits, sr, out_dir
+        cfg,
+        model_path,
+        lambda x_in: keras_predict(session.model, x_in),
+        session.receptive_field,
+        x,
+        y,
+        splits,
+        sr,
+        out_dir,
     )
     if model_path.suffix == ".nam":  # NAM's trainer records the ESRs in the file; the weights stay as validated
         m = evidence["metrics"]
@@ -361,10 +372,15 @@ def _native_evidence(
     from rtnt.validate.native_check import validate_native
 
     check = validate_native(
-        json_path, x_test, y_keras_test, block_sizes=tuple(cfg.export.validation_block_sizes),
+        json_path,
+        x_test,
+        y_keras_test,
+        block_sizes=tuple(cfg.export.validation_block_sizes),
         tolerance=cfg.export.gate.native_tolerance,
     )
-    bench = benchmark_native(json_path, block_sizes=tuple(cfg.export.bench_block_sizes), seconds=cfg.export.bench_seconds)
+    bench = benchmark_native(
+        json_path, block_sizes=tuple(cfg.export.bench_block_sizes), seconds=cfg.export.bench_seconds
+    )
     bench_dir = out_dir / "bench"
     bench_dir.mkdir(exist_ok=True)
     (bench_dir / "native_bench.json").write_text(json.dumps(bench, indent=2, default=float))

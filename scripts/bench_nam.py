@@ -70,8 +70,24 @@ CASES = (
         "fast tanh (NAM plugin default)",
         1.5,
     ),
-    Case("A2.nam -> A2-Full, 8 ch", "A2.nam", None, "A2_full", {"": Peer("hand-written A2 fast path", 10.1, 10.3)}, "", 1.0),
-    Case("A2.nam slim 0 -> A2-Lite, 3 ch", "A2.nam", 0.0, "A2_lite", {"": Peer("hand-written A2 fast path", 32.1, 28.1)}, "", 1.0),
+    Case(
+        "A2.nam -> A2-Full, 8 ch",
+        "A2.nam",
+        None,
+        "A2_full",
+        {"": Peer("hand-written A2 fast path", 10.1, 10.3)},
+        "",
+        1.0,
+    ),
+    Case(
+        "A2.nam slim 0 -> A2-Lite, 3 ch",
+        "A2.nam",
+        0.0,
+        "A2_lite",
+        {"": Peer("hand-written A2 fast path", 32.1, 28.1)},
+        "",
+        1.0,
+    ),
 )
 
 
@@ -172,7 +188,9 @@ def report(rows: list[dict], info: dict, load_before: list[float], load_after: l
         peer = case.peers[case.target_peer]
         need = {64: case.target_factor * peer.rtf_b64, 128: case.target_factor * peer.rtf_b128}
         met = all(r["rtf"][b] >= need[b] for b in BLOCKS)
-        what = f">= {case.target_factor:g} x NAM Core" + (f" ({case.target_peer})" if case.target_peer else f" ({peer.path})")
+        what = f">= {case.target_factor:g} x NAM Core" + (
+            f" ({case.target_peer})" if case.target_peer else f" ({peer.path})"
+        )
         lines.append(
             f"| {case.label} | {what}: >= {need[64]:.1f} / {need[128]:.1f} | {r['rtf'][64]:.1f} | {r['rtf'][128]:.1f} | {'yes' if met else 'NO'} |"
         )
@@ -201,7 +219,9 @@ def report(rows: list[dict], info: dict, load_before: list[float], load_after: l
         for b in BLOCKS:
             wall = ", ".join(f"{v:.1f}" for v in r["runs"][b].wall)
             cpu = ", ".join(f"{v:.1f}" for v in r["runs"][b].cpu)
-            lines.append(f"| {r['case'].label} | {r['macs']:.0f} | {b} | {wall} | {cpu} | {r['macs'] * r['rtf'][b] * SAMPLE_RATE / 1e9:.1f} |")
+            lines.append(
+                f"| {r['case'].label} | {r['macs']:.0f} | {b} | {wall} | {cpu} | {r['macs'] * r['rtf'][b] * SAMPLE_RATE / 1e9:.1f} |"
+            )
     lines += [
         "",
         "## How the WaveNet runs",
@@ -242,8 +262,18 @@ def main() -> None:
         runs = {b: time_runs(model, x, b, args.repeats) for b in BLOCKS}
         rtf = {b: max(runs[b].wall) for b in BLOCKS}
         cpu_rtf = {b: max(runs[b].cpu) for b in BLOCKS}
-        print(f"{case.label}: RTF b64 {rtf[64]:.1f}, b128 {rtf[128]:.1f} (CPU time: {cpu_rtf[64]:.1f}, {cpu_rtf[128]:.1f})", flush=True)
-        row = {"case": case, "rtf": rtf, "cpu_rtf": cpu_rtf, "runs": runs, "macs": model.macs_per_sample, "description": model.description}
+        print(
+            f"{case.label}: RTF b64 {rtf[64]:.1f}, b128 {rtf[128]:.1f} (CPU time: {cpu_rtf[64]:.1f}, {cpu_rtf[128]:.1f})",
+            flush=True,
+        )
+        row = {
+            "case": case,
+            "rtf": rtf,
+            "cpu_rtf": cpu_rtf,
+            "runs": runs,
+            "macs": model.macs_per_sample,
+            "description": model.description,
+        }
         rows.append(row)
     busy1, idle1, _ = cpu_ticks()
     load_after = [round(v, 2) for v in os.getloadavg()]

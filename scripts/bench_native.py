@@ -45,7 +45,11 @@ def machine() -> dict[str, Any]:
         pass
     from threadpoolctl import threadpool_info
 
-    blas = [f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})" for i in threadpool_info() if i.get("user_api") == "blas"]
+    blas = [
+        f"{i.get('internal_api')} {i.get('version')} ({i.get('architecture')})"
+        for i in threadpool_info()
+        if i.get("user_api") == "blas"
+    ]
     return {
         "cpu": cpu,
         "logical_cores": os.cpu_count(),
@@ -69,7 +73,14 @@ def cpu_ticks() -> tuple[int, int, int]:
 
 def _worst(name: str, ratio: dict[int, float]) -> dict[str, Any]:
     block = min(ratio, key=ratio.get)
-    return {name: {"value": ratio[block], "block": block, "target": ">= 0.8 at every block size", "met": ratio[block] >= 0.8}}
+    return {
+        name: {
+            "value": ratio[block],
+            "block": block,
+            "target": ">= 0.8 at every block size",
+            "met": ratio[block] >= 0.8,
+        }
+    }
 
 
 def targets(result: dict[str, Any]) -> dict[str, Any]:
@@ -86,12 +97,15 @@ def targets(result: dict[str, Any]) -> dict[str, Any]:
 
 def verdict(result: dict[str, Any]) -> str:
     """One sentence on the stability target: where the wall ratio, the cost ratio and the control miss it."""
+
     def missing(key: str) -> list[int]:
         return [b for b in result["block_sizes"] if result[key][b] < 0.8]
 
     wall, cost, control = missing("stability"), missing("cost_stability"), missing("constant_work_stability")
-    text = (f"Per-block cost: {'within 20% at every block size' if not cost else f'more than 20% apart at blocks {cost}'}. "
-            f"Wall time: {'within 20% at every block size' if not wall else f'more than 20% apart at blocks {wall}'}")
+    text = (
+        f"Per-block cost: {'within 20% at every block size' if not cost else f'more than 20% apart at blocks {cost}'}. "
+        f"Wall time: {'within 20% at every block size' if not wall else f'more than 20% apart at blocks {wall}'}"
+    )
     if wall:
         text += f"; the constant-work control misses the same target at blocks {control or 'none'}"
     return text + "."
@@ -112,7 +126,11 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "docs" / "benchmarks")
     args = parser.parse_args()
 
-    report: dict[str, Any] = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": machine(), "models": {}}
+    report: dict[str, Any] = {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "models": {},
+    }
     md = [
         "# Native runtime benchmark",
         "",
@@ -135,27 +153,42 @@ def main() -> None:
             total = max(1, sum(after[:2]) - sum(before[:2]))
             res["machine_busy_during_run"] = (after[0] - before[0]) / total  # this process is ~1/cores of it
             res["steal_during_run"] = (after[2] - before[2]) / total
-            res["model"] = f"{name} (random weights: {spec['channels']} channels, {len(spec['dilations'])} layers, kernel 3)"
+            res["model"] = (
+                f"{name} (random weights: {spec['channels']} channels, {len(spec['dilations'])} layers, kernel 3)"
+            )
             res["self_check"] = check
             res["targets"] = targets(res)
             report["models"][name] = res
-            md += ["", f"## {name}", "", f"{spec['channels']} channels, {len(spec['dilations'])} conv layers (kernel 3, "
-                   f"dilations {spec['dilations'][:10]}{' twice' if len(spec['dilations']) == 20 else ''}, tanh) + 1x1 output conv; "
-                   f"receptive field {res['receptive_field']} samples; self-check max block-size deviation {check['max_error']:.2g}. "
-                   f"During the run the machine's CPUs were {100 * res['machine_busy_during_run']:.0f}% busy "
-                   f"(this benchmark alone is {100 / (os.cpu_count() or 1):.0f}%), steal {100 * res['steal_during_run']:.1f}%.", ""]
+            md += [
+                "",
+                f"## {name}",
+                "",
+                f"{spec['channels']} channels, {len(spec['dilations'])} conv layers (kernel 3, "
+                f"dilations {spec['dilations'][:10]}{' twice' if len(spec['dilations']) == 20 else ''}, tanh) + 1x1 output conv; "
+                f"receptive field {res['receptive_field']} samples; self-check max block-size deviation {check['max_error']:.2g}. "
+                f"During the run the machine's CPUs were {100 * res['machine_busy_during_run']:.0f}% busy "
+                f"(this benchmark alone is {100 / (os.cpu_count() or 1):.0f}%), steal {100 * res['steal_during_run']:.1f}%.",
+                "",
+            ]
             md.append(benchmark_table_markdown(res))
-            md += ["| block | mean block ms | wall p99 / mean | cost p99 / mean | constant work, same duration: p99 / mean "
-                   "| mean RTF of the 5 replays, slowest – fastest |", "|---:|---:|---:|---:|---:|---:|"]
-            md += [f"| {b} | {res['block_ms_mean'][b]:.4f} | {res['stability'][b]:.2f} | {res['cost_stability'][b]:.2f} "
-                   f"| {res['constant_work_stability'][b]:.2f} | {min(res['rtf_repeats'][b]):.1f} – {max(res['rtf_repeats'][b]):.1f} |"
-                   for b in res["block_sizes"]]
+            md += [
+                "| block | mean block ms | wall p99 / mean | cost p99 / mean | constant work, same duration: p99 / mean "
+                "| mean RTF of the 5 replays, slowest – fastest |",
+                "|---:|---:|---:|---:|---:|---:|",
+            ]
+            md += [
+                f"| {b} | {res['block_ms_mean'][b]:.4f} | {res['stability'][b]:.2f} | {res['cost_stability'][b]:.2f} "
+                f"| {res['constant_work_stability'][b]:.2f} | {min(res['rtf_repeats'][b]):.1f} – {max(res['rtf_repeats'][b]):.1f} |"
+                for b in res["block_sizes"]
+            ]
             md += ["", verdict(res), "", "| target | measured | met |"]
             md.append("|---|---:|:---:|")
             for t, v in res["targets"].items():
                 where = f" (block {v['block']})" if "block" in v else ""
                 md.append(f"| {t} {v['target']} | {v['value']:.3f}{where} | {'yes' if v['met'] else 'NO'} |")
-            print(f"{name}: eff b1 {res['efficiency'][1]:.3f}, b128 {res['efficiency'][128]:.3f}, rtf_worst {res['rtf_worst']:.1f}")
+            print(
+                f"{name}: eff b1 {res['efficiency'][1]:.3f}, b128 {res['efficiency'][128]:.3f}, rtf_worst {res['rtf_worst']:.1f}"
+            )
     pauses = clock_pauses(seconds=5.0)
     report["clock_pauses"] = pauses
     md += [

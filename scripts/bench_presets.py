@@ -34,7 +34,9 @@ def main() -> None:
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in PRESETS:
-            preset = OmegaConf.merge(OmegaConf.structured(PresetConfig), OmegaConf.load(REPO_DIR / "conf" / "preset" / f"{name}.yaml"))
+            preset = OmegaConf.merge(
+                OmegaConf.structured(PresetConfig), OmegaConf.load(REPO_DIR / "conf" / "preset" / f"{name}.yaml")
+            )
             path = save_rtneural(build_model(preset), Path(tmp) / f"{name}.json")
             res = benchmark_native(path, seconds=args.seconds)
             results[name] = res
@@ -55,7 +57,9 @@ def main() -> None:
     ]
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "presets.md").write_text("\n".join(md) + "\n")
-    (args.out / "presets.json").write_text(json.dumps({"date": date, "presets": results}, indent=2, default=float) + "\n")
+    (args.out / "presets.json").write_text(
+        json.dumps({"date": date, "presets": results}, indent=2, default=float) + "\n"
+    )
     print(f"wrote {args.out / 'presets.md'}")
 
 

@@ -103,9 +103,16 @@ def fit_overhead(preset: str, seconds: float) -> dict[str, float]:
     budget = Budget(seconds=seconds)
     with tempfile.TemporaryDirectory() as tmp:
         result = fit(
-            model, sampler, val, budget=budget, schedule=learning_rate_schedule(t, budget, 1),
-            cadence=Cadence(t.validate_every_steps, t.validate_every_s or 30.0), patience=0,
-            checkpoint_dir=Path(tmp), state=TrainingState(), jit_compile=t.jit_compile,
+            model,
+            sampler,
+            val,
+            budget=budget,
+            schedule=learning_rate_schedule(t, budget, 1),
+            cadence=Cadence(t.validate_every_steps, t.validate_every_s or 30.0),
+            patience=0,
+            checkpoint_dir=Path(tmp),
+            state=TrainingState(),
+            jit_compile=t.jit_compile,
         )
     return {
         "samples_per_s": result.samples_per_s,
@@ -166,8 +173,15 @@ def main() -> None:
     presets = [p for p in (args.presets or DEFAULT_PRESETS) if p in available]
     rows = []
     for preset in presets:
-        row = {"preset": preset, "graph": step_throughput(preset, False, args.steps), "xla": step_throughput(preset, True, args.steps)}
-        print(f"{preset}: graph {row['graph']['samples_per_s'] / 1e3:.0f}k, XLA {row['xla']['samples_per_s'] / 1e3:.0f}k samples/s", flush=True)
+        row = {
+            "preset": preset,
+            "graph": step_throughput(preset, False, args.steps),
+            "xla": step_throughput(preset, True, args.steps),
+        }
+        print(
+            f"{preset}: graph {row['graph']['samples_per_s'] / 1e3:.0f}k, XLA {row['xla']['samples_per_s'] / 1e3:.0f}k samples/s",
+            flush=True,
+        )
         rows.append(row)
     overhead = fit_overhead(args.fit_preset, args.fit_seconds)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -101,8 +101,17 @@ def shared_capture(x: np.ndarray, y: np.ndarray, name: str) -> dict:
         e = estimate_latency(x, sign * delay(y, s), SR)
         ok = e.latency_samples == base.latency_samples + s and e.polarity == sign * base.polarity
         exact += ok
-        rows.append({"shift": s, "inverted": sign < 0, "estimate": e.latency_samples, "polarity": e.polarity,
-                     "confidence": e.confidence, "window_agreement": e.window_agreement, "exact": ok})
+        rows.append(
+            {
+                "shift": s,
+                "inverted": sign < 0,
+                "estimate": e.latency_samples,
+                "polarity": e.polarity,
+                "confidence": e.confidence,
+                "window_agreement": e.window_agreement,
+                "exact": ok,
+            }
+        )
     aligned = y[base.latency_samples :]
     aligned = np.concatenate([aligned, np.zeros(base.latency_samples, np.float32)])
     negative = {}
@@ -169,10 +178,20 @@ def synthetic(x: np.ndarray) -> list[dict]:
         for d in SYNTH_DELAYS:
             e = estimate_latency(x, delay(y0, d), SR)
             b = estimate_latency(reamp_x, delay(r0, d) + noise, SR)
-            rows.append({"device": label, "delay": d, "estimate": e.latency_samples, "error": e.latency_samples - d,
-                         "polarity_ok": e.polarity == polarity, "confidence": e.confidence,
-                         "resolution": e.resolution, "blips": b.latency_samples, "blips_error": b.latency_samples - d,
-                         "blips_polarity_ok": b.polarity == polarity})
+            rows.append(
+                {
+                    "device": label,
+                    "delay": d,
+                    "estimate": e.latency_samples,
+                    "error": e.latency_samples - d,
+                    "polarity_ok": e.polarity == polarity,
+                    "confidence": e.confidence,
+                    "resolution": e.resolution,
+                    "blips": b.latency_samples,
+                    "blips_error": b.latency_samples - d,
+                    "blips_polarity_ok": b.polarity == polarity,
+                }
+            )
     return rows
 
 
@@ -192,8 +211,11 @@ def main() -> None:
     for name in CAPTURES:
         y, _ = sf.read(str(cap / f"{name}.flac"), dtype="float32")
         r = shared_capture(x, y[: len(x)], name)
-        print(f"{name}: latency {r['estimate']['latency_samples']} exact {r['exact_fraction']:.3f} "
-              f"min conf {r['min_confidence']:.2f} 5% margin {r['causal_margin_5pct']} ({r['seconds']} s)", flush=True)
+        print(
+            f"{name}: latency {r['estimate']['latency_samples']} exact {r['exact_fraction']:.3f} "
+            f"min conf {r['min_confidence']:.2f} 5% margin {r['causal_margin_5pct']} ({r['seconds']} s)",
+            flush=True,
+        )
         results["shared"].append(r)
     results["synthetic"] = synthetic(x)
     for row in results["synthetic"]:

@@ -55,7 +55,11 @@ def trained_models() -> list[tuple[str, Path]]:
     """(capture name, model.json) of every finished wavenet_tcn_balanced run (single, multirun or experiment), newest first."""
     found = []
     outputs = REPO_DIR / "outputs"
-    runs = [*outputs.glob("runs/*/*/model.json"), *outputs.glob("multirun/*/*/*/model.json"), *outputs.glob("experiments/*/*/*/model.json")]
+    runs = [
+        *outputs.glob("runs/*/*/model.json"),
+        *outputs.glob("multirun/*/*/*/model.json"),
+        *outputs.glob("experiments/*/*/*/model.json"),
+    ]
     for model in runs:
         cfg_path = model.parent / ".hydra" / "config.yaml"
         if not cfg_path.exists():
@@ -80,11 +84,14 @@ def choose_models(work: Path) -> dict[str, ModelChoice]:
     if len(choices) < len(CAPTURES):
         preset = yaml.safe_load((REPO_DIR / "conf" / "preset" / f"{PRESET}.yaml").read_text())
         path = work / "wavenet_tcn_balanced_random.json"
-        stack = random_conv_stack(preset["channels"], preset["dilations"], kernel_size=preset["kernel_sizes"][0], seed=0)
+        stack = random_conv_stack(
+            preset["channels"], preset["dilations"], kernel_size=preset["kernel_sizes"][0], seed=0
+        )
         path.write_text(json.dumps(stack))
         for capture in CAPTURES:
             choices.setdefault(
-                capture, ModelChoice(path, "random weights, same shape (no trained wavenet_tcn_balanced model.json found)")
+                capture,
+                ModelChoice(path, "random weights, same shape (no trained wavenet_tcn_balanced model.json found)"),
             )
     return choices
 
@@ -109,7 +116,9 @@ def lv2apply(uri: str, dry: Path, wet: Path, env: dict[str, str]) -> float:
 
 def lv2bench(uri: str, block: int, frames: int, env: dict[str, str]) -> float:
     """lv2bench's timed loop over `frames` samples in blocks of `block`: seconds per second of audio."""
-    proc = subprocess.run(["lv2bench", "-b", str(block), "-n", str(frames), uri], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        ["lv2bench", "-b", str(block), "-n", str(frames), uri], env=env, capture_output=True, text=True
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.strip().endswith(uri)]
     if proc.returncode != 0 or not lines:
         raise RuntimeError(f"lv2bench failed ({proc.returncode}): {proc.stderr.strip() or proc.stdout.strip()}")
@@ -117,7 +126,14 @@ def lv2bench(uri: str, block: int, frames: int, env: dict[str, str]) -> float:
 
 
 def machine() -> str:
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            ln.split(":", 1)[1].strip()
+            for ln in Path("/proc/cpuinfo").read_text().splitlines()
+            if ln.startswith("model name")
+        ),
+        platform.processor(),
+    )
     host = subprocess.run(["lv2apply", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, {host}"
 
@@ -126,7 +142,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of each capture's dry input to render")
     parser.add_argument("--report", type=Path, default=REPO_DIR / "docs" / "benchmarks" / "lv2_render.md")
-    parser.add_argument("--wet-dir", type=Path, default=REPO_DIR / "outputs" / "lv2_render", help="where the rendered WAVs go")
+    parser.add_argument(
+        "--wet-dir", type=Path, default=REPO_DIR / "outputs" / "lv2_render", help="where the rendered WAVs go"
+    )
     args = parser.parse_args()
 
     manifest = json.loads((shared_dir() / "captures" / "manifest.json").read_text())
@@ -142,7 +160,10 @@ def main() -> int:
                 t0 = time.perf_counter()
                 bundle = export_lv2(str(choice.json_path), f"rtnt balanced {capture}", lv2_dir, force=True)
                 bundles[choice.json_path] = bundle_uri(bundle)
-                print(f"exported {bundle.name} ({bundles[choice.json_path]}) in {time.perf_counter() - t0:.1f} s", flush=True)
+                print(
+                    f"exported {bundle.name} ({bundles[choice.json_path]}) in {time.perf_counter() - t0:.1f} s",
+                    flush=True,
+                )
 
         rows, bench_rows = [], {}
         for capture, choice in choices.items():
@@ -237,9 +258,7 @@ def render_report(rows: list[dict], bench_rows: dict, seconds: float) -> str:
     for uri, nb, host_b in bench_rows.values():
         for b in BENCH_BLOCKS:
             native_mean = 1.0 / nb["rtf"][b]
-            lines.append(
-                f"| `{uri}` | {b} | {host_b[b]:.4f} | {native_mean:.4f} | {host_b[b] / native_mean:.2f} |"
-            )
+            lines.append(f"| `{uri}` | {b} | {host_b[b]:.4f} | {native_mean:.4f} | {host_b[b] / native_mean:.2f} |")
     lines += ["", f"MACs per sample: {next(iter(bench_rows.values()))[1]['macs_per_sample']:.0f}.", ""]
     return "\n".join(lines)
 

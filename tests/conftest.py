@@ -48,7 +48,11 @@ def nam_smoke_run(tmp_path_factory: pytest.TempPathFactory) -> TrainedRun:
     uri = f"sqlite:///{cwd / 'mlflow.db'}"
     proc = subprocess.run(
         [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "preset=wavenet_a1_nano"],
-        cwd=cwd, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=900,
+        cwd=cwd,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     return TrainedRun(uri, proc.stdout.split("MLflow run:")[1].split()[0], proc.stdout)

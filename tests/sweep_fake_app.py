@@ -36,7 +36,12 @@ def fake_metrics(cfg: DictConfig) -> dict[str, float]:
     layers = len(preset.dilations)
     macs = float(preset.channels**2 * sum(kernels) + preset.channels * layers)
     alpha = float(preset.smoothing_alpha)
-    esr = 0.5 / (1.0 + preset.channels * layers / 50.0) * (1.0 + 0.2 * abs(math.log(alpha))) * (0.004 / cfg.train.learning_rate) ** 0.1
+    esr = (
+        0.5
+        / (1.0 + preset.channels * layers / 50.0)
+        * (1.0 + 0.2 * abs(math.log(alpha)))
+        * (0.004 / cfg.train.learning_rate) ** 0.1
+    )
     return {
         "esr": esr,
         "esr_val": esr * 1.1,
@@ -60,7 +65,9 @@ def fake_train(cfg: DictConfig) -> dict[str, Any]:
     parent_run_id, trial_tags = trial_run_context(cfg.sweep)
     tags = {"preset": cfg.preset.name, "sweep": str(cfg.sweep.get("name", "none")), **trial_tags}
     artifacts = resolve_artifact_location(tracking_uri, cfg.tracking.artifact_root)
-    with tracked_run(tracking_uri, cfg.tracking.experiment, "fake", tags, artifact_location=artifacts, parent_run_id=parent_run_id) as run:
+    with tracked_run(
+        tracking_uri, cfg.tracking.experiment, "fake", tags, artifact_location=artifacts, parent_run_id=parent_run_id
+    ) as run:
         if trial in list(fake.get("raise_on", [])):
             raise RuntimeError(f"fake failure of trial {trial}")
         metrics = fake_metrics(cfg)

@@ -29,7 +29,15 @@ class SweepSetup:
     def journal(self) -> Path:
         return self.root / "optuna_journal.log"
 
-    def command(self, app: list[str], study: str, n_trials: int, *overrides: str, storage: str | None = None, name: str = "sweep") -> list[str]:
+    def command(
+        self,
+        app: list[str],
+        study: str,
+        n_trials: int,
+        *overrides: str,
+        storage: str | None = None,
+        name: str = "sweep",
+    ) -> list[str]:
         """`<app> -m sweep=dilations_smoothing` with this setup's storage, store and a sweep dir per `name`."""
         return [
             *app,
@@ -45,13 +53,17 @@ class SweepSetup:
             *overrides,
         ]
 
-    def run_fake(self, study: str, n_trials: int, *overrides: str, name: str = "sweep", timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run_fake(
+        self, study: str, n_trials: int, *overrides: str, name: str = "sweep", timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         """A sweep of the fake app (tests/sweep_fake_app.py), run to completion."""
         cmd = self.command([sys.executable, str(FAKE_APP)], study, n_trials, *overrides, name=name)
         return subprocess.run(cmd, cwd=self.root, capture_output=True, text=True, timeout=timeout)
 
     def study(self, name: str, storage: str | None = None) -> optuna.Study:
-        backend = storage or optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(self.journal)))
+        backend = storage or optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(self.journal))
+        )
         return optuna.load_study(study_name=name, storage=backend)
 
     def parents(self, study: str, tracking_uri: str | None = None) -> pd.DataFrame:
@@ -64,7 +76,9 @@ class SweepSetup:
 
     def children(self, parent_run_id: str, tracking_uri: str | None = None) -> pd.DataFrame:
         mlflow.set_tracking_uri(tracking_uri or self.tracking_uri)
-        return mlflow.search_runs(search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+        return mlflow.search_runs(
+            search_all_experiments=True, filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'"
+        )
 
 
 def progress_lines(stdout: str) -> list[str]:

@@ -31,7 +31,10 @@ def test_inspect_json(tmp_path: Path) -> None:
     out = tmp_path / "rep"
     proc = subprocess.run(
         [sys.executable, "-m", "rtnt.cli.capture", "inspect", str(i), str(t), "--json", "--out", str(out)],
-        capture_output=True, text=True, cwd=REPO_DIR, check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO_DIR,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)  # exactly one JSON object
@@ -53,7 +56,10 @@ def test_errors_are_one_line_exit_2(tmp_path: Path) -> None:
     i, _ = _excerpt(tmp_path)
     proc = subprocess.run(
         [sys.executable, "-m", "rtnt.cli.capture", "inspect", str(i), str(tmp_path / "missing.wav")],
-        capture_output=True, text=True, cwd=REPO_DIR, check=False,
+        capture_output=True,
+        text=True,
+        cwd=REPO_DIR,
+        check=False,
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: target file not found") and proc.stderr.count("\n") == 1

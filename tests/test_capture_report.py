@@ -27,17 +27,30 @@ def demo() -> CapturePair:
 
 
 def _cfg(**kw) -> CaptureConfig:
-    return OmegaConf.merge(
-        OmegaConf.structured(CaptureConfig), {"input": str(DEMO_IN), "target": str(DEMO_OUT), **kw}
-    )
+    return OmegaConf.merge(OmegaConf.structured(CaptureConfig), {"input": str(DEMO_IN), "target": str(DEMO_OUT), **kw})
 
 
 def test_report_fields_are_present_and_sane(demo: CapturePair, tmp_path: Path) -> None:
     r = inspect_capture(demo)
     d = json.loads(json.dumps(r.to_dict()))
-    for key in ("latency_samples", "latency_ms", "confidence", "polarity", "window_agreement", "candidates",
-                "window_estimates", "input_levels", "target_levels", "noise_floor_dbfs", "silence_fraction",
-                "low_information_fraction", "preamble_present", "replicate_esr", "warnings", "recommendations"):
+    for key in (
+        "latency_samples",
+        "latency_ms",
+        "confidence",
+        "polarity",
+        "window_agreement",
+        "candidates",
+        "window_estimates",
+        "input_levels",
+        "target_levels",
+        "noise_floor_dbfs",
+        "silence_fraction",
+        "low_information_fraction",
+        "preamble_present",
+        "replicate_esr",
+        "warnings",
+        "recommendations",
+    ):
         assert key in d
     assert 0 <= d["latency_samples"] < 100 and d["polarity"] in (1, -1)
     assert 0.8 <= d["confidence"] <= 1 and 0 <= d["window_agreement"] <= 1

@@ -25,31 +25,64 @@ from rtnt.tracking.run import run_name
 PRESETS = ("wavenet_tcn_balanced", "wavenet_tcn_edge")
 CAPTURES = ("crunch_amp", "highgain_amp")
 EXPERIMENT = "toy_comparison"
-FINAL_METRICS = ("esr", "esr_val", "esr_preemph", "asr_mean_db", "parity_error", "native_parity_error",
-                 "native_rtf_worst", "params", "macs_per_sample", "receptive_field_ms", "gate.ready", "epochs_completed",
-                 "time.train_s")
+FINAL_METRICS = (
+    "esr",
+    "esr_val",
+    "esr_preemph",
+    "asr_mean_db",
+    "parity_error",
+    "native_parity_error",
+    "native_rtf_worst",
+    "params",
+    "macs_per_sample",
+    "receptive_field_ms",
+    "gate.ready",
+    "epochs_completed",
+    "time.train_s",
+)
 
 
 def _log_run(
-    client: MlflowClient, experiment_id: str, preset: str, capture: str, overrides: list[str], esr: float,
-    status: str = "FINISHED", experiment_tag: str = EXPERIMENT,
+    client: MlflowClient,
+    experiment_id: str,
+    preset: str,
+    capture: str,
+    overrides: list[str],
+    esr: float,
+    status: str = "FINISHED",
+    experiment_tag: str = EXPERIMENT,
 ) -> str:
     """One run named and tagged like rtnt-train's, with final metrics and a 3-epoch loss history."""
     tags = {
         "mlflow.runName": run_name(preset, capture, overrides),
-        "preset": preset, "capture": capture, "family": "wavenet", "sweep": "none",
-        "experiment": experiment_tag, "git_commit": "0" * 40, "overrides": " ".join(overrides),
+        "preset": preset,
+        "capture": capture,
+        "family": "wavenet",
+        "sweep": "none",
+        "experiment": experiment_tag,
+        "git_commit": "0" * 40,
+        "overrides": " ".join(overrides),
     }
     run = client.create_run(experiment_id, tags=tags, run_name=tags["mlflow.runName"])
     values = dict.fromkeys(FINAL_METRICS, 1.0) | {
-        "esr": esr, "esr_val": esr * 1.1, "esr_preemph": esr * 2, "asr_mean_db": -30 - 10 * esr,
-        "native_rtf_worst": 50.0 if preset.endswith("edge") else 12.0, "params": 1234.0, "gate.ready": 0.0,
+        "esr": esr,
+        "esr_val": esr * 1.1,
+        "esr_preemph": esr * 2,
+        "asr_mean_db": -30 - 10 * esr,
+        "native_rtf_worst": 50.0 if preset.endswith("edge") else 12.0,
+        "params": 1234.0,
+        "gate.ready": 0.0,
         "epochs_completed": 3.0,
     }
     metrics = [Metric(k, v, 0, 0) for k, v in values.items()]
-    metrics += [Metric(key, esr * (4 - e) * scale, 0, e) for e in (1, 2, 3) for key, scale in (("train_loss", 1.0), ("val_loss", 1.2))]
-    client.log_batch(run.info.run_id, metrics=metrics, params=[Param("preset.name", preset)],
-                     tags=[RunTag("rtnt.pid", "1")])
+    metrics += [
+        Metric(key, esr * (4 - e) * scale, 0, e)
+        for e in (1, 2, 3)
+        for key, scale in (("train_loss", 1.0), ("val_loss", 1.2))
+    ]
+    client.log_batch(
+        run.info.run_id, metrics=metrics, params=[Param("preset.name", preset)], tags=[RunTag("rtnt.pid", "1")]
+    )
     client.set_terminated(run.info.run_id, status=status)
     return run.info.run_id
 
@@ -74,14 +107,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     other = client.create_experiment("toy_smoothing")
     for alpha in ("3", "1", "10"):
         overrides = [f"preset.smoothing_alpha={alpha}", "capture=highgain_amp", "+experiment=toy_smoothing"]
-        _log_run(client, other, PRESETS[0], "highgain_amp", overrides, esr=0.1 / float(alpha),
-                 experiment_tag="toy_smoothing")
+        _log_run(
+            client, other, PRESETS[0], "highgain_amp", overrides, esr=0.1 / float(alpha), experiment_tag="toy_smoothing"
+        )
     return tracking_uri
 
 
 def test_parse_overrides_strips_prefixes() -> None:
     assert parse_overrides("+experiment=a preset.smoothing_alpha=1.5 ~x=1 junk") == {
-        "experiment": "a", "preset.smoothing_alpha": "1.5", "x": "1"}
+        "experiment": "a",
+        "preset.smoothing_alpha": "1.5",
+        "x": "1",
+    }
 
 
 def test_table_has_one_row_per_configuration_and_every_metric(store: str) -> None:
@@ -188,7 +225,9 @@ def test_cli_refuses_a_missing_sqlite_store_without_creating_it(tmp_path: Path) 
     db = tmp_path / "typo.db"
     proc = subprocess.run(
         [sys.executable, "-m", "rtnt.cli.compare", "--tracking-uri", f"sqlite:///{db}", "--out", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: tracking store sqlite:///") and "Traceback" not in proc.stderr

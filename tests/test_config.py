@@ -19,7 +19,9 @@ except SystemExit as exc:
 
 
 def run_train_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-c", PROBE.format(args=list(args))], capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", PROBE.format(args=list(args))], capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize(

@@ -28,7 +28,14 @@ def _wait_for_epochs(root: Path, epochs: int, proc: subprocess.Popen, timeout: f
 
 
 def test_sigkilled_run_is_marked_killed_and_continues_without_lost_epochs(tmp_path: Path, tracking_uri: str) -> None:
-    cmd = [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "train.epochs=500", "train.early_stopping_patience=1000"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rtnt.cli.train",
+        "train=smoke",
+        "train.epochs=500",
+        "train.early_stopping_patience=1000",
+    ]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     ckpt_dir = _wait_for_epochs(tmp_path, 2, proc)
     os.kill(proc.pid, signal.SIGKILL)
@@ -41,7 +48,10 @@ def test_sigkilled_run_is_marked_killed_and_continues_without_lost_epochs(tmp_pa
 
     cont = subprocess.run(
         [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "train.epochs=1", f"continue_from={killed_id}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=600,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert cont.returncode == 0, cont.stderr[-3000:]
     assert client.get_run(killed_id).info.status == "KILLED"
@@ -56,7 +66,10 @@ def test_sigkilled_run_is_marked_killed_and_continues_without_lost_epochs(tmp_pa
 def test_continue_from_a_missing_checkpoint_is_one_line(tmp_path: Path, tracking_uri: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "continue_from=/nope/last.keras"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode != 0
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]
@@ -68,7 +81,10 @@ def test_continue_from_a_junk_checkpoint_is_one_line(tmp_path: Path, tracking_ur
     junk.write_bytes(b"not a keras archive")
     proc = subprocess.run(
         [sys.executable, "-m", "rtnt.cli.train", "train=smoke", f"continue_from={junk}"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]

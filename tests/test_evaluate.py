@@ -20,7 +20,11 @@ FAST_BENCH = ("export.bench_seconds=0.25", "export.bench_block_sizes=[1,128]")  
 def run_evaluate(cwd: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "rtnt.cli.evaluate", *args],
-        cwd=cwd, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -57,7 +61,9 @@ def test_evaluate_bad_input_is_one_line(tmp_path: Path, args: list[str], expecte
     args = [str(tmp_path / "m.json") if a == "MODEL" else a for a in args]
     proc = run_evaluate(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}", *args)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], proc.stderr
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], (
+        proc.stderr
+    )
 
 
 NAM_MODELS = Path(__file__).resolve().parents[1].parent / "shared" / "conformance" / "nam" / "models"

@@ -86,7 +86,9 @@ def test_grids_are_the_ones_the_issue_asks_for(hydra_conf: None) -> None:
         out = []
         for job in jobs:
             cfg = compose("config", overrides=[f"+experiment={name}", *job])
-            out.append((cfg.preset.name, cfg.capture.name, str(cfg.preset.smoothing_alpha), str(cfg.train.max_train_seconds)))
+            out.append(
+                (cfg.preset.name, cfg.capture.name, str(cfg.preset.smoothing_alpha), str(cfg.train.max_train_seconds))
+            )
         return out
 
     arch = grid("architecture_comparison")
@@ -95,7 +97,9 @@ def test_grids_are_the_ones_the_issue_asks_for(hydra_conf: None) -> None:
     presets = {p for p, _, _, _ in arch}
     assert {"wavenet_tcn_balanced", "wavenet_tcn_quality", "wavenet_tcn_edge", "wavenet_tcn_a2_prelu"} <= presets
     assert len([p for p in presets if p.startswith("legacy_")]) == 2
-    assert [(c, a) for _, c, a, _ in grid("smoothing_study")] == [("highgain_amp", a) for a in ("1.0", "1.5", "2.0", "3.0")]
+    assert [(c, a) for _, c, a, _ in grid("smoothing_study")] == [
+        ("highgain_amp", a) for a in ("1.0", "1.5", "2.0", "3.0")
+    ]
     assert [s for _, _, _, s in grid("capture_length")] == ["15.0", "30.0", "48.0"]
 
 
@@ -111,7 +115,9 @@ def test_readme_states_question_command_and_budget(hydra_conf: None, name: str) 
     jobs = sweep_grid(base) if name in GRID_EXPERIMENTS else [[]]
     for job in jobs:
         t = compose("config", overrides=[f"+experiment={name}", *job]).train
-        budget = f"{t.minutes:g} minutes" if t.minutes > 0 else f"{t.steps} steps" if t.steps > 0 else f"{t.epochs} epochs"
+        budget = (
+            f"{t.minutes:g} minutes" if t.minutes > 0 else f"{t.steps} steps" if t.steps > 0 else f"{t.epochs} epochs"
+        )
         assert budget in text, f"the README states the budget of every run ({budget})"
 
 
@@ -120,9 +126,22 @@ def test_smoothing_study_runs_end_to_end_under_smoke(tmp_path: Path) -> None:
     """Two points of the smoothing grid on the embedded demo capture, then rtnt-compare on the result."""
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.run(
-        [sys.executable, "-m", "rtnt.cli.train", "-m", "+experiment=smoothing_study", "train=smoke", "capture=demo",
-         "preset.smoothing_alpha=1.0,3.0", f"hydra.sweep.dir={tmp_path / 'multirun'}"],
-        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "rtnt.cli.train",
+            "-m",
+            "+experiment=smoothing_study",
+            "train=smoke",
+            "capture=demo",
+            "preset.smoothing_alpha=1.0,3.0",
+            f"hydra.sweep.dir={tmp_path / 'multirun'}",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = load_runs(uri, experiment="smoothing_study")

@@ -22,7 +22,8 @@ from rtnt.validate.parity import keras_predict, parity_error
 PRESETS = REPO_DIR / "conf" / "preset"
 # Every preset that exports to RTNeural JSON; `arch: wavenet` exports to .nam (tests/test_nam_export.py).
 PRESET_FILES = [
-    p for p in sorted(PRESETS.glob("*.yaml")) + sorted((PRESETS / "legacy").glob("*.yaml"))
+    p
+    for p in sorted(PRESETS.glob("*.yaml")) + sorted((PRESETS / "legacy").glob("*.yaml"))
     if OmegaConf.load(p).get("arch") != "wavenet"
 ]
 TOLERANCE = 1e-4
@@ -80,7 +81,9 @@ SMOOTHING_PRESETS = {
 @pytest.mark.parametrize("arch", sorted(SMOOTHING_PRESETS))
 def test_smoothing_parity_and_plain_tanh_json(arch: str, scaled: bool, alpha: float) -> None:
     path, overrides = SMOOTHING_PRESETS[arch]
-    model = randomize(build_model(load_preset(path, **overrides, smoothing_alpha=alpha, scaled_smoothing=scaled)), seed=7)
+    model = randomize(
+        build_model(load_preset(path, **overrides, smoothing_alpha=alpha, scaled_smoothing=scaled)), seed=7
+    )
     data = export_rtneural(model)
     acts = {layer["activation"] for layer in data["layers"]}
     assert acts <= {"", "tanh"} and "tanh" in acts
@@ -126,7 +129,9 @@ def test_schema_of_every_layer_type() -> None:
     model = randomize(_all_layer_types_model(), seed=11)
     data = export_rtneural(model)
     assert data["in_shape"] == [None, None, 1]
-    summary = [(l["type"], l["activation"], l["shape"][-1], [np.shape(w) for w in l["weights"]]) for l in data["layers"]]
+    summary = [
+        (l["type"], l["activation"], l["shape"][-1], [np.shape(w) for w in l["weights"]]) for l in data["layers"]
+    ]
     assert summary == [
         ("time-distributed-dense", "tanh", 6, [(1, 6), (6,)]),
         ("conv1d", "relu", 6, [(3, 3, 6), (6,)]),
@@ -191,19 +196,61 @@ REFUSED = {
     "same padding": (lambda: _seq(L.Conv1D(2, 3, padding="same", name="c")), "layer 'c' (Conv1D)", "padding 'same'"),
     "strides": (lambda: _seq(L.Conv1D(2, 3, strides=2, padding="causal", name="c")), "layer 'c' (Conv1D)", "strides"),
     "gelu": (lambda: _seq(L.Dense(2, activation="gelu", name="d")), "layer 'd' (Dense)", "activation 'gelu'"),
-    "layer norm": (lambda: _seq(L.Dense(2), L.LayerNormalization(name="ln")), "layer 'ln' (LayerNormalization)", "unsupported layer type"),
-    "gru reset_after": (lambda: _seq(L.GRU(2, reset_after=False, return_sequences=True, name="g")), "layer 'g' (GRU)", "reset_after=False"),
+    "layer norm": (
+        lambda: _seq(L.Dense(2), L.LayerNormalization(name="ln")),
+        "layer 'ln' (LayerNormalization)",
+        "unsupported layer type",
+    ),
+    "gru reset_after": (
+        lambda: _seq(L.GRU(2, reset_after=False, return_sequences=True, name="g")),
+        "layer 'g' (GRU)",
+        "reset_after=False",
+    ),
     "gru last only": (lambda: _seq(L.GRU(2, name="g")), "layer 'g' (GRU)", "return_sequences=True"),
-    "lstm backwards": (lambda: _seq(L.LSTM(2, go_backwards=True, return_sequences=True, name="l")), "layer 'l' (LSTM)", "forwards"),
-    "lstm relu": (lambda: _seq(L.LSTM(2, activation="relu", return_sequences=True, name="l")), "layer 'l' (LSTM)", "activation tanh"),
+    "lstm backwards": (
+        lambda: _seq(L.LSTM(2, go_backwards=True, return_sequences=True, name="l")),
+        "layer 'l' (LSTM)",
+        "forwards",
+    ),
+    "lstm relu": (
+        lambda: _seq(L.LSTM(2, activation="relu", return_sequences=True, name="l")),
+        "layer 'l' (LSTM)",
+        "activation tanh",
+    ),
     "two inputs": (_two_inputs, "2 inputs", "single chain"),
     "branch": (_branch, "layer 'skip' (Add)", "several inputs"),
-    "td conv": (lambda: _seq(L.TimeDistributed(L.Dense(2), name="td"), L.TimeDistributed(L.Reshape((2, 1)), name="tr")), "layer 'tr' (TimeDistributed)", "TimeDistributed(Dense) only"),
-    "scaled at output": (lambda: _seq(L.Dense(2), SmoothTanh(2.0, scaled=True, name="s")), "layer 's' (SmoothTanh)", "at the model output"),
-    "scaled then prelu": (lambda: _seq(L.Dense(2), SmoothTanh(2.0, scaled=True, name="s"), L.PReLU(shared_axes=[1], name="p"), L.Dense(1)), "layer 's' (SmoothTanh)", "not 'p'"),
-    "smooth after prelu": (lambda: _seq(L.Dense(2), L.PReLU(shared_axes=[1]), SmoothTanh(2.0, name="s"), L.Dense(1)), "layer 's' (SmoothTanh)", "preceding Dense or Conv1D"),
-    "smooth after tanh": (lambda: _seq(L.Dense(2, activation="tanh"), SmoothTanh(2.0, name="s"), L.Dense(1)), "layer 's' (SmoothTanh)", "without activation"),
-    "prelu per step": (lambda: keras.Sequential([keras.Input((8, 2)), L.PReLU(name="p")]), "layer 'p' (PReLU)", "alpha shape"),
+    "td conv": (
+        lambda: _seq(L.TimeDistributed(L.Dense(2), name="td"), L.TimeDistributed(L.Reshape((2, 1)), name="tr")),
+        "layer 'tr' (TimeDistributed)",
+        "TimeDistributed(Dense) only",
+    ),
+    "scaled at output": (
+        lambda: _seq(L.Dense(2), SmoothTanh(2.0, scaled=True, name="s")),
+        "layer 's' (SmoothTanh)",
+        "at the model output",
+    ),
+    "scaled then prelu": (
+        lambda: _seq(
+            L.Dense(2), SmoothTanh(2.0, scaled=True, name="s"), L.PReLU(shared_axes=[1], name="p"), L.Dense(1)
+        ),
+        "layer 's' (SmoothTanh)",
+        "not 'p'",
+    ),
+    "smooth after prelu": (
+        lambda: _seq(L.Dense(2), L.PReLU(shared_axes=[1]), SmoothTanh(2.0, name="s"), L.Dense(1)),
+        "layer 's' (SmoothTanh)",
+        "preceding Dense or Conv1D",
+    ),
+    "smooth after tanh": (
+        lambda: _seq(L.Dense(2, activation="tanh"), SmoothTanh(2.0, name="s"), L.Dense(1)),
+        "layer 's' (SmoothTanh)",
+        "without activation",
+    ),
+    "prelu per step": (
+        lambda: keras.Sequential([keras.Input((8, 2)), L.PReLU(name="p")]),
+        "layer 'p' (PReLU)",
+        "alpha shape",
+    ),
 }
 
 

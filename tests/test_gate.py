@@ -63,7 +63,9 @@ def test_native_error_above_tolerance_fails_native_validation():
 
 
 def test_native_unavailable_fails_native_and_rtf():
-    result = evaluate_gate(replace(GOOD, native_available=False, native_parity_error=math.nan, native_rtf_worst=math.nan), T)
+    result = evaluate_gate(
+        replace(GOOD, native_available=False, native_parity_error=math.nan, native_rtf_worst=math.nan), T
+    )
     assert result.failed == ["native_validation", "rtf_headroom"]
     assert all("unavailable" in c.reason for c in result.criteria if not c.passed)
     assert not any(math.isnan(v) for v in result.constraints.values())

@@ -35,8 +35,13 @@ def test_fixture_trains_exports_and_matches_natively(name: str, tmp_path: Path) 
     from rtnt.model.summary import model_summary
     from rtnt.train.fit import compile_model
 
-    preset = OmegaConf.merge(OmegaConf.structured(PresetConfig), OmegaConf.load(REPO_DIR / f"conf/preset/legacy/{name}.yaml"))
-    assert preset.family == "legacy" and "not a recommendation" in (REPO_DIR / f"conf/preset/legacy/{name}.yaml").read_text()
+    preset = OmegaConf.merge(
+        OmegaConf.structured(PresetConfig), OmegaConf.load(REPO_DIR / f"conf/preset/legacy/{name}.yaml")
+    )
+    assert (
+        preset.family == "legacy"
+        and "not a recommendation" in (REPO_DIR / f"conf/preset/legacy/{name}.yaml").read_text()
+    )
     keras.utils.set_random_seed(0)
     model = build_model(preset)
     rf = model_summary(model).receptive_field_samples

@@ -51,7 +51,9 @@ needs_lv2apply = pytest.mark.skipif(
 )
 LILV_LIB = ctypes.util.find_library("lilv-0")
 NAM_DIR = shared_dir() / "conformance" / "nam"
-needs_nam = pytest.mark.skipif(not (NAM_DIR / "models" / "A2.nam").exists(), reason=f"NAM conformance files not found at {NAM_DIR}")
+needs_nam = pytest.mark.skipif(
+    not (NAM_DIR / "models" / "A2.nam").exists(), reason=f"NAM conformance files not found at {NAM_DIR}"
+)
 needs_lilv = pytest.mark.skipif(LILV_LIB is None, reason="liblilv-0 not installed (apt-get install lilv-utils)")
 
 
@@ -172,7 +174,11 @@ def test_lv2apply_gain_ports_and_bypass(exported, dry, tmp_path):
 class _LilvInstanceImpl(ctypes.Structure):
     """lilv.h's public struct LilvInstanceImpl: descriptor, handle, private data."""
 
-    _fields_ = [("lv2_descriptor", ctypes.POINTER(LV2Descriptor)), ("lv2_handle", ctypes.c_void_p), ("pimpl", ctypes.c_void_p)]
+    _fields_ = [
+        ("lv2_descriptor", ctypes.POINTER(LV2Descriptor)),
+        ("lv2_handle", ctypes.c_void_p),
+        ("pimpl", ctypes.c_void_p),
+    ]
 
 
 class _Feature(ctypes.Structure):
@@ -211,7 +217,11 @@ class LilvHost:
             ("lilv_world_load_bundle", None, [ctypes.c_void_p, ctypes.c_void_p]),
             ("lilv_world_get_all_plugins", ctypes.c_void_p, [ctypes.c_void_p]),
             ("lilv_plugins_get_by_uri", ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_void_p]),
-            ("lilv_plugin_instantiate", ctypes.POINTER(_LilvInstanceImpl), [ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p]),
+            (
+                "lilv_plugin_instantiate",
+                ctypes.POINTER(_LilvInstanceImpl),
+                [ctypes.c_void_p, ctypes.c_double, ctypes.c_void_p],
+            ),
             ("lilv_instance_free", None, [ctypes.POINTER(_LilvInstanceImpl)]),
         ):
             getattr(lib, fn).restype = res
@@ -229,7 +239,9 @@ class LilvHost:
         self._urids: dict[bytes, int] = {}
         self._map_func = _MapFunc(lambda _h, u: self._urids.setdefault(u, len(self._urids) + 1))
         self._map = _URIDMap(None, self._map_func)
-        feats = [_Feature(b"http://lv2plug.in/ns/ext/urid#map", ctypes.cast(ctypes.pointer(self._map), ctypes.c_void_p))]
+        feats = [
+            _Feature(b"http://lv2plug.in/ns/ext/urid#map", ctypes.cast(ctypes.pointer(self._map), ctypes.c_void_p))
+        ]
         if max_block is not None:
             self._block_value = ctypes.c_int32(max_block)
             int_type = self._map_func(None, b"http://lv2plug.in/ns/ext/atom#Int")
@@ -239,7 +251,9 @@ class LilvHost:
                 for key in (b"maxBlockLength", b"nominalBlockLength")
             ] + [_Option(0, 0, 0, 0, 0, None)]  # fmt: skip
             self._options = (_Option * len(opts))(*opts)
-            feats.append(_Feature(b"http://lv2plug.in/ns/ext/options#options", ctypes.cast(self._options, ctypes.c_void_p)))
+            feats.append(
+                _Feature(b"http://lv2plug.in/ns/ext/options#options", ctypes.cast(self._options, ctypes.c_void_p))
+            )
         self._features = [ctypes.pointer(f) for f in feats]
         self.features = (ctypes.POINTER(_Feature) * (len(feats) + 1))(*self._features, None)
         self.instances: list[Instance] = []
@@ -265,7 +279,10 @@ class Instance:
         self.impl = impl
         self.desc = impl.contents.lv2_descriptor.contents
         self.handle = impl.contents.lv2_handle
-        self.controls = {name: ctypes.c_float(v) for name, v in (("input_gain", 0), ("output_gain", 0), ("enabled", 1), ("latency", -1))}
+        self.controls = {
+            name: ctypes.c_float(v)
+            for name, v in (("input_gain", 0), ("output_gain", 0), ("enabled", 1), ("latency", -1))
+        }
         for name, value in self.controls.items():
             self.desc.connect_port(self.handle, PORTS[name], ctypes.addressof(value))
         self.desc.activate(self.handle)
@@ -416,16 +433,32 @@ def _rt_check(bundle: Path, uri: str, build_dir: Path) -> None:
     from rtnt.export.lv2 import PLUGIN_SOURCE, build_tool
 
     cmake, ninja = build_tool("cmake"), build_tool("ninja")
-    configure = [cmake, "-S", str(PLUGIN_SOURCE), "-B", str(build_dir), f"-DRTNT_LV2_URI={uri}", "-DRTNT_LV2_BUILD_TESTS=ON"]
+    configure = [
+        cmake,
+        "-S",
+        str(PLUGIN_SOURCE),
+        "-B",
+        str(build_dir),
+        f"-DRTNT_LV2_URI={uri}",
+        "-DRTNT_LV2_BUILD_TESTS=ON",
+    ]
     if ninja:
         configure += ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
     subprocess.run(configure, check=True, capture_output=True)
     subprocess.run([cmake, "--build", str(build_dir), "--target", "rtnt_lv2_rt_check"], check=True, capture_output=True)
-    proc = subprocess.run([str(build_dir / "rtnt_lv2_rt_check"), str(bundle)], capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [str(build_dir / "rtnt_lv2_rt_check"), str(bundle)], capture_output=True, text=True, timeout=60
+    )
     assert proc.returncode == 0 and "rt_check: ok" in proc.stdout, proc.stdout + proc.stderr
     if shutil.which("nm"):
-        imported = subprocess.run(["nm", "-D", "--undefined-only", str(bundle / "rtnt_model.so")], capture_output=True, text=True).stdout
-        locks = [ln for ln in imported.splitlines() if any(k in ln for k in ("pthread_mutex", "pthread_rwlock", "pthread_cond", "sem_wait", "mtx_lock"))]
+        imported = subprocess.run(
+            ["nm", "-D", "--undefined-only", str(bundle / "rtnt_model.so")], capture_output=True, text=True
+        ).stdout
+        locks = [
+            ln
+            for ln in imported.splitlines()
+            if any(k in ln for k in ("pthread_mutex", "pthread_rwlock", "pthread_cond", "sem_wait", "mtx_lock"))
+        ]
         assert not locks, locks
 
 
@@ -485,7 +518,9 @@ def test_export_refuses_malformed_json(tmp_path, capsys):
     cases = {
         "shape.json": json.dumps(model),
         "truncated.json": json.dumps(tiny_model())[:200],
-        "unknown.json": json.dumps({"in_shape": [None, None, 1], "layers": [{"type": "wavelet", "shape": [None, None, 1]}]}),
+        "unknown.json": json.dumps(
+            {"in_shape": [None, None, 1], "layers": [{"type": "wavelet", "shape": [None, None, 1]}]}
+        ),
     }
     for name, text in cases.items():
         path = tmp_path / name
@@ -605,7 +640,7 @@ def test_bundle_of_a_trained_nam_run_plays_in_lv2apply(nam_smoke_run, tmp_path, 
 
 @pytest.mark.parametrize(
     "text",
-    ['model\nwith a newline.json', 'say "hi" \\ back\tslash', "nul \x00 bell \x07 del \x7f", "surrogate \udcff byte"],
+    ["model\nwith a newline.json", 'say "hi" \\ back\tslash', "nul \x00 bell \x07 del \x7f", "surrogate \udcff byte"],
     ids=["newline", "quote_backslash_tab", "control", "lone_surrogate"],
 )
 def test_ttl_strings_are_escaped_and_parse_back(tmp_path, text):

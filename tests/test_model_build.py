@@ -77,7 +77,9 @@ def test_smooth_tanh_values_and_checkpoint_roundtrip(tmp_path: Path, scaled: boo
 
     from rtnt.model import SmoothTanh, build_model
 
-    preset = load_preset(REPO_DIR / "conf" / "preset" / "wavenet_tcn_edge.yaml", smoothing_alpha=2.5, scaled_smoothing=scaled)
+    preset = load_preset(
+        REPO_DIR / "conf" / "preset" / "wavenet_tcn_edge.yaml", smoothing_alpha=2.5, scaled_smoothing=scaled
+    )
     x = np.linspace(-6, 6, 25, dtype=np.float32)
     expected = np.tanh(x / 2.5) * (2.5 if scaled else 1.0)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(SmoothTanh(2.5, scaled)(x)), expected, rtol=1e-6, atol=1e-6)

@@ -49,14 +49,45 @@ def randomize(model: keras.Model, seed: int = 0) -> keras.Model:
 
 
 TINY = {
-    "a1": ({"channels": 4, "dilations": [1, 2, 4], "head_size": 3}, {"input_size": 4, "channels": 3, "dilations": [8, 1], "head_bias": True}),
-    "a1_gated": ({"channels": 4, "dilations": [1, 2], "gated": True, "activation": ["ReLU"], "head_size": 2},
-                 {"input_size": 4, "channels": 2, "dilations": [4, 1, 2], "gated": True, "head_bias": True}),
-    "a2_head_conv": ({"channels": 3, "kernel_sizes": [2, 4, 3], "dilations": [1, 3, 7], "activation": ["LeakyReLU", "Tanh", "Softsign"],
-                      "negative_slope": 0.05, "head_kernel_size": 5, "head_bias": True},),
-    "a2_gated_bottleneck": ({"channels": 5, "bottleneck": 3, "kernel_sizes": [3, 2], "dilations": [2, 5], "gated": True,
-                             "activation": ["SiLU", "Hardtanh"], "head_size": 4, "head_kernel_size": 3},
-                            {"input_size": 5, "channels": 4, "dilations": [1, 6], "activation": ["Sigmoid"], "head_kernel_size": 2, "head_bias": True}),
+    "a1": (
+        {"channels": 4, "dilations": [1, 2, 4], "head_size": 3},
+        {"input_size": 4, "channels": 3, "dilations": [8, 1], "head_bias": True},
+    ),
+    "a1_gated": (
+        {"channels": 4, "dilations": [1, 2], "gated": True, "activation": ["ReLU"], "head_size": 2},
+        {"input_size": 4, "channels": 2, "dilations": [4, 1, 2], "gated": True, "head_bias": True},
+    ),
+    "a2_head_conv": (
+        {
+            "channels": 3,
+            "kernel_sizes": [2, 4, 3],
+            "dilations": [1, 3, 7],
+            "activation": ["LeakyReLU", "Tanh", "Softsign"],
+            "negative_slope": 0.05,
+            "head_kernel_size": 5,
+            "head_bias": True,
+        },
+    ),
+    "a2_gated_bottleneck": (
+        {
+            "channels": 5,
+            "bottleneck": 3,
+            "kernel_sizes": [3, 2],
+            "dilations": [2, 5],
+            "gated": True,
+            "activation": ["SiLU", "Hardtanh"],
+            "head_size": 4,
+            "head_kernel_size": 3,
+        },
+        {
+            "input_size": 5,
+            "channels": 4,
+            "dilations": [1, 6],
+            "activation": ["Sigmoid"],
+            "head_kernel_size": 2,
+            "head_bias": True,
+        },
+    ),
 }
 
 
@@ -66,7 +97,9 @@ def test_round_trip_matches_keras(name: str) -> None:
     model = randomize(build_model(tiny_preset(*TINY[name])))
     data = json.loads(json.dumps(export_nam(model, loudness=False)))
     assert len(data["weights"]) == model.count_params()
-    x = (0.5 * np.random.default_rng(1).standard_normal(model_summary(model).receptive_field_samples + 3000)).astype(np.float32)
+    x = (0.5 * np.random.default_rng(1).standard_normal(model_summary(model).receptive_field_samples + 3000)).astype(
+        np.float32
+    )
     y_keras = keras_predict(model, x)
     y_nam = NamModel.from_dict(data, prewarm=False).process(x)
     assert np.max(np.abs(y_nam - y_keras)) <= 1e-5 * max(1.0, float(np.max(np.abs(y_keras))))
@@ -78,7 +111,9 @@ def test_round_trip_of_the_nam_shaped_presets(name: str) -> None:
     keras.utils.set_random_seed(0)
     model = randomize(build_model(load_preset(name)), seed=3)
     data = export_nam(model, loudness=False)
-    x = (0.3 * np.random.default_rng(2).standard_normal(model_summary(model).receptive_field_samples + 2000)).astype(np.float32)
+    x = (0.3 * np.random.default_rng(2).standard_normal(model_summary(model).receptive_field_samples + 2000)).astype(
+        np.float32
+    )
     y_keras = keras_predict(model, x)
     y_nam = NamModel.from_dict(data, prewarm=False).process(x)
     assert np.max(np.abs(y_nam - y_keras)) <= 1e-5 * max(1.0, float(np.max(np.abs(y_keras))))
@@ -89,7 +124,9 @@ def test_a_transposed_weight_breaks_the_round_trip() -> None:
     keras.utils.set_random_seed(0)
     model = randomize(build_model(tiny_preset(*TINY["a1"])))
     data = export_nam(model, loudness=False)
-    k = model.get_layer("array0").layer1x1_kernels[0].numpy()  # 4 x 4: its NAM block starts after rechannel, conv, mixin
+    k = (
+        model.get_layer("array0").layer1x1_kernels[0].numpy()
+    )  # 4 x 4: its NAM block starts after rechannel, conv, mixin
     start = 4 + (3 * 4 * 4 + 4) + 4
     data["weights"][start : start + 16] = [float(v) for v in k.ravel()]  # (in, out) order instead of (out, in)
     x = (0.5 * np.random.default_rng(1).standard_normal(500)).astype(np.float32)
@@ -121,7 +158,9 @@ def test_format_rules_version_and_head_scale(name: str) -> None:
     model = build_model(tiny_preset(*TINY[name], head_scale=0.03))
     data = json.loads(json.dumps(export_nam(model, loudness=False)))
     assert parse_version(data["version"], "test") == ((0, 5, 4) if name == "a1" else (0, 7, 0))
-    assert np.float32(data["config"]["head_scale"]) == np.float32(data["weights"][-1]) == np.float32(0.03)  # as Core reads them
+    assert (
+        np.float32(data["config"]["head_scale"]) == np.float32(data["weights"][-1]) == np.float32(0.03)
+    )  # as Core reads them
     assert NamModel.from_dict(data).head_scale == pytest.approx(0.03)
     layer = data["config"]["layers"][0]
     assert ("kernel_size" in layer) != ("kernel_sizes" in layer)  # NAM Core refuses both
@@ -130,8 +169,16 @@ def test_format_rules_version_and_head_scale(name: str) -> None:
 def test_metadata_fields(tmp_path: Path) -> None:
     keras.utils.set_random_seed(0)
     model = build_model(load_preset("wavenet_a1_nano"))
-    meta = NamMetadata(name="My Crunch", modeled_by="rtnt test", gear_type="amp", tone_type="crunch", gain=0.4,
-                       validation_esr=0.012, test_esr=0.015, run_id="abc123")
+    meta = NamMetadata(
+        name="My Crunch",
+        modeled_by="rtnt test",
+        gear_type="amp",
+        tone_type="crunch",
+        gain=0.4,
+        validation_esr=0.012,
+        test_esr=0.015,
+        run_id="abc123",
+    )
     path = save_nam(model, tmp_path / "x.nam", meta)
     data = json.loads(path.read_text())  # plain JSON: no NaN or Infinity
     md = data["metadata"]

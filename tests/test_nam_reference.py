@@ -14,8 +14,17 @@ from rtnt.errors import NamFileError
 from rtnt.runtime.nam_reference import NamModel
 
 CONFORMANCE = shared_dir() / "conformance" / "nam"
-needs_vectors = pytest.mark.skipif(not (CONFORMANCE / "vectors" / "index.json").exists(), reason="../shared/conformance/nam not present")
-MODELS = ("wavenet_a1_standard", "wavenet", "A2_full_extracted", "A2_lite_extracted", "wavenet_a2_max", "wavenet_condition_dsp")
+needs_vectors = pytest.mark.skipif(
+    not (CONFORMANCE / "vectors" / "index.json").exists(), reason="../shared/conformance/nam not present"
+)
+MODELS = (
+    "wavenet_a1_standard",
+    "wavenet",
+    "A2_full_extracted",
+    "A2_lite_extracted",
+    "wavenet_a2_max",
+    "wavenet_condition_dsp",
+)
 # The guitar input (2 s) only for the small models; the sweep and the impulse for all (keeps the test to seconds).
 SHORT_INPUTS = ("logsweep_20_20k_0p5s_m6dbfs", "impulse_1_then_0p25s_zeros")
 

@@ -74,7 +74,14 @@ def test_cli_nam_with_slim(capsys: pytest.CaptureFixture[str]) -> None:
         (None, ["--blocks", "0,64"], "block sizes must be in"),
     ],
 )
-def test_cli_errors(tmp_path: Path, model_path: Path, capsys: pytest.CaptureFixture[str], content: str | None, args: list[str], fragment: str) -> None:
+def test_cli_errors(
+    tmp_path: Path,
+    model_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    content: str | None,
+    args: list[str],
+    fragment: str,
+) -> None:
     path = tmp_path / "m.json"
     if content is not None:
         path.write_text(content)

@@ -29,10 +29,19 @@ def _valid() -> dict[str, Any]:
                 "groups": 1,
                 "weights": [[[[0.1, 0.2], [0.3, 0.4]], [[0.5, 0.6], [0.7, 0.8]]], [0.0, 0.0]],
             },
-            {"type": "batchnorm", "activation": "", "shape": [None, None, 2], "epsilon": 0.001,
-             "weights": [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0], [1.0, 1.0]]},
-            {"type": "gru", "activation": "tanh", "shape": [None, None, 1],
-             "weights": [[[0.1] * 3, [0.2] * 3], [[0.3] * 3], [[0.0] * 3, [0.0] * 3]]},
+            {
+                "type": "batchnorm",
+                "activation": "",
+                "shape": [None, None, 2],
+                "epsilon": 0.001,
+                "weights": [[1.0, 1.0], [0.0, 0.0], [0.0, 0.0], [1.0, 1.0]],
+            },
+            {
+                "type": "gru",
+                "activation": "tanh",
+                "shape": [None, None, 1],
+                "weights": [[[0.1] * 3, [0.2] * 3], [[0.3] * 3], [[0.0] * 3, [0.0] * 3]],
+            },
         ],
     }
 
@@ -74,11 +83,23 @@ CASES: dict[str, tuple[str, str]] = {
     "missing_dilation": (_mutate(_del(1, "dilation")), "layers[1] (conv1d): missing key 'dilation'"),
     "missing_epsilon": (_mutate(_del(2, "epsilon")), "layers[2] (batchnorm): missing key 'epsilon'"),
     "wrong_type_shape": (_mutate(_set(0, "shape", "2")), "layers[0] (dense): 'shape' must be an array, got a string"),
-    "wrong_type_kernel_size": (_mutate(_set(1, "kernel_size", ["2"])), "layers[1] (conv1d): 'kernel_size' must be a whole number"),
-    "fractional_dilation": (_mutate(_set(1, "dilation", [1.5])), "layers[1] (conv1d): 'dilation' must be a whole number"),
-    "negative_dilation": (_mutate(_set(1, "dilation", [-2])), "layers[1] (conv1d): 'dilation' is -2, outside [1, 1048576]"),
+    "wrong_type_kernel_size": (
+        _mutate(_set(1, "kernel_size", ["2"])),
+        "layers[1] (conv1d): 'kernel_size' must be a whole number",
+    ),
+    "fractional_dilation": (
+        _mutate(_set(1, "dilation", [1.5])),
+        "layers[1] (conv1d): 'dilation' must be a whole number",
+    ),
+    "negative_dilation": (
+        _mutate(_set(1, "dilation", [-2])),
+        "layers[1] (conv1d): 'dilation' is -2, outside [1, 1048576]",
+    ),
     "zero_kernel_size": (_mutate(_set(1, "kernel_size", [0])), "layers[1] (conv1d): 'kernel_size' is 0"),
-    "huge_output_size": (_mutate(_set(0, "shape", [None, None, 10**9])), "layers[0] (dense): output size 1000000000 is outside [1, 4096]"),
+    "huge_output_size": (
+        _mutate(_set(0, "shape", [None, None, 10**9])),
+        "layers[0] (dense): output size 1000000000 is outside [1, 4096]",
+    ),
     "huge_dilation_history": (
         _mutate(lambda d: d["layers"][1].update(kernel_size=[9], dilation=[1 << 20])),
         "layers[1] (conv1d): (kernel_size - 1) * dilation = 8388608 samples of 2 channels is too much history",
@@ -128,19 +149,26 @@ CASES: dict[str, tuple[str, str]] = {
         _mutate(lambda d: d["layers"][2]["weights"].__setitem__(3, [1.0, -1.0])),
         "layers[2] (batchnorm): variance + epsilon of channel 1 is not positive",
     ),
-    "layer_not_object": (_mutate(lambda d: d["layers"].__setitem__(2, [1, 2])), "layers[2]: expected an object, got an array"),
+    "layer_not_object": (
+        _mutate(lambda d: d["layers"].__setitem__(2, [1, 2])),
+        "layers[2]: expected an object, got an array",
+    ),
     "deep_nesting": ("[" * 5000 + "]" * 5000, "nesting deeper than 64 levels"),
     # A second "layers" would silently win (an empty model benchmarked at 0 MACs); it is refused.
     "duplicate_key": (VALID[:-1] + ', "layers": []}', 'duplicate member name "layers" in one object'),
-    "duplicate_layer_key": (VALID.replace('"kernel_size": [2]', '"kernel_size": [2], "kernel_size": [3]'),
-                            'duplicate member name "kernel_size"'),
+    "duplicate_layer_key": (
+        VALID.replace('"kernel_size": [2]', '"kernel_size": [2], "kernel_size": [3]'),
+        'duplicate member name "kernel_size"',
+    ),
     "lone_high_surrogate": (_mutate(_set(0, "name", "x")).replace('"x"', '"\\ud800"'), "lone UTF-16 high surrogate"),
     "lone_low_surrogate": (_mutate(_set(0, "name", "x")).replace('"x"', '"a\\udc00"'), "lone UTF-16 low surrogate"),
     # Each layer stays under the per-layer history limit; together they pass the 64 MiB budget.
     "memory_budget": (
-        _mutate(lambda d: d["layers"].__setitem__(slice(1, 2), [
-            {**d["layers"][1], "kernel_size": [2], "dilation": [1 << 20]} for _ in range(10)
-        ])),
+        _mutate(
+            lambda d: d["layers"].__setitem__(
+                slice(1, 2), [{**d["layers"][1], "kernel_size": [2], "dilation": [1 << 20]} for _ in range(10)]
+            )
+        ),
         "layers[8] (conv1d): the model's weights and state reach 64.00 MiB here, more than the 64.00 MiB memory budget",
     ),
 }
@@ -190,5 +218,7 @@ def test_oversized_file_is_refused_before_parsing(tmp_path: Path) -> None:
         f.write(VALID[:-1] + ', "padding": "')
         f.write(" " * max_file_bytes)
         f.write('"}')
-    with pytest.raises(ModelJsonError, match=r"huge\.json' is 16\.00 MiB, more than the 16\.00 MiB a model file may be"):
+    with pytest.raises(
+        ModelJsonError, match=r"huge\.json' is 16\.00 MiB, more than the 16\.00 MiB a model file may be"
+    ):
         NativeModel.from_file(path)

@@ -111,7 +111,8 @@ def _partition(n: int, sizes: list[int]) -> list[int]:
 
 
 @pytest.mark.parametrize(
-    ("name", "slim"), [("wavenet_a1_standard.nam", None), ("A2.nam", None), ("A2.nam", 0.0), ("wavenet.nam", None), ("lstm.nam", None)]
+    ("name", "slim"),
+    [("wavenet_a1_standard.nam", None), ("A2.nam", None), ("A2.nam", 0.0), ("wavenet.nam", None), ("lstm.nam", None)],
 )
 def test_block_partition_invariance_bit_exact(name: str, slim: float | None, guitar: np.ndarray) -> None:
     """Blocks 1 ... 4096 and a random partition give the one-pass output bit for bit (A2-Lite and
@@ -123,11 +124,15 @@ def test_block_partition_invariance_bit_exact(name: str, slim: float | None, gui
     partitions = [[1], [7], [64], [128], [511], [4096], [int(b) for b in rng.integers(1, 4097, 64)]]
     for sizes in partitions:
         model.reset()
-        y = np.concatenate([model.process(part) for part in np.split(guitar, np.cumsum(_partition(len(guitar), sizes))[:-1])])
+        y = np.concatenate(
+            [model.process(part) for part in np.split(guitar, np.cumsum(_partition(len(guitar), sizes))[:-1])]
+        )
         assert np.array_equal(y, ref), f"partition {sizes[:4]} differs"
 
 
-@pytest.mark.parametrize(("name", "slim", "rf"), [("wavenet_a1_standard.nam", None, 4093), ("A2.nam", 0.0, 6347), ("wavenet.nam", None, 23)])
+@pytest.mark.parametrize(
+    ("name", "slim", "rf"), [("wavenet_a1_standard.nam", None, 4093), ("A2.nam", 0.0, 6347), ("wavenet.nam", None, 23)]
+)
 def test_prewarm_is_silence_heard_forever(name: str, slim: float | None, rf: int, guitar: np.ndarray) -> None:
     """reset() with prewarm equals, bit for bit, a zeroed model that first processed prewarm_samples zeros."""
     warm_model = NativeModel.from_file(NAM_DIR / "models" / name, slim=slim)
@@ -179,7 +184,11 @@ def test_two_interleaved_instances(guitar: np.ndarray) -> None:
 
 def test_slim_selects_the_container_submodel() -> None:
     path = NAM_DIR / "models" / "A2.nam"
-    full, lite, half = NativeModel.from_file(path), NativeModel.from_file(path, slim=0.0), NativeModel.from_file(path, slim=0.5)
+    full, lite, half = (
+        NativeModel.from_file(path),
+        NativeModel.from_file(path, slim=0.0),
+        NativeModel.from_file(path, slim=0.5),
+    )
     assert "submodel 2 of 2" in full.description and "channels 8" in full.description
     assert "submodel 1 of 2" in lite.description and "channels 3" in lite.description
     assert "submodel 2 of 2" in half.description  # 0.5 is not below A2-Lite's max_value 0.5
@@ -218,46 +227,115 @@ def _layer(d: dict[str, Any], i: int = 0) -> dict[str, Any]:
 
 
 MALFORMED: dict[str, tuple[Callable[[], str], str]] = {
-    "version_too_old": (lambda: _mutate(_tiny, lambda d: d.update(version="0.4.9")), "version: version 0.4.9 is older than 0.5.0"),
-    "version_newer_minor": (lambda: _mutate(_tiny, lambda d: d.update(version="0.8.0")), "version: version 0.8.0 is newer than 0.7.x"),
+    "version_too_old": (
+        lambda: _mutate(_tiny, lambda d: d.update(version="0.4.9")),
+        "version: version 0.4.9 is older than 0.5.0",
+    ),
+    "version_newer_minor": (
+        lambda: _mutate(_tiny, lambda d: d.update(version="0.8.0")),
+        "version: version 0.8.0 is newer than 0.7.x",
+    ),
     "version_newer_major": (lambda: _mutate(_tiny, lambda d: d.update(version="1.0.0")), "is newer than 0.7.x"),
-    "version_not_semver": (lambda: _mutate(_tiny, lambda d: d.update(version="0.5")), "not a version of the form MAJOR.MINOR.PATCH"),
-    "version_wrong_type": (lambda: _mutate(_tiny, lambda d: d.update(version=5)), "version: must be a string, got a number"),
-    "too_few_weights": (lambda: _mutate(_tiny, lambda d: d["weights"].pop()), "weights: holds 130 values, but the config needs 131"),
-    "too_many_weights": (lambda: _mutate(_tiny, lambda d: d["weights"].append(0.5)), "weights: holds 132 values, but the config needs 131"),
-    "empty_weights": (lambda: _mutate(_tiny, lambda d: d.update(weights=[])), "holds 0 values, but the config needs 131"),
-    "weight_not_number": (lambda: _mutate(_tiny, lambda d: d["weights"].__setitem__(7, "x")), "weights[7]: is a string, expected a number"),
-    "unknown_activation": (lambda: _mutate(_tiny, lambda d: _layer(d).update(activation="Swish")), "config.layers[0].activation: unknown activation 'Swish'"),
+    "version_not_semver": (
+        lambda: _mutate(_tiny, lambda d: d.update(version="0.5")),
+        "not a version of the form MAJOR.MINOR.PATCH",
+    ),
+    "version_wrong_type": (
+        lambda: _mutate(_tiny, lambda d: d.update(version=5)),
+        "version: must be a string, got a number",
+    ),
+    "too_few_weights": (
+        lambda: _mutate(_tiny, lambda d: d["weights"].pop()),
+        "weights: holds 130 values, but the config needs 131",
+    ),
+    "too_many_weights": (
+        lambda: _mutate(_tiny, lambda d: d["weights"].append(0.5)),
+        "weights: holds 132 values, but the config needs 131",
+    ),
+    "empty_weights": (
+        lambda: _mutate(_tiny, lambda d: d.update(weights=[])),
+        "holds 0 values, but the config needs 131",
+    ),
+    "weight_not_number": (
+        lambda: _mutate(_tiny, lambda d: d["weights"].__setitem__(7, "x")),
+        "weights[7]: is a string, expected a number",
+    ),
+    "unknown_activation": (
+        lambda: _mutate(_tiny, lambda d: _layer(d).update(activation="Swish")),
+        "config.layers[0].activation: unknown activation 'Swish'",
+    ),
     "unknown_activation_in_list": (
         lambda: _mutate(_a2_lite, lambda d: _layer(d)["activation"].__setitem__(4, {"type": "GELU"})),
         "config.layers[0].activation[4]: unknown activation 'GELU'",
     ),
-    "missing_channels": (lambda: _mutate(_tiny, lambda d: _layer(d).pop("channels")), "config.layers[0]: missing key 'channels'"),
-    "dilations_wrong_type": (lambda: _mutate(_tiny, lambda d: _layer(d).update(dilations="1,2")), "config.layers[0].dilations: must be an array, got a string"),
-    "zero_dilation": (lambda: _mutate(_tiny, lambda d: _layer(d).update(dilations=[1, 0])), "config.layers[0].dilations[1]: is 0, outside [1,"),
-    "both_kernel_keys": (lambda: _mutate(_tiny, lambda d: _layer(d).update(kernel_sizes=[3, 3])), "gives both 'kernel_size' and 'kernel_sizes'"),
-    "kernel_sizes_length": (lambda: _mutate(_a2_lite, lambda d: _layer(d)["kernel_sizes"].pop()), "kernel_sizes: holds 22 entries, but 'dilations' has 23"),
-    "input_size_mismatch": (lambda: _mutate(_tiny, lambda d: _layer(d, 1).update(input_size=2)), "config.layers[1].input_size: is 2, but the previous array's residual stream has 3"),
-    "head_size_mismatch": (lambda: _mutate(_tiny, lambda d: _layer(d, 0).update(head_size=3)), "the previous array's head outputs 3 channels"),
-    "stereo_input": (lambda: _mutate(_tiny, lambda d: _layer(d).update(input_size=2)), "config.layers[0].input_size: is 2"),
+    "missing_channels": (
+        lambda: _mutate(_tiny, lambda d: _layer(d).pop("channels")),
+        "config.layers[0]: missing key 'channels'",
+    ),
+    "dilations_wrong_type": (
+        lambda: _mutate(_tiny, lambda d: _layer(d).update(dilations="1,2")),
+        "config.layers[0].dilations: must be an array, got a string",
+    ),
+    "zero_dilation": (
+        lambda: _mutate(_tiny, lambda d: _layer(d).update(dilations=[1, 0])),
+        "config.layers[0].dilations[1]: is 0, outside [1,",
+    ),
+    "both_kernel_keys": (
+        lambda: _mutate(_tiny, lambda d: _layer(d).update(kernel_sizes=[3, 3])),
+        "gives both 'kernel_size' and 'kernel_sizes'",
+    ),
+    "kernel_sizes_length": (
+        lambda: _mutate(_a2_lite, lambda d: _layer(d)["kernel_sizes"].pop()),
+        "kernel_sizes: holds 22 entries, but 'dilations' has 23",
+    ),
+    "input_size_mismatch": (
+        lambda: _mutate(_tiny, lambda d: _layer(d, 1).update(input_size=2)),
+        "config.layers[1].input_size: is 2, but the previous array's residual stream has 3",
+    ),
+    "head_size_mismatch": (
+        lambda: _mutate(_tiny, lambda d: _layer(d, 0).update(head_size=3)),
+        "the previous array's head outputs 3 channels",
+    ),
+    "stereo_input": (
+        lambda: _mutate(_tiny, lambda d: _layer(d).update(input_size=2)),
+        "config.layers[0].input_size: is 2",
+    ),
     "bottleneck_without_layer1x1": (
         lambda: _mutate(_a2_lite, lambda d: _layer(d).update(bottleneck=2, layer1x1={"active": False, "groups": 1})),
         "'layer1x1' is inactive, so 'bottleneck' (2) must equal 'channels' (3)",
     ),
-    "missing_head_scale": (lambda: _mutate(_tiny, lambda d: d["config"].pop("head_scale")), "config: missing key 'head_scale'"),
+    "missing_head_scale": (
+        lambda: _mutate(_tiny, lambda d: d["config"].pop("head_scale")),
+        "config: missing key 'head_scale'",
+    ),
     "missing_config_key": (lambda: _mutate(_tiny, lambda d: d.pop("version")), "the file: missing key 'version'"),
-    "unknown_architecture": (lambda: _mutate(_tiny, lambda d: d.update(architecture="Transformer")), "unknown architecture 'Transformer'"),
-    "convnet_refused": (lambda: _mutate(_tiny, lambda d: d.update(architecture="ConvNet")), "'ConvNet' is a NAM architecture rtnt does not run"),
+    "unknown_architecture": (
+        lambda: _mutate(_tiny, lambda d: d.update(architecture="Transformer")),
+        "unknown architecture 'Transformer'",
+    ),
+    "convnet_refused": (
+        lambda: _mutate(_tiny, lambda d: d.update(architecture="ConvNet")),
+        "'ConvNet' is a NAM architecture rtnt does not run",
+    ),
     "film_refused": (
-        lambda: _mutate(_a2_lite, lambda d: _layer(d).update(conv_pre_film={"active": True, "shift": True, "groups": 1})),
+        lambda: _mutate(
+            _a2_lite, lambda d: _layer(d).update(conv_pre_film={"active": True, "shift": True, "groups": 1})
+        ),
         "config.layers[0].conv_pre_film: FiLM conditioning is not supported",
     ),
     "post_stack_head_refused": (
-        lambda: _mutate(_tiny, lambda d: d["config"].update(head={"channels": 2, "out_channels": 1, "kernel_sizes": [1], "activation": "ReLU"})),
+        lambda: _mutate(
+            _tiny,
+            lambda d: d["config"].update(
+                head={"channels": 2, "out_channels": 1, "kernel_sizes": [1], "activation": "ReLU"}
+            ),
+        ),
         "config.head: a post-stack 'head' is not supported",
     ),
     "lstm_weight_count": (
-        lambda: _mutate(lambda: json.loads((NAM_DIR / "models" / "lstm.nam").read_text()), lambda d: d["weights"].pop()),
+        lambda: _mutate(
+            lambda: json.loads((NAM_DIR / "models" / "lstm.nam").read_text()), lambda d: d["weights"].pop()
+        ),
         "weights: holds 69 values, but the config needs 70",
     ),
     "container_unsorted": (

@@ -38,7 +38,9 @@ def _activation(spec: Any, z: np.ndarray) -> np.ndarray:
     if name == "ReLU":
         return np.maximum(z, 0.0)
     if name in ("LeakyReLU", "PReLU"):
-        slopes = np.asarray(spec.get("negative_slopes", [spec.get("negative_slope", 0.01)]) if isinstance(spec, dict) else [0.01])
+        slopes = np.asarray(
+            spec.get("negative_slopes", [spec.get("negative_slope", 0.01)]) if isinstance(spec, dict) else [0.01]
+        )
         return np.where(z > 0, z, slopes.reshape(-1, 1) * z)
     if name == "Sigmoid":
         return _sigmoid(z)
@@ -47,7 +49,9 @@ def _activation(spec: Any, z: np.ndarray) -> np.ndarray:
     if name == "Hardswish":
         return np.where(z <= -3, 0.0, np.where(z >= 3, z, z * (z + 3) / 6))
     if name == "LeakyHardtanh":
-        lo, hi, ls, hs = (spec.get(k, d) for k, d in (("min_val", -1.0), ("max_val", 1.0), ("min_slope", 0.01), ("max_slope", 0.01)))
+        lo, hi, ls, hs = (
+            spec.get(k, d) for k, d in (("min_val", -1.0), ("max_val", 1.0), ("min_slope", 0.01), ("max_slope", 0.01))
+        )
         return np.where(z < lo, (z - lo) * ls + lo, np.where(z > hi, (z - hi) * hs + hi, z))
     if name == "Softsign":
         return z / (1 + np.abs(z))
@@ -102,13 +106,17 @@ def reference(config: dict[str, Any], x: np.ndarray, draw: Callable[[tuple[int, 
             if l1["active"]:
                 w1, b1 = draw((C, B // l1["groups"], 1)), draw((C,))
             if h1["active"]:
-                acc = acc + _conv(a, draw((h1["out_channels"], B // h1["groups"], 1)), draw((h1["out_channels"],)), 1, h1["groups"])
+                acc = acc + _conv(
+                    a, draw((h1["out_channels"], B // h1["groups"], 1)), draw((h1["out_channels"],)), 1, h1["groups"]
+                )
             else:
                 acc = acc + a
             if l1["active"]:
                 h = h + _conv(a, w1, b1, 1, l1["groups"])
         w = draw((head["out_channels"], acc.shape[0], head["kernel_size"]))
-        acc_prev = _conv(acc, w, draw((head["out_channels"],)) if head["bias"] else None, head.get("head_dilation", 1), 1)
+        acc_prev = _conv(
+            acc, w, draw((head["out_channels"],)) if head["bias"] else None, head.get("head_dilation", 1), 1
+        )
         layer_in = h
     return draw(()) * acc_prev[0]
 
@@ -124,21 +132,37 @@ CASES: dict[str, list[dict[str, Any]]] = {
     "gated_default_sigmoid": [_array(gated=True, kernel_sizes=None, kernel_size=3, activation="ReLU")],
     "gated_and_blended": [
         _array(
-            bottleneck=3, gating_mode=["gated", "blended"], activation=["SiLU", {"type": "PReLU", "negative_slopes": [0.1, 0.2, 0.3]}],
-            secondary_activation=["Hardswish", {"type": "LeakyHardtanh", "min_val": -0.5, "max_val": 0.8, "min_slope": 0.05, "max_slope": 0.02}],
+            bottleneck=3,
+            gating_mode=["gated", "blended"],
+            activation=["SiLU", {"type": "PReLU", "negative_slopes": [0.1, 0.2, 0.3]}],
+            secondary_activation=[
+                "Hardswish",
+                {"type": "LeakyHardtanh", "min_val": -0.5, "max_val": 0.8, "min_slope": 0.05, "max_slope": 0.02},
+            ],
         )
     ],
     "head1x1_groups": [
         _array(
-            head1x1={"active": True, "out_channels": 2, "groups": 2}, groups_input=2, layer1x1={"active": True, "groups": 2},
-            activation=["Softsign", "Hardtanh"], head={"out_channels": 1, "kernel_size": 4, "bias": False, "head_dilation": 2},
+            head1x1={"active": True, "out_channels": 2, "groups": 2},
+            groups_input=2,
+            layer1x1={"active": True, "groups": 2},
+            activation=["Softsign", "Hardtanh"],
+            head={"out_channels": 1, "kernel_size": 4, "bias": False, "head_dilation": 2},
         )
     ],
     "layer1x1_off_two_arrays": [
-        _array(layer1x1={"active": False, "groups": 1}, activation="Fasttanh", head={"out_channels": 3, "kernel_size": 2, "bias": True}),
-        _array(input_size=4, channels=3, activation={"type": "LeakyReLU", "negative_slope": 0.2}, gating_mode="blended"),
+        _array(
+            layer1x1={"active": False, "groups": 1},
+            activation="Fasttanh",
+            head={"out_channels": 3, "kernel_size": 2, "bias": True},
+        ),
+        _array(
+            input_size=4, channels=3, activation={"type": "LeakyReLU", "negative_slope": 0.2}, gating_mode="blended"
+        ),
     ],
-    "sigmoid_and_leaky": [_array(activation=["Sigmoid", {"type": "LeakyReLU", "negative_slope": 0.05}], dilations=[2, 5])],
+    "sigmoid_and_leaky": [
+        _array(activation=["Sigmoid", {"type": "LeakyReLU", "negative_slope": 0.05}], dilations=[2, 5])
+    ],
 }
 
 
@@ -159,7 +183,13 @@ def test_feature_matches_float64_reference(case: str) -> None:
     t = np.arange(n) / 48000.0
     x = (0.6 * np.sin(2 * np.pi * 220 * t) * np.exp(-3 * t) + 0.05 * rng.standard_normal(n)).astype(np.float32)
     want = reference(config, x.astype(np.float64), draw)
-    doc = {"version": "0.7.0", "architecture": "WaveNet", "config": config, "weights": np.concatenate(recorded).tolist(), "sample_rate": 48000}
+    doc = {
+        "version": "0.7.0",
+        "architecture": "WaveNet",
+        "config": config,
+        "weights": np.concatenate(recorded).tolist(),
+        "sample_rate": 48000,
+    }
     model = NativeModel.from_json_text(json.dumps(doc), case, prewarm=False)
     model.prepare(64)
     got = model.process(x).astype(np.float64)

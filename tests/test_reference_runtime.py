@@ -19,7 +19,11 @@ needs_shared = pytest.mark.skipif(not CONFORMANCE.is_dir(), reason="../shared/co
 
 
 def _conformance(name: str) -> tuple[Path, np.ndarray, np.ndarray]:
-    return CONFORMANCE / f"{name}.json", np.loadtxt(CONFORMANCE / f"{name}_x.csv"), np.loadtxt(CONFORMANCE / f"{name}_y.csv")
+    return (
+        CONFORMANCE / f"{name}.json",
+        np.loadtxt(CONFORMANCE / f"{name}_x.csv"),
+        np.loadtxt(CONFORMANCE / f"{name}_y.csv"),
+    )
 
 
 def _stream(model: ReferenceModel, x: np.ndarray, sizes: list[int]) -> np.ndarray:
@@ -64,10 +68,24 @@ def _dilated_stack(rng: np.random.Generator) -> dict:
     return {
         "in_shape": [None, None, 1],
         "layers": [
-            {"type": "conv1d", "activation": "", "shape": [None, None, 4], "kernel_size": [3], "dilation": [1],
-             "groups": 1, "weights": [w(3, 1, 4), w(4)]},
-            {"type": "conv1d", "activation": "tanh", "shape": [None, None, 4], "kernel_size": [4], "dilation": [37],
-             "groups": 2, "weights": [w(4, 2, 4), w(4)]},
+            {
+                "type": "conv1d",
+                "activation": "",
+                "shape": [None, None, 4],
+                "kernel_size": [3],
+                "dilation": [1],
+                "groups": 1,
+                "weights": [w(3, 1, 4), w(4)],
+            },
+            {
+                "type": "conv1d",
+                "activation": "tanh",
+                "shape": [None, None, 4],
+                "kernel_size": [4],
+                "dilation": [37],
+                "groups": 2,
+                "weights": [w(4, 2, 4), w(4)],
+            },
             {"type": "prelu", "activation": "", "shape": [None, None, 4], "weights": [w(1, 4)]},
             {"type": "dense", "activation": "", "shape": [None, None, 1], "weights": [w(4, 1), w(1)]},
         ],
@@ -113,13 +131,28 @@ BROKEN = {
     "stereo input": (lambda s: s.update(in_shape=[None, None, 2]), "in_shape"),
     "no layers": (lambda s: s.update(layers=[]), "layers"),
     "unknown type": (lambda s: s["layers"][2].update(type="layernorm"), "layer 2 (layernorm): unsupported layer type"),
-    "bad activation": (lambda s: s["layers"][1].update(activation="gelu"), "layer 1 (conv1d): unsupported activation 'gelu'"),
-    "kernel shape": (lambda s: s["layers"][1].update(kernel_size=[5]), "layer 1 (conv1d): weights[0] has shape (4, 2, 4), expected (5, 2, 4)"),
+    "bad activation": (
+        lambda s: s["layers"][1].update(activation="gelu"),
+        "layer 1 (conv1d): unsupported activation 'gelu'",
+    ),
+    "kernel shape": (
+        lambda s: s["layers"][1].update(kernel_size=[5]),
+        "layer 1 (conv1d): weights[0] has shape (4, 2, 4), expected (5, 2, 4)",
+    ),
     "groups": (lambda s: s["layers"][1].update(groups=3), "layer 1 (conv1d): groups=3"),
     "missing dilation": (lambda s: s["layers"][1].pop("dilation"), "layer 1 (conv1d): 'dilation'"),
-    "ragged weights": (lambda s: s["layers"][3]["weights"][0].__setitem__(0, [1.0, 2.0]), "layer 3 (dense): weights[0] is not a rectangular"),
-    "nan weight": (lambda s: s["layers"][3]["weights"].__setitem__(1, [float("nan")]), "layer 3 (dense): weights[1] holds NaN"),
-    "prelu alphas": (lambda s: s["layers"][2]["weights"].__setitem__(0, [[0.1, 0.2]]), "layer 2 (prelu): weights[0] has shape (1, 2)"),
+    "ragged weights": (
+        lambda s: s["layers"][3]["weights"][0].__setitem__(0, [1.0, 2.0]),
+        "layer 3 (dense): weights[0] is not a rectangular",
+    ),
+    "nan weight": (
+        lambda s: s["layers"][3]["weights"].__setitem__(1, [float("nan")]),
+        "layer 3 (dense): weights[1] holds NaN",
+    ),
+    "prelu alphas": (
+        lambda s: s["layers"][2]["weights"].__setitem__(0, [[0.1, 0.2]]),
+        "layer 2 (prelu): weights[0] has shape (1, 2)",
+    ),
     "shape": (lambda s: s["layers"][2].update(shape=[None, None, 3]), "layer 2 (prelu): 'shape' ends in 3"),
     "not an object": (lambda s: s["layers"].__setitem__(0, "conv1d"), "layer 0: is not a JSON object"),
     "stereo output": (lambda s: s["layers"].pop(), "layer 2 (prelu): is the last layer but has 4 outputs"),
@@ -138,8 +171,14 @@ def test_malformed_json_names_layer_and_problem(case: str) -> None:
 def test_gru_without_reset_after_bias_is_refused() -> None:
     spec = {
         "in_shape": [None, None, 1],
-        "layers": [{"type": "gru", "activation": "", "shape": [None, None, 2],
-                    "weights": [np.zeros((1, 6)).tolist(), np.zeros((2, 6)).tolist(), np.zeros(6).tolist()]}],
+        "layers": [
+            {
+                "type": "gru",
+                "activation": "",
+                "shape": [None, None, 2],
+                "weights": [np.zeros((1, 6)).tolist(), np.zeros((2, 6)).tolist(), np.zeros(6).tolist()],
+            }
+        ],
     }
     with pytest.raises(ModelJsonError, match=r"layer 0 \(gru\): bias must have shape \(2, 3 \* units\)"):
         ReferenceModel.from_json(spec)
@@ -152,7 +191,6 @@ def test_unreadable_files(tmp_path: Path) -> None:
     bad.write_text("{not json")
     with pytest.raises(ModelJsonError, match="is not valid JSON"):
         ReferenceModel.from_json(bad)
-
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,8 @@ import pytest
 
 from rtnt.cli.review import main
 from rtnt.config import GateConfig
-from rtnt.gate import GateEvidence, evaluate_gate
 from rtnt.errors import TrackingError
+from rtnt.gate import GateEvidence, evaluate_gate
 from rtnt.tracking.review import GATE_JSON, GATE_REPORT, log_gate
 from rtnt.tracking.uri import default_tracking_uri, existing_tracking_uri, resolve_tracking_uri
 
@@ -86,7 +86,9 @@ def test_tracking_uri_resolution(monkeypatch):
 
 def test_folder_uris_and_missing_stores_are_one_line_errors(tmp_path: Path) -> None:
     for folder in (str(tmp_path / "store"), f"file://{tmp_path}/store"):
-        with pytest.raises(TrackingError, match=r"is a folder, but MLflow no longer writes its file store; use a database"):
+        with pytest.raises(
+            TrackingError, match=r"is a folder, but MLflow no longer writes its file store; use a database"
+        ):
             resolve_tracking_uri(folder)
     missing = f"sqlite:///{tmp_path}/nowhere/mlflow.db"
     with pytest.raises(TrackingError, match="does not exist; pass --tracking-uri of an existing store"):

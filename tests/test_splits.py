@@ -11,7 +11,14 @@ from rtnt.errors import ConfigError
 
 def test_split_is_contiguous_and_ordered() -> None:
     s = split_by_time(1000, 0.1, 0.2, receptive_field=5)
-    assert (s.train.start, s.train.stop, s.val.start, s.val.stop, s.test.start, s.test.stop) == (0, 700, 700, 800, 800, 1000)
+    assert (s.train.start, s.train.stop, s.val.start, s.val.stop, s.test.start, s.test.stop) == (
+        0,
+        700,
+        700,
+        800,
+        800,
+        1000,
+    )
 
 
 def test_split_refuses_a_capture_shorter_than_the_receptive_field() -> None:

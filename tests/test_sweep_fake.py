@@ -81,7 +81,10 @@ def test_pareto_report_is_logged_on_the_parent(resumed: dict, tmp_path: Path) ->
     front = pd.read_csv(local)
     assert 0 not in set(front["trial"]) and front["feasible"].all()
     assert front["overrides"].str.contains("preset.dilations=").all()
-    assert "| trial | esr | asr_mean_db | native_rtf_worst |" in (setup.root / "first" / "sweep_report" / "pareto_front.md").read_text()
+    assert (
+        "| trial | esr | asr_mean_db | native_rtf_worst |"
+        in (setup.root / "first" / "sweep_report" / "pareto_front.md").read_text()
+    )
 
 
 def test_resume_continues_the_numbering(resumed: dict) -> None:
@@ -103,7 +106,12 @@ def test_failing_trials_are_recorded_and_the_sweep_goes_on(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr[-3000:]
     study = setup.study("f1")
     states = [t.state for t in study.trials]
-    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE]
+    assert states == [
+        optuna.trial.TrialState.COMPLETE,
+        optuna.trial.TrialState.FAIL,
+        optuna.trial.TrialState.FAIL,
+        optuna.trial.TrialState.COMPLETE,
+    ]
     assert "RuntimeError: fake failure of trial 1" in study.trials[1].user_attrs["fail_reason"]
     assert "objective esr is nan" in study.trials[2].user_attrs["fail_reason"]
     lines = progress_lines(proc.stdout)
@@ -156,7 +164,9 @@ def test_hydra_discovers_the_plugin_from_the_installed_package(tmp_path: Path) -
         "print([c.__module__ + '.' + c.__name__ for c in p.discover(Sweeper) + p.discover(Launcher)])\n"
         "print(ConfigStore.instance().list('hydra/sweeper'))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr
     assert "hydra_plugins.rtnt_optuna_sweeper.sweeper.RtntOptunaSweeper" in proc.stdout
     assert "hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher" in proc.stdout

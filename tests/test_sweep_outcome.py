@@ -56,8 +56,14 @@ def test_infinite_constraint_is_an_honest_violation() -> None:
         (contract(esr=math.nan), "objective esr is nan"),
         (contract(native_rtf_worst=math.inf), "objective native_rtf_worst"),
         ({"metrics": {"esr": 0.1}, "constraints": {}}, "no metric 'native_rtf_worst'"),
-        ({"metrics": {"esr": 0.1, "native_rtf_worst": 3.0}, "constraints": {"parity": 0.0}}, "no constraint 'rtf_headroom'"),
-        ({"metrics": {"esr": 0.1, "native_rtf_worst": 3.0}, "constraints": {"parity": math.nan, "rtf_headroom": 0}}, "constraint parity"),
+        (
+            {"metrics": {"esr": 0.1, "native_rtf_worst": 3.0}, "constraints": {"parity": 0.0}},
+            "no constraint 'rtf_headroom'",
+        ),
+        (
+            {"metrics": {"esr": 0.1, "native_rtf_worst": 3.0}, "constraints": {"parity": math.nan, "rtf_headroom": 0}},
+            "constraint parity",
+        ),
     ],
 )
 def test_unusable_results_fail_with_a_reason(result: object, reason: str) -> None:

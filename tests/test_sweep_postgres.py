@@ -28,7 +28,10 @@ def _server_bin() -> Path | None:
     initdb = shutil.which("initdb")
     if initdb and shutil.which("pg_ctl"):
         return Path(os.path.realpath(initdb)).parent
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0)
+    found = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/initdb"),
+        key=lambda p: int(p.split("/")[4]) if p.split("/")[4].isdigit() else 0,
+    )
     return Path(found[-1]).parent if found else None
 
 
@@ -60,14 +63,35 @@ def postgres() -> Iterator[str]:
         os.chown(root, account.pw_uid, account.pw_gid)
         as_user = ["runuser", "-u", "postgres", "--"]
     data, port = root / "data", _free_port()
-    subprocess.run([*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"], check=True, capture_output=True)
+    subprocess.run(
+        [*as_user, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "-E", "UTF8"],
+        check=True,
+        capture_output=True,
+    )
     options = f"-p {port} -k {root} -c listen_addresses=127.0.0.1 -c max_connections=50"
-    subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "start"], check=True, capture_output=True)
+    subprocess.run(
+        [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-o",
+            options,
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         # psycopg2 (the test extra) explicitly: recent SQLAlchemy maps bare postgresql:// to psycopg 3.
         yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}"
     finally:
-        subprocess.run([*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True)
+        subprocess.run(
+            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -94,8 +118,13 @@ def test_two_workers_share_one_study_without_losing_or_duplicating_trials(postgr
     workers = []
     for name in ("worker_a", "worker_b"):
         cmd = setup.command(
-            [sys.executable, str(FAKE_APP)], "shared", N_PER_WORKER, "++sweep.fake.sleep_s=0.5",
-            f"tracking.uri={tracking_uri}", storage=storage, name=name,
+            [sys.executable, str(FAKE_APP)],
+            "shared",
+            N_PER_WORKER,
+            "++sweep.fake.sleep_s=0.5",
+            f"tracking.uri={tracking_uri}",
+            storage=storage,
+            name=name,
         )
         log = open(tmp_path / f"{name}.log", "w")
         workers.append((subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, text=True), log))

@@ -22,9 +22,13 @@ TINY = ("preset.channels=8", "preset.kernel_sizes=[3]", "export.bench_seconds=0.
 def real_sweep(tmp_path_factory: pytest.TempPathFactory) -> dict:
     setup = SweepSetup(tmp_path_factory.mktemp("real_sweep"))
     app = [sys.executable, "-m", "rtnt.cli.train"]
-    first = subprocess.run(setup.command(app, "real", 2, *TINY, name="first"), cwd=setup.root, capture_output=True, text=True, timeout=900)
+    first = subprocess.run(
+        setup.command(app, "real", 2, *TINY, name="first"), cwd=setup.root, capture_output=True, text=True, timeout=900
+    )
     assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-3000:]
-    second = subprocess.run(setup.command(app, "real", 1, *TINY, name="second"), cwd=setup.root, capture_output=True, text=True, timeout=900)
+    second = subprocess.run(
+        setup.command(app, "real", 1, *TINY, name="second"), cwd=setup.root, capture_output=True, text=True, timeout=900
+    )
     assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-3000:]
     return {"setup": setup, "first": first, "second": second}
 

@@ -67,7 +67,23 @@ def test_kernel_pattern_restarts_at_each_dilation_block() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    [3, -2, 0.004, 1e-05, 2.5e10, True, False, None, "tanh", "two words", "it's", "[x]", [1, 3, 7], [0.5, 1.0], {"a": 1}],
+    [
+        3,
+        -2,
+        0.004,
+        1e-05,
+        2.5e10,
+        True,
+        False,
+        None,
+        "tanh",
+        "two words",
+        "it's",
+        "[x]",
+        [1, 3, 7],
+        [0.5, 1.0],
+        {"a": 1},
+    ],
 )
 def test_override_values_parse_back_through_hydra(value: object) -> None:
     parsed = OverridesParser.create().parse_override(format_override("some.key", value)).value()
@@ -120,8 +136,13 @@ def test_fixed_trial_expands_a_family_into_overrides() -> None:
 
 def test_named_schedule_has_no_family_params() -> None:
     trial = optuna.trial.FixedTrial(
-        {"preset.dilations": "a2_1_239", "preset.kernel_sizes": "k3", "preset.channels": 8,
-         "preset.smoothing_alpha": 1.0, "train.learning_rate": 0.002}
+        {
+            "preset.dilations": "a2_1_239",
+            "preset.kernel_sizes": "k3",
+            "preset.channels": 8,
+            "preset.smoothing_alpha": 1.0,
+            "train.learning_rate": 0.002,
+        }
     )
     point = _space_from_file().suggest(trial)
     assert point.values["preset.dilations"] == [1, 3, 7, 17, 41, 101, 239]
@@ -187,7 +208,10 @@ def test_a_postgres_storage_without_its_driver_names_the_extra(monkeypatch: pyte
     from hydra_plugins.rtnt_optuna_sweeper._core import make_storage
 
     monkeypatch.setitem(sys.modules, "psycopg2", None)  # as if `rtnt[postgres]` were not installed
-    with pytest.raises(ConfigError, match=r"needs the database driver 'psycopg2', which is not installed \(pip install 'rtnt\[postgres\]'\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"needs the database driver 'psycopg2', which is not installed \(pip install 'rtnt\[postgres\]'\)",
+    ):
         make_storage("postgresql+psycopg2://user@localhost:1/db", "unused.log")
 
 

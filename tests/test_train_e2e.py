@@ -16,16 +16,43 @@ import pytest
 pytestmark = pytest.mark.slow
 
 METRICS = [
-    "esr", "esr_val", "esr_preemph", "parity_error", "params", "macs_per_sample", "receptive_field",
-    "receptive_field_ms", "native_parity_error", "native_validation", "native_rtf_worst", "native_rtf_b1",
-    "native_rtf_b128", "native_efficiency_b128", "native_cost_stability_worst", "asr_mean", "asr_max", "asr_mean_db",
-    "gate.ready", "epochs_completed",
+    "esr",
+    "esr_val",
+    "esr_preemph",
+    "parity_error",
+    "params",
+    "macs_per_sample",
+    "receptive_field",
+    "receptive_field_ms",
+    "native_parity_error",
+    "native_validation",
+    "native_rtf_worst",
+    "native_rtf_b1",
+    "native_rtf_b128",
+    "native_efficiency_b128",
+    "native_cost_stability_worst",
+    "asr_mean",
+    "asr_max",
+    "asr_mean_db",
+    "gate.ready",
+    "epochs_completed",
 ]
 TAGS = ["preset", "capture", "family", "git_commit", "gate.ready", "gate.failed", "review", "asr.runtime"]
 ARTIFACTS = [
-    "model.json", "config.yaml", "loss_curve.png", "loss_curve.csv", "gate/report.md", "gate/gate.json",
-    "preview/input.wav", "preview/target.wav", "preview/prediction.wav", "preview/residual.wav",
-    "bench/native_bench.json", "bench/native_bench.md", "asr/asr_probes.csv", "capture/capture_report.json",
+    "model.json",
+    "config.yaml",
+    "loss_curve.png",
+    "loss_curve.csv",
+    "gate/report.md",
+    "gate/gate.json",
+    "preview/input.wav",
+    "preview/target.wav",
+    "preview/prediction.wav",
+    "preview/residual.wav",
+    "bench/native_bench.json",
+    "bench/native_bench.md",
+    "asr/asr_probes.csv",
+    "capture/capture_report.json",
     "checkpoint/last.keras",
 ]
 
@@ -136,9 +163,21 @@ def test_demo_config_fits_its_five_minutes_and_converges_through_the_gate(tmp_pa
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = subprocess.run(
-        [sys.executable, "-m", "rtnt.cli.train", "train=demo", "train.minutes=0", "train.steps=120", "train.validate_every_s=0",
-         "train.validate_every_steps=60"],
-        cwd=tmp_path, env={**os.environ, "MLFLOW_TRACKING_URI": uri}, capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "rtnt.cli.train",
+            "train=demo",
+            "train.minutes=0",
+            "train.steps=120",
+            "train.validate_every_s=0",
+            "train.validate_every_steps=60",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "step 120" in proc.stdout  # one plain progress line per validation when stdout is not a terminal

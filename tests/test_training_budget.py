@@ -118,7 +118,13 @@ def test_wall_clock_budget_stops_within_a_small_margin_and_keeps_valid_checkpoin
     run_fit(model, tmp_path / "warm", Budget(steps=1))  # trace the step outside the timed budget
     step_times: list[float] = []
     start = time.perf_counter()
-    result = run_fit(model, tmp_path, Budget(seconds=4.0), cadence=Cadence(seconds=1.0), on_step=lambda s, l: step_times.append(time.perf_counter()))
+    result = run_fit(
+        model,
+        tmp_path,
+        Budget(seconds=4.0),
+        cadence=Cadence(seconds=1.0),
+        on_step=lambda s, l: step_times.append(time.perf_counter()),
+    )
     wall = time.perf_counter() - start
     assert step_times[-1] - start < 4.0 + 0.5, "no step starts after the budget (a tiny step takes milliseconds)"
     assert 4.0 <= wall < 4.0 + 5.0, wall  # the final validation and checkpoint come after the budget
@@ -198,7 +204,11 @@ def test_progress_prints_one_plain_line_per_validation_when_not_a_terminal() -> 
         p.on_validation(point(20, 0.125))
     lines = out.getvalue().splitlines()
     assert len(lines) == 2
-    assert lines[1].startswith("step 20") and "val ESR 0.125" in lines[1] and ("remaining 1:00" in lines[1] or "remaining 0:59" in lines[1])
+    assert (
+        lines[1].startswith("step 20")
+        and "val ESR 0.125" in lines[1]
+        and ("remaining 1:00" in lines[1] or "remaining 0:59" in lines[1])
+    )
     assert "123k samples/s" in lines[1]
 
 

@@ -40,14 +40,27 @@ TINY_A1 = (
     {"input_size": 4, "channels": 3, "dilations": [8, 1], "gated": True, "head_bias": True},
 )
 TINY_A2 = (
-    {"channels": 3, "kernel_sizes": [2, 4, 3], "dilations": [1, 3, 7], "activation": ["LeakyReLU", "Tanh", "Softsign"],
-     "negative_slope": 0.05, "head_kernel_size": 5, "head_bias": True},
+    {
+        "channels": 3,
+        "kernel_sizes": [2, 4, 3],
+        "dilations": [1, 3, 7],
+        "activation": ["LeakyReLU", "Tanh", "Softsign"],
+        "negative_slope": 0.05,
+        "head_kernel_size": 5,
+        "head_bias": True,
+    },
 )
 
 
 def test_a1_and_a2_presets_exist() -> None:
     names = {p.stem for p in WAVENET_PRESETS}
-    assert {"wavenet_a1_standard", "wavenet_a1_lite", "wavenet_a1_feather", "wavenet_a1_nano", "wavenet_a2_full"} <= names
+    assert {
+        "wavenet_a1_standard",
+        "wavenet_a1_lite",
+        "wavenet_a1_feather",
+        "wavenet_a1_nano",
+        "wavenet_a2_full",
+    } <= names
 
 
 @pytest.mark.parametrize("path", WAVENET_PRESETS, ids=lambda p: p.stem)
@@ -118,18 +131,41 @@ def test_last_arrays_unused_residual_update_is_frozen() -> None:
     [
         ({"layer_arrays": []}, "config preset.layer_arrays=0 is invalid: arch wavenet needs at least one layer array"),
         ({"head_scale": 0.0}, "preset.head_scale=0.0 is invalid"),
-        ({"layer_arrays": [{"kernel_sizes": [3, 3]}]}, "preset.layer_arrays.0.kernel_sizes=[3, 3] is invalid: give one kernel size or one per layer (10)"),
-        ({"layer_arrays": [{"activation": ["Gelu"]}]}, "preset.layer_arrays.0.activation=['Gelu'] is invalid: each must be one of Tanh"),
-        ({"layer_arrays": [{"input_size": 2}]}, "preset.layer_arrays.0.input_size=2 is invalid: must be 1 for the first array"),
-        ({"layer_arrays": [{"head_size": 8}]}, "preset.layer_arrays.0.head_size=8 is invalid: must be 1 for the last array"),
-        ({"layer_arrays": [{"head_size": 16}, {"input_size": 12}]}, "preset.layer_arrays.1.input_size=12 is invalid: must equal the channels of layer array 0 (16)"),
-        ({"layer_arrays": [{"head_size": 4}, {"input_size": 16}]}, "preset.layer_arrays.0.head_size=4 is invalid: must equal the bottleneck of layer array 1 (16)"),
+        (
+            {"layer_arrays": [{"kernel_sizes": [3, 3]}]},
+            "preset.layer_arrays.0.kernel_sizes=[3, 3] is invalid: give one kernel size or one per layer (10)",
+        ),
+        (
+            {"layer_arrays": [{"activation": ["Gelu"]}]},
+            "preset.layer_arrays.0.activation=['Gelu'] is invalid: each must be one of Tanh",
+        ),
+        (
+            {"layer_arrays": [{"input_size": 2}]},
+            "preset.layer_arrays.0.input_size=2 is invalid: must be 1 for the first array",
+        ),
+        (
+            {"layer_arrays": [{"head_size": 8}]},
+            "preset.layer_arrays.0.head_size=8 is invalid: must be 1 for the last array",
+        ),
+        (
+            {"layer_arrays": [{"head_size": 16}, {"input_size": 12}]},
+            "preset.layer_arrays.1.input_size=12 is invalid: must equal the channels of layer array 0 (16)",
+        ),
+        (
+            {"layer_arrays": [{"head_size": 4}, {"input_size": 16}]},
+            "preset.layer_arrays.0.head_size=4 is invalid: must equal the bottleneck of layer array 1 (16)",
+        ),
         ({"layer_arrays": [{"bottleneck": 8, "layer1x1": False}]}, "preset.layer_arrays.0.layer1x1=False is invalid"),
-        ({"layer_arrays": [{"dilations": [1, 0]}]}, "preset.layer_arrays.0.dilations=[1, 0] is invalid: every dilation must be >= 1"),
+        (
+            {"layer_arrays": [{"dilations": [1, 0]}]},
+            "preset.layer_arrays.0.dilations=[1, 0] is invalid: every dilation must be >= 1",
+        ),
     ],
 )
 def test_bad_layer_arrays_are_one_line_config_errors(override: dict, expected: str) -> None:
-    preset = OmegaConf.merge(OmegaConf.structured(PresetConfig), {"name": "x", "arch": "wavenet", "layer_arrays": [{}]}, override)
+    preset = OmegaConf.merge(
+        OmegaConf.structured(PresetConfig), {"name": "x", "arch": "wavenet", "layer_arrays": [{}]}, override
+    )
     with pytest.raises(ConfigError) as info:
         validate_layer_arrays(preset)
     message = str(info.value)

@@ -30,7 +30,14 @@ from hydra.types import HydraContext
 from omegaconf import DictConfig, OmegaConf
 
 from rtnt.errors import ConfigError, RtntError
-from rtnt.sweep.outcome import Objective, TrialOutcome, describe_exception, failed_outcome, outcome_from_return, parse_objectives
+from rtnt.sweep.outcome import (
+    Objective,
+    TrialOutcome,
+    describe_exception,
+    failed_outcome,
+    outcome_from_return,
+    parse_objectives,
+)
 from rtnt.sweep.space import SearchSpace, format_value
 from rtnt.sweep.trial import bookkeeping_overrides
 from rtnt.tracking.redact import redact_files, redact_text
@@ -127,7 +134,9 @@ def make_storage(storage: str | None, journal_file: str) -> tuple[optuna.storage
             except sqlalchemy.exc.DBAPIError as exc:
                 if attempt == STORAGE_ATTEMPTS:
                     raise ConfigError(
-                        redact_text(f"cannot open hydra.sweeper.storage={storage}: {describe_exception(exc.orig or exc)}")
+                        redact_text(
+                            f"cannot open hydra.sweeper.storage={storage}: {describe_exception(exc.orig or exc)}"
+                        )
                     ) from None
                 time.sleep(0.5 * attempt)
     path = Path(storage or journal_file).expanduser().resolve()
@@ -170,7 +179,9 @@ class SweepSettings:
             raise ConfigError(f"hydra.sweeper.max_failure_rate={max_failure_rate} is invalid: must be in [0, 1]")
         sampler = plain(values["sampler"]) or {}
         if str(sampler.get("name", "tpe")) not in SAMPLERS:
-            raise ConfigError(f"hydra.sweeper.sampler.name={sampler.get('name')!r} is invalid: must be one of {', '.join(SAMPLERS)}")
+            raise ConfigError(
+                f"hydra.sweeper.sampler.name={sampler.get('name')!r} is invalid: must be one of {', '.join(SAMPLERS)}"
+            )
         return cls(
             study_name=values["study_name"],
             storage=values["storage"],
@@ -190,7 +201,9 @@ class SweepSettings:
 class SweepRunner:
     """One sweep: this process's `n_trials` trials of a (possibly shared) Optuna study."""
 
-    def __init__(self, settings: SweepSettings, config: DictConfig, hydra_context: HydraContext, launcher: Launcher) -> None:
+    def __init__(
+        self, settings: SweepSettings, config: DictConfig, hydra_context: HydraContext, launcher: Launcher
+    ) -> None:
         self.settings = settings
         self.n_trials = settings.n_trials
         self.n_jobs = settings.n_jobs
@@ -227,7 +240,11 @@ class SweepRunner:
         sweep_dir.mkdir(parents=True, exist_ok=True)
         OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         self.progress_path = sweep_dir / "sweep_progress.log"
-        parent = self._start_parent(sweep_name, study_name, storage_url, sweep_dir, space_spec) if self.settings.tracking else None
+        parent = (
+            self._start_parent(sweep_name, study_name, storage_url, sweep_dir, space_spec)
+            if self.settings.tracking
+            else None
+        )
         self._progress(
             f"study {study_name} ({len(study.trials)} trials so far) in {storage_url}; "
             f"resume with hydra.sweeper.study_name={study_name}; live view: optuna-dashboard {storage_url}"
@@ -264,20 +281,29 @@ class SweepRunner:
                 study.tell(item.trial, state=optuna.trial.TrialState.FAIL)
             raise
         finally:
-            report = write_report(study, self.objectives, sweep_dir / REPORT_SUBDIR, self.settings.min_trials_for_importance)
+            report = write_report(
+                study, self.objectives, sweep_dir / REPORT_SUBDIR, self.settings.min_trials_for_importance
+            )
             self._progress(
                 f"study {study_name}: {report.n_complete} complete, {report.n_failed} failed, Pareto front "
                 f"{report.pareto_trials}; report in {report.directory}"
             )
             if parent is not None:
                 parent.log_artifacts(report.files, "sweep")
-                parent.set_tags({"sweep.pareto_size": str(len(report.pareto_trials)), "sweep.pareto_trials": str(report.pareto_trials)})
+                parent.set_tags(
+                    {
+                        "sweep.pareto_size": str(len(report.pareto_trials)),
+                        "sweep.pareto_trials": str(report.pareto_trials),
+                    }
+                )
                 parent.end(status, reason)
         return report
 
     # --- steps ---------------------------------------------------------------------------------
 
-    def _open_study(self, study_name: str, storage: optuna.storages.BaseStorage, space_spec: Mapping[str, Any]) -> optuna.Study:
+    def _open_study(
+        self, study_name: str, storage: optuna.storages.BaseStorage, space_spec: Mapping[str, Any]
+    ) -> optuna.Study:
         import json
 
         import optuna
@@ -354,7 +380,10 @@ class SweepRunner:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
             raise
         overrides = [*fixed, *point.overrides]
-        job_overrides = [*overrides, *bookkeeping_overrides(parent.run_id if parent else None, trial.number, study_name)]
+        job_overrides = [
+            *overrides,
+            *bookkeeping_overrides(parent.run_id if parent else None, trial.number, study_name),
+        ]
         trial.set_user_attr("overrides", overrides)
         trial.set_user_attr("values", point.values)
         trial.set_user_attr("rerun", shlex.join(["rtnt-train", *overrides]))
@@ -370,7 +399,9 @@ class SweepRunner:
         runnable: list[PendingTrial] = []
         for item in batch:
             try:
-                self.hydra_context.config_loader.load_sweep_config(master_config=self.config, sweep_overrides=item.job_overrides)
+                self.hydra_context.config_loader.load_sweep_config(
+                    master_config=self.config, sweep_overrides=item.job_overrides
+                )
             except Exception as exc:  # noqa: BLE001 - any composition error fails only this trial
                 outcomes[item.trial.number] = failed_outcome(f"config does not compose: {describe_exception(exc)}")
                 continue
@@ -425,7 +456,9 @@ class SweepRunner:
                 tags["sweep.fail_reason"] = outcome.fail_reason
             parent.tag_child(run_id, tags)
 
-    def _report_trial(self, study: optuna.Study, item: PendingTrial, outcome: TrialOutcome, finished: int, failed: int) -> None:
+    def _report_trial(
+        self, study: optuna.Study, item: PendingTrial, outcome: TrialOutcome, finished: int, failed: int
+    ) -> None:
         pareto = len(study.best_trials)
         if outcome.failed:
             result = f"FAIL ({outcome.fail_reason})"
@@ -436,7 +469,9 @@ class SweepRunner:
             if not outcome.feasible:
                 violated = [k for k, v in outcome.constraints.items() if v > 0]
                 result += f" (violates {', '.join(violated)})"
-        self._progress(f"trial {item.trial.number}: {result} pareto={pareto} [{finished}/{self.n_trials} done, {failed} failed]")
+        self._progress(
+            f"trial {item.trial.number}: {result} pareto={pareto} [{finished}/{self.n_trials} done, {failed} failed]"
+        )
 
     def _progress(self, line: str) -> None:
         """One progress line on stdout and in <sweep dir>/sweep_progress.log."""

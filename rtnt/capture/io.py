@@ -46,9 +46,7 @@ def read_mono(path: str | Path, role: str = "input", channel: int | None = None)
         ) from None
     n_ch = data.shape[1]
     if channel is None and n_ch != 1:
-        raise CaptureError(
-            f"{role} file {path} has {n_ch} channels; choose one with capture.channel=N (0..{n_ch - 1})"
-        )
+        raise CaptureError(f"{role} file {path} has {n_ch} channels; choose one with capture.channel=N (0..{n_ch - 1})")
     if channel is not None and not 0 <= channel < n_ch:
         raise CaptureError(
             f"capture.channel={channel} is out of range for {role} file {path} with {n_ch} channel(s); "
@@ -64,8 +62,7 @@ def _check_finite_and_signal(a: np.ndarray, path: Path, role: str, rate: int) ->
     if bad.any():
         first = int(np.argmax(bad))
         raise CaptureError(
-            f"{role} file {path} contains NaN or Inf samples (first at {first / rate:.3f} s); "
-            "re-export it from the DAW"
+            f"{role} file {path} contains NaN or Inf samples (first at {first / rate:.3f} s); re-export it from the DAW"
         )
     if a.size == 0 or float(np.max(np.abs(a))) < SILENT_PEAK:
         raise CaptureError(

@@ -116,20 +116,30 @@ class CaptureReport:
         rows = [
             ("length", f"{self.duration_s:.2f} s at {self.sample_rate} Hz"),
             *[
-                (name, f"peak {lv.peak_dbfs:.1f} dBFS, RMS {lv.rms_dbfs:.1f} dBFS, DC {lv.dc:+.2e}, "
-                 f"clipped {lv.clipped_fraction:.2e}")
+                (
+                    name,
+                    f"peak {lv.peak_dbfs:.1f} dBFS, RMS {lv.rms_dbfs:.1f} dBFS, DC {lv.dc:+.2e}, "
+                    f"clipped {lv.clipped_fraction:.2e}",
+                )
                 for name, lv in (("input", self.input_levels), ("target", self.target_levels))
             ],
             ("noise floor", f"input {self.noise_floor_dbfs:.1f} dBFS, target {self.target_noise_floor_dbfs:.1f} dBFS"),
-            ("silence / low information", f"{self.silence_fraction:.1%} / {self.low_information_fraction:.1%} "
-             f"(longest silence {self.longest_silence_s:.2f} s)"),
+            (
+                "silence / low information",
+                f"{self.silence_fraction:.1%} / {self.low_information_fraction:.1%} "
+                f"(longest silence {self.longest_silence_s:.2f} s)",
+            ),
             ("preamble", ("reamp blips" if self.reamp_signal else "present") if self.preamble_present else "absent"),
             ("latency", f"{self.latency_samples} samples ({self.latency_ms:.3f} ms), {self.latency_source}"),
         ]
         if e is not None:
             rows += [
-                ("confidence", f"{e.confidence:.2f} (window agreement {e.window_agreement:.2f}, SNR "
-                 f"{e.snr_db:.1f} dB)" if not math.isnan(e.snr_db) else f"{e.confidence:.2f}"),
+                (
+                    "confidence",
+                    f"{e.confidence:.2f} (window agreement {e.window_agreement:.2f}, SNR {e.snr_db:.1f} dB)"
+                    if not math.isnan(e.snr_db)
+                    else f"{e.confidence:.2f}",
+                ),
                 ("window estimates", ", ".join("-" if w is None else str(w) for w in e.window_estimates)),
                 ("candidates", ", ".join(f"{o} ({s:.2f})" for o, s in e.candidates)),
                 ("polarity", "inverted" if e.polarity < 0 else "normal"),
@@ -379,7 +389,9 @@ def inspect_capture(
     xl, yl = level_stats(x), level_stats(y)
     for name, lv, a in (("input", xl, x), ("target", yl, y)):
         if lv.peak_dbfs < cold_peak_dbfs:
-            warnings.append(f"{name} is too cold (peak {lv.peak_dbfs:.1f} dBFS < {cold_peak_dbfs:.0f}); record it hotter")
+            warnings.append(
+                f"{name} is too cold (peak {lv.peak_dbfs:.1f} dBFS < {cold_peak_dbfs:.0f}); record it hotter"
+            )
         if clipped_runs(a) and not any(w.startswith(f"{name} ") and "clips" in w for w in warnings):
             warnings.append(f"{name} is too hot: it clips ({lv.clipped_fraction:.2e} of samples at full scale)")
     if longest > long_silence_s:

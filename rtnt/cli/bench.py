@@ -22,15 +22,22 @@ from rtnt.errors import RtntError
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of rtnt-bench."""
-    parser = argparse.ArgumentParser(prog="rtnt-bench", description="Self-check and benchmark an RTNeural JSON or .nam model natively.")
+    parser = argparse.ArgumentParser(
+        prog="rtnt-bench", description="Self-check and benchmark an RTNeural JSON or .nam model natively."
+    )
     parser.add_argument("model", type=Path, help="RTNeural JSON or NAM .nam model file")
     parser.add_argument(
-        "--slim", type=float, default=None, help="SlimmableContainer size in [0, 1] (NAM's SetSlimmableSize; default: the full model)"
+        "--slim",
+        type=float,
+        default=None,
+        help="SlimmableContainer size in [0, 1] (NAM's SetSlimmableSize; default: the full model)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     parser.add_argument("--seconds", type=float, default=2.0, help="wall-clock budget of the timed loops (default 2)")
     parser.add_argument(
-        "--blocks", default="1,32,64,128,256,512,1024", help="comma-separated block sizes (default 1,32,64,128,256,512,1024)"
+        "--blocks",
+        default="1,32,64,128,256,512,1024",
+        help="comma-separated block sizes (default 1,32,64,128,256,512,1024)",
     )
     return parser
 
@@ -39,7 +46,9 @@ def _block_sizes(text: str) -> list[int]:
     try:
         sizes = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
-        raise RtntError(f"--blocks {text!r} is not a comma-separated list of whole numbers; e.g. --blocks 1,64,128") from None
+        raise RtntError(
+            f"--blocks {text!r} is not a comma-separated list of whole numbers; e.g. --blocks 1,64,128"
+        ) from None
     if not sizes or any(b < 1 or b > 65536 for b in sizes):
         raise RtntError(f"--blocks {text!r}: block sizes must be in [1, 65536]")
     return sizes
@@ -52,7 +61,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from rtnt.validate.native_check import self_check
 
     if not native_available():
-        raise RtntError("the native runtime rtnt._native is not built; install rtnt with `pip install -e .` (needs a C++17 compiler)")
+        raise RtntError(
+            "the native runtime rtnt._native is not built; install rtnt with `pip install -e .` (needs a C++17 compiler)"
+        )
     if not args.model.is_file():
         raise RtntError(f"model file {args.model} does not exist; pass the path of an RTNeural JSON or .nam file")
     if not args.seconds > 0:
@@ -99,7 +110,9 @@ def _print_table(result: dict[str, Any]) -> None:
         f"{result['macs_per_sample']:.0f} MACs/sample; single-thread sgemm {result['sgemm_gmacs']:.1f} GMAC/s"
     )
     console.print(table)
-    console.print(f"worst-case RTF {result['rtf_worst']:.1f} (block {result['rtf_worst_block']}, 99th-percentile block time)")
+    console.print(
+        f"worst-case RTF {result['rtf_worst']:.1f} (block {result['rtf_worst_block']}, 99th-percentile block time)"
+    )
     console.print(
         "p99/mean: RTF p99 / RTF mean of the wall times; cost p99/mean: the same for each block's fastest time "
         "over the replays (the runtime's own variation, without the machine's interruptions)"

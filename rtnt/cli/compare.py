@@ -28,7 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
         dest="filter_string",
         help="MLflow search filter, e.g. \"tags.capture = 'highgain_amp' and tags.family = 'wavenet'\"",
     )
-    parser.add_argument("--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else mlruns/mlflow.db)")
+    parser.add_argument(
+        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else mlruns/mlflow.db)"
+    )
     parser.add_argument("--loss-curves", action="store_true", help="also plot the overlaid per-epoch loss curves")
     parser.add_argument("--title", help="title of comparison.md (default: the experiment name)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")

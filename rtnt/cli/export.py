@@ -29,7 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     lv2.add_argument("source", help="MLflow run id, or the path of an RTNeural model.json")
     lv2.add_argument("--name", required=True, help='plugin name shown by hosts, e.g. "My Crunch"')
-    lv2.add_argument("--out", default=DEFAULT_LV2_DIR, type=Path, help=f"folder for the bundle (default: {DEFAULT_LV2_DIR})")
+    lv2.add_argument(
+        "--out", default=DEFAULT_LV2_DIR, type=Path, help=f"folder for the bundle (default: {DEFAULT_LV2_DIR})"
+    )
     lv2.add_argument("--force", action="store_true", help="export a run even though its export gate said not ready")
     lv2.add_argument(
         "--tracking-uri",
@@ -37,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlruns/mlflow.db)",
     )
     lv2.add_argument(
-        "--portable", action="store_true", help="build without -march=native, for copying the bundle to other x86-64 machines"
+        "--portable",
+        action="store_true",
+        help="build without -march=native, for copying the bundle to other x86-64 machines",
     )
     return parser
 

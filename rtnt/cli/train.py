@@ -30,7 +30,17 @@ from rtnt.errors import ConfigError, RtntError, exception_summary  # noqa: E402
 
 CONF_DIR = REPO_DIR / "conf" if (REPO_DIR / "conf" / "config.yaml").exists() else PACKAGE_DIR / "conf"
 HYDRA_FLAGS_WITH_VALUE = {
-    "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun", "--cfg", "-c", "--package", "-p"
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
 }
 
 
@@ -110,7 +120,9 @@ def precheck(args: list[str]) -> None:
         _refuse_added_keys(overrides)
         variants = _override_variants(overrides)
     except HydraException as exc:
-        raise ConfigError(f"cannot parse overrides {' '.join(overrides)!r}: {exception_summary(exc, max_lines=3)}") from None
+        raise ConfigError(
+            f"cannot parse overrides {' '.join(overrides)!r}: {exception_summary(exc, max_lines=3)}"
+        ) from None
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         for variant in variants:
@@ -160,7 +172,10 @@ def main() -> None:
     try:
         train_app()
     except KeyboardInterrupt:
-        print("error: interrupted; the last checkpoint is kept (continue with continue_from=<run id>) and the MLflow run is marked KILLED", file=sys.stderr)
+        print(
+            "error: interrupted; the last checkpoint is kept (continue with continue_from=<run id>) and the MLflow run is marked KILLED",
+            file=sys.stderr,
+        )
         sys.exit(130)
 
 

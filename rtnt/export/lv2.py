@@ -60,7 +60,9 @@ LV2Descriptor._fields_ = [
     ("URI", ctypes.c_char_p),
     (
         "instantiate",
-        ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.POINTER(LV2Descriptor), ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p),
+        ctypes.CFUNCTYPE(
+            ctypes.c_void_p, ctypes.POINTER(LV2Descriptor), ctypes.c_double, ctypes.c_char_p, ctypes.c_void_p
+        ),
     ),
     ("connect_port", ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)),
     ("activate", ctypes.CFUNCTYPE(None, ctypes.c_void_p)),
@@ -135,7 +137,11 @@ def export_lv2(
             staging.mkdir()
             shutil.copy2(binary, staging / BINARY)
             (staging / model_file).write_bytes(json_bytes)
-            origin = f"MLflow run {run_id}" if run_id else f"{json_path.name} (sha256 {hashlib.sha256(json_bytes).hexdigest()[:16]})"
+            origin = (
+                f"MLflow run {run_id}"
+                if run_id
+                else f"{json_path.name} (sha256 {hashlib.sha256(json_bytes).hexdigest()[:16]})"
+            )
             _write_ttl(staging, uri, name, f"rtnt neural model from {origin}; {_rate_note(json_path)}; {gate_note}")
             check_plugin_binary(staging, uri)
             final = out_dir / folder
@@ -172,7 +178,9 @@ def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> t
         kind = "a NAM .nam file" if is_nam_file(path) else "a JSON file"
         return path, None, f"exported from {kind} (no export gate)"
     if path.suffix.lower() in (".json", ".nam") or not _RUN_ID_RE.fullmatch(source):
-        raise ExportError(f"model file {source} not found; give an existing model.json or .nam path, or an MLflow run id")
+        raise ExportError(
+            f"model file {source} not found; give an existing model.json or .nam path, or an MLflow run id"
+        )
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
@@ -205,7 +213,9 @@ def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> t
             raise FileNotFoundError(wanted)
         local = Path(client.download_artifacts(source, artifact, str(tmp)))
     except (MlflowException, OSError):
-        raise ExportError(f"run {source} has no readable {wanted} artifact; only runs that exported a model can become plugins") from None
+        raise ExportError(
+            f"run {source} has no readable {wanted} artifact; only runs that exported a model can become plugins"
+        ) from None
     return local, source, gate_note
 
 
@@ -229,7 +239,9 @@ def validate_model_json(json_path: Path) -> None:
     from rtnt.validate.native_check import self_check, validate_native
 
     if not native_available():
-        raise ExportError("the native runtime rtnt._native is not built, so the model cannot be validated; run `pip install -e .`")
+        raise ExportError(
+            "the native runtime rtnt._native is not built, so the model cannot be validated; run `pip install -e .`"
+        )
     nam = is_nam_file(json_path)
     try:
         model = NativeModel.from_file(json_path)
@@ -255,7 +267,9 @@ def validate_model_json(json_path: Path) -> None:
     x = _probe_signal()
     y_ref = reference.process(x)
     if not np.all(np.isfinite(y_ref)):
-        raise ExportError(f"{json_path}: the model outputs NaN or Inf on a guitar-level probe signal; re-train or re-export it")
+        raise ExportError(
+            f"{json_path}: the model outputs NaN or Inf on a guitar-level probe signal; re-train or re-export it"
+        )
     result = validate_native(json_path, x, y_ref)
     if not result["native_validation"]:
         raise ExportError(
@@ -273,9 +287,13 @@ def build_tool(name: str) -> str | None:
 def build_plugin(uri: str, build_dir: Path, *, portable: bool = False) -> Path:
     """Configure and build native/lv2 for `uri` in `build_dir`; returns the built plugin binary."""
     if not _URI_RE.fullmatch(uri):
-        raise ExportError(f"plugin URI {uri!r} has characters a plugin binary cannot carry; use letters, digits and :._/~-")
+        raise ExportError(
+            f"plugin URI {uri!r} has characters a plugin binary cannot carry; use letters, digits and :._/~-"
+        )
     if not (PLUGIN_SOURCE / "CMakeLists.txt").exists():
-        raise ExportError(f"the LV2 plugin sources {PLUGIN_SOURCE} are missing; export from an rtnt source checkout (pip install -e .)")
+        raise ExportError(
+            f"the LV2 plugin sources {PLUGIN_SOURCE} are missing; export from an rtnt source checkout (pip install -e .)"
+        )
     cmake = build_tool("cmake")
     if cmake is None:
         raise ExportError("cmake not found; install it with `pip install cmake ninja` in this environment")
@@ -294,7 +312,9 @@ def build_plugin(uri: str, build_dir: Path, *, portable: bool = False) -> Path:
             log.write_text(proc.stdout + proc.stderr)
             lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if "error" in ln.lower()]
             first = lines[0] if lines else f"exit status {proc.returncode}"
-            raise ExportError(f"building the LV2 plugin failed at {step}: {first} (full log: {log}); check the C++ compiler")
+            raise ExportError(
+                f"building the LV2 plugin failed at {step}: {first} (full log: {log}); check the C++ compiler"
+            )
     binary = build_dir / BINARY
     if not binary.exists():
         raise ExportError(f"the LV2 build finished but produced no {BINARY} in {build_dir}; check the CMake output")
@@ -315,7 +335,7 @@ def _turtle_string(text: str) -> str:
         elif code < 0x20 or code == 0x7F:
             out.append(f"\\u{code:04X}")
         elif 0xD800 <= code < 0xE000:
-            out.append("\uFFFD")
+            out.append("\ufffd")
         else:
             out.append(ch)
     return "".join(out)
@@ -334,10 +354,14 @@ def _write_ttl(bundle: Path, uri: str, name: str, comment: str) -> None:
         try:
             graph.parse(bundle / target, format="turtle", publicID=(bundle.resolve().as_uri() + "/"))
         except Exception as exc:  # rdflib raises several parser error types
-            raise ExportError(f"the generated {target} is not valid Turtle ({exception_summary(exc)}); please report this") from None
+            raise ExportError(
+                f"the generated {target} is not valid Turtle ({exception_summary(exc)}); please report this"
+            ) from None
     names = {str(o) for o in graph.objects(rdflib.URIRef(uri), rdflib.URIRef("http://usefulinc.com/ns/doap#name"))}
     if names != {name}:
-        raise ExportError(f"the generated {PLUGIN_TTL} names the plugin {sorted(names)!r}, not {name!r}; please report this")
+        raise ExportError(
+            f"the generated {PLUGIN_TTL} names the plugin {sorted(names)!r}, not {name!r}; please report this"
+        )
 
 
 def check_plugin_binary(bundle: Path, uri: str, block: int = 300) -> None:
@@ -359,7 +383,10 @@ def check_plugin_binary(bundle: Path, uri: str, block: int = 300) -> None:
     try:
         x = _probe_signal()
         y = np.zeros_like(x)
-        controls = {k: ctypes.c_float(v) for k, v in (("input_gain", 0.0), ("output_gain", 0.0), ("enabled", 1.0), ("latency", -1.0))}
+        controls = {
+            k: ctypes.c_float(v)
+            for k, v in (("input_gain", 0.0), ("output_gain", 0.0), ("enabled", 1.0), ("latency", -1.0))
+        }
         for key, value in controls.items():
             d.connect_port(handle, PORTS[key], ctypes.addressof(value))
         d.activate(handle)

@@ -67,9 +67,13 @@ class NamMetadata:
     def check(self) -> None:
         """Refuse gear and tone types NAM does not know and a gain outside [0, 1], with one line."""
         if self.gear_type and self.gear_type not in GEAR_TYPES:
-            raise ExportError(f".nam metadata gear_type={self.gear_type!r} is invalid: must be one of {', '.join(GEAR_TYPES)}")
+            raise ExportError(
+                f".nam metadata gear_type={self.gear_type!r} is invalid: must be one of {', '.join(GEAR_TYPES)}"
+            )
         if self.tone_type and self.tone_type not in TONE_TYPES:
-            raise ExportError(f".nam metadata tone_type={self.tone_type!r} is invalid: must be one of {', '.join(TONE_TYPES)}")
+            raise ExportError(
+                f".nam metadata tone_type={self.tone_type!r} is invalid: must be one of {', '.join(TONE_TYPES)}"
+            )
         if self.gain is not None and not 0.0 <= self.gain <= 1.0:
             raise ExportError(f".nam metadata gain={self.gain!r} is invalid: NAM's gain is in [0, 1]")
 
@@ -161,7 +165,11 @@ def nam_config(model: Any) -> tuple[str, dict[str, Any]]:
     layers = [_a1_array(s) if a1 else _a2_array(s) for s in specs]
     # The weight list holds the head scale's exact float32 value (0.019999999552965164), the config its
     # shortest decimal (0.02) as NAM's files do: the same number once NAM Core reads it as float32.
-    return (A1_VERSION if a1 else A2_VERSION), {"layers": layers, "head": None, "head_scale": _shortest(_head_scale(model))}
+    return (A1_VERSION if a1 else A2_VERSION), {
+        "layers": layers,
+        "head": None,
+        "head_scale": _shortest(_head_scale(model)),
+    }
 
 
 def _shortest(value: float) -> float:
@@ -229,18 +237,37 @@ def nam_metadata(meta: NamMetadata, levels: tuple[float, float] | None) -> dict[
     meta.check()
     now = datetime.now()
     out: dict[str, Any] = {
-        "date": {"year": now.year, "month": now.month, "day": now.day, "hour": now.hour, "minute": now.minute, "second": now.second}
+        "date": {
+            "year": now.year,
+            "month": now.month,
+            "day": now.day,
+            "hour": now.hour,
+            "minute": now.minute,
+            "second": now.second,
+        }
     }
     rtnt_part: dict[str, Any] = {"version": rtnt.__version__}
     if levels is not None:
         out["loudness"] = _finite(levels[0])
         start, stop = LOUDNESS_SECONDS
         rtnt_part.update(loudness_lufs=_finite(levels[1]), loudness_input=f"rtnt/demo/input.flac {start:g}-{stop:g} s")
-    for key in ("name", "modeled_by", "gear_type", "gear_make", "gear_model", "tone_type", "gain", "input_level_dbu", "output_level_dbu"):
+    for key in (
+        "name",
+        "modeled_by",
+        "gear_type",
+        "gear_make",
+        "gear_model",
+        "tone_type",
+        "gain",
+        "input_level_dbu",
+        "output_level_dbu",
+    ):
         value = getattr(meta, key)
         if value not in ("", None):
             out[key] = value
-    training = {k: float(v) for k, v in (("validation_esr", meta.validation_esr), ("test_esr", meta.test_esr)) if v is not None}
+    training = {
+        k: float(v) for k, v in (("validation_esr", meta.validation_esr), ("test_esr", meta.test_esr)) if v is not None
+    }
     if training:
         out["training"] = training
     if meta.run_id:
@@ -279,7 +306,9 @@ def save_nam(model: Any, path: str | Path, metadata: NamMetadata | None = None, 
     return path
 
 
-def set_nam_training_metadata(path: str | Path, *, validation_esr: float | None = None, test_esr: float | None = None) -> None:
+def set_nam_training_metadata(
+    path: str | Path, *, validation_esr: float | None = None, test_esr: float | None = None
+) -> None:
     """Record validation / test ESR measured after export in an existing `.nam` (weights untouched)."""
     path = Path(path)
     data = json.loads(path.read_text())

@@ -72,14 +72,18 @@ def _sequential_chain(model: Any) -> list[Any]:
     try:
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError) as exc:
-        raise ExportError(f"cannot export model '{model.name}': it has no defined input; build it with keras.Input") from exc
+        raise ExportError(
+            f"cannot export model '{model.name}': it has no defined input; build it with keras.Input"
+        ) from exc
     if len(inputs) != 1 or len(outputs) != 1:
         raise ExportError(
             f"cannot export model '{model.name}': it has {len(inputs)} inputs and {len(outputs)} outputs; "
             "RTNeural loads a single chain of layers"
         )
     if len(inputs[0].shape) not in (2, 3):
-        raise ExportError(f"cannot export model '{model.name}': input shape {inputs[0].shape} is not (batch, [time,] channels)")
+        raise ExportError(
+            f"cannot export model '{model.name}': input shape {inputs[0].shape} is not (batch, [time,] channels)"
+        )
     chain = [layer for layer in model.layers if not isinstance(layer, keras.layers.InputLayer)]
     previous = inputs[0]
     for layer in chain:
@@ -88,7 +92,9 @@ def _sequential_chain(model: Any) -> list[Any]:
         if isinstance(layer.input, (list, tuple, dict)):
             raise _refuse(layer, "it takes several inputs; RTNeural loads a single chain of layers")
         if layer.input is not previous:
-            raise _refuse(layer, "its input is not the previous layer's output; RTNeural loads a single chain of layers")
+            raise _refuse(
+                layer, "its input is not the previous layer's output; RTNeural loads a single chain of layers"
+            )
         previous = layer.output
     if previous is not outputs[0]:
         raise ExportError(
@@ -157,7 +163,10 @@ class _Graph:
         if self.pending_scale is not None:
             alpha, smooth = self.pending_scale
             if jl.type not in TAKES_INPUT_SCALE:
-                raise _refuse(smooth, f"scaled smoothing must be followed by a Dense, Conv1D, GRU or LSTM layer, not '{layer.name}'")
+                raise _refuse(
+                    smooth,
+                    f"scaled smoothing must be followed by a Dense, Conv1D, GRU or LSTM layer, not '{layer.name}'",
+                )
             jl.weights[0] = jl.weights[0] * alpha
             self.pending_scale = None
         self.layers.append(jl)
@@ -183,14 +192,18 @@ class _Graph:
             elif last is not None and last.type == "batchnorm":
                 last.weights[0], last.weights[1] = last.weights[0] / alpha, last.weights[1] / alpha
             else:
-                raise _refuse(layer, "alpha != 1 needs a preceding Dense or Conv1D without activation, or a BatchNormalization")
+                raise _refuse(
+                    layer, "alpha != 1 needs a preceding Dense or Conv1D without activation, or a BatchNormalization"
+                )
         self.activation(layer, "tanh")
         if layer.scaled and alpha != 1.0:
             self.pending_scale = (alpha, layer)
 
     def finish(self) -> None:
         if self.pending_scale is not None:
-            raise _refuse(self.pending_scale[1], "scaled smoothing at the model output cannot be folded; end with a linear layer")
+            raise _refuse(
+                self.pending_scale[1], "scaled smoothing at the model output cannot be folded; end with a linear layer"
+            )
 
 
 def _dense(layer: Any, kind: str) -> _JsonLayer:
@@ -206,7 +219,9 @@ def _conv1d(layer: Any) -> _JsonLayer:
     if layer.data_format != "channels_last":
         raise _refuse(layer, f"data_format {layer.data_format}; use channels_last")
     if layer.padding != "causal" and (k - 1) * d > 0:
-        raise _refuse(layer, f"padding '{layer.padding}' is not causal; RTNeural's conv1d is causal (use padding='causal')")
+        raise _refuse(
+            layer, f"padding '{layer.padding}' is not causal; RTNeural's conv1d is causal (use padding='causal')"
+        )
     kernel = _numpy(layer.kernel)
     bias = _numpy(layer.bias) if layer.use_bias else np.zeros(kernel.shape[2])
     return _JsonLayer(
@@ -224,7 +239,10 @@ def _recurrent(layer: Any) -> _JsonLayer:
     is_gru = isinstance(layer, keras.layers.GRU)
     if is_gru and not layer.reset_after:
         raise _refuse(layer, "reset_after=False; RTNeural's GRU is Keras' reset_after=True form")
-    if _activation_name(layer, layer.activation) != "tanh" or _activation_name(layer, layer.recurrent_activation) != "sigmoid":
+    if (
+        _activation_name(layer, layer.activation) != "tanh"
+        or _activation_name(layer, layer.recurrent_activation) != "sigmoid"
+    ):
         raise _refuse(layer, "RTNeural's recurrent layers use activation tanh and recurrent_activation sigmoid")
     if layer.go_backwards or not layer.return_sequences or layer.return_state:
         raise _refuse(layer, "it must run forwards with return_sequences=True and return_state=False to stream")
@@ -239,7 +257,9 @@ def _recurrent(layer: Any) -> _JsonLayer:
 def _prelu(layer: Any, dims: int) -> _JsonLayer:
     alpha = _numpy(layer.alpha)
     if alpha.size not in (1, dims) or alpha.shape[-1] != alpha.size:
-        raise _refuse(layer, f"alpha shape {alpha.shape}; RTNeural needs one alpha per channel (shared_axes=[1]) or one for all")
+        raise _refuse(
+            layer, f"alpha shape {alpha.shape}; RTNeural needs one alpha per channel (shared_axes=[1]) or one for all"
+        )
     return _JsonLayer("prelu", dims, [alpha.reshape(1, -1)])
 
 

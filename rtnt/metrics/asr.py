@@ -238,7 +238,9 @@ def render_asr_probes(
     if settle_seconds < 0:
         raise ConfigError(f"config export.asr.settle_seconds={settle_seconds!r} is invalid: must be >= 0")
     if not midi_notes or not levels_dbfs:
-        raise ConfigError("config export.asr needs at least one MIDI note and one level; set midi_notes and levels_dbfs")
+        raise ConfigError(
+            "config export.asr needs at least one MIDI note and one level; set midi_notes and levels_dbfs"
+        )
     n = largest_prime_at_most(int(round(analysis_seconds * sample_rate)))
     settle = int(round(settle_seconds * sample_rate))
     probes: list[AsrProbe] = []

@@ -143,4 +143,3 @@ def residual_spectrum_plot(y: np.ndarray, y_pred: np.ndarray, sample_rate: int, 
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     return path
-

@@ -46,5 +46,7 @@ def mrstft_distance(
     `sample_rate` is accepted for a uniform metric signature; the distance does not depend on it.
     """
     if np.asarray(y_true).size != np.asarray(y_pred).size:
-        raise ValueError(f"target and prediction differ in length: {np.asarray(y_true).size} vs {np.asarray(y_pred).size}")
+        raise ValueError(
+            f"target and prediction differ in length: {np.asarray(y_true).size} vs {np.asarray(y_pred).size}"
+        )
     return float(np.mean([stft_distance(y_true, y_pred, n) for n in fft_sizes]))

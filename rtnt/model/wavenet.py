@@ -92,11 +92,17 @@ class WaveNetLayerArray(keras.layers.Layer):
             init = _torch_default(k * c)
             self.conv_kernels.append(self.add_weight((k, c, z), init, name=f"layer{i}_conv"))
             self.conv_biases.append(self.add_weight((z,), init, name=f"layer{i}_conv_bias"))
-            self.mixins.append(self.add_weight((s.condition_size, z), _torch_default(s.condition_size), name=f"layer{i}_mixin"))
+            self.mixins.append(
+                self.add_weight((s.condition_size, z), _torch_default(s.condition_size), name=f"layer{i}_mixin")
+            )
             if s.layer1x1:
                 live = self.residual_output or i + 1 < s.num_layers
-                self.layer1x1_kernels.append(self.add_weight((b, c), _torch_default(b), name=f"layer{i}_layer1x1", trainable=live))
-                self.layer1x1_biases.append(self.add_weight((c,), _torch_default(b), name=f"layer{i}_layer1x1_bias", trainable=live))
+                self.layer1x1_kernels.append(
+                    self.add_weight((b, c), _torch_default(b), name=f"layer{i}_layer1x1", trainable=live)
+                )
+                self.layer1x1_biases.append(
+                    self.add_weight((c,), _torch_default(b), name=f"layer{i}_layer1x1_bias", trainable=live)
+                )
         head_init = _torch_default(s.head_kernel_size * b)
         self.head_kernel = self.add_weight((s.head_kernel_size, b, s.head_size), head_init, name="head")
         self.head_bias = self.add_weight((s.head_size,), head_init, name="head_bias") if s.head_bias else None
@@ -136,7 +142,9 @@ class WaveNetHeadScale(keras.layers.Layer):
         self.initial_scale = float(scale)
 
     def build(self, input_shape: Any) -> None:
-        self.scale = self.add_weight((), keras.initializers.Constant(self.initial_scale), trainable=False, name="head_scale")
+        self.scale = self.add_weight(
+            (), keras.initializers.Constant(self.initial_scale), trainable=False, name="head_scale"
+        )
 
     def call(self, inputs: Tensor) -> Tensor:
         return inputs * self.scale

@@ -81,7 +81,9 @@ class LayerArraySpec:
         """Multiply-accumulates per output sample of the array's matrix products (no biases, activations
         or gate products), as `rtnt.model.summary` counts them."""
         z, c, b = self.conv_out, self.channels, self.bottleneck
-        per_layer = sum(k * c * z + self.condition_size * z + (b * c if self.layer1x1 else 0) for k in self.kernel_sizes)
+        per_layer = sum(
+            k * c * z + self.condition_size * z + (b * c if self.layer1x1 else 0) for k in self.kernel_sizes
+        )
         return self.input_size * c + per_layer + self.head_kernel_size * b * self.head_size
 
     @property
@@ -90,7 +92,13 @@ class LayerArraySpec:
         z, c, b, n = self.conv_out, self.channels, self.bottleneck, self.num_layers
         layer1x1 = (b * c + c) * n if self.layer1x1 else 0
         head = self.head_kernel_size * b * self.head_size + (self.head_size if self.head_bias else 0)
-        return self.input_size * c + sum(k * c * z + z for k in self.kernel_sizes) + n * self.condition_size * z + layer1x1 + head
+        return (
+            self.input_size * c
+            + sum(k * c * z + z for k in self.kernel_sizes)
+            + n * self.condition_size * z
+            + layer1x1
+            + head
+        )
 
 
 def layer_array_specs(preset: Any | DictConfig) -> list[LayerArraySpec]:

@@ -26,8 +26,10 @@ def read_model_document(path: Path, error: type[ModelJsonError] = ModelJsonError
     try:
         size = path.stat().st_size
         if size > max_file_bytes:
-            raise error(f"{path} is {size / 2**20:.2f} MiB, more than the {max_file_bytes / 2**20:.2f} MiB a model "
-                        "file may be (NAM's A2 full is 0.6 MiB); is it a model file?")
+            raise error(
+                f"{path} is {size / 2**20:.2f} MiB, more than the {max_file_bytes / 2**20:.2f} MiB a model "
+                "file may be (NAM's A2 full is 0.6 MiB); is it a model file?"
+            )
         doc = json.loads(path.read_bytes().decode("utf-8"), object_pairs_hook=_unique_object)
         _check_strings(doc)
     except OSError as exc:

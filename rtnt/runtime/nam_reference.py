@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
@@ -53,7 +53,9 @@ def parse_version(text: Any, source: str) -> tuple[int, int, int]:
         raise NamFileError(f"{source}: 'version' must be a string MAJOR.MINOR.PATCH, got {text!r}; re-export the model")
     v = tuple(int(p) for p in text.split("."))
     if v < OLDEST_VERSION or v[:2] > LATEST_VERSION[:2]:
-        raise NamFileError(f"{source}: .nam version {text} is not one NAM Core loads (0.5.0 to 0.7.x); re-export the model")
+        raise NamFileError(
+            f"{source}: .nam version {text} is not one NAM Core loads (0.5.0 to 0.7.x); re-export the model"
+        )
     return v  # type: ignore[return-value]
 
 
@@ -125,9 +127,13 @@ class _Conv:
     """Causal dilated, grouped conv (in -> out, kernel K) with an input history of (K - 1) * dilation frames.
     Reads weights (out, in/groups, K) tap fastest, then `out` biases when `bias`."""
 
-    def __init__(self, w: _Weights, cin: int, cout: int, kernel: int, bias: bool, dilation: int, groups: int, what: str) -> None:
+    def __init__(
+        self, w: _Weights, cin: int, cout: int, kernel: int, bias: bool, dilation: int, groups: int, what: str
+    ) -> None:
         if groups < 1 or cin % groups or cout % groups:
-            raise NamFileError(f"{w.source}: {what}: groups {groups} must divide {cin} inputs and {cout} outputs; fix the file")
+            raise NamFileError(
+                f"{w.source}: {what}: groups {groups} must divide {cin} inputs and {cout} outputs; fix the file"
+            )
         gi, go = cin // groups, cout // groups
         raw = w.take(cout * gi * kernel, f"{what} weights").reshape(cout, gi, kernel)
         self.taps = np.zeros((kernel, cin, cout))  # per tap a dense (in, out) matrix, zero off the group blocks
@@ -200,7 +206,9 @@ class _Layer:
             "layer1x1_post_film": c,
             "head1x1_post_film": h1["out_channels"] if h1 else b,
         }
-        self.films = {k: _FiLM(w, cond, dims[k], a.films[k], f"{where} {k}") for k in FILM_KEYS if a.films[k] is not None}
+        self.films = {
+            k: _FiLM(w, cond, dims[k], a.films[k], f"{where} {k}") for k in FILM_KEYS if a.films[k] is not None
+        }
 
     def _film(self, key: str, v: np.ndarray, c: np.ndarray) -> np.ndarray:
         film = self.films.get(key)
@@ -225,7 +233,9 @@ class _Layer:
         h_next = h
         if self.layer1x1 is not None:
             r = self.layer1x1.forward(a)
-            if self.mode == "blended":  # NAM Core applies this FiLM only for blended layers (its weights are always read)
+            if (
+                self.mode == "blended"
+            ):  # NAM Core applies this FiLM only for blended layers (its weights are always read)
                 r = self._film("layer1x1_post_film", r, c)
             h_next = h + r
         skip = a if self.head1x1 is None else self._film("head1x1_post_film", self.head1x1.forward(a), c)
@@ -246,28 +256,44 @@ class _ArraySpec:
             n = len(self.dilations)
             if "kernel_size" in cfg and "kernel_sizes" in cfg:
                 raise NamFileError(f"{where}: give kernel_size or kernel_sizes, not both; fix the file")
-            self.kernels = [int(k) for k in cfg["kernel_sizes"]] if "kernel_sizes" in cfg else [int(cfg["kernel_size"])] * n
+            self.kernels = (
+                [int(k) for k in cfg["kernel_sizes"]] if "kernel_sizes" in cfg else [int(cfg["kernel_size"])] * n
+            )
             head = cfg.get("head")
             if head is not None:
                 self.head_size, self.head_kernel = int(head["out_channels"]), int(head["kernel_size"])
                 self.head_bias, self.head_dilation = bool(head["bias"]), int(head.get("head_dilation", 1))
             else:
-                self.head_size, self.head_kernel, self.head_bias, self.head_dilation = int(cfg["head_size"]), 1, bool(cfg["head_bias"]), 1
+                self.head_size, self.head_kernel, self.head_bias, self.head_dilation = (
+                    int(cfg["head_size"]),
+                    1,
+                    bool(cfg["head_bias"]),
+                    1,
+                )
             acts = cfg["activation"]
             self.activations = list(acts) if isinstance(acts, list) else [acts] * n
             self.gating, self.secondary = self._gating(cfg, n)
             layer1x1 = cfg.get("layer1x1", {"active": True, "groups": 1})
             self.layer1x1, self.layer1x1_groups = bool(layer1x1["active"]), int(layer1x1["groups"])
             h1 = cfg.get("head1x1")
-            self.head1x1 = {"out_channels": int(h1["out_channels"]), "groups": int(h1["groups"])} if h1 and h1["active"] else None
-            self.groups_input, self.groups_mixin = int(cfg.get("groups_input", 1)), int(cfg.get("groups_input_mixin", 1))
+            self.head1x1 = (
+                {"out_channels": int(h1["out_channels"]), "groups": int(h1["groups"])} if h1 and h1["active"] else None
+            )
+            self.groups_input, self.groups_mixin = (
+                int(cfg.get("groups_input", 1)),
+                int(cfg.get("groups_input_mixin", 1)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
-            raise NamFileError(f"{where}: missing or malformed field ({type(exc).__name__}: {exc}); fix the file") from None
+            raise NamFileError(
+                f"{where}: missing or malformed field ({type(exc).__name__}: {exc}); fix the file"
+            ) from None
         if cfg.get("slimmable") is not None:
             raise NamFileError(f"{where}: slimmable WaveNets are not supported by rtnt's .nam reference runtime")
         self.films = {k: _film_spec(cfg, k) for k in FILM_KEYS}
         if len(self.kernels) != n or len(self.activations) != n:
-            raise NamFileError(f"{where}: kernel_sizes and activation must have one entry per dilation ({n}); fix the file")
+            raise NamFileError(
+                f"{where}: kernel_sizes and activation must have one entry per dilation ({n}); fix the file"
+            )
         if not self.layer1x1 and self.bottleneck != self.channels:
             raise NamFileError(f"{where}: layer1x1 is inactive but bottleneck != channels; fix the file")
 
@@ -285,7 +311,9 @@ class _ArraySpec:
             if m not in ("none", "gated", "blended"):
                 raise NamFileError(f"gating_mode {m!r} must be none, gated or blended; fix the file")
         if len(modes) != n or len(secondary) != n:
-            raise NamFileError(f"gating_mode and secondary_activation must have one entry per dilation ({n}); fix the file")
+            raise NamFileError(
+                f"gating_mode and secondary_activation must have one entry per dilation ({n}); fix the file"
+            )
         return modes, [s if s is not None else "Sigmoid" for s in secondary]
 
     def z(self, i: int) -> int:
@@ -293,7 +321,9 @@ class _ArraySpec:
 
     @property
     def receptive_span(self) -> int:
-        return sum((k - 1) * d for k, d in zip(self.kernels, self.dilations)) + self.head_dilation * (self.head_kernel - 1)
+        return sum((k - 1) * d for k, d in zip(self.kernels, self.dilations)) + self.head_dilation * (
+            self.head_kernel - 1
+        )
 
 
 class _LayerArray:
@@ -301,7 +331,9 @@ class _LayerArray:
         self.rechannel = _conv1x1(w, a.input_size, a.channels, False, 1, f"layer array {a.index} rechannel")
         self.layers = [_Layer(w, a, i) for i in range(len(a.dilations))]
         head_in = a.head1x1["out_channels"] if a.head1x1 else a.bottleneck
-        self.head = _Conv(w, head_in, a.head_size, a.head_kernel, a.head_bias, a.head_dilation, 1, f"layer array {a.index} head")
+        self.head = _Conv(
+            w, head_in, a.head_size, a.head_kernel, a.head_bias, a.head_dilation, 1, f"layer array {a.index} head"
+        )
         self.head_in = head_in
 
     def reset(self) -> None:
@@ -344,7 +376,9 @@ class _WaveNet:
         self.head_scale = float(w.take(1, "head_scale")[0])
         w.finish()
         cond_samples = self.condition.prewarm_samples if self.condition is not None else 1
-        self.prewarm_samples = cond_samples + sum(a.receptive_span for a in self.specs) + sum(c.span for _, c in self.post_head)
+        self.prewarm_samples = (
+            cond_samples + sum(a.receptive_span for a in self.specs) + sum(c.span for _, c in self.post_head)
+        )
 
     def reset(self) -> None:
         if self.condition is not None:
@@ -380,11 +414,15 @@ def _load_dsp(data: Any, source: str, slimmable_size: float | None = None) -> _W
         chosen = next((s for s in subs if size < s["max_value"]), subs[-1])
         return _load_dsp(chosen["model"], f"{source} submodel")
     if arch != "WaveNet":
-        raise NamFileError(f"{source}: architecture {arch!r} is not supported by rtnt's .nam reference runtime (WaveNet only)")
+        raise NamFileError(
+            f"{source}: architecture {arch!r} is not supported by rtnt's .nam reference runtime (WaveNet only)"
+        )
     try:
         return _WaveNet(data, source)
     except (KeyError, TypeError, ValueError) as exc:
-        raise NamFileError(f"{source}: malformed WaveNet config ({type(exc).__name__}: {exc}); re-export the model") from None
+        raise NamFileError(
+            f"{source}: malformed WaveNet config ({type(exc).__name__}: {exc}); re-export the model"
+        ) from None
 
 
 class NamModel:
@@ -403,7 +441,12 @@ class NamModel:
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], *, prewarm: bool = True, slimmable_size: float | None = None, source: str = "<.nam dict>"
+        cls,
+        data: Mapping[str, Any],
+        *,
+        prewarm: bool = True,
+        slimmable_size: float | None = None,
+        source: str = "<.nam dict>",
     ) -> NamModel:
         """Load an already parsed `.nam` object."""
         net = _load_dsp(data, source, slimmable_size)

@@ -301,7 +301,11 @@ def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
         w = r.weights((3,))
         if w[2].ndim != 2:
             r.fail("bias must have shape (2, 3 * units): export the GRU with reset_after=True")
-        args = r.expect(0, w[0], (size, 3 * dims)), r.expect(1, w[1], (dims, 3 * dims)), r.expect(2, w[2], (2, 3 * dims))
+        args = (
+            r.expect(0, w[0], (size, 3 * dims)),
+            r.expect(1, w[1], (dims, 3 * dims)),
+            r.expect(2, w[2], (2, 3 * dims)),
+        )
         layers.append(_GRU(*args))
         return dims
     elif t == "lstm":
@@ -334,7 +338,9 @@ def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
         _same_size(r, size, dims)
         r.weights((0,))
     else:
-        r.fail("unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, batchnorm, activation)")
+        r.fail(
+            "unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, batchnorm, activation)"
+        )
     name = r.activation()
     if name:
         layers.append(_Elementwise(ACTIVATIONS[name]))

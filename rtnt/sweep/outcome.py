@@ -28,7 +28,9 @@ class Objective:
 
     def __post_init__(self) -> None:
         if not self.metric:
-            raise ConfigError("hydra.sweeper.objectives has an entry without a metric; give metric: <name of a returned metric>")
+            raise ConfigError(
+                "hydra.sweeper.objectives has an entry without a metric; give metric: <name of a returned metric>"
+            )
         if self.direction not in DIRECTIONS:
             raise ConfigError(
                 f"hydra.sweeper.objectives direction={self.direction!r} for {self.metric} is invalid: "
@@ -90,7 +92,9 @@ def failed_outcome(reason: str, run_id: str | None = None, metrics: Mapping[str,
 def outcome_from_return(result: Any, objectives: Sequence[Objective], constraint_names: Sequence[str]) -> TrialOutcome:
     """Read objectives and constraints from a job's return value; fail the trial on anything missing or non-finite."""
     if not isinstance(result, Mapping) or not isinstance(result.get("metrics"), Mapping):
-        return failed_outcome(f"job returned {type(result).__name__}, not the contract dict with 'metrics' and 'constraints'")
+        return failed_outcome(
+            f"job returned {type(result).__name__}, not the contract dict with 'metrics' and 'constraints'"
+        )
     metrics = result["metrics"]
     run_id = str(result["run_id"]) if result.get("run_id") else None
     values: list[float] = []
@@ -103,7 +107,9 @@ def outcome_from_return(result: Any, objectives: Sequence[Objective], constraint
             )
         value = _finite_or_none(metrics[objective.metric])
         if value is None:
-            return failed_outcome(f"objective {objective.metric} is {metrics[objective.metric]!r} (NaN or not finite)", run_id, metrics)
+            return failed_outcome(
+                f"objective {objective.metric} is {metrics[objective.metric]!r} (NaN or not finite)", run_id, metrics
+            )
         values.append(value)
     returned = result.get("constraints") or {}
     constraints: dict[str, float] = {}

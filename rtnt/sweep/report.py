@@ -107,7 +107,11 @@ def plot_pareto_front(frame: pd.DataFrame, pareto: Sequence[int], objectives: Se
     for ax, (x_obj, y_obj) in zip(axes[0], pairs):
         groups = [
             (done[~done["feasible"]] if len(done) else done, "infeasible", dict(marker="x", color="0.6")),
-            (done[done["feasible"] & ~done["trial"].isin(pareto)] if len(done) else done, "feasible", dict(marker="o", color="tab:blue", alpha=0.6)),
+            (
+                done[done["feasible"] & ~done["trial"].isin(pareto)] if len(done) else done,
+                "feasible",
+                dict(marker="o", color="tab:blue", alpha=0.6),
+            ),
             (front, "Pareto front", dict(marker="*", color="tab:red", s=140, zorder=3)),
         ]
         for part, label, style in groups:
@@ -116,7 +120,13 @@ def plot_pareto_front(frame: pd.DataFrame, pareto: Sequence[int], objectives: Se
                 ax.scatter(part[x_obj.metric], y_values, label=f"{label} ({len(part)})", **style)
         for _, row in front.iterrows():
             y_value = row[y_obj.metric] if y_obj is not None else row["trial"]
-            ax.annotate(str(int(row["trial"])), (row[x_obj.metric], y_value), textcoords="offset points", xytext=(4, 4), fontsize=8)
+            ax.annotate(
+                str(int(row["trial"])),
+                (row[x_obj.metric], y_value),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
         ax.set_xlabel(f"{x_obj.metric} ({x_obj.direction})")
         ax.set_ylabel(f"{y_obj.metric} ({y_obj.direction})" if y_obj is not None else "trial")
         if len(done):
@@ -154,13 +164,23 @@ def plot_esr_vs_asr(frame: pd.DataFrame, pareto: Sequence[int], path: Path) -> P
         points = ax.scatter(done[ESR_METRIC][has_rtf], done[ASR_METRIC][has_rtf], c=rtf[has_rtf], cmap="viridis", s=40)
         fig.colorbar(points, ax=ax, label="worst-case native RTF")
     if (~has_rtf).any():
-        ax.scatter(done[ESR_METRIC][~has_rtf], done[ASR_METRIC][~has_rtf], color="0.6", marker="s", s=30, label="no native RTF")
+        ax.scatter(
+            done[ESR_METRIC][~has_rtf], done[ASR_METRIC][~has_rtf], color="0.6", marker="s", s=30, label="no native RTF"
+        )
     infeasible = done[~done["feasible"]]
     if len(infeasible):
         ax.scatter(infeasible[ESR_METRIC], infeasible[ASR_METRIC], color="k", marker="x", s=30, label="infeasible")
     front = done[done["trial"].isin(pareto)]
     if len(front):
-        ax.scatter(front[ESR_METRIC], front[ASR_METRIC], facecolors="none", edgecolors="tab:red", s=160, linewidths=1.5, label="Pareto front")
+        ax.scatter(
+            front[ESR_METRIC],
+            front[ASR_METRIC],
+            facecolors="none",
+            edgecolors="tab:red",
+            s=160,
+            linewidths=1.5,
+            label="Pareto front",
+        )
     _scale(ax, "x", ESR_METRIC, done[ESR_METRIC])
     ax.set_xlabel("ESR (test split)")
     ax.set_ylabel("mean ASR (dB)")
@@ -172,7 +192,9 @@ def plot_esr_vs_asr(frame: pd.DataFrame, pareto: Sequence[int], path: Path) -> P
     return path
 
 
-def param_importances(study: optuna.Study, objectives: Sequence[Objective], min_trials: int) -> tuple[pd.DataFrame | None, str]:
+def param_importances(
+    study: optuna.Study, objectives: Sequence[Objective], min_trials: int
+) -> tuple[pd.DataFrame | None, str]:
     """fANOVA importance of each parameter for each objective over the complete trials.
 
     Returns (table, note): the table is None when there are fewer than `min_trials` complete trials
@@ -220,7 +242,9 @@ def _plot_importances(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def write_report(study: optuna.Study, objectives: Sequence[Objective], out_dir: Path, min_trials_for_importance: int) -> SweepReport:
+def write_report(
+    study: optuna.Study, objectives: Sequence[Objective], out_dir: Path, min_trials_for_importance: int
+) -> SweepReport:
     """Write trials.csv, pareto_front.{csv,md,png}, esr_vs_asr.png and, with enough trials, param_importances.*"""
     out_dir.mkdir(parents=True, exist_ok=True)
     frame = trials_frame(study, objectives)

@@ -34,7 +34,9 @@ _HYDRA_KEYWORDS = {"true", "false", "null", "inf", "nan"}
 class SuggestingTrial(Protocol):
     """The part of `optuna.trial.Trial` a search space uses."""
 
-    def suggest_float(self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False) -> float: ...
+    def suggest_float(
+        self, name: str, low: float, high: float, *, step: float | None = None, log: bool = False
+    ) -> float: ...
 
     def suggest_int(self, name: str, low: int, high: int, *, step: int = 1, log: bool = False) -> int: ...
 
@@ -60,9 +62,13 @@ def dilation_family(growth: float, max_dilation: int, repeats: int = 1, odd: boo
     sequence 1, 3, 7, 17, 41, 99, 239, ...
     """
     if not (math.isfinite(growth) and growth > 1.0):
-        raise ConfigError(f"dilation family growth={growth!r} is invalid: must be a finite number > 1; fix the sweep config")
+        raise ConfigError(
+            f"dilation family growth={growth!r} is invalid: must be a finite number > 1; fix the sweep config"
+        )
     if max_dilation < 1:
-        raise ConfigError(f"dilation family max_dilation={max_dilation!r} is invalid: must be >= 1; fix the sweep config")
+        raise ConfigError(
+            f"dilation family max_dilation={max_dilation!r} is invalid: must be >= 1; fix the sweep config"
+        )
     if repeats < 1:
         raise ConfigError(f"dilation family repeats={repeats!r} is invalid: must be >= 1; fix the sweep config")
     block = [1]
@@ -133,12 +139,16 @@ def format_override(key: str, value: Any) -> str:
 
 
 def _fail(path: str, spec: Any, rule: str) -> ConfigError:
-    return ConfigError(f"search space entry {path}={spec!r} is invalid: {rule}; fix hydra.sweeper.search_space in conf/sweep/")
+    return ConfigError(
+        f"search space entry {path}={spec!r} is invalid: {rule}; fix hydra.sweeper.search_space in conf/sweep/"
+    )
 
 
 def _number(path: str, spec: Any, value: Any, kind: str) -> float | int:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _fail(path, spec, f"low/high/step must be numbers (write floats as 0.001 or 1.0e-3, not 1e-3), got {value!r}")
+        raise _fail(
+            path, spec, f"low/high/step must be numbers (write floats as 0.001 or 1.0e-3, not 1e-3), got {value!r}"
+        )
     return int(value) if kind == "int" else float(value)
 
 
@@ -260,7 +270,9 @@ class FamilySpec:
             raise _fail(path, spec, "family is a mapping with growth, max_dilation, repeats, odd")
         unknown = set(spec) - {"growth", "max_dilation", "repeats", "odd"}
         if unknown:
-            raise _fail(path, spec, f"unknown family keys {sorted(unknown)} (allowed: growth, max_dilation, repeats, odd)")
+            raise _fail(
+                path, spec, f"unknown family keys {sorted(unknown)} (allowed: growth, max_dilation, repeats, odd)"
+            )
         if "growth" not in spec or "max_dilation" not in spec:
             raise _fail(path, spec, "family needs growth and max_dilation")
         return cls(
@@ -319,7 +331,9 @@ class Entry:
             if not isinstance(patterns, Mapping) or not patterns:
                 raise _fail(path, spec, "patterns is a non-empty mapping of names to kernel-size lists")
             named = tuple((str(n), tuple(_int_list(f"{path}.patterns.{n}", spec, v))) for n, v in patterns.items())
-            return cls(key=key, type="kernel_sizes", named=named, layers_of=str(spec.get("layers_of", "preset.dilations")))
+            return cls(
+                key=key, type="kernel_sizes", named=named, layers_of=str(spec.get("layers_of", "preset.dilations"))
+            )
         return cls(key=key, type="scalar", scalar=ScalarParam.parse(path, spec))
 
 
@@ -336,7 +350,9 @@ class SearchSpace:
             raise ConfigError(f"hydra.sweeper.search_space must be a mapping of config keys to specs, got {spec!r}")
         entries = [Entry.parse(str(key), value) for key, value in spec.items() if value is not None]
         if not entries:
-            raise ConfigError("hydra.sweeper.search_space is empty; select a sweep config (sweep=...) or give search_space")
+            raise ConfigError(
+                "hydra.sweeper.search_space is empty; select a sweep config (sweep=...) or give search_space"
+            )
         # Kernel sizes depend on the dilation schedule, so they are expanded after everything else.
         entries.sort(key=lambda e: e.type == "kernel_sizes")
         return cls(entries)
@@ -355,7 +371,9 @@ class SearchSpace:
             elif entry.type == "dilations":
                 values[entry.key] = self._suggest_dilations(trial, entry, params)
             else:
-                layers = values[entry.layers_of] if entry.layers_of in values else (base(entry.layers_of) if base else None)
+                layers = (
+                    values[entry.layers_of] if entry.layers_of in values else (base(entry.layers_of) if base else None)
+                )
                 if layers is None:
                     raise ConfigError(
                         f"search space entry {entry.key} needs the layer list {entry.layers_of}, which is neither "
@@ -384,4 +402,6 @@ class SearchSpace:
             param, args[arg] = spec.suggest(trial, name)
             if spec.kind != "fixed":
                 params[name] = param
-        return dilation_family(float(args["growth"]), int(args["max_dilation"]), int(args["repeats"]), bool(args["odd"]))
+        return dilation_family(
+            float(args["growth"]), int(args["max_dilation"]), int(args["repeats"]), bool(args["odd"])
+        )

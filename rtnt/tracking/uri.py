@@ -11,7 +11,6 @@ from pathlib import Path
 from rtnt.config import REPO_DIR
 from rtnt.errors import TrackingError
 
-
 LOCAL_STORE = REPO_DIR / "mlruns"
 LOCAL_URI = f"sqlite:///{(LOCAL_STORE / 'mlflow.db').as_posix()}"
 

@@ -39,7 +39,14 @@ class SegmentSampler:
     """
 
     def __init__(
-        self, x: np.ndarray, y: np.ndarray, region: Region, receptive_field: int, segment_length: int, batch_size: int, seed: int
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        region: Region,
+        receptive_field: int,
+        segment_length: int,
+        batch_size: int,
+        seed: int,
     ):
         first = segment_starts(region, receptive_field, segment_length)[0]  # raises a clear error if none fits
         self.x, self.y = np.asarray(x, np.float32), np.asarray(y, np.float32)
@@ -178,7 +185,9 @@ def compile_model(
     the schedule sets the learning rate every step."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clipnorm or None),
-        loss=FullyConditionedESR(history=history, pre_emphasis=pre_emphasis, stft_weight=stft_weight, dc_weight=dc_weight),
+        loss=FullyConditionedESR(
+            history=history, pre_emphasis=pre_emphasis, stft_weight=stft_weight, dc_weight=dc_weight
+        ),
     )
 
 
@@ -289,7 +298,10 @@ def fit(
             train_esr=since_val_loss / max(1, since_val_steps),
             val_esr=val,
             learning_rate=float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)),
-            samples_per_s=since_val_steps * sampler.batch_size * sampler.segment_length / max(now - since_val_start, 1e-9),
+            samples_per_s=since_val_steps
+            * sampler.batch_size
+            * sampler.segment_length
+            / max(now - since_val_start, 1e-9),
         )
         result.history.append(point)
         if on_validation is not None:

@@ -27,7 +27,9 @@ class TrainingProgress:
     `live=None` chooses the rich display when `stream` is a terminal.
     """
 
-    def __init__(self, budget: Budget, start_progress: float = 0.0, stream: TextIO | None = None, live: bool | None = None):
+    def __init__(
+        self, budget: Budget, start_progress: float = 0.0, stream: TextIO | None = None, live: bool | None = None
+    ):
         self.budget = budget
         self.start_progress = start_progress
         self.stream = stream or sys.stdout

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import keras
@@ -13,10 +13,10 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig
 
+from rtnt.config import SAMPLE_RATE
 from rtnt.data.splits import Splits, region_with_history
 from rtnt.errors import ConfigError, exception_summary
 from rtnt.export.nam import NamMetadata
-from rtnt.config import SAMPLE_RATE
 from rtnt.train.fit import (
     LAST_CHECKPOINT,
     STATE_FILE,
@@ -30,7 +30,6 @@ from rtnt.train.fit import (
     fit,
 )
 from rtnt.train.schedule import LearningRateSchedule
-
 
 RUN_FILE = "run.json"  # the MLflow run id that wrote the checkpoints in this folder
 
@@ -72,7 +71,6 @@ def resolve_checkpoint(continue_from: str, tracking_uri: str | None = None) -> C
     if not parent and run_file.exists():
         parent = str(json.loads(run_file.read_text()).get("run_id", ""))
     return Checkpoint(path=path, state=TrainingState.load(path.parent), parent_run_id=parent)
-
 
 
 @dataclass
@@ -142,9 +140,17 @@ class TrainingSession:
         t = self.cfg.train
         region = splits.train
         if t.max_train_seconds > 0:
-            region = type(region)(region.name, max(region.start, region.stop - int(t.max_train_seconds * SAMPLE_RATE)), region.stop)
+            region = type(region)(
+                region.name, max(region.start, region.stop - int(t.max_train_seconds * SAMPLE_RATE)), region.stop
+            )
         sampler = SegmentSampler(
-            x, y, region, self.receptive_field, int(round(t.segment_seconds * SAMPLE_RATE)), t.batch_size, t.seed + self.state.steps_completed
+            x,
+            y,
+            region,
+            self.receptive_field,
+            int(round(t.segment_seconds * SAMPLE_RATE)),
+            t.batch_size,
+            t.seed + self.state.steps_completed,
         )
         steps_per_epoch = t.steps_per_epoch or max(1, math.ceil(sampler.segments_per_pass / t.batch_size))
         self.state.steps_per_epoch = steps_per_epoch
@@ -202,5 +208,10 @@ def learning_rate_schedule(t: DictConfig, budget: Budget, steps_per_epoch: int) 
     """The configured schedule over `budget`; exponential decay counts the epochs the budget holds."""
     epochs = budget.steps / steps_per_epoch if budget.steps > 0 else float(t.epochs)
     return LearningRateSchedule(
-        kind=t.schedule, peak=t.learning_rate, warmup=t.warmup_fraction, floor=t.lr_floor, decay=t.lr_decay, epochs=epochs
+        kind=t.schedule,
+        peak=t.learning_rate,
+        warmup=t.warmup_fraction,
+        floor=t.lr_floor,
+        decay=t.lr_decay,
+        epochs=epochs,
     )

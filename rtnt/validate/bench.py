@@ -197,4 +197,3 @@ def benchmark_table_markdown(result: dict[str, Any]) -> str:
             f"| {result['preemptions'][b]} |"
         )
     return "\n".join(lines) + "\n"
-

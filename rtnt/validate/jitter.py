@@ -49,7 +49,14 @@ def clock_pauses(seconds: float = 2.0, threshold: float = 2e-6) -> dict[str, flo
     """
     at, length = clock_gaps(seconds, threshold)
     if len(length) == 0:
-        return {"per_second": 0.0, "share_lost": 0.0, "median_us": 0.0, "p99_us": 0.0, "max_us": 0.0, "median_spacing_ms": float("nan")}
+        return {
+            "per_second": 0.0,
+            "share_lost": 0.0,
+            "median_us": 0.0,
+            "p99_us": 0.0,
+            "max_us": 0.0,
+            "median_spacing_ms": float("nan"),
+        }
     spacing = np.diff(at)
     return {
         "per_second": len(length) / seconds,
