@@ -92,7 +92,8 @@ def _using_tracking_uri(tracking_uri: str) -> Iterator[None]:
 
 
 def load_runs(tracking_uri: str, experiment: str | None = None, filter_string: str | None = None) -> pd.DataFrame:
-    """All runs of `experiment` (every experiment when None) matching an MLflow filter, as `mlflow.search_runs` returns them.
+    """All runs of `experiment` (every experiment when None) matching an MLflow filter,
+    as `mlflow.search_runs` returns them.
 
     Raises CompareError for an unknown experiment or an invalid filter (the CLI checks that the store exists).
     The frame may be empty; `comparison_table` decides what is comparable.
@@ -203,7 +204,8 @@ def override_columns(table: pd.DataFrame) -> list[str]:
 
 
 def config_labels(table: pd.DataFrame) -> pd.Series:
-    """A short label per row: the preset, plus the varying overrides (e.g. `wavenet_tcn_balanced smoothing_alpha=1.5`)."""
+    """A short label per row: the preset, plus the varying overrides
+    (e.g. `wavenet_tcn_balanced smoothing_alpha=1.5`)."""
     extra = override_columns(table)
 
     def label(row: pd.Series) -> str:

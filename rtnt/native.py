@@ -31,7 +31,8 @@ def native_available() -> bool:
 def _module() -> Any:
     if _native is None:
         raise RtntError(
-            "the native runtime rtnt._native is not built; install rtnt with `pip install -e .` (needs a C++17 compiler)"
+            "the native runtime rtnt._native is not built; install rtnt with `pip install -e .` "
+            "(needs a C++17 compiler)"
         )
     return _native
 

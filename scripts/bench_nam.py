@@ -157,7 +157,8 @@ def report(rows: list[dict], info: dict, load_before: list[float], load_after: l
         f"- cpu: {info['cpu']}, {info['logical_cores']} logical cores; {info['platform']}",
         f"- native build: {info['native_build']}",
         f"- load average (1, 5, 15 min) before: {load_before}, after: {load_after}; during the timed runs the CPUs "
-        f"were {busy:.0%} busy (this benchmark alone is {1 / (info['logical_cores'] or 1):.0%}). The machine is shared: "
+        f"were {busy:.0%} busy (this benchmark alone is {1 / (info['logical_cores'] or 1):.0%}). "
+        "The machine is shared: "
         "figures taken at a load above 1 understate rtnt; re-run on an idle machine for final figures.",
         "",
         "## Real-time factor",
@@ -192,7 +193,8 @@ def report(rows: list[dict], info: dict, load_before: list[float], load_after: l
             f" ({case.target_peer})" if case.target_peer else f" ({peer.path})"
         )
         lines.append(
-            f"| {case.label} | {what}: >= {need[64]:.1f} / {need[128]:.1f} | {r['rtf'][64]:.1f} | {r['rtf'][128]:.1f} | {'yes' if met else 'NO'} |"
+            f"| {case.label} | {what}: >= {need[64]:.1f} / {need[128]:.1f} | {r['rtf'][64]:.1f} | {r['rtf'][128]:.1f} "
+            f"| {'yes' if met else 'NO'} |"
         )
     lines += [
         "",
@@ -220,7 +222,8 @@ def report(rows: list[dict], info: dict, load_before: list[float], load_after: l
             wall = ", ".join(f"{v:.1f}" for v in r["runs"][b].wall)
             cpu = ", ".join(f"{v:.1f}" for v in r["runs"][b].cpu)
             lines.append(
-                f"| {r['case'].label} | {r['macs']:.0f} | {b} | {wall} | {cpu} | {r['macs'] * r['rtf'][b] * SAMPLE_RATE / 1e9:.1f} |"
+                f"| {r['case'].label} | {r['macs']:.0f} | {b} | {wall} | {cpu} "
+                f"| {r['macs'] * r['rtf'][b] * SAMPLE_RATE / 1e9:.1f} |"
             )
     lines += [
         "",
@@ -234,7 +237,8 @@ def report(rows: list[dict], info: dict, load_before: list[float], load_after: l
         "history ring and its mirror. The residual stream's row stride is a compile-time constant (8 or 16 floats), "
         "so a 12-row tile keeps its row addresses in registers. Arrays of at most 4 channels (A2-Lite) "
         "store rows 4 floats apart and run two rows per 8-lane register, an in-lane permute broadcasting "
-        "channel i of both (native/include/rtnt/wavenet/narrow.hpp, AVX2 + FMA). Gated, blended and head1x1 layers, and arrays "
+        "channel i of both (native/include/rtnt/wavenet/narrow.hpp, AVX2 + FMA). "
+        "Gated, blended and head1x1 layers, and arrays "
         "wider than 16 channels, take the staged path (the same products and arithmetic, one stage at a time over "
         "the piece). Every element is computed in one fixed order, so any block partition gives bit-identical "
         "output, and `reset()` prewarms by filling every history with the response to silence (exactly the state "
@@ -263,7 +267,8 @@ def main() -> None:
         rtf = {b: max(runs[b].wall) for b in BLOCKS}
         cpu_rtf = {b: max(runs[b].cpu) for b in BLOCKS}
         print(
-            f"{case.label}: RTF b64 {rtf[64]:.1f}, b128 {rtf[128]:.1f} (CPU time: {cpu_rtf[64]:.1f}, {cpu_rtf[128]:.1f})",
+            f"{case.label}: RTF b64 {rtf[64]:.1f}, b128 {rtf[128]:.1f} "
+            f"(CPU time: {cpu_rtf[64]:.1f}, {cpu_rtf[128]:.1f})",
             flush=True,
         )
         row = {

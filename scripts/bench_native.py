@@ -164,21 +164,26 @@ def main() -> None:
                 f"## {name}",
                 "",
                 f"{spec['channels']} channels, {len(spec['dilations'])} conv layers (kernel 3, "
-                f"dilations {spec['dilations'][:10]}{' twice' if len(spec['dilations']) == 20 else ''}, tanh) + 1x1 output conv; "
-                f"receptive field {res['receptive_field']} samples; self-check max block-size deviation {check['max_error']:.2g}. "
+                f"dilations {spec['dilations'][:10]}{' twice' if len(spec['dilations']) == 20 else ''}, tanh) "
+                "+ 1x1 output conv; "
+                f"receptive field {res['receptive_field']} samples; "
+                f"self-check max block-size deviation {check['max_error']:.2g}. "
                 f"During the run the machine's CPUs were {100 * res['machine_busy_during_run']:.0f}% busy "
-                f"(this benchmark alone is {100 / (os.cpu_count() or 1):.0f}%), steal {100 * res['steal_during_run']:.1f}%.",
+                f"(this benchmark alone is {100 / (os.cpu_count() or 1):.0f}%), "
+                f"steal {100 * res['steal_during_run']:.1f}%.",
                 "",
             ]
             md.append(benchmark_table_markdown(res))
             md += [
-                "| block | mean block ms | wall p99 / mean | cost p99 / mean | constant work, same duration: p99 / mean "
+                "| block | mean block ms | wall p99 / mean | cost p99 / mean "
+                "| constant work, same duration: p99 / mean "
                 "| mean RTF of the 5 replays, slowest – fastest |",
                 "|---:|---:|---:|---:|---:|---:|",
             ]
             md += [
                 f"| {b} | {res['block_ms_mean'][b]:.4f} | {res['stability'][b]:.2f} | {res['cost_stability'][b]:.2f} "
-                f"| {res['constant_work_stability'][b]:.2f} | {min(res['rtf_repeats'][b]):.1f} – {max(res['rtf_repeats'][b]):.1f} |"
+                f"| {res['constant_work_stability'][b]:.2f} "
+                f"| {min(res['rtf_repeats'][b]):.1f} – {max(res['rtf_repeats'][b]):.1f} |"
                 for b in res["block_sizes"]
             ]
             md += ["", verdict(res), "", "| target | measured | met |"]
@@ -187,7 +192,8 @@ def main() -> None:
                 where = f" (block {v['block']})" if "block" in v else ""
                 md.append(f"| {t} {v['target']} | {v['value']:.3f}{where} | {'yes' if v['met'] else 'NO'} |")
             print(
-                f"{name}: eff b1 {res['efficiency'][1]:.3f}, b128 {res['efficiency'][128]:.3f}, rtf_worst {res['rtf_worst']:.1f}"
+                f"{name}: eff b1 {res['efficiency'][1]:.3f}, b128 {res['efficiency'][128]:.3f}, "
+                f"rtf_worst {res['rtf_worst']:.1f}"
             )
     pauses = clock_pauses(seconds=5.0)
     report["clock_pauses"] = pauses
@@ -196,7 +202,8 @@ def main() -> None:
         "## The machine's own jitter",
         "",
         f"A thread that does nothing but read the clock for 5 s was stopped {pauses['per_second']:.0f} times a second "
-        f"(gaps over 2 µs), losing {100 * pauses['share_lost']:.1f}% of the time: median pause {pauses['median_us']:.0f} µs, "
+        f"(gaps over 2 µs), losing {100 * pauses['share_lost']:.1f}% of the time: "
+        f"median pause {pauses['median_us']:.0f} µs, "
         f"99th percentile {pauses['p99_us']:.0f} µs, longest {pauses['max_us']:.0f} µs, median spacing "
         f"{pauses['median_spacing_ms']:.2f} ms.",
         "",
@@ -214,7 +221,8 @@ def main() -> None:
         "same replay (which removes the machine's slow stretches) and keeps the minimum over the 5 replays: the",
         "runtime does the same work for block i in every replay, so periodic work, a pause or a slow ring position in",
         "the runtime would recur in every replay and stay in the minimum, while an interruption of the thread would",
-        "have to hit the same block five times (tests/test_jitter.py checks these cases). *Constant work* is a fixed L1-resident loop",
+        "have to hit the same block five times (tests/test_jitter.py checks these cases). "
+        "*Constant work* is a fixed L1-resident loop",
         "sized to each block's mean time and timed the same way: it has no variation of its own, so its ratio is the",
         "best that any code with that block time can show on this machine. Where the wall ratio of the model is",
         "close to the constant-work ratio and the per-block cost ratio is near 1, the spread of the wall times is",

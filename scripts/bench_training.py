@@ -135,7 +135,8 @@ def report(rows: list[dict], overhead: dict[str, float], overhead_preset: str, s
         "(the default recipe) plus each model's receptive field as history; samples/s counts scored output samples "
         "of `train_on_batch`, after one warm-up step.",
         "",
-        f"Peer: NAM 0.13 (PyTorch, CPU) trains A1 standard at about {NAM_SAMPLES_PER_S / 1e3:.0f}k samples/s on this machine.",
+        f"Peer: NAM 0.13 (PyTorch, CPU) trains A1 standard at about {NAM_SAMPLES_PER_S / 1e3:.0f}k samples/s "
+        "on this machine.",
         "",
         "| preset | graph samples/s | XLA samples/s | XLA / graph | XLA / NAM A1 | first XLA step (trace + compile) |",
         "|---|---:|---:|---:|---:|---:|",
@@ -143,14 +144,17 @@ def report(rows: list[dict], overhead: dict[str, float], overhead_preset: str, s
     for r in rows:
         lines.append(
             f"| `{r['preset']}` | {r['graph']['samples_per_s'] / 1e3:.0f}k | {r['xla']['samples_per_s'] / 1e3:.0f}k | "
-            f"{r['xla']['samples_per_s'] / r['graph']['samples_per_s']:.2f} | {r['xla']['samples_per_s'] / NAM_SAMPLES_PER_S:.2f} | "
+            f"{r['xla']['samples_per_s'] / r['graph']['samples_per_s']:.2f} | "
+            f"{r['xla']['samples_per_s'] / NAM_SAMPLES_PER_S:.2f} | "
             f"{r['xla']['first_step_s']:.1f} s |"
         )
     lines += [
         "",
-        f"## A real fit: wall time outside the optimizer step ({overhead_preset}, {seconds:.0f} s budget, demo capture)",
+        f"## A real fit: wall time outside the optimizer step ({overhead_preset}, {seconds:.0f} s budget, "
+        "demo capture)",
         "",
-        f"{overhead['steps']:.0f} steps, {overhead['validations']:.0f} validations with checkpoints, XLA {'on' if overhead['jit'] else 'off'}: "
+        f"{overhead['steps']:.0f} steps, {overhead['validations']:.0f} validations with checkpoints, "
+        f"XLA {'on' if overhead['jit'] else 'off'}: "
         f"**{overhead['samples_per_s'] / 1e3:.0f}k samples/s over the whole wall time**, "
         f"**{100 * overhead['overhead_share']:.1f} %** of it outside the optimizer step (validation, checkpoints, "
         f"batch gathering, progress), and {100 * overhead['first_step_share']:.1f} % in the first step (tracing and "
@@ -179,7 +183,8 @@ def main() -> None:
             "xla": step_throughput(preset, True, args.steps),
         }
         print(
-            f"{preset}: graph {row['graph']['samples_per_s'] / 1e3:.0f}k, XLA {row['xla']['samples_per_s'] / 1e3:.0f}k samples/s",
+            f"{preset}: graph {row['graph']['samples_per_s'] / 1e3:.0f}k, "
+            f"XLA {row['xla']['samples_per_s'] / 1e3:.0f}k samples/s",
             flush=True,
         )
         rows.append(row)

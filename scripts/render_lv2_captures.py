@@ -52,7 +52,8 @@ class ModelChoice:
 
 
 def trained_models() -> list[tuple[str, Path]]:
-    """(capture name, model.json) of every finished wavenet_tcn_balanced run (single, multirun or experiment), newest first."""
+    """(capture name, model.json) of every finished wavenet_tcn_balanced run (single, multirun or experiment),
+    newest first."""
     found = []
     outputs = REPO_DIR / "outputs"
     runs = [
@@ -135,7 +136,10 @@ def machine() -> str:
         platform.processor(),
     )
     host = subprocess.run(["lv2apply", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, Python {platform.python_version()}, {host}"
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+        f"Python {platform.python_version()}, {host}"
+    )
 
 
 def main() -> int:
@@ -236,7 +240,8 @@ def render_report(rows: list[dict], bench_rows: dict, seconds: float) -> str:
             "",
         ]
     lines += [
-        "| capture | model | audio s | host CPU s | host CPU / audio s | marginal / audio s | native b1 / audio s | parity max abs | output peak |",
+        "| capture | model | audio s | host CPU s | host CPU / audio s | marginal / audio s | native b1 / audio s "
+        "| parity max abs | output peak |",
         "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

@@ -94,7 +94,8 @@ def test_rtnt_train_refuses_a_short_capture_before_tensorflow(tmp_path: Path, tr
         "import sys\nfrom rtnt.cli.train import main\n"
         f"sys.argv = ['rtnt-train', 'capture=files', 'capture.input={tmp_path / 'in.wav'}', "
         f"'capture.target={tmp_path / 'out.wav'}', 'train=smoke']\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    print('EXIT', exc.code, 'TF_LOADED', 'tensorflow' in sys.modules)\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n"
+        "    print('EXIT', exc.code, 'TF_LOADED', 'tensorflow' in sys.modules)\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error: ")]

@@ -90,7 +90,8 @@ def _log_run(
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A store with 2 presets × 2 captures in `toy_comparison` (one configuration run twice), a failed
-    run, an Optuna sweep parent run, and a smoothing sweep of 2 alphas in another experiment. Shared by the module's tests (read only)."""
+    run, an Optuna sweep parent run, and a smoothing sweep of 2 alphas in another experiment. Shared by the
+    module's tests (read only)."""
     tracking_uri = f"sqlite:///{tmp_path_factory.mktemp('store') / 'mlflow.db'}"
     client = MlflowClient(tracking_uri)
     exp = client.create_experiment(EXPERIMENT)

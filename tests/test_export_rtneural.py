@@ -130,7 +130,8 @@ def test_schema_of_every_layer_type() -> None:
     data = export_rtneural(model)
     assert data["in_shape"] == [None, None, 1]
     summary = [
-        (l["type"], l["activation"], l["shape"][-1], [np.shape(w) for w in l["weights"]]) for l in data["layers"]
+        (layer["type"], layer["activation"], layer["shape"][-1], [np.shape(w) for w in layer["weights"]])
+        for layer in data["layers"]
     ]
     assert summary == [
         ("time-distributed-dense", "tanh", 6, [(1, 6), (6,)]),
@@ -147,9 +148,9 @@ def test_schema_of_every_layer_type() -> None:
     conv, bn = data["layers"][1], data["layers"][2]
     assert (conv["kernel_size"], conv["dilation"], conv["groups"]) == ([3], [2], 2)
     assert bn["epsilon"] == pytest.approx(0.01)
-    assert all(set(l) >= {"type", "activation", "shape", "weights"} for l in data["layers"])
+    assert all(set(layer) >= {"type", "activation", "shape", "weights"} for layer in data["layers"])
     np.testing.assert_array_equal(data["layers"][-1]["weights"][1], [0.0])
-    flat = np.concatenate([np.ravel(w) for l in data["layers"] for w in l["weights"]])
+    flat = np.concatenate([np.ravel(w) for layer in data["layers"] for w in layer["weights"]])
     np.testing.assert_array_equal(flat, flat.astype(np.float32))
     assert json_parity(model, 300, seed=4) < TOLERANCE
 

@@ -96,5 +96,8 @@ def test_smooth_tanh_values_and_checkpoint_roundtrip(tmp_path: Path, scaled: boo
 
 
 def test_model_package_does_not_import_keras() -> None:
-    code = "import sys, rtnt.model; rtnt.model.receptive_field; assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules"
+    code = (
+        "import sys, rtnt.model; rtnt.model.receptive_field; "
+        "assert 'keras' not in sys.modules and 'tensorflow' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO_DIR)

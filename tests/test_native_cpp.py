@@ -1,8 +1,8 @@
 """Builds native/ with CMake and Ninja (from the venv) and runs the C++ tests via CTest.
 
-The C++ tests cover conformance (RTNeural vectors and NAM Core's .nam outputs), partition invariance and instance isolation bit for bit, the
-allocation counter (replaced global operator new and malloc armed around process()) and a replay
-of the fuzz corpus and every committed fuzz regression.
+The C++ tests cover conformance (RTNeural vectors and NAM Core's .nam outputs), partition invariance and
+instance isolation bit for bit, the allocation counter (replaced global operator new and malloc armed around
+process()) and a replay of the fuzz corpus and every committed fuzz regression.
 """
 
 from __future__ import annotations

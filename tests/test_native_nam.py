@@ -85,8 +85,8 @@ def test_conformance_with_nam_core(entry: dict[str, Any]) -> None:
 
 def test_every_index_model_is_covered() -> None:
     """No model of the index is silently skipped: each is supported or refused by name."""
-    supported = {"wavenet_a1_standard", "wavenet", "A2_full", "A2_lite", "A2_full_extracted", "A2_lite_extracted", "lstm",
-                 "slimmable_container", "slimmable_container_slim0", "slimmable_container_slim0p5"}  # fmt: skip
+    supported = {"wavenet_a1_standard", "wavenet", "A2_full", "A2_lite", "A2_full_extracted", "A2_lite_extracted",
+                 "lstm", "slimmable_container", "slimmable_container_slim0", "slimmable_container_slim0p5"}  # fmt: skip
     assert {e["model_id"] for e in ENTRIES} == supported | set(REFUSED)
 
 

@@ -123,7 +123,7 @@ def test_wall_clock_budget_stops_within_a_small_margin_and_keeps_valid_checkpoin
         tmp_path,
         Budget(seconds=4.0),
         cadence=Cadence(seconds=1.0),
-        on_step=lambda s, l: step_times.append(time.perf_counter()),
+        on_step=lambda step, loss: step_times.append(time.perf_counter()),
     )
     wall = time.perf_counter() - start
     assert step_times[-1] - start < 4.0 + 0.5, "no step starts after the budget (a tiny step takes milliseconds)"

@@ -181,7 +181,8 @@ def test_cli_refuses_a_broken_chain_in_one_line_before_tensorflow() -> None:
     probe = (
         "import sys\nfrom rtnt.cli.train import main\n"
         "sys.argv = ['rtnt-train', 'preset=wavenet_a1_standard', 'preset.layer_arrays.0.channels=12']\n"
-        "try:\n    main()\nexcept SystemExit as exc:\n    print('EXIT', exc.code, 'TF_LOADED', 'tensorflow' in sys.modules)\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n"
+        "    print('EXIT', exc.code, 'TF_LOADED', 'tensorflow' in sys.modules)\n"
     )
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]

@@ -270,7 +270,8 @@ class SweepRunner:
                 if failed > self.max_failure_rate * self.n_trials:
                     raise SweepAborted(
                         f"sweep {study_name} stopped: {failed} of {finished} trials failed, more than "
-                        f"max_failure_rate={self.max_failure_rate} of n_trials={self.n_trials}; see each trial's fail_reason "
+                        f"max_failure_rate={self.max_failure_rate} of n_trials={self.n_trials}; "
+                        "see each trial's fail_reason "
                         f"in {self.progress_path} or optuna-dashboard {storage_url}"
                     )
         except BaseException as exc:

@@ -62,7 +62,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     if not native_available():
         raise RtntError(
-            "the native runtime rtnt._native is not built; install rtnt with `pip install -e .` (needs a C++17 compiler)"
+            "the native runtime rtnt._native is not built; install rtnt with `pip install -e .` "
+            "(needs a C++17 compiler)"
         )
     if not args.model.is_file():
         raise RtntError(f"model file {args.model} does not exist; pass the path of an RTNeural JSON or .nam file")

@@ -11,7 +11,10 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 
-USAGE = "usage: rtnt-evaluate MODEL.{json,nam} [capture=NAME | capture=files capture.input=DI capture.target=AMP] [key=value ...]"
+USAGE = (
+    "usage: rtnt-evaluate MODEL.{json,nam} [capture=NAME | capture=files capture.input=DI capture.target=AMP] "
+    "[key=value ...]"
+)
 
 
 def main(argv: list[str] | None = None) -> int:

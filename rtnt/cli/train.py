@@ -173,7 +173,8 @@ def main() -> None:
         train_app()
     except KeyboardInterrupt:
         print(
-            "error: interrupted; the last checkpoint is kept (continue with continue_from=<run id>) and the MLflow run is marked KILLED",
+            "error: interrupted; the last checkpoint is kept (continue with continue_from=<run id>) "
+            "and the MLflow run is marked KILLED",
             file=sys.stderr,
         )
         sys.exit(130)

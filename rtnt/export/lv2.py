@@ -192,14 +192,18 @@ def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> t
         run = client.get_run(source)
     except MlflowException:
         raise ExportError(
-            f"{source!r} is neither a model JSON file nor a run in tracking store {uri}; check the path or run id, or pass --tracking-uri"
+            f"{source!r} is neither a model JSON file nor a run in tracking store {uri}; "
+            "check the path or run id, or pass --tracking-uri"
         ) from None
     ready = run.data.tags.get("gate.ready")
     if ready != "true":
         if ready is None:
             problem = "has no export gate verdict (tag gate.ready); it did not reach the gate"
         else:
-            problem = f"did not pass the export gate (failed: {run.data.tags.get('gate.failed', 'unknown')}; see gate/report.md)"
+            problem = (
+                "did not pass the export gate "
+                f"(failed: {run.data.tags.get('gate.failed', 'unknown')}; see gate/report.md)"
+            )
         if not force:
             raise ExportError(f"run {source} {problem}; fix the model or pass --force to export it anyway")
         gate_note = "export gate NOT READY, exported with --force"
@@ -274,7 +278,8 @@ def validate_model_json(json_path: Path) -> None:
     if not result["native_validation"]:
         raise ExportError(
             f"{json_path} fails native validation: the native runtime differs from the reference runtime by "
-            f"{result['native_parity_error']:.3g} max abs (tolerance {result['native_tolerance']:g}); re-export the model"
+            f"{result['native_parity_error']:.3g} max abs (tolerance {result['native_tolerance']:g}); "
+            "re-export the model"
         )
 
 
@@ -292,7 +297,8 @@ def build_plugin(uri: str, build_dir: Path, *, portable: bool = False) -> Path:
         )
     if not (PLUGIN_SOURCE / "CMakeLists.txt").exists():
         raise ExportError(
-            f"the LV2 plugin sources {PLUGIN_SOURCE} are missing; export from an rtnt source checkout (pip install -e .)"
+            f"the LV2 plugin sources {PLUGIN_SOURCE} are missing; "
+            "export from an rtnt source checkout (pip install -e .)"
         )
     cmake = build_tool("cmake")
     if cmake is None:
@@ -403,7 +409,8 @@ def check_plugin_binary(bundle: Path, uri: str, block: int = 300) -> None:
     err = float(np.max(np.abs(y.astype(np.float64) - native.process(x))))
     if not err <= SELF_CHECK_TOLERANCE or controls["latency"].value != 0.0:
         raise ExportError(
-            f"the built plugin differs from the native runtime by {err:.3g} max abs (tolerance {SELF_CHECK_TOLERANCE:g}) "
+            f"the built plugin differs from the native runtime by {err:.3g} max abs "
+            f"(tolerance {SELF_CHECK_TOLERANCE:g}) "
             f"or reports latency {controls['latency'].value:g}; rebuild it"
         )
 

@@ -108,7 +108,8 @@ class _Weights:
     def take(self, n: int, what: str) -> np.ndarray:
         if self.pos + n > self.values.size:
             raise NamFileError(
-                f"{self.source}: the weight list ends while reading {what} ({self.values.size} values, config needs more); "
+                f"{self.source}: the weight list ends while reading {what} "
+                f"({self.values.size} values, config needs more); "
                 "the config and weights do not match"
             )
         out = self.values[self.pos : self.pos + n]
@@ -118,7 +119,8 @@ class _Weights:
     def finish(self) -> None:
         if self.pos != self.values.size:
             raise NamFileError(
-                f"{self.source}: {self.values.size - self.pos} weights left over after the model ({self.values.size} given, "
+                f"{self.source}: {self.values.size - self.pos} weights left over after the model "
+                f"({self.values.size} given, "
                 f"{self.pos} used); the config and weights do not match"
             )
 

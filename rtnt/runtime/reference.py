@@ -339,7 +339,8 @@ def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
         r.weights((0,))
     else:
         r.fail(
-            "unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, batchnorm, activation)"
+            "unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, "
+            "batchnorm, activation)"
         )
     name = r.activation()
     if name:

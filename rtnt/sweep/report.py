@@ -42,7 +42,8 @@ class SweepReport:
 
 
 def trials_frame(study: optuna.Study, objectives: Sequence[Objective]) -> pd.DataFrame:
-    """One row per finished trial: number, state, feasibility, objectives, constraints, params, run, re-run overrides."""
+    """One row per finished trial: number, state, feasibility, objectives, constraints, params, run,
+    re-run overrides."""
     import optuna
 
     rows = []

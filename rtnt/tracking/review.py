@@ -85,7 +85,8 @@ def record_review(run_id: str, decision: str, note: str = "", tracking_uri: str 
             record = json.loads(Path(local).read_text())
         except (MlflowException, OSError, ValueError):
             raise RtntError(
-                f"run {run_id} has no readable {GATE_JSON} artifact; only runs that reached the export gate can be reviewed"
+                f"run {run_id} has no readable {GATE_JSON} artifact; "
+                "only runs that reached the export gate can be reviewed"
             ) from None
     try:
         result = gate_from_dict(record, review=decision)

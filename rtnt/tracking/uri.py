@@ -54,7 +54,8 @@ def existing_tracking_uri(configured: str = "") -> str:
     prefix = "sqlite:///"
     if uri.startswith(prefix) and not Path(uri[len(prefix) :]).exists():
         raise TrackingError(
-            f"tracking store {uri} does not exist; pass --tracking-uri of an existing store (or set MLFLOW_TRACKING_URI)"
+            f"tracking store {uri} does not exist; "
+            "pass --tracking-uri of an existing store (or set MLFLOW_TRACKING_URI)"
         )
     return uri
 

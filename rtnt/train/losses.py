@@ -21,7 +21,8 @@ _EPS = 1e-8  # floor of the squared magnitude, as in rtnt.metrics.stft
 
 
 def _stft_magnitude(x, fft_size: int):
-    """Magnitude STFT of (batch, time) signals: periodic Hann window, hop fft_size // 4, ends zero-padded by fft_size // 2."""
+    """Magnitude STFT of (batch, time) signals: periodic Hann window, hop fft_size // 4,
+    ends zero-padded by fft_size // 2."""
     x = ops.pad(x, ((0, 0), (fft_size // 2, fft_size // 2)))
     re, im = ops.stft(
         x, sequence_length=fft_size, sequence_stride=fft_size // 4, fft_length=fft_size, window="hann", center=False

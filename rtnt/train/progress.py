@@ -87,10 +87,14 @@ class TrainingProgress:
         """The plain one-line summary of the latest validation."""
         v = self.last
         if v is None:
-            return f"step {self.step}  elapsed {format_duration(self.elapsed())}  remaining {format_duration(self.remaining())}"
+            return (
+                f"step {self.step}  elapsed {format_duration(self.elapsed())}  "
+                f"remaining {format_duration(self.remaining())}"
+            )
         return (
             f"step {v.step}  elapsed {format_duration(self.elapsed())}  remaining {format_duration(self.remaining())}  "
-            f"train ESR {v.train_esr:.4g}  val ESR {v.val_esr:.4g}  lr {v.learning_rate:.2e}  {v.samples_per_s / 1e3:.0f}k samples/s"
+            f"train ESR {v.train_esr:.4g}  val ESR {v.val_esr:.4g}  lr {v.learning_rate:.2e}  "
+            f"{v.samples_per_s / 1e3:.0f}k samples/s"
         )
 
     def _render(self):  # noqa: ANN202  (a rich renderable)
