@@ -226,3 +226,25 @@ def test_format_duration() -> None:
     assert format_duration(65) == "1:05"
     assert format_duration(3725) == "1:02:05"
     assert format_duration(math.nan) == "--"
+
+
+def test_signals_during_training_are_deferred_to_the_step_boundary() -> None:
+    import os
+    import signal
+
+    from rtnt.train.fit import DeferredStop
+
+    before = signal.getsignal(signal.SIGINT)
+    with DeferredStop() as stop:
+        os.kill(os.getpid(), signal.SIGINT)  # lands "inside a step": nothing is raised here
+        assert stop.signum == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):
+            stop.raise_if_requested()
+        with pytest.raises(KeyboardInterrupt):  # a second Ctrl-C interrupts at once
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is before
+    with DeferredStop() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        with pytest.raises(SystemExit) as info:
+            stop.raise_if_requested()
+        assert info.value.code == 128 + signal.SIGTERM

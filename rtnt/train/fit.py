@@ -11,6 +11,8 @@ import json
 import logging
 import math
 import os
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -244,6 +246,45 @@ def validation_esr(model: keras.Model, val_xy: tuple[np.ndarray, np.ndarray], hi
     return float(np.sum((target - pred) ** 2) / max(np.sum(target**2), 1e-12))
 
 
+class DeferredStop:
+    """SIGINT and SIGTERM during training set a flag that the loop reads between steps, so an interruption
+    never lands inside TensorFlow, a checkpoint write or an MLflow call (where it can leave a lock held and
+    hang the exit). A second signal interrupts at once. Signal handlers can only be set in the main thread;
+    elsewhere the default behaviour stays."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> DeferredStop:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._restore()
+
+    def _restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def _handle(self, signum: int, _frame: object) -> None:
+        first = self.signum is None
+        self.signum = signum
+        if not first:
+            self._restore()
+            self.raise_if_requested()
+
+    def raise_if_requested(self) -> None:
+        """Raise KeyboardInterrupt for SIGINT, SystemExit(128 + n) for SIGTERM, nothing without a signal."""
+        if self.signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        if self.signum is not None:
+            raise SystemExit(128 + self.signum)
+
+
 def fit(
     model: keras.Model,
     sampler: SegmentSampler,
@@ -308,40 +349,43 @@ def fit(
             on_validation(point)
         since_val_steps, since_val_loss, since_val_start = 0, 0.0, time.perf_counter()
 
-    try:
-        while progress_now() < 1.0 and not (patience > 0 and bad_validations >= patience):
-            model.optimizer.learning_rate.assign(schedule(progress_now()))
-            batch = sampler.draw()
-            s0 = time.perf_counter()
-            if result.steps_this_session == 0:
-                loss, result.jit_compile = first_step(model, batch, jit_compile)
-                result.first_step_seconds = time.perf_counter() - s0
-            else:
-                loss = float(model.train_on_batch(*batch))
-                result.step_seconds += time.perf_counter() - s0
-            if not math.isfinite(loss):
-                raise RtntError(
-                    f"training diverged: loss is {loss} at step {state.steps_completed + 1}; "
-                    "lower train.learning_rate or check the capture"
-                )
-            state.steps_completed += 1
-            result.steps_this_session += 1
-            result.samples_this_session += sampler.batch_size * sampler.segment_length
-            since_val_steps += 1
-            since_val_loss += loss
-            if on_step is not None:
-                on_step(state.steps_completed, loss)
-            if cadence.due(since_val_steps, time.perf_counter() - since_val_start):
+    with DeferredStop() as stop:
+        try:
+            while progress_now() < 1.0 and not (patience > 0 and bad_validations >= patience):
+                stop.raise_if_requested()
+                model.optimizer.learning_rate.assign(schedule(progress_now()))
+                batch = sampler.draw()
+                s0 = time.perf_counter()
+                if result.steps_this_session == 0:
+                    loss, result.jit_compile = first_step(model, batch, jit_compile)
+                    result.first_step_seconds = time.perf_counter() - s0
+                else:
+                    loss = float(model.train_on_batch(*batch))
+                    result.step_seconds += time.perf_counter() - s0
+                if not math.isfinite(loss):
+                    raise RtntError(
+                        f"training diverged: loss is {loss} at step {state.steps_completed + 1}; "
+                        "lower train.learning_rate or check the capture"
+                    )
+                state.steps_completed += 1
+                result.steps_this_session += 1
+                result.samples_this_session += sampler.batch_size * sampler.segment_length
+                since_val_steps += 1
+                since_val_loss += loss
+                if on_step is not None:
+                    on_step(state.steps_completed, loss)
+                if cadence.due(since_val_steps, time.perf_counter() - since_val_start):
+                    validate()
+            stop.raise_if_requested()
+            if since_val_steps > 0 or not result.history:
                 validate()
-        if since_val_steps > 0 or not result.history:
-            validate()
-        result.stopped_early = patience > 0 and bad_validations >= patience
-    except (KeyboardInterrupt, SystemExit):
-        state.progress = progress_now()
-        state.train_seconds += time.perf_counter() - t0
-        state.samples_seen += result.samples_this_session
-        ckpt.save(model, state, improved=False)
-        raise
+            result.stopped_early = patience > 0 and bad_validations >= patience
+        except (KeyboardInterrupt, SystemExit):
+            state.progress = progress_now()
+            state.train_seconds += time.perf_counter() - t0
+            state.samples_seen += result.samples_this_session
+            ckpt.save(model, state, improved=False)
+            raise
     result.wall_seconds = time.perf_counter() - t0
     state.train_seconds += result.wall_seconds
     state.samples_seen += result.samples_this_session
