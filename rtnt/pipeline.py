@@ -25,7 +25,6 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 
 from rtnt.capture.prepare import PreparedCapture, prepare_capture  # noqa: E402
 from rtnt.data.splits import Splits, region_with_history, split_by_time  # noqa: E402
-from rtnt.metrics.esr import esr  # noqa: E402
 from rtnt.sweep.trial import trial_run_context  # noqa: E402
 from rtnt.tracking.redact import redact_files, redact_text  # noqa: E402
 from rtnt.tracking.run import flatten, git_commit, log_params_flat, run_name, tracked_run  # noqa: E402
@@ -291,7 +290,7 @@ def _split_metrics(
         pred = renderer(region_with_history(x, region, rf))[rf - 1 :]
         target = y[region.start : region.stop]
         out.update({f"{region.name}.{k}": float(v) for k, v in preview_metrics(target, pred, sr).items()})
-    out["esr"] = float(esr(y[splits.test.start : splits.test.stop], pred))
+    out["esr"] = out["test.esr"]
     out["esr_val"] = out["val.esr"]
     out["esr_preemph"] = out["test.esr_preemph"]
     return out
