@@ -19,6 +19,11 @@ from rtnt.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 REPO_DIR = PACKAGE_DIR.parent
+# A source checkout (pip install -e .) reads conf/ and native/ beside the package; a regular install
+# (pip install .) carries copies inside the package (CMakeLists.txt installs them).
+IN_CHECKOUT = (REPO_DIR / "conf" / "config.yaml").exists()
+CONF_DIR = REPO_DIR / "conf" if IN_CHECKOUT else PACKAGE_DIR / "conf"
+NATIVE_DIR = REPO_DIR / "native" if IN_CHECKOUT else PACKAGE_DIR / "native"
 
 SAMPLE_RATE = 48000
 ARCHITECTURES = ("tcn", "wavenet", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
@@ -212,12 +217,17 @@ def capture_name(target: str) -> str:
     return "demo" if path.parent == PACKAGE_DIR / "demo" else path.stem
 
 
+def project_dir() -> Path:
+    """Where runs are stored (mlruns/) and `../shared` is looked for: the checkout, else the working directory."""
+    return REPO_DIR if IN_CHECKOUT else Path.cwd()
+
+
 def shared_dir() -> Path:
     """The shared material folder: $RTNT_SHARED, else `../shared` beside the repository."""
     import os
 
     env = os.environ.get("RTNT_SHARED")
-    return Path(env) if env else REPO_DIR.parent / "shared"
+    return Path(env) if env else project_dir().parent / "shared"
 
 
 def _check(ok: bool, key: str, value: Any, rule: str) -> None:

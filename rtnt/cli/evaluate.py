@@ -23,8 +23,8 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
-    from rtnt.cli.train import CONF_DIR, describe_compose_error
-    from rtnt.config import register_configs, register_resolvers, validate_config
+    from rtnt.cli.train import describe_compose_error
+    from rtnt.config import CONF_DIR, register_configs, register_resolvers, validate_config
     from rtnt.errors import RtntError
 
     args = list(sys.argv[1:] if argv is None else argv)

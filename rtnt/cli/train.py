@@ -25,10 +25,9 @@ from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 from omegaconf.errors import OmegaConfBaseException  # noqa: E402
 
-from rtnt.config import PACKAGE_DIR, REPO_DIR, register_configs, register_resolvers, validate_config  # noqa: E402
+from rtnt.config import CONF_DIR, register_configs, register_resolvers, validate_config  # noqa: E402
 from rtnt.errors import ConfigError, RtntError, exception_summary  # noqa: E402
 
-CONF_DIR = REPO_DIR / "conf" if (REPO_DIR / "conf" / "config.yaml").exists() else PACKAGE_DIR / "conf"
 HYDRA_FLAGS_WITH_VALUE = {
     "--config-path",
     "-cp",

@@ -32,10 +32,10 @@ from string import Template
 
 import numpy as np
 
-from rtnt.config import REPO_DIR
+from rtnt.config import NATIVE_DIR
 from rtnt.errors import ExportError, RtntError, exception_summary
 
-PLUGIN_SOURCE = REPO_DIR / "native" / "lv2"
+PLUGIN_SOURCE = NATIVE_DIR / "lv2"
 BINARY = "rtnt_model.dll" if sys.platform == "win32" else "rtnt_model.so"
 MODEL_FILE = "model.json"
 NAM_MODEL_FILE = "model.nam"
@@ -297,8 +297,8 @@ def build_plugin(uri: str, build_dir: Path, *, portable: bool = False) -> Path:
         )
     if not (PLUGIN_SOURCE / "CMakeLists.txt").exists():
         raise ExportError(
-            f"the LV2 plugin sources {PLUGIN_SOURCE} are missing; "
-            "export from an rtnt source checkout (pip install -e .)"
+            f"the LV2 plugin sources {PLUGIN_SOURCE} are missing; reinstall rtnt "
+            "(pip install ., or pip install -e . in a checkout)"
         )
     cmake = build_tool("cmake")
     if cmake is None:

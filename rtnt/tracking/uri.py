@@ -1,6 +1,7 @@
 """Where runs are tracked: the configured URI, else $MLFLOW_TRACKING_URI, else a local sqlite store.
 
-The local store is `<repo>/mlruns/mlflow.db` with artifacts under `<repo>/mlruns/artifacts`.
+The local store is `<project>/mlruns/mlflow.db` with artifacts under `<project>/mlruns/artifacts`, where the
+project is the source checkout, or the working directory of a regular install.
 """
 
 from __future__ import annotations
@@ -8,23 +9,20 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from rtnt.config import REPO_DIR
+from rtnt.config import project_dir
 from rtnt.errors import TrackingError
-
-LOCAL_STORE = REPO_DIR / "mlruns"
-LOCAL_URI = f"sqlite:///{(LOCAL_STORE / 'mlflow.db').as_posix()}"
 
 
 def local_store_dir() -> Path:
-    """`<repo>/mlruns`, created on first use."""
-    LOCAL_STORE.mkdir(parents=True, exist_ok=True)
-    return LOCAL_STORE
+    """`<project>/mlruns` (the checkout, or the working directory of an installed rtnt), created on first use."""
+    path = project_dir() / "mlruns"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def default_tracking_uri() -> str:
-    """sqlite:///<repo>/mlruns/mlflow.db (the folder is created)."""
-    local_store_dir()
-    return LOCAL_URI
+    """sqlite:///<project>/mlruns/mlflow.db (the folder is created)."""
+    return f"sqlite:///{(local_store_dir() / 'mlflow.db').as_posix()}"
 
 
 def default_artifact_root() -> str:
@@ -65,4 +63,4 @@ def resolve_artifact_location(tracking_uri: str, configured: str = "") -> str | 
     the default store, else None (the tracking server decides)."""
     if configured:
         return configured
-    return default_artifact_root() if tracking_uri == LOCAL_URI else None
+    return default_artifact_root() if tracking_uri == default_tracking_uri() else None
