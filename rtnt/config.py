@@ -15,6 +15,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
+from rtnt.constants import BENCH_BLOCK_SIZES
 from rtnt.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -25,7 +26,6 @@ IN_CHECKOUT = (REPO_DIR / "conf" / "config.yaml").exists()
 CONF_DIR = REPO_DIR / "conf" if IN_CHECKOUT else PACKAGE_DIR / "conf"
 NATIVE_DIR = REPO_DIR / "native" if IN_CHECKOUT else PACKAGE_DIR / "native"
 
-SAMPLE_RATE = 48000
 ARCHITECTURES = ("tcn", "wavenet", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
 ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
 # Hidden activations of `wavenet` layer arrays, in NAM's spelling (NAM Core computes the same functions).
@@ -164,7 +164,7 @@ class AsrConfig:
 class ExportConfig:
     format: str = "rtneural"
     native: bool = True  # validate and benchmark natively
-    bench_block_sizes: list[int] = field(default_factory=lambda: [1, 32, 64, 128, 256, 512, 1024])
+    bench_block_sizes: list[int] = field(default_factory=lambda: list(BENCH_BLOCK_SIZES))
     bench_seconds: float = 2.0
     validation_block_sizes: list[int] = field(default_factory=lambda: [1, 32, 64, 128, 256, 1024, 77])
     gate: GateConfig = field(default_factory=GateConfig)

@@ -26,12 +26,12 @@ import numpy as np
 import soundfile as sf
 
 from rtnt.config import PACKAGE_DIR, REPO_DIR, shared_dir
+from rtnt.constants import SAMPLE_RATE
 from rtnt.native import NativeModel
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_native import cpu_ticks, machine  # noqa: E402
 
-SAMPLE_RATE = 48_000
 BLOCKS = (64, 128)
 NAM_DIR = shared_dir() / "conformance" / "nam"
 TOLERANCE = "5e-5 absolute, or 1e-4 of the output peak where that is larger"

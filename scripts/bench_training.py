@@ -50,7 +50,7 @@ def step_throughput(preset: str, jit: bool, steps: int) -> dict[str, float]:
     """Scored samples/s of `train_on_batch` at the default batch and segment (after one warm-up step)."""
     import keras
 
-    from rtnt.config import SAMPLE_RATE
+    from rtnt.constants import SAMPLE_RATE
     from rtnt.model.build import build_model
     from rtnt.model.summary import model_summary
     from rtnt.train.fit import compile_model, set_jit_compile

@@ -11,6 +11,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import resample_poly
 
+from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import CaptureError
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ def load_capture_pair(
     channel: int | None = None,
     resample: bool = False,
     length_tolerance_s: float = 0.5,
-    sample_rate: int = 48000,
+    sample_rate: int = SAMPLE_RATE,
 ) -> CapturePair:
     """Read, check and equalise a capture pair; raise CaptureError with a one-line fix on bad input."""
     ip, tp = Path(input_path), Path(target_path)

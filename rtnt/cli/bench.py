@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rtnt.constants import BENCH_BLOCK_SIZES
 from rtnt.errors import RtntError
 
 
@@ -36,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seconds", type=float, default=2.0, help="wall-clock budget of the timed loops (default 2)")
     parser.add_argument(
         "--blocks",
-        default="1,32,64,128,256,512,1024",
+        default=",".join(map(str, BENCH_BLOCK_SIZES)),
         help="comma-separated block sizes (default 1,32,64,128,256,512,1024)",
     )
     return parser

@@ -33,6 +33,7 @@ from string import Template
 import numpy as np
 
 from rtnt.config import NATIVE_DIR
+from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ExportError, RtntError, exception_summary
 
 PLUGIN_SOURCE = NATIVE_DIR / "lv2"
@@ -43,7 +44,6 @@ NAM_MODEL_FILE = "model.nam"
 RUN_MODEL_FILES = (MODEL_FILE, NAM_MODEL_FILE)
 PLUGIN_TTL = "plugin.ttl"
 ARTIFACT_DIR = "lv2"
-SAMPLE_RATE = 48_000
 # Port indices of native/lv2/plugin.ttl.in (and PortIndex in plugin.cpp).
 PORTS = {"in": 0, "out": 1, "input_gain": 2, "output_gain": 3, "enabled": 4, "latency": 5}
 SELF_CHECK_TOLERANCE = 1e-5

@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from rtnt.config import PACKAGE_DIR, SAMPLE_RATE
+from rtnt.config import PACKAGE_DIR
+from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ExportError
 from rtnt.runtime.nam_reference import FILM_KEYS  # the .nam FiLM switches, one definition for reader and writer
 

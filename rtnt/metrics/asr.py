@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -217,7 +218,7 @@ class AsrReport:
 
 def render_asr_probes(
     process: Callable[[np.ndarray], np.ndarray],
-    sample_rate: int = 48000,
+    sample_rate: int = SAMPLE_RATE,
     midi_notes: Sequence[int] = DEFAULT_MIDI_NOTES,
     levels_dbfs: Sequence[float] = DEFAULT_LEVELS_DBFS,
     settle_seconds: float = 0.25,

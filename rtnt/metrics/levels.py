@@ -15,6 +15,8 @@ import math
 import numpy as np
 from scipy.signal import lfilter
 
+from rtnt.constants import SAMPLE_RATE
+
 _BLOCK_S = 0.4
 _ABS_GATE_LUFS = -70.0
 _REL_GATE_LU = -10.0
@@ -68,7 +70,7 @@ def integrated_loudness(y: np.ndarray, sample_rate: int) -> float:
     return float(-0.691 + 10.0 * np.log10(np.mean(kept)))
 
 
-def loudness_difference_db(y_true: np.ndarray, y_pred: np.ndarray, sample_rate: int = 48000) -> float:
+def loudness_difference_db(y_true: np.ndarray, y_pred: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float:
     """Integrated loudness of the prediction minus that of the target, in LU (= dB), BS.1770-4.
 
     Positive means the prediction is louder. Non-finite when either signal is silent.

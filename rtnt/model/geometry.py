@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from rtnt.config import SAMPLE_RATE, PresetConfig, kernel_size_per_layer
+from rtnt.config import PresetConfig, kernel_size_per_layer
+from rtnt.constants import SAMPLE_RATE
 from rtnt.model.wavenet_spec import layer_array_specs
 
 CONV_ARCHS = ("tcn", "conv", "conv_bn_prelu", "conv_gru")

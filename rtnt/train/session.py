@@ -13,7 +13,7 @@ import mlflow
 import numpy as np
 from omegaconf import DictConfig
 
-from rtnt.config import SAMPLE_RATE
+from rtnt.constants import SAMPLE_RATE
 from rtnt.data.splits import Splits, region_with_history
 from rtnt.errors import ConfigError, exception_summary
 from rtnt.export.nam import NamMetadata

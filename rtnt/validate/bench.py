@@ -12,10 +12,10 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from rtnt.constants import BENCH_BLOCK_SIZES, SAMPLE_RATE
 from rtnt.native import BlockTiming, NativeModel
 from rtnt.validate.jitter import relative_block_cost, stability
 
-SAMPLE_RATE = 48_000
 MIN_BLOCKS = 200  # per block size, so that the 99th percentile is a measured block time
 MAX_SAMPLES = 1 << 24
 
@@ -90,7 +90,7 @@ def _signal(n: int, seed: int = 1) -> np.ndarray:
 
 def benchmark_native(
     json_path: str | Path,
-    block_sizes: Iterable[int] = (1, 32, 64, 128, 256, 512, 1024),
+    block_sizes: Iterable[int] = BENCH_BLOCK_SIZES,
     seconds: float = 2.0,
     repeats: int = 5,
     slim: float | None = None,

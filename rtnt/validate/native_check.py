@@ -7,6 +7,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from rtnt.constants import SAMPLE_RATE
 from rtnt.native import NativeModel
 
 
@@ -119,7 +120,7 @@ def self_check(
     full-scale 1 kHz sine (where an unstable model overflows), have no NaN or inf.
     """
     rng = np.random.default_rng(seed)
-    t = np.arange(n) / 48_000.0
+    t = np.arange(n) / SAMPLE_RATE
     x = (0.4 * np.sin(2 * np.pi * 110.0 * t) * np.exp(-2.0 * t) + 0.05 * rng.standard_normal(n)).astype(np.float32)
     block_sizes = [int(b) for b in block_sizes]
     model = NativeModel.from_file(json_path, slim=slim)
