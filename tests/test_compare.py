@@ -202,9 +202,7 @@ def test_load_runs_leaves_the_global_tracking_uri_alone(store: str) -> None:
 def test_cli_errors_are_one_line_exit_2(
     store: str, tmp_path: Path, args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main([*args, "--tracking-uri", store, "--out", str(tmp_path / "x")])
-    assert exc.value.code == 2
+    assert main([*args, "--tracking-uri", store, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith(expected), err
     assert not (tmp_path / "x").exists()
@@ -214,9 +212,7 @@ def test_unreachable_server_is_one_line_without_its_password(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    with pytest.raises(SystemExit) as exc:
-        main(["--tracking-uri", "http://user:secret@127.0.0.1:1", "--out", str(tmp_path / "o")])
-    assert exc.value.code == 2
+    assert main(["--tracking-uri", "http://user:secret@127.0.0.1:1", "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: cannot read runs (tracking store http://user:***@127.0.0.1:1)"), err
     assert "secret" not in err and "\n" not in err

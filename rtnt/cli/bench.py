@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from rtnt.cli import run_command
 from rtnt.constants import BENCH_BLOCK_SIZES
 from rtnt.errors import RtntError
 
@@ -124,16 +125,14 @@ def _print_table(result: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the rtnt-bench console script."""
     args = build_parser().parse_args(argv)
-    try:
-        result = run(args)
-    except RtntError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.json:
+    return run_command(lambda: _report(run(args), as_json=args.json))
+
+
+def _report(result: dict, *, as_json: bool) -> None:
+    if as_json:
         print(json.dumps(result))
     else:
         _print_table(result)
-    return 0
 
 
 if __name__ == "__main__":

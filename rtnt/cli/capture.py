@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from rtnt.cli import run_command
 from rtnt.errors import RtntError
 
 
@@ -68,18 +69,7 @@ def _reamp_signal(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point; errors a user can cause print `error: ...` and exit 2."""
     args = _parser().parse_args(argv)
-    try:
-        if args.command == "inspect":
-            _inspect(args)
-        else:
-            _reamp_signal(args)
-    except RtntError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"error: {exc.strerror or exc} ({exc.filename}); check the path and permissions", file=sys.stderr)
-        return 2
-    return 0
+    return run_command(lambda: _inspect(args) if args.command == "inspect" else _reamp_signal(args))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rtnt.errors import RtntError
+from rtnt.cli import run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,17 +60,16 @@ def run(args: argparse.Namespace) -> list[Path]:
     return write_comparison(runs, args.out, title=title, selection=selection, loss_histories=histories)
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     """Console entry point of `rtnt-compare`."""
     args = build_parser().parse_args(argv)
-    try:
-        written = run(args)
-    except RtntError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
-    for path in written:
-        print(path)
+
+    def compare() -> None:
+        for path in run(args):
+            print(path)
+
+    return run_command(compare)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -23,6 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from rtnt.cli import run_command
     from rtnt.cli.train import describe_compose_error
     from rtnt.config import CONF_DIR, register_configs, register_resolvers, validate_config
     from rtnt.errors import RtntError
@@ -34,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     model, overrides = Path(args[0]), args[1:]
     register_configs()
     register_resolvers()
-    try:
-        from rtnt.evaluate import check_model_file
+
+    def evaluate() -> None:
+        from rtnt.evaluate import check_model_file, evaluate_model_file
 
         check_model_file(model)
         GlobalHydra.instance().clear()
@@ -45,17 +47,10 @@ def main(argv: list[str] | None = None) -> int:
                 validate_config(cfg)
             except (HydraException, OmegaConfBaseException, ValueError) as exc:
                 raise RtntError(describe_compose_error(exc)) from None
-        from rtnt.evaluate import evaluate_model_file
-
         out_dir = Path("outputs") / "evaluate" / time.strftime("%Y-%m-%d/%H-%M-%S") / model.stem
         evaluate_model_file(cfg, model, out_dir)
-    except RtntError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted; the MLflow run is marked KILLED", file=sys.stderr)
-        return 130
-    return 0
+
+    return run_command(evaluate, interrupted="interrupted; the MLflow run is marked KILLED")
 
 
 if __name__ == "__main__":

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from rtnt.errors import RtntError
+from rtnt.cli import run_command
 
 DEFAULT_LV2_DIR = "~/.lv2"
 
@@ -59,16 +58,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     from rtnt.export.lv2 import bundle_uri, export_lv2
 
-    try:
+    def export() -> None:
         bundle = export_lv2(
             args.source, args.name, args.out, force=args.force, tracking_uri=args.tracking_uri, portable=args.portable
         )
-    except RtntError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    uri = bundle_uri(bundle)
-    print(f"bundle: {bundle}")
-    print(f"uri:    {uri}")
-    if not _on_lv2_path(bundle.parent):
-        print(f"note:   hosts find it when LV2_PATH includes {bundle.parent}")
-    return 0
+        print(f"bundle: {bundle}")
+        print(f"uri:    {bundle_uri(bundle)}")
+        if not _on_lv2_path(bundle.parent):
+            print(f"note:   hosts find it when LV2_PATH includes {bundle.parent}")
+
+    return run_command(export)

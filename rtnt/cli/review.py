@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from collections.abc import Sequence
 
-from rtnt.errors import RtntError
+from rtnt.cli import run_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -27,12 +26,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr to one line
     from rtnt.tracking.review import record_review
 
-    try:
+    def review() -> None:
         result = record_review(args.run_id, args.decision, args.note, args.tracking_uri)
-    except RtntError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"run {args.run_id}: review {args.decision}; gate {result.summary}")
-    for c in result.criteria:
-        print(f"  {'pass' if c.passed else 'FAIL'}  {c.name}: {c.reason}")
-    return 0
+        print(f"run {args.run_id}: review {args.decision}; gate {result.summary}")
+        for c in result.criteria:
+            print(f"  {'pass' if c.passed else 'FAIL'}  {c.name}: {c.reason}")
+
+    return run_command(review)
