@@ -19,8 +19,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
+from rtnt import plots
 from rtnt.errors import RtntError, exception_summary
 from rtnt.sweep.tracking import PARENT_ROLE_TAG
 from rtnt.tracking.redact import redact_text
@@ -248,103 +248,6 @@ def _legend_markdown() -> str:
     return "\n".join(lines)
 
 
-def _scatter(table: pd.DataFrame, x: str, x_label: str, path: Path, log_x: bool, title: str) -> Path | None:
-    """ESR (log) against another metric; colour per configuration, marker per capture."""
-    data = table.dropna(subset=["esr", x])
-    if data.empty:
-        return None
-    labels = config_labels(data)
-    markers = ["o", "s", "^", "D", "v", "P", "X", "*"]
-    captures = sorted(data["capture"].unique())
-    configs = sorted(labels.unique())
-    colours = _colours(len(configs))
-    fig = Figure(figsize=(7.5, 4.8))
-    ax = fig.add_subplot()
-    for ci, config in enumerate(configs):
-        for mi, capture in enumerate(captures):
-            sel = data[(labels == config).values & (data["capture"] == capture).values]
-            if sel.empty:
-                continue
-            ax.scatter(
-                sel[x],
-                sel["esr"],
-                color=colours[ci],
-                marker=markers[mi % len(markers)],
-                s=46,
-                edgecolors="black",
-                linewidths=0.5,
-            )
-    ax.set_yscale("log")
-    if log_x:
-        ax.set_xscale("log")
-    ax.set_xlabel(x_label)
-    ax.set_ylabel("ESR (test, exported model) — lower is better")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    handles = [ax.scatter([], [], color=colours[i], marker="o", label=c) for i, c in enumerate(configs)]
-    handles += [
-        ax.scatter([], [], color="grey", marker=markers[i % len(markers)], label=c) for i, c in enumerate(captures)
-    ]
-    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def _colours(n: int) -> list[tuple[float, float, float, float]]:
-    from matplotlib import colormaps
-
-    cmap = colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
-
-
-def plot_esr_vs_rtf(table: pd.DataFrame, path: Path) -> Path | None:
-    """ESR against the worst native real-time factor; None when no run has both."""
-    return _scatter(
-        table,
-        "native_rtf_worst",
-        "native RTF, worst block size (× real time) — higher is better",
-        path,
-        True,
-        "Accuracy vs native speed",
-    )
-
-
-def plot_esr_vs_asr(table: pd.DataFrame, path: Path) -> Path | None:
-    """ESR against the mean aliasing-to-signal ratio; None when no run has both."""
-    return _scatter(table, "asr_mean_db", "ASR mean (dB) — lower is better", path, False, "Accuracy vs aliasing")
-
-
-def plot_esr_per_capture(table: pd.DataFrame, path: Path) -> Path | None:
-    """Grouped bars: one group per capture, one bar per configuration; None when no run has an ESR."""
-    data = table.dropna(subset=["esr"])
-    if data.empty:
-        return None
-    labels = config_labels(data)
-    captures = sorted(data["capture"].unique())
-    configs = sorted(labels.unique())
-    colours = _colours(len(configs))
-    width = 0.8 / len(configs)
-    fig = Figure(figsize=(max(6.0, 1.1 + 0.35 * len(configs) * len(captures)), 4.8))
-    ax = fig.add_subplot()
-    for ci, config in enumerate(configs):
-        heights = []
-        for capture in captures:
-            sel = data[(labels == config).values & (data["capture"] == capture).values]
-            heights.append(float(sel["esr"].iloc[0]) if len(sel) else math.nan)
-        positions = np.arange(len(captures)) + (ci - (len(configs) - 1) / 2) * width
-        ax.bar(positions, heights, width=width, color=colours[ci], label=config, edgecolor="black", linewidth=0.4)
-    ax.set_xticks(np.arange(len(captures)), captures)
-    ax.set_yscale("log")
-    ax.set_ylabel("ESR (test, exported model) — lower is better")
-    ax.set_title("ESR per capture")
-    ax.grid(True, axis="y", which="both", alpha=0.3)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
-
-
 def load_loss_histories(tracking_uri: str, run_ids: Sequence[str]) -> dict[str, pd.DataFrame]:
     """Per-validation `train_loss`, `val_loss` and training wall time of each run (columns `step`, `train_loss`,
     `val_loss`, `elapsed_s`; runs from before step-based training have epochs as steps and no wall time)."""
@@ -361,39 +264,6 @@ def load_loss_histories(tracking_uri: str, run_ids: Sequence[str]) -> dict[str, 
         frame.index.name = "step"
         out[run_id] = frame.reset_index()
     return out
-
-
-def plot_loss_curves(table: pd.DataFrame, histories: Mapping[str, pd.DataFrame], path: Path) -> Path | None:
-    """Overlaid loss curves against training wall time (or step, for runs without it), one panel per capture:
-    validation ESR solid, training loss dashed."""
-    rows = table[[bool(run_id in histories and len(histories[run_id])) for run_id in table["run_id"]]]
-    if rows.empty:
-        return None
-    labels = config_labels(rows)
-    captures = sorted(rows["capture"].unique())
-    configs = sorted(labels.unique())
-    colours = _colours(len(configs))
-    fig = Figure(figsize=(4.2 * len(captures) + 2.5, 4.2))
-    axes = fig.subplots(1, len(captures), squeeze=False)[0]
-    timed = all(histories[r]["elapsed_s"].notna().all() for r in rows["run_id"])
-    for ax, capture in zip(axes, captures):
-        for ci, config in enumerate(configs):
-            sel = rows[(labels == config).values & (rows["capture"] == capture).values]
-            for run_id in sel["run_id"]:
-                h = histories[run_id]
-                xs = h["elapsed_s"] / 60 if timed else h["step"]
-                ax.plot(xs, h["val_loss"], color=colours[ci], linewidth=1.4)
-                ax.plot(xs, h["train_loss"], color=colours[ci], linewidth=0.8, linestyle="--")
-        ax.set_yscale("log")
-        ax.set_xlabel("training wall time (min)" if timed else "step")
-        ax.set_title(capture)
-        ax.grid(True, which="both", alpha=0.3)
-    axes[0].set_ylabel("loss (ESR): validation solid, training dashed")
-    handles = [axes[-1].plot([], [], color=colours[i], label=c)[0] for i, c in enumerate(configs)]
-    axes[-1].legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
 
 
 def write_comparison(
@@ -416,14 +286,33 @@ def write_comparison(
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path = out_dir / "comparison.csv"
     table.to_csv(csv_path, index=False)
-    plots = [
-        plot_esr_vs_rtf(table, out_dir / "esr_vs_rtf.png"),
-        plot_esr_vs_asr(table, out_dir / "esr_vs_asr.png"),
-        plot_esr_per_capture(table, out_dir / "esr_per_capture.png"),
+    labels = config_labels(table)
+    rtf_label = "native RTF, worst block size (× real time) — higher is better"
+    asr_label = "ASR mean (dB) — lower is better"
+    drawn = [
+        plots.esr_against(
+            table,
+            labels,
+            "native_rtf_worst",
+            rtf_label,
+            out_dir / "esr_vs_rtf.png",
+            log_x=True,
+            title="Accuracy vs native speed",
+        ),
+        plots.esr_against(
+            table,
+            labels,
+            "asr_mean_db",
+            asr_label,
+            out_dir / "esr_vs_asr.png",
+            log_x=False,
+            title="Accuracy vs aliasing",
+        ),
+        plots.esr_per_capture(table, labels, out_dir / "esr_per_capture.png"),
     ]
     if loss_histories is not None:
-        plots.append(plot_loss_curves(table, loss_histories, out_dir / "loss_curves.png"))
-    written_plots = [p for p in plots if p is not None]
+        drawn.append(plots.loss_curves(table, labels, loss_histories, out_dir / "loss_curves.png"))
+    written_plots = [p for p in drawn if p is not None]
 
     md_path = out_dir / "comparison.md"
     md_path.write_text(_comparison_markdown(table, runs, title, selection, written_plots))
@@ -431,7 +320,7 @@ def write_comparison(
 
 
 def _comparison_markdown(
-    table: pd.DataFrame, runs: pd.DataFrame, title: str, selection: str, plots: Sequence[Path]
+    table: pd.DataFrame, runs: pd.DataFrame, title: str, selection: str, figures: Sequence[Path]
 ) -> str:
     shown = [
         "preset",
@@ -474,6 +363,6 @@ def _comparison_markdown(
             ),
             "",
         ]
-    lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in plots] + [""]
+    lines += ["## Plots", ""] + [f"![{p.stem}]({p.name})" for p in figures] + [""]
     lines += ["## Metrics", "", _legend_markdown(), ""]
     return "\n".join(lines)

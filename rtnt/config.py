@@ -27,6 +27,7 @@ CONF_DIR = REPO_DIR / "conf" if IN_CHECKOUT else PACKAGE_DIR / "conf"
 NATIVE_DIR = REPO_DIR / "native" if IN_CHECKOUT else PACKAGE_DIR / "native"
 
 ARCHITECTURES = ("tcn", "wavenet", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
+LEGACY_ARCHITECTURES = ("dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")  # test fixtures
 ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
 # Hidden activations of `wavenet` layer arrays, in NAM's spelling (NAM Core computes the same functions).
 WAVENET_ACTIVATIONS = ("Tanh", "ReLU", "LeakyReLU", "Sigmoid", "SiLU", "Softsign", "Hardtanh")
@@ -88,7 +89,6 @@ class PresetConfig:
     (`layer_arrays`, `head_scale`; the tcn fields are unused); the others are legacy fixtures."""
 
     name: str = "???"
-    family: str = "wavenet"  # wavenet | legacy
     arch: str = "tcn"
     channels: int = 16
     kernel_sizes: list[int] = field(default_factory=lambda: [3])  # one per layer, or one for all
@@ -101,10 +101,6 @@ class PresetConfig:
     layer_arrays: list[LayerArrayConfig] = field(default_factory=list)  # arch wavenet, in order
     head_scale: float = 0.02  # arch wavenet: fixed output scale, as in NAM's trainer
     description: str = ""
-    # Figures stated in the preset file, checked against the built model by the tests.
-    documented_params: int = 0
-    documented_macs_per_sample: int = 0
-    documented_receptive_field_ms: float = 0.0
 
 
 @dataclass
@@ -161,13 +157,13 @@ class AsrConfig:
 
 
 @dataclass
-class ExportConfig:
-    format: str = "rtneural"
-    native: bool = True  # validate and benchmark natively
+class ValidateConfig:
+    """How the exported file is validated and measured: native validation, benchmark, aliasing probes."""
+
+    native: bool = True  # validate and benchmark in the native runtime
+    validation_block_sizes: list[int] = field(default_factory=lambda: [1, 32, 64, 128, 256, 1024, 77])
     bench_block_sizes: list[int] = field(default_factory=lambda: list(BENCH_BLOCK_SIZES))
     bench_seconds: float = 2.0
-    validation_block_sizes: list[int] = field(default_factory=lambda: [1, 32, 64, 128, 256, 1024, 77])
-    gate: GateConfig = field(default_factory=GateConfig)
     asr: AsrConfig = field(default_factory=AsrConfig)
 
 
@@ -183,7 +179,8 @@ class RtntConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     preset: PresetConfig = field(default_factory=PresetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    export: ExportConfig = field(default_factory=ExportConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    gate: GateConfig = field(default_factory=GateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     continue_from: str = ""  # MLflow run id or .keras checkpoint path
     experiment_name: str = ""  # set by +experiment=... configs; logged as the `experiment` tag
@@ -197,7 +194,8 @@ def register_configs() -> None:
     cs.store(group="capture", name="capture_schema", node=CaptureConfig)
     cs.store(group="preset", name="preset_schema", node=PresetConfig)
     cs.store(group="train", name="train_schema", node=TrainConfig)
-    cs.store(group="export", name="export_schema", node=ExportConfig)
+    cs.store(group="validate", name="validate_schema", node=ValidateConfig)
+    cs.store(group="gate", name="gate_schema", node=GateConfig)
     cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
 
 
@@ -237,9 +235,15 @@ def _check(ok: bool, key: str, value: Any, rule: str) -> None:
         )
 
 
+def preset_family(preset: PresetConfig | DictConfig) -> str:
+    """`legacy` for the RTNeural test-fixture architectures, else `wavenet` (the `tcn` stacks and NAM's WaveNet):
+    the `family` tag of a run."""
+    return "legacy" if preset.arch in LEGACY_ARCHITECTURES else "wavenet"
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Check value ranges and cross-field rules; raise ConfigError naming the key and the fix."""
-    t, p, c, e = cfg.train, cfg.preset, cfg.capture, cfg.export
+    t, p, c, v = cfg.train, cfg.preset, cfg.capture, cfg.validate
     for leaf in ("input", "target"):  # checked first: the capture's name interpolates its target
         if OmegaConf.is_missing(cfg.capture, leaf):
             raise ConfigError(f"config capture.{leaf} is not set; pass it on the command line (capture.{leaf}=...)")
@@ -270,7 +274,6 @@ def validate_config(cfg: DictConfig) -> None:
     _check(t.steps_per_epoch >= 0, "train.steps_per_epoch", t.steps_per_epoch, "must be >= 0")
 
     _check(p.arch in ARCHITECTURES, "preset.arch", p.arch, f"must be one of {', '.join(ARCHITECTURES)}")
-    _check(p.family in ("wavenet", "legacy"), "preset.family", p.family, "must be wavenet or legacy")
     _check(p.activation in ACTIVATIONS, "preset.activation", p.activation, f"must be one of {', '.join(ACTIVATIONS)}")
     _check(p.channels >= 1, "preset.channels", p.channels, "must be >= 1")
     _check(len(p.kernel_sizes) >= 1, "preset.kernel_sizes", list(p.kernel_sizes), "needs at least one kernel size")
@@ -304,13 +307,13 @@ def validate_config(cfg: DictConfig) -> None:
     _check(ok_latency, "capture.latency", lat, "must be auto or a whole number of samples")
     _check(c.length_tolerance_s >= 0, "capture.length_tolerance_s", c.length_tolerance_s, "must be >= 0")
 
-    _check(e.format == "rtneural", "export.format", e.format, "only rtneural is supported")
-    for b in list(e.bench_block_sizes) + list(e.validation_block_sizes):
-        _check(b >= 1, "export.bench_block_sizes", b, "block sizes must be >= 1")
-    _check(e.gate.rtf_headroom > 0, "export.gate.rtf_headroom", e.gate.rtf_headroom, "must be > 0")
-    _check(len(e.asr.levels_dbfs) >= 1, "export.asr.levels_dbfs", list(e.asr.levels_dbfs), "needs at least one level")
-    for lvl in e.asr.levels_dbfs:
-        _check(lvl <= 0, "export.asr.levels_dbfs", list(e.asr.levels_dbfs), "levels are dBFS, <= 0")
+    for key in ("bench_block_sizes", "validation_block_sizes"):
+        for b in v[key]:
+            _check(b >= 1, f"validate.{key}", list(v[key]), "block sizes must be >= 1")
+    _check(cfg.gate.rtf_headroom > 0, "gate.rtf_headroom", cfg.gate.rtf_headroom, "must be > 0")
+    _check(len(v.asr.levels_dbfs) >= 1, "validate.asr.levels_dbfs", list(v.asr.levels_dbfs), "needs at least one level")
+    for lvl in v.asr.levels_dbfs:
+        _check(lvl <= 0, "validate.asr.levels_dbfs", list(v.asr.levels_dbfs), "levels are dBFS, <= 0")
 
 
 def validate_layer_arrays(p: PresetConfig | DictConfig) -> None:

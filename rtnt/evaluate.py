@@ -11,17 +11,20 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
 
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from rtnt.capture.prepare import prepare_capture
+from rtnt.constants import SAMPLE_RATE
 from rtnt.data.splits import split_by_time
 from rtnt.errors import ConfigError
-from rtnt.pipeline import Renderer, _log_capture, _print_summary, stage, validate_exported
+from rtnt.pipeline import job_result, print_summary
+from rtnt.sweep.contract import JobResult
+from rtnt.tracking.record import record_capture, record_evidence, stage
 from rtnt.tracking.run import flatten, git_commit, log_params_flat, tracked_run
 from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri
+from rtnt.validate.evidence import Renderer, measure_exported
 
 MODEL_SUFFIXES = (".json", ".nam")
 
@@ -29,6 +32,18 @@ MODEL_SUFFIXES = (".json", ".nam")
 def model_family(path: Path) -> str:
     """`nam` for a `.nam` file, `rtneural` for an RTNeural JSON."""
     return "nam" if path.suffix == ".nam" else "rtneural"
+
+
+def file_size_metrics(model_path: Path, macs_per_sample: float, receptive_field: int) -> dict[str, float]:
+    """params (weight values in the file), macs_per_sample and the receptive field, as rtnt-train logs them."""
+    from rtnt.runtime.model_file import count_weights, read_model_document
+
+    return {
+        "params": float(count_weights(read_model_document(model_path))),
+        "macs_per_sample": float(macs_per_sample),
+        "receptive_field": float(receptive_field),
+        "receptive_field_ms": 1000.0 * receptive_field / SAMPLE_RATE,
+    }
 
 
 def check_model_file(path: Path) -> Path:
@@ -42,8 +57,8 @@ def check_model_file(path: Path) -> Path:
     return path.resolve()
 
 
-def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> dict[str, Any]:
-    """Measure one model file on `cfg.capture` with `cfg.export`'s probes and gate, tracked in MLflow."""
+def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> JobResult:
+    """Measure one model file on `cfg.capture` with `cfg.validate`'s probes and `cfg.gate`, tracked in MLflow."""
     from rtnt.native import native_available
 
     if not native_available():
@@ -75,27 +90,24 @@ def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> dic
             flatten(
                 {
                     "capture": OmegaConf.to_container(cfg.capture, resolve=True),
-                    "export": OmegaConf.to_container(cfg.export, resolve=True),
+                    "validate": OmegaConf.to_container(cfg.validate, resolve=True),
+                    "gate": OmegaConf.to_container(cfg.gate, resolve=True),
                 }
             )
         )
         mlflow.log_artifact(str(model_path))
         with stage("capture"):
             prepared = prepare_capture(cfg.capture)
-            _log_capture(prepared, out_dir)
+            record_capture(prepared, out_dir)
         zero_state = Renderer(model_path, prefer_native=True, prewarm=False)  # what validation compares against
         native = zero_state.model  # the file parsed once for its figures and the expected output
         rf = max(1, int(native.receptive_field))
-        mlflow.log_metrics({"receptive_field": float(rf), "macs_per_sample": float(native.macs_per_sample)})
+        size_metrics = file_size_metrics(model_path, native.macs_per_sample, rf)
+        mlflow.log_metrics(size_metrics)
         x, y, sr = prepared.x, prepared.y, prepared.sample_rate
         splits = split_by_time(len(x), cfg.train.val_fraction, cfg.train.test_fraction, rf)
-        evidence = validate_exported(cfg, model_path, zero_state, rf, x, y, splits, sr, out_dir)
-        summary = {
-            "run_id": run.info.run_id,
-            "json_path": str(model_path),
-            "metrics": evidence["metrics"],
-            "constraints": evidence["constraints"],
-            "gate_ready": evidence["ready"],
-        }
-        _print_summary(summary, evidence, command="rtnt-evaluate")
-        return summary
+        evidence = measure_exported(cfg, model_path, zero_state, rf, x, y, splits, sr)
+        record_evidence(evidence, out_dir)
+        result = job_result(run.info.run_id, evidence, size_metrics, [])
+        print_summary(result, evidence, command="rtnt-evaluate")
+        return result

@@ -9,6 +9,7 @@ Core's does (`prewarm=False` to start from zeroed histories instead).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,7 @@ class NativeModel:
     def __init__(self, impl: Any, source: str) -> None:
         self._impl = impl
         self.source = source
+        self._twin: Callable[[], NativeModel] | None = None
 
     @classmethod
     def from_file(cls, path: str | Path, *, slim: float | None = None, prewarm: bool = True) -> NativeModel:
@@ -85,7 +87,9 @@ class NativeModel:
             impl = mod.Model.from_file(str(path), slim=None if slim is None else float(slim))
         except mod.ModelError as e:
             raise ModelJsonError(f"{path}: {e}") from None
-        return cls._with_prewarm(impl, str(path), prewarm)
+        model = cls._with_prewarm(impl, str(path), prewarm)
+        model._twin = lambda: cls.from_file(path, slim=slim, prewarm=model.prewarm_on_reset)
+        return model
 
     @classmethod
     def from_json_text(
@@ -97,7 +101,9 @@ class NativeModel:
             impl = mod.Model.from_json_text(text, slim=None if slim is None else float(slim))
         except mod.ModelError as e:
             raise ModelJsonError(f"{source}: {e}") from None
-        return cls._with_prewarm(impl, source, prewarm)
+        model = cls._with_prewarm(impl, source, prewarm)
+        model._twin = lambda: cls.from_json_text(text, source, slim=slim, prewarm=model.prewarm_on_reset)
+        return model
 
     @classmethod
     def _with_prewarm(cls, impl: Any, source: str, prewarm: bool) -> NativeModel:
@@ -108,6 +114,13 @@ class NativeModel:
             model.prewarm_on_reset = False
             impl.reset()
         return model
+
+    def twin(self) -> NativeModel:
+        """A second, independent instance of the same model (same source, submodel and prewarm setting),
+        e.g. another channel of a plugin."""
+        if self._twin is None:
+            raise RtntError(f"{self.source}: this model was not loaded by from_file or from_json_text")
+        return self._twin()
 
     def prepare(self, max_block: int) -> None:
         """Allocate for blocks of up to `max_block` samples (1..65536) and reset the state."""

@@ -147,7 +147,8 @@ def main() -> None:
             path.write_text(json.dumps(random_conv_stack(spec["channels"], spec["dilations"], seed=0)))
             check = self_check(path)
             before = cpu_ticks()
-            res = benchmark_native(path, seconds=args.seconds)
+            bench = benchmark_native(path, seconds=args.seconds)
+            res = bench.to_dict()
             res["constant_work_stability"] = constant_work_control(res)
             after = cpu_ticks()
             total = max(1, sum(after[:2]) - sum(before[:2]))
@@ -156,7 +157,7 @@ def main() -> None:
             res["model"] = (
                 f"{name} (random weights: {spec['channels']} channels, {len(spec['dilations'])} layers, kernel 3)"
             )
-            res["self_check"] = check
+            res["self_check"] = check.to_dict()
             res["targets"] = targets(res)
             report["models"][name] = res
             md += [
@@ -167,13 +168,13 @@ def main() -> None:
                 f"dilations {spec['dilations'][:10]}{' twice' if len(spec['dilations']) == 20 else ''}, tanh) "
                 "+ 1x1 output conv; "
                 f"receptive field {res['receptive_field']} samples; "
-                f"self-check max block-size deviation {check['max_error']:.2g}. "
+                f"self-check max block-size deviation {check.max_error:.2g}. "
                 f"During the run the machine's CPUs were {100 * res['machine_busy_during_run']:.0f}% busy "
                 f"(this benchmark alone is {100 / (os.cpu_count() or 1):.0f}%), "
                 f"steal {100 * res['steal_during_run']:.1f}%.",
                 "",
             ]
-            md.append(benchmark_table_markdown(res))
+            md.append(benchmark_table_markdown(bench))
             md += [
                 "| block | mean block ms | wall p99 / mean | cost p99 / mean "
                 "| constant work, same duration: p99 / mean "

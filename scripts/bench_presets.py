@@ -38,7 +38,7 @@ def main() -> None:
                 OmegaConf.structured(PresetConfig), OmegaConf.load(REPO_DIR / "conf" / "preset" / f"{name}.yaml")
             )
             path = save_rtneural(build_model(preset), Path(tmp) / f"{name}.json")
-            res = benchmark_native(path, seconds=args.seconds)
+            res = benchmark_native(path, seconds=args.seconds).to_dict()
             results[name] = res
             rows.append(
                 f"| `{name}` | {res['macs_per_sample']:.0f} | {res['rtf_worst']:.1f} (block {res['rtf_worst_block']}) "

@@ -188,7 +188,7 @@ def main() -> int:
             err = float(np.max(np.abs(y.astype(np.float64) - native.process(x))))
             seconds = len(x) / SR
             if choice.json_path not in bench_rows:
-                nb = benchmark_native(choice.json_path, block_sizes=BENCH_BLOCKS, seconds=2.0)
+                nb = benchmark_native(choice.json_path, block_sizes=BENCH_BLOCKS, seconds=2.0).to_dict()
                 host_b = {b: lv2bench(uri, b, 10 * SR, env) for b in BENCH_BLOCKS}
                 bench_rows[choice.json_path] = (uri, nb, host_b)
             nb = bench_rows[choice.json_path][1]

@@ -17,13 +17,13 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
 import hydra
 import mlflow
 from omegaconf import DictConfig
 
 from rtnt.config import REPO_DIR, kernel_size_per_layer, register_configs, register_resolvers, validate_config
+from rtnt.sweep.contract import JobResult
 from rtnt.sweep.trial import trial_run_context
 from rtnt.tracking.run import tracked_run
 from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri
@@ -42,19 +42,30 @@ def fake_metrics(cfg: DictConfig) -> dict[str, float]:
         * (1.0 + 0.2 * abs(math.log(alpha)))
         * (0.004 / cfg.train.learning_rate) ** 0.1
     )
+    asr_mean_db = -30.0 - 6.0 * math.log2(alpha)
     return {
+        "params": macs,
+        "macs_per_sample": macs,
+        "receptive_field": float(sum((k - 1) * d for k, d in zip(kernels, preset.dilations)) + 1),
+        "receptive_field_ms": 1.0,
         "esr": esr,
         "esr_val": esr * 1.1,
-        "asr_mean_db": -30.0 - 6.0 * math.log2(alpha),
-        "native_rtf_worst": 2.0e6 / macs,
-        "macs_per_sample": macs,
+        "esr_preemph": esr * 1.2,
         "parity_error": 1e-6,
+        "asr_mean": 10 ** (asr_mean_db / 10),
+        "asr_max": 10 ** (asr_mean_db / 10),
+        "asr_mean_db": asr_mean_db,
+        "asr_max_db": asr_mean_db,
+        "native_parity_error": 1e-6,
+        "native_validation": 1.0,
+        "native_rtf_worst": 2.0e6 / macs,
+        "native_cost_stability_worst": 0.9,
     }
 
 
 @hydra.main(config_path=str(REPO_DIR / "conf"), config_name="config", version_base="1.3")
-def fake_train(cfg: DictConfig) -> dict[str, Any]:
-    """Task function with rtnt-train's contract: run_id, metrics, constraints, overrides."""
+def fake_train(cfg: DictConfig) -> JobResult:
+    """Task function with rtnt-train's contract (a JobResult)."""
     from hydra.core.hydra_config import HydraConfig
 
     validate_config(cfg)
@@ -73,23 +84,25 @@ def fake_train(cfg: DictConfig) -> dict[str, Any]:
         metrics = fake_metrics(cfg)
         if trial in list(fake.get("nan_on", [])):
             metrics["esr"] = math.nan
-        headroom = cfg.export.gate.rtf_headroom - metrics["native_rtf_worst"]
+        headroom = cfg.gate.rtf_headroom - metrics["native_rtf_worst"]
         if trial in list(fake.get("infeasible_on", [])):
             headroom = 1.0
         constraints = {
-            "parity": metrics["parity_error"] - cfg.export.gate.parity_tolerance,
+            "parity": metrics["parity_error"] - cfg.gate.parity_tolerance,
             "native_validation": 0.0,
             "rtf_headroom": headroom,
-            "esr": metrics["esr"] - cfg.export.gate.esr_max,
-            "asr": metrics["asr_mean_db"] - cfg.export.gate.asr_mean_db_max,
+            "esr": metrics["esr"] - cfg.gate.esr_max,
+            "asr": metrics["asr_mean_db"] - cfg.gate.asr_mean_db_max,
         }
         mlflow.log_metrics({k: v for k, v in metrics.items() if math.isfinite(v)})
-        return {
-            "run_id": run.info.run_id,
-            "metrics": metrics,
-            "constraints": constraints,
-            "overrides": list(HydraConfig.get().overrides.task),
-        }
+        return JobResult(
+            run.info.run_id,
+            "model.json",
+            metrics,
+            constraints,
+            gate_ready=all(v <= 0 for v in constraints.values()),
+            overrides=list(HydraConfig.get().overrides.task),
+        )
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from rtnt.metrics.asr import (
     render_asr_probes,
     sine_probe,
 )
+from rtnt.plots import asr_plots
 
 SR = 48000
 CLIP = 0.1  # hard-clipper threshold; a -3 dBFS probe is clipped hard
@@ -82,7 +83,7 @@ def test_report_aggregates_rows_and_plots(tmp_path):
     d = report.to_dict()
     assert d["runtime"] == "native" and d["worst"]["midi"] == report.worst.midi and len(d["probes"]) == 4
     assert set(report.metrics()) == {"asr_mean", "asr_max", "asr_mean_db", "asr_max_db"}
-    for path in report.save_plots(tmp_path):
+    for path in asr_plots(report, tmp_path):
         assert path.exists() and path.stat().st_size > 1000
 
 

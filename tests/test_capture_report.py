@@ -14,6 +14,7 @@ from rtnt.capture.prepare import align, prepare_capture
 from rtnt.capture.report import inspect_capture, repeated_passage
 from rtnt.config import PACKAGE_DIR, CaptureConfig
 from rtnt.errors import CaptureError
+from rtnt.plots import capture_plots
 
 SR = 48000
 DEMO_IN, DEMO_OUT = PACKAGE_DIR / "demo" / "input.flac", PACKAGE_DIR / "demo" / "target.flac"
@@ -61,7 +62,7 @@ def test_report_fields_are_present_and_sane(demo: CapturePair, tmp_path: Path) -
     assert d["preamble_present"] is True and d["reamp_signal"] is False
     assert d["duration_s"] == pytest.approx(10.0) and d["sample_rate"] == SR
     assert r.to_table().row_count > 8
-    names = sorted(p.name for p in r.save_plots(tmp_path))
+    names = sorted(p.name for p in capture_plots(r, tmp_path))
     assert names == ["latency_response.png", "levels.png", "window_estimates.png"]
     assert all((tmp_path / n).stat().st_size > 1000 for n in names)
 

@@ -14,7 +14,7 @@ import pytest
 from rtnt.validate.bench import random_conv_stack
 
 pytestmark = pytest.mark.slow
-FAST_BENCH = ("export.bench_seconds=0.25", "export.bench_block_sizes=[1,128]")  # the evidence, not its precision
+FAST_BENCH = ("validate.bench_seconds=0.25", "validate.bench_block_sizes=[1,128]")  # the evidence, not its precision
 
 
 def run_evaluate(cwd: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,8 +6,9 @@ import soundfile as sf
 
 from rtnt.metrics.esr import esr, esr_preemph, pre_emphasis
 from rtnt.metrics.levels import dc_offset, integrated_loudness, k_weighting, loudness_difference_db
-from rtnt.metrics.preview import pick_preview_window, preview_metrics, residual_spectrum_plot, write_preview_wavs
+from rtnt.metrics.preview import pick_preview_window, preview_metrics, write_preview_wavs
 from rtnt.metrics.stft import mrstft_distance
+from rtnt.plots import residual_spectrum
 
 SR = 48000
 RNG = np.random.default_rng(0)
@@ -99,5 +100,5 @@ def test_preview_files(tmp_path):
     residual, sr = sf.read(paths[-1], dtype="float32")
     assert sr == SR and residual.size == SR
     assert np.allclose(residual, (y - p)[SR : 2 * SR], atol=1e-7)
-    plot = residual_spectrum_plot(y, p, SR, tmp_path / "plots" / "residual.png")
+    plot = residual_spectrum(y, p, SR, tmp_path / "plots" / "residual.png")
     assert plot.exists() and plot.stat().st_size > 1000

@@ -18,9 +18,22 @@ PRESET_FILES = sorted((REPO_DIR / "conf" / "preset").glob("*.yaml")) + sorted(
 )
 
 
+PRESET_FIGURES = OmegaConf.load(Path(__file__).parent / "preset_figures.yaml")
+
+
+def documented_figures(path: Path) -> DictConfig:
+    """The figures tests/preset_figures.yaml states for the preset file `path`."""
+    return PRESET_FIGURES[str(path.relative_to(REPO_DIR / "conf" / "preset").with_suffix(""))]
+
+
 def load_preset(path: Path, **overrides: object) -> DictConfig:
     """A preset file merged onto the PresetConfig schema, with optional field overrides."""
     return OmegaConf.merge(OmegaConf.structured(PresetConfig), OmegaConf.load(path), overrides)
+
+
+def test_every_preset_has_documented_figures() -> None:
+    names = {str(p.relative_to(REPO_DIR / "conf" / "preset").with_suffix("")) for p in PRESET_FILES}
+    assert set(PRESET_FIGURES) == names
 
 
 def test_every_wavenet_and_legacy_preset_is_found() -> None:
@@ -31,11 +44,11 @@ def test_every_wavenet_and_legacy_preset_is_found() -> None:
 
 @pytest.mark.parametrize("path", PRESET_FILES, ids=lambda p: p.stem)
 def test_documented_figures_match_built_model(path: Path) -> None:
-    preset = load_preset(path)
+    preset, documented = load_preset(path), documented_figures(path)
     s = model_summary(preset)
-    assert preset.documented_params == s.params
-    assert preset.documented_macs_per_sample == s.macs_per_sample
-    assert abs(preset.documented_receptive_field_ms - s.receptive_field_ms) <= 1e-3  # 3 decimals, < 0.05 sample
+    assert documented.params == s.params
+    assert documented.macs_per_sample == s.macs_per_sample
+    assert abs(documented.receptive_field_ms - s.receptive_field_ms) <= 1e-3  # 3 decimals, < 0.05 sample
     assert s.receptive_field_samples == receptive_field(preset)
 
 

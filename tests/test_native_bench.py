@@ -24,16 +24,16 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_benchmark_native_keys_and_values(model_path: Path) -> None:
     res = benchmark_native(model_path, block_sizes=(1, 64), seconds=0.1)
-    assert res["macs_per_sample"] == 3 * 8 + 3 * 3 * 8 * 8 + 8
+    assert res.macs_per_sample == 3 * 8 + 3 * 3 * 8 * 8 + 8
     for key in ("rtf", "rtf_p99", "gmacs", "efficiency", "block_ms_p99", "stability", "cost_stability"):
-        assert set(res[key]) == {1, 64}
-        assert all(v > 0 for v in res[key].values())
-    assert res["rtf_worst"] == min(res["rtf_p99"].values())
-    assert res["cost_stability_worst"] == min(res["cost_stability"].values()) <= 1.0
-    assert res["stability"][64] == pytest.approx(res["rtf_p99"][64] / res["rtf"][64])
-    assert res["sgemm_gmacs"] > 0
-    assert res["efficiency"][64] == pytest.approx(res["gmacs"][64] / res["sgemm_gmacs"])
-    assert min(res["blocks_timed"].values()) >= 200
+        assert set(getattr(res, key)) == {1, 64}
+        assert all(v > 0 for v in getattr(res, key).values())
+    assert res.rtf_worst == min(res.rtf_p99.values())
+    assert res.cost_stability_worst == min(res.cost_stability.values()) <= 1.0
+    assert res.stability[64] == pytest.approx(res.rtf_p99[64] / res.rtf[64])
+    assert res.sgemm_gmacs > 0
+    assert res.efficiency[64] == pytest.approx(res.gmacs[64] / res.sgemm_gmacs)
+    assert min(res.blocks_timed.values()) >= 200
     table = benchmark_table_markdown(res)
     assert "| 64 |" in table and "efficiency" in table
 

@@ -402,6 +402,6 @@ def test_validate_native_on_a_nam_file() -> None:
     x = _f32("vectors/inputs/logsweep_20_20k_0p5s_m6dbfs.f32")
     warm = _f32("vectors/outputs/A2_lite/logsweep_20_20k_0p5s_m6dbfs__b64.f32")
     cold = _f32("vectors/outputs/A2_lite/logsweep_20_20k_0p5s_m6dbfs__b64_noprewarm.f32")
-    assert validate_native(path, x, cold, tolerance=5e-5, slim=0.0)["native_validation"] == 1.0
-    assert validate_native(path, x, warm, tolerance=5e-5, slim=0.0, prewarm=True)["native_validation"] == 1.0
-    assert validate_native(path, x, warm, tolerance=5e-5, slim=0.0)["native_validation"] == 0.0
+    assert validate_native(path, x, cold, tolerance=5e-5, slim=0.0).passed
+    assert validate_native(path, x, warm, tolerance=5e-5, slim=0.0, prewarm=True).passed
+    assert not validate_native(path, x, warm, tolerance=5e-5, slim=0.0).passed

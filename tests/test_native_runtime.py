@@ -143,24 +143,24 @@ def test_validate_native_against_reference(tcn_path: Path) -> None:
     x = _signal(4000)
     y_ref = model.process(x).astype(np.float64) + 2e-5
     res = validate_native(tcn_path, x, y_ref)
-    assert res["native_validation"] == 1.0
-    assert abs(res["native_parity_error"] - 2e-5) < 1e-6
-    assert {"block_1", "block_77", "random_0", "two_channel", "two_channel_isolation"} <= set(res["native_case_errors"])
-    assert res["native_case_errors"]["two_channel_isolation"] == 0.0
+    assert res.passed
+    assert abs(res.max_error - 2e-5) < 1e-6
+    assert {"block_1", "block_77", "random_0", "two_channel", "two_channel_isolation"} <= set(res.case_errors)
+    assert res.case_errors["two_channel_isolation"] == 0.0
     bad = validate_native(tcn_path, x, y_ref + 1e-3)
-    assert bad["native_validation"] == 0.0 and bad["native_parity_error"] > 1e-4
+    assert not bad.passed and bad.max_error > 1e-4
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_validate_native_conformance(name: str) -> None:
     path, x, y = _conformance(name)
     res = validate_native(path, x, y, tolerance=1e-5)
-    assert res["native_validation"] == 1.0, res
+    assert res.passed, res
 
 
 def test_self_check(tcn_path: Path) -> None:
     res = self_check(tcn_path, n=4096)
-    assert res["passed"] and res["finite"] and res["max_error"] <= 1e-6
+    assert res.passed and res.finite and res.max_error <= 1e-6
 
 
 def test_self_check_fails_a_model_that_overflows_at_full_scale(tmp_path: Path) -> None:
@@ -169,4 +169,4 @@ def test_self_check_fails_a_model_that_overflows_at_full_scale(tmp_path: Path) -
     path = tmp_path / "overflow.json"
     path.write_text(json.dumps({"in_shape": [None, None, 1], "layers": [dense, dense]}))
     res = self_check(path, n=4096)
-    assert not res["finite"] and not res["passed"]
+    assert not res.finite and not res.passed

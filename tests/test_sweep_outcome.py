@@ -7,6 +7,7 @@ import math
 import pytest
 
 from rtnt.errors import ConfigError
+from rtnt.sweep.contract import CONTRACT_METRICS, JobResult
 from rtnt.sweep.outcome import Objective, describe_exception, outcome_from_return, parse_objectives
 
 OBJECTIVES = parse_objectives(
@@ -15,14 +16,11 @@ OBJECTIVES = parse_objectives(
 CONSTRAINTS = ["parity", "rtf_headroom"]
 
 
-def contract(**metrics: float) -> dict:
-    base = {"esr": 0.02, "native_rtf_worst": 40.0, "asr_mean_db": -30.0}
-    return {
-        "run_id": "r1",
-        "metrics": {**base, **metrics},
-        "constraints": {"parity": -1e-4, "rtf_headroom": -36.0, "esr": -0.01},
-        "overrides": [],
-    }
+def contract(constraints: dict[str, float] | None = None, **metrics: float) -> JobResult:
+    base = {**dict.fromkeys(CONTRACT_METRICS, 1.0), "esr": 0.02, "native_rtf_worst": 40.0, "asr_mean_db": -30.0}
+    if constraints is None:
+        constraints = {"parity": -1e-4, "rtf_headroom": -36.0, "esr": -0.01}
+    return JobResult("r1", "model.json", {**base, **metrics}, constraints, gate_ready=True)
 
 
 def test_complete_feasible_trial() -> None:
@@ -35,15 +33,13 @@ def test_complete_feasible_trial() -> None:
 
 
 def test_violated_constraint_is_complete_but_infeasible() -> None:
-    result = contract()
-    result["constraints"]["rtf_headroom"] = 2.5
+    result = contract({"parity": -1e-4, "rtf_headroom": 2.5})
     out = outcome_from_return(result, OBJECTIVES, CONSTRAINTS)
     assert not out.failed and not out.feasible
 
 
 def test_infinite_constraint_is_an_honest_violation() -> None:
-    result = contract()
-    result["constraints"]["rtf_headroom"] = math.inf
+    result = contract({"parity": -1e-4, "rtf_headroom": math.inf})
     out = outcome_from_return(result, OBJECTIVES, CONSTRAINTS)
     assert not out.failed and not out.feasible
 
@@ -51,19 +47,12 @@ def test_infinite_constraint_is_an_honest_violation() -> None:
 @pytest.mark.parametrize(
     ("result", "reason"),
     [
-        (None, "not the contract dict"),
-        ({"metrics": "x"}, "not the contract dict"),
+        (None, "not a JobResult"),
+        ({"metrics": {"esr": 0.1}, "constraints": {}}, "not a JobResult"),
         (contract(esr=math.nan), "objective esr is nan"),
         (contract(native_rtf_worst=math.inf), "objective native_rtf_worst"),
-        ({"metrics": {"esr": 0.1}, "constraints": {}}, "no metric 'native_rtf_worst'"),
-        (
-            {"metrics": {"esr": 0.1, "native_rtf_worst": 3.0}, "constraints": {"parity": 0.0}},
-            "no constraint 'rtf_headroom'",
-        ),
-        (
-            {"metrics": {"esr": 0.1, "native_rtf_worst": 3.0}, "constraints": {"parity": math.nan, "rtf_headroom": 0}},
-            "constraint parity",
-        ),
+        (contract({"parity": 0.0}), "no constraint 'rtf_headroom'"),
+        (contract({"parity": math.nan, "rtf_headroom": 0}), "constraint parity"),
     ],
 )
 def test_unusable_results_fail_with_a_reason(result: object, reason: str) -> None:
@@ -104,3 +93,13 @@ def test_fail_reasons_and_text_carry_no_passwords() -> None:
     assert redact_text("sqlite:////tmp/x.db http://host:5000/path") == "sqlite:////tmp/x.db http://host:5000/path"
     assert "s3cr" not in describe_exception(RuntimeError(f"could not connect to {url}"))
     assert "s3cr" not in (failed_outcome(f"bad {url}").fail_reason or "")
+
+
+def test_a_job_result_holds_every_contract_metric() -> None:
+    with pytest.raises(ValueError, match="missing params, macs_per_sample"):
+        JobResult("r1", "model.json", {"esr": 0.1}, {}, gate_ready=False)
+
+
+def test_an_objective_no_job_returns_is_refused_at_parse_time() -> None:
+    with pytest.raises(ConfigError, match="does not return"):
+        parse_objectives([{"metric": "esr_on_the_moon"}])

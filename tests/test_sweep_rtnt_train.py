@@ -15,7 +15,7 @@ from sweep_support import SweepSetup, progress_lines
 
 pytestmark = pytest.mark.slow
 
-TINY = ("preset.channels=8", "preset.kernel_sizes=[3]", "export.bench_seconds=0.5")
+TINY = ("preset.channels=8", "preset.kernel_sizes=[3]", "validate.bench_seconds=0.5")
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError
+from test_model_build import documented_figures
 
 from rtnt.config import REPO_DIR, LayerArrayConfig, PresetConfig, validate_layer_arrays
 from rtnt.errors import ConfigError
@@ -67,7 +68,7 @@ def test_a1_and_a2_presets_exist() -> None:
 def test_params_equal_exported_nam_weight_count(path: Path) -> None:
     preset = load_preset(path)
     model = build_model(preset)
-    assert model.count_params() == nam_weights(model).size == preset.documented_params
+    assert model.count_params() == nam_weights(model).size == documented_figures(path).params
 
 
 def test_a1_standard_and_a2_full_have_nams_sizes() -> None:

@@ -152,60 +152,6 @@ class CaptureReport:
             t.add_row(k, v)
         return t
 
-    def save_plots(self, out_dir: str | Path) -> list[Path]:
-        """Write the response, window-estimate and level-envelope plots as PNG; return their paths."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths: list[Path] = []
-        e = self.estimate
-        if e is not None and e.response.size:
-            fig, ax = plt.subplots(figsize=(9, 3.5))
-            label = "blip response" if e.method == "blips" else "impulse response"
-            ax.plot(e.response_lags, e.response, lw=1, label=label)
-            for o, s in e.candidates:
-                ax.axvline(o, color="0.6", ls=":", lw=1)
-                ax.annotate(f"{o} ({s:.2f})", (o, 0), xytext=(2, 4), textcoords="offset points", fontsize=7)
-            ax.axvline(self.latency_samples, color="C3", lw=1.5, label=f"chosen {self.latency_samples}")
-            ax.set_xlabel("lag (samples)")
-            ax.legend(loc="upper right", fontsize=8)
-            ax.set_title("response of the target to the input, candidates dotted")
-            paths.append(_save(fig, out / "latency_response.png"))
-
-            fig, ax = plt.subplots(figsize=(6, 3))
-            idx = [i for i, w in enumerate(e.window_estimates) if w is not None]
-            ax.plot(idx, [e.window_estimates[i] for i in idx], "o")
-            ax.axhline(self.latency_samples, color="C3", lw=1)
-            ax.set_xlabel("window" if e.method != "blips" else "blip")
-            ax.set_ylabel("latency (samples)")
-            ax.set_title(f"window agreement {e.window_agreement:.2f}")
-            paths.append(_save(fig, out / "window_estimates.png"))
-
-        fig, ax = plt.subplots(figsize=(9, 3))
-        t = np.arange(len(self.input_frames_db)) * FRAME_S
-        ax.plot(t, self.input_frames_db, lw=0.6, label="input")
-        ax.plot(t, self.target_frames_db, lw=0.6, label="target")
-        ax.axhline(self.noise_floor_dbfs + LOW_INFO_DB, color="0.5", ls=":", lw=1, label="low-information level")
-        ax.set_ylim(max(FLOOR_DB, min(self.noise_floor_dbfs, self.target_noise_floor_dbfs) - 10), 3)
-        ax.set_xlabel("time (s)")
-        ax.set_ylabel("dBFS (10 ms RMS)")
-        ax.legend(loc="lower right", fontsize=8)
-        paths.append(_save(fig, out / "levels.png"))
-        return paths
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path
-
 
 def _db(v: float) -> float:
     return 20 * math.log10(v) if v > 0 else FLOOR_DB

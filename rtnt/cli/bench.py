@@ -14,12 +14,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rtnt.cli import run_command
 from rtnt.constants import BENCH_BLOCK_SIZES
 from rtnt.errors import RtntError
+
+if TYPE_CHECKING:
+    from rtnt.validate.bench import BenchmarkResult
+    from rtnt.validate.native_check import NativeCheck
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,9 +61,21 @@ def _block_sizes(text: str) -> list[int]:
     return sizes
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
-    """Self-check then benchmark; raise RtntError if the model fails the check."""
-    from rtnt.native import native_available
+@dataclass(frozen=True)
+class BenchReport:
+    """What rtnt-bench measured: the self-check, then the benchmark."""
+
+    self_check: NativeCheck
+    bench: BenchmarkResult
+
+    def to_dict(self) -> dict[str, Any]:
+        """The benchmark's JSON record with the self-check under `self_check`."""
+        return {**self.bench.to_dict(), "self_check": self.self_check.to_dict()}
+
+
+def run(args: argparse.Namespace) -> BenchReport:
+    """Load the model once, self-check it, then benchmark it; raise RtntError if it fails the check."""
+    from rtnt.native import NativeModel, native_available
     from rtnt.validate.bench import benchmark_native
     from rtnt.validate.native_check import self_check
 
@@ -72,50 +89,48 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     if not args.seconds > 0:
         raise RtntError(f"--seconds {args.seconds} must be > 0")
     sizes = _block_sizes(args.blocks)
-    check = self_check(args.model, slim=args.slim)
-    if not check["finite"]:
+    model = NativeModel.from_file(args.model, slim=args.slim)
+    check = self_check(model)
+    if not check.finite:
         raise RtntError(
             f"{args.model}: self-check failed: the output holds NaN or inf (on a quiet test signal or a full-scale "
             "1 kHz sine); the model is unstable or its weights are too large"
         )
-    if not check["passed"]:
-        bad = max(check["case_errors"], key=check["case_errors"].get)
+    if not check.passed:
+        bad = max(check.case_errors, key=check.case_errors.get)
         raise RtntError(
-            f"{args.model}: self-check failed: worst block-size deviation {check['max_error']:.3g} ({bad}) exceeds "
-            f"{check['tolerance']:g}; the model or the runtime is faulty"
+            f"{args.model}: self-check failed: worst block-size deviation {check.max_error:.3g} ({bad}) exceeds "
+            f"{check.tolerance:g}; the model or the runtime is faulty"
         )
-    result = benchmark_native(args.model, block_sizes=sizes, seconds=args.seconds, slim=args.slim)
-    result["self_check"] = check
-    return result
+    return BenchReport(check, benchmark_native(model, block_sizes=sizes, seconds=args.seconds, slim=args.slim))
 
 
-def _print_table(result: dict[str, Any]) -> None:
+def _print_table(report: BenchReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"rtnt-bench {result['model']}")
+    r = report.bench
+    table = Table(title=f"rtnt-bench {r.model}")
     for col in ("block", "RTF mean", "RTF p99", "p99/mean", "cost p99/mean", "GMAC/s", "efficiency"):
         table.add_column(col, justify="right")
-    for b in result["block_sizes"]:
+    for b in r.block_sizes:
         table.add_row(
             str(b),
-            f"{result['rtf'][b]:.1f}",
-            f"{result['rtf_p99'][b]:.1f}",
-            f"{result['stability'][b]:.2f}",
-            f"{result['cost_stability'][b]:.2f}",
-            f"{result['gmacs'][b]:.2f}",
-            f"{result['efficiency'][b]:.3f}",
+            f"{r.rtf[b]:.1f}",
+            f"{r.rtf_p99[b]:.1f}",
+            f"{r.stability[b]:.2f}",
+            f"{r.cost_stability[b]:.2f}",
+            f"{r.gmacs[b]:.2f}",
+            f"{r.efficiency[b]:.3f}",
         )
     console = Console()
-    console.print(result["description"])
+    console.print(r.description)
     console.print(
-        f"self-check passed (max block-size deviation {result['self_check']['max_error']:.2g}); "
-        f"{result['macs_per_sample']:.0f} MACs/sample; single-thread sgemm {result['sgemm_gmacs']:.1f} GMAC/s"
+        f"self-check passed (max block-size deviation {report.self_check.max_error:.2g}); "
+        f"{r.macs_per_sample:.0f} MACs/sample; single-thread sgemm {r.sgemm_gmacs:.1f} GMAC/s"
     )
     console.print(table)
-    console.print(
-        f"worst-case RTF {result['rtf_worst']:.1f} (block {result['rtf_worst_block']}, 99th-percentile block time)"
-    )
+    console.print(f"worst-case RTF {r.rtf_worst:.1f} (block {r.rtf_worst_block}, 99th-percentile block time)")
     console.print(
         "p99/mean: RTF p99 / RTF mean of the wall times; cost p99/mean: the same for each block's fastest time "
         "over the replays (the runtime's own variation, without the machine's interruptions)"
@@ -128,11 +143,11 @@ def main(argv: list[str] | None = None) -> int:
     return run_command(lambda: _report(run(args), as_json=args.json))
 
 
-def _report(result: dict, *, as_json: bool) -> None:
+def _report(report: BenchReport, *, as_json: bool) -> None:
     if as_json:
-        print(json.dumps(result))
+        print(json.dumps(report.to_dict()))
     else:
-        _print_table(result)
+        _print_table(report)
 
 
 if __name__ == "__main__":

@@ -40,7 +40,9 @@ def _inspect(args: argparse.Namespace) -> None:
     out.mkdir(parents=True, exist_ok=True)
     data = report.to_dict()
     (out / "report.json").write_text(json.dumps(data, indent=2) + "\n")
-    plots = report.save_plots(out)
+    from rtnt.plots import capture_plots
+
+    plots = capture_plots(report, out)
     if args.json:
         print(json.dumps(data))
         return

@@ -20,10 +20,15 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: E402
-from hydra.errors import HydraException, MissingConfigException  # noqa: E402
+from hydra.errors import HydraException  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
-from omegaconf.errors import OmegaConfBaseException  # noqa: E402
+from omegaconf.errors import (  # noqa: E402
+    ConfigAttributeError,
+    ConfigKeyError,
+    OmegaConfBaseException,
+    ValidationError,
+)
 
 from rtnt.config import CONF_DIR, register_configs, register_resolvers, validate_config  # noqa: E402
 from rtnt.errors import ConfigError, RtntError, exception_summary  # noqa: E402
@@ -44,22 +49,43 @@ HYDRA_FLAGS_WITH_VALUE = {
 
 
 def describe_compose_error(exc: BaseException) -> str:
-    """One actionable line for a composition failure (unknown choice, misspelled key, wrong type)."""
-    while exc.__cause__ is not None and not isinstance(exc, MissingConfigException):
-        exc = exc.__cause__
-    text = str(exc)
-    if isinstance(exc, MissingConfigException) and "Could not find" in text:
-        group = text.split("Could not find '")[1].split("'")[0] if "Could not find '" in text else ""
-        options = [o for o in getattr(exc, "options", None) or [] if not o.endswith("_schema")]
-        avail = f" (available: {', '.join(sorted(options))})" if options else ""
-        return f"unknown config choice '{group}'{avail}; pick an existing file under conf/{group.rsplit('/', 1)[0]}/"
-    if "Key '" in text and ("not in" in text or "is not in struct" in text):
-        key = text.split("full_key: ")[1].split()[0] if "full_key: " in text else text.split("Key '")[1].split("'")[0]
-        return f"config key '{key}' does not exist; check its spelling (rtnt-train --cfg job lists every key)"
-    if "could not be converted" in text or "Value '" in text:
-        key = text.split("full_key: ")[1].split()[0] if "full_key: " in text else "?"
-        return f"config key '{key}' has a value of the wrong type: {text.splitlines()[0]}"
+    """One actionable line for a composition failure, told apart by OmegaConf's exception types and their
+    `full_key` (a misspelled key, a value of the wrong type), never by the wording of a message."""
+    cause = _omegaconf_cause(exc)
+    if isinstance(cause, (ConfigKeyError, ConfigAttributeError)) and cause.full_key:
+        return (
+            f"config key '{cause.full_key}' does not exist; check its spelling (rtnt-train --cfg job lists every key)"
+        )
+    if isinstance(cause, ValidationError) and cause.full_key:
+        return f"config key '{cause.full_key}' has a value of the wrong type: {exception_summary(cause, max_lines=1)}"
     return f"invalid configuration: {exception_summary(exc, max_lines=3)}"
+
+
+def _omegaconf_cause(exc: BaseException) -> BaseException:
+    """The OmegaConf error that Hydra wrapped (the first one in the `__cause__` chain), else `exc`."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OmegaConfBaseException):
+            return seen
+        seen = seen.__cause__
+    return exc
+
+
+def check_group_choices(overrides: list[str]) -> None:
+    """Refuse a config-group choice that has no file under conf/ (e.g. `preset=nope`), naming the choices."""
+    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
+    for o in OverridesParser.create().parse_overrides(overrides):
+        group = o.key_or_group.split("@")[0]
+        if group not in groups or o.is_delete():
+            continue
+        values = list(o.sweep_string_iterator()) if o.is_discrete_sweep() else [o.get_value_element_as_str()]
+        for value in values:
+            if not (CONF_DIR / group / f"{value}.yaml").is_file():
+                options = sorted(f.stem for f in (CONF_DIR / group).glob("*.yaml"))
+                raise ConfigError(
+                    f"unknown config choice '{group}/{value}' (available: {', '.join(options)}); "
+                    f"pick an existing file under conf/{group}/"
+                )
 
 
 def _job_overrides(args: list[str]) -> list[str]:
@@ -112,11 +138,28 @@ def _refuse_added_keys(overrides: list[str]) -> None:
             )
 
 
+MOVED_KEYS = {"export.gate.": "gate.", "export.": "validate.", "export": "validate"}
+
+
+def _refuse_moved_keys(overrides: list[str]) -> None:
+    """The `export` config group was split into `validate` and `gate`; name the new key."""
+    for o in OverridesParser.create().parse_overrides(overrides):
+        key = o.key_or_group
+        for old, new in MOVED_KEYS.items():
+            if key == old or (old.endswith(".") and key.startswith(old)):
+                raise ConfigError(
+                    f"'{o.input_line}': the export group was split into validate and gate; "
+                    f"use {new + key[len(old) :] if old.endswith('.') else new}=... (gate thresholds: gate.*)"
+                )
+
+
 def precheck(args: list[str]) -> None:
     """Compose and validate the config the command line asks for; raise ConfigError with one line."""
     overrides = _job_overrides(args)
     try:
         _refuse_added_keys(overrides)
+        _refuse_moved_keys(overrides)
+        check_group_choices(overrides)
         variants = _override_variants(overrides)
     except HydraException as exc:
         raise ConfigError(

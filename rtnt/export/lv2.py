@@ -261,11 +261,11 @@ def validate_model_json(json_path: Path) -> None:
             "the LV2 plugin runs mono models (1 in, 1 out)"
         )
     if nam:
-        check = self_check(json_path)
-        if not check["passed"]:
+        check = self_check(model)
+        if not check.passed:
             raise ExportError(
-                f"{json_path}: the .nam model fails the native self-check (finite output: {check['finite']}, "
-                f"worst block-partition deviation {check['max_error']:.3g}); it cannot be exported"
+                f"{json_path}: the .nam model fails the native self-check (finite output: {check.finite}, "
+                f"worst block-partition deviation {check.max_error:.3g}); it cannot be exported"
             )
         return
     x = _probe_signal()
@@ -274,11 +274,11 @@ def validate_model_json(json_path: Path) -> None:
         raise ExportError(
             f"{json_path}: the model outputs NaN or Inf on a guitar-level probe signal; re-train or re-export it"
         )
-    result = validate_native(json_path, x, y_ref)
-    if not result["native_validation"]:
+    result = validate_native(model, x, y_ref)
+    if not result.passed:
         raise ExportError(
             f"{json_path} fails native validation: the native runtime differs from the reference runtime by "
-            f"{result['native_parity_error']:.3g} max abs (tolerance {result['native_tolerance']:g}); "
+            f"{result.max_error:.3g} max abs (tolerance {result.tolerance:g}); "
             "re-export the model"
         )
 

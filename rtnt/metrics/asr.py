@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -172,49 +171,6 @@ class AsrReport:
             "probes": [asdict(p) for p in self.probes],
         }
 
-    def save_plots(self, out_dir: str | Path) -> list[Path]:
-        """Write asr_per_probe.png (ASR dB per pitch, one line per level) and
-        asr_worst_spectrum.png (worst probe's spectrum, harmonics marked); return their paths."""
-        from matplotlib.figure import Figure
-
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        frame = self.to_frame()
-
-        fig = Figure(figsize=(7, 4), layout="constrained")
-        ax = fig.add_subplot()
-        for level, rows in frame.groupby("level_dbfs"):
-            ax.plot(rows["midi"], rows["asr_db"], marker="o", label=f"{level:g} dBFS")
-        ax.set_xlabel("MIDI note of the sine probe")
-        ax.set_ylabel("ASR (dB)")
-        ax.set_title(f"Aliasing-to-signal ratio per probe ({self.runtime})")
-        ax.grid(True, alpha=0.3)
-        ax.legend(title="probe level")
-        per_probe = out / "asr_per_probe.png"
-        fig.savefig(per_probe, dpi=110)
-
-        worst = self.worst
-        freqs = np.arange(self.worst_spectrum_db.size) * self.sample_rate / self.dft_length
-        fig = Figure(figsize=(9, 4), layout="constrained")
-        ax = fig.add_subplot()
-        ax.plot(freqs, self.worst_spectrum_db, lw=0.6, color="0.3", label="output spectrum")
-        bins = harmonic_bins(self.worst_f0_bin, self.dft_length)
-        ax.plot(freqs[bins], self.worst_spectrum_db[bins], "v", color="tab:red", ms=5, label="harmonics k·f0")
-        finite = self.worst_spectrum_db[1:][np.isfinite(self.worst_spectrum_db[1:])]
-        ax.set_ylim(max(float(finite.min()), -200.0) - 5 if finite.size else -205.0, 5)
-        ax.set_xlim(0, self.sample_rate / 2)
-        ax.set_xlabel("frequency (Hz)")
-        ax.set_ylabel("power (dB re fundamental)")
-        ax.set_title(
-            f"Worst probe: MIDI {worst.midi} (f0 {worst.f0:.2f} Hz) at {worst.level_dbfs:g} dBFS, "
-            f"ASR {worst.asr_db:.1f} dB"
-        )
-        ax.grid(True, alpha=0.3)
-        ax.legend(loc="upper right")
-        spectrum = out / "asr_worst_spectrum.png"
-        fig.savefig(spectrum, dpi=110)
-        return [per_probe, spectrum]
-
 
 def render_asr_probes(
     process: Callable[[np.ndarray], np.ndarray],
@@ -234,13 +190,13 @@ def render_asr_probes(
     """
     if analysis_seconds * sample_rate < 64:
         raise ConfigError(
-            f"config export.asr.analysis_seconds={analysis_seconds!r} is invalid: needs at least 64 samples; raise it"
+            f"config validate.asr.analysis_seconds={analysis_seconds!r} is invalid: needs at least 64 samples; raise it"
         )
     if settle_seconds < 0:
-        raise ConfigError(f"config export.asr.settle_seconds={settle_seconds!r} is invalid: must be >= 0")
+        raise ConfigError(f"config validate.asr.settle_seconds={settle_seconds!r} is invalid: must be >= 0")
     if not midi_notes or not levels_dbfs:
         raise ConfigError(
-            "config export.asr needs at least one MIDI note and one level; set midi_notes and levels_dbfs"
+            "config validate.asr needs at least one MIDI note and one level; set midi_notes and levels_dbfs"
         )
     n = largest_prime_at_most(int(round(analysis_seconds * sample_rate)))
     settle = int(round(settle_seconds * sample_rate))
@@ -250,7 +206,7 @@ def render_asr_probes(
         k0 = probe_bin(midi_to_hz(midi), sample_rate, n)
         if 2 * k0 >= n:
             raise ConfigError(
-                f"config export.asr.midi_notes contains {midi} ({midi_to_hz(midi):.0f} Hz), "
+                f"config validate.asr.midi_notes contains {midi} ({midi_to_hz(midi):.0f} Hz), "
                 f"at or above Nyquist of {sample_rate} Hz; remove it"
             )
         for level in levels_dbfs:

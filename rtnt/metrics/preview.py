@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import welch
 
 from rtnt.metrics.esr import esr, esr_preemph
 from rtnt.metrics.levels import dc_offset, loudness_difference_db
@@ -115,31 +114,3 @@ def write_preview_wavs(
         sf.write(path, sig, sample_rate, subtype="FLOAT")
         paths.append(path)
     return paths
-
-
-def residual_spectrum_plot(y: np.ndarray, y_pred: np.ndarray, sample_rate: int, path: str | Path) -> Path:
-    """Plot Welch PSDs (Hann, 4096 samples) of target, prediction and residual (target - prediction).
-
-    Saved to `path`, which is returned.
-    """
-    from matplotlib.figure import Figure
-
-    y = np.asarray(y, dtype=np.float64)
-    p = np.asarray(y_pred, dtype=np.float64)
-    nper = min(4096, y.size)
-    fig = Figure(figsize=(8, 4), layout="constrained")
-    ax = fig.add_subplot()
-    for name, sig, style in (("target", y, "-"), ("prediction", p, "--"), ("residual", y - p, "-")):
-        f, psd = welch(sig, fs=sample_rate, nperseg=nper)
-        with np.errstate(divide="ignore"):
-            ax.semilogx(f[1:], 10.0 * np.log10(psd[1:]), style, lw=0.9, label=name)
-    ax.set_xlim(20, sample_rate / 2)
-    ax.set_xlabel("frequency (Hz)")
-    ax.set_ylabel("PSD (dB re full-scale² / Hz)")
-    ax.set_title(f"Residual spectrum (ESR {esr(y, p):.4f})")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    return path

@@ -53,3 +53,19 @@ def _check_strings(doc: Any) -> None:
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(i for i in item if not isinstance(i, (int, float)))
+
+
+def count_weights(doc: Any) -> int:
+    """The number of weight values in a parsed model document: every number under a `weights` member, at any
+    depth (RTNeural JSON's nested per-layer arrays, `.nam`'s flat list, a container's submodels)."""
+    if isinstance(doc, dict):
+        return sum(_count_numbers(v) if k == "weights" else count_weights(v) for k, v in doc.items())
+    if isinstance(doc, list):
+        return sum(count_weights(v) for v in doc)
+    return 0
+
+
+def _count_numbers(value: Any) -> int:
+    if isinstance(value, list):
+        return sum(_count_numbers(v) for v in value)
+    return 1 if isinstance(value, (int, float)) and not isinstance(value, bool) else 0

@@ -1,6 +1,5 @@
-"""From a job's return value (the task-function contract) to what Optuna is told about its trial.
+"""From a job's return value (a `rtnt.sweep.contract.JobResult`) to what Optuna is told about its trial.
 
-The contract (docs/architecture.md) is a dict with `metrics` and `constraints` (<= 0 satisfied).
 A job that raised, returned something else, or produced a non-finite objective or constraint is a
 failed trial with a one-line reason; the sweep carries on.
 """
@@ -13,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rtnt.errors import ConfigError
+from rtnt.sweep.contract import JobResult, check_objective_metric
 from rtnt.tracking.redact import redact_text
 
 DIRECTIONS = ("minimize", "maximize")
@@ -31,6 +31,7 @@ class Objective:
             raise ConfigError(
                 "hydra.sweeper.objectives has an entry without a metric; give metric: <name of a returned metric>"
             )
+        check_objective_metric(self.metric)
         if self.direction not in DIRECTIONS:
             raise ConfigError(
                 f"hydra.sweeper.objectives direction={self.direction!r} for {self.metric} is invalid: "
@@ -91,27 +92,19 @@ def failed_outcome(reason: str, run_id: str | None = None, metrics: Mapping[str,
 
 def outcome_from_return(result: Any, objectives: Sequence[Objective], constraint_names: Sequence[str]) -> TrialOutcome:
     """Read objectives and constraints from a job's return value; fail the trial on anything missing or non-finite."""
-    if not isinstance(result, Mapping) or not isinstance(result.get("metrics"), Mapping):
-        return failed_outcome(
-            f"job returned {type(result).__name__}, not the contract dict with 'metrics' and 'constraints'"
-        )
-    metrics = result["metrics"]
-    run_id = str(result["run_id"]) if result.get("run_id") else None
+    if not isinstance(result, JobResult):
+        return failed_outcome(f"job returned {type(result).__name__}, not a JobResult (rtnt's task-function contract)")
+    metrics = result.metrics
+    run_id = result.run_id or None
     values: list[float] = []
-    for objective in objectives:
-        if objective.metric not in metrics:
-            return failed_outcome(
-                f"job returned no metric '{objective.metric}' (it returned: {', '.join(sorted(map(str, metrics)))})",
-                run_id,
-                metrics,
-            )
+    for objective in objectives:  # every objective is a contract metric, which a JobResult always holds
         value = _finite_or_none(metrics[objective.metric])
         if value is None:
             return failed_outcome(
                 f"objective {objective.metric} is {metrics[objective.metric]!r} (NaN or not finite)", run_id, metrics
             )
         values.append(value)
-    returned = result.get("constraints") or {}
+    returned = result.constraints
     constraints: dict[str, float] = {}
     for name in constraint_names:
         if name not in returned:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from rtnt import plots
 from rtnt.sweep.outcome import Objective
 from rtnt.sweep.space import format_value
 
@@ -88,111 +89,6 @@ def markdown_table(frame: pd.DataFrame) -> str:
     return "\n".join([header, rule, *body]) + "\n"
 
 
-def _scale(ax: Any, axis: str, metric: str, values: pd.Series) -> None:
-    finite = values[values.notna()]
-    if metric.startswith(ESR_METRIC) and len(finite) and (finite > 0).all():
-        (ax.set_xscale if axis == "x" else ax.set_yscale)("log")
-
-
-def plot_pareto_front(frame: pd.DataFrame, pareto: Sequence[int], objectives: Sequence[Objective], path: Path) -> Path:
-    """Every pair of objectives: Pareto-front trials, other feasible trials, infeasible trials."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = frame[frame["state"] == "COMPLETE"] if len(frame) else frame
-    pairs = [(a, b) for i, a in enumerate(objectives) for b in objectives[i + 1 :]] or [(objectives[0], None)]
-    fig, axes = plt.subplots(1, len(pairs), figsize=(5 * len(pairs), 4.2), squeeze=False)
-    front = done[done["trial"].isin(pareto)] if len(done) else done
-    for ax, (x_obj, y_obj) in zip(axes[0], pairs):
-        groups = [
-            (done[~done["feasible"]] if len(done) else done, "infeasible", dict(marker="x", color="0.6")),
-            (
-                done[done["feasible"] & ~done["trial"].isin(pareto)] if len(done) else done,
-                "feasible",
-                dict(marker="o", color="tab:blue", alpha=0.6),
-            ),
-            (front, "Pareto front", dict(marker="*", color="tab:red", s=140, zorder=3)),
-        ]
-        for part, label, style in groups:
-            if len(part):
-                y_values = part[y_obj.metric] if y_obj is not None else part["trial"]
-                ax.scatter(part[x_obj.metric], y_values, label=f"{label} ({len(part)})", **style)
-        for _, row in front.iterrows():
-            y_value = row[y_obj.metric] if y_obj is not None else row["trial"]
-            ax.annotate(
-                str(int(row["trial"])),
-                (row[x_obj.metric], y_value),
-                textcoords="offset points",
-                xytext=(4, 4),
-                fontsize=8,
-            )
-        ax.set_xlabel(f"{x_obj.metric} ({x_obj.direction})")
-        ax.set_ylabel(f"{y_obj.metric} ({y_obj.direction})" if y_obj is not None else "trial")
-        if len(done):
-            _scale(ax, "x", x_obj.metric, done[x_obj.metric])
-            if y_obj is not None:
-                _scale(ax, "y", y_obj.metric, done[y_obj.metric])
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle("Pareto front (labels: trial numbers)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
-def plot_esr_vs_asr(frame: pd.DataFrame, pareto: Sequence[int], path: Path) -> Path | None:
-    """ESR against ASR for every complete trial, coloured by worst-case native RTF; Pareto trials ringed.
-
-    Returns None when no trial reported both ESR and ASR.
-    """
-    if not len(frame) or ESR_METRIC not in frame or ASR_METRIC not in frame:
-        return None
-    done = frame[(frame["state"] == "COMPLETE") & frame[ESR_METRIC].notna() & frame[ASR_METRIC].notna()]
-    if not len(done):
-        return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    rtf = done[RTF_METRIC] if RTF_METRIC in done else pd.Series(math.nan, index=done.index)
-    has_rtf = rtf.notna()
-    if has_rtf.any():
-        points = ax.scatter(done[ESR_METRIC][has_rtf], done[ASR_METRIC][has_rtf], c=rtf[has_rtf], cmap="viridis", s=40)
-        fig.colorbar(points, ax=ax, label="worst-case native RTF")
-    if (~has_rtf).any():
-        ax.scatter(
-            done[ESR_METRIC][~has_rtf], done[ASR_METRIC][~has_rtf], color="0.6", marker="s", s=30, label="no native RTF"
-        )
-    infeasible = done[~done["feasible"]]
-    if len(infeasible):
-        ax.scatter(infeasible[ESR_METRIC], infeasible[ASR_METRIC], color="k", marker="x", s=30, label="infeasible")
-    front = done[done["trial"].isin(pareto)]
-    if len(front):
-        ax.scatter(
-            front[ESR_METRIC],
-            front[ASR_METRIC],
-            facecolors="none",
-            edgecolors="tab:red",
-            s=160,
-            linewidths=1.5,
-            label="Pareto front",
-        )
-    _scale(ax, "x", ESR_METRIC, done[ESR_METRIC])
-    ax.set_xlabel("ESR (test split)")
-    ax.set_ylabel("mean ASR (dB)")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
-
-
 def param_importances(
     study: optuna.Study, objectives: Sequence[Objective], min_trials: int
 ) -> tuple[pd.DataFrame | None, str]:
@@ -221,26 +117,6 @@ def param_importances(
     table = pd.DataFrame(columns).fillna(0.0)
     table.index.name = "param"
     return table.reset_index(), f"fANOVA importances over {len(complete)} complete trials"
-
-
-def _plot_importances(table: pd.DataFrame, path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    metrics = [c for c in table.columns if c != "param"]
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(table) + 1.5))
-    height = 0.8 / len(metrics)
-    for j, metric in enumerate(metrics):
-        ax.barh([k + j * height for k in range(len(table))], table[metric], height=height, label=metric)
-    ax.set_yticks([k + 0.4 - height / 2 for k in range(len(table))], table["param"])
-    ax.set_xlabel("importance (fANOVA)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
 
 
 def write_report(
@@ -274,8 +150,8 @@ def write_report(
     )
     files += [front_csv, front_md]
     if len(frame) and (frame["state"] == "COMPLETE").any():
-        files.append(plot_pareto_front(frame, pareto, objectives, out_dir / "pareto_front.png"))
-        esr_asr = plot_esr_vs_asr(frame, pareto, out_dir / "esr_vs_asr.png")
+        files.append(plots.pareto_front(frame, pareto, objectives, out_dir / "pareto_front.png"))
+        esr_asr = plots.trials_esr_vs_asr(frame, pareto, out_dir / "esr_vs_asr.png")
         if esr_asr is not None:
             files.append(esr_asr)
 
@@ -285,7 +161,7 @@ def write_report(
         table.to_csv(csv_path, index=False)
         md_path = out_dir / "param_importances.md"
         md_path.write_text(f"# Parameter importances\n\n{note}.\n\n{markdown_table(table)}")
-        files += [csv_path, md_path, _plot_importances(table, out_dir / "param_importances.png")]
+        files += [csv_path, md_path, plots.param_importances(table, out_dir / "param_importances.png")]
     else:
         log.info(note)
     n_complete = int((frame["state"] == "COMPLETE").sum()) if len(frame) else 0

@@ -9,17 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import keras
-import mlflow
 import numpy as np
 from omegaconf import DictConfig
 
 from rtnt.constants import SAMPLE_RATE
 from rtnt.data.splits import Splits, region_with_history
 from rtnt.errors import ConfigError, exception_summary
-from rtnt.export.nam import NamMetadata
 from rtnt.train.fit import (
-    LAST_CHECKPOINT,
-    STATE_FILE,
     Budget,
     Cadence,
     FitResult,
@@ -36,62 +32,39 @@ RUN_FILE = "run.json"  # the MLflow run id that wrote the checkpoints in this fo
 
 @dataclass
 class Checkpoint:
+    """A `.keras` checkpoint to continue from, its training state and the run that wrote it ("" if unknown)."""
+
     path: Path
     state: TrainingState
     parent_run_id: str
 
 
-def resolve_checkpoint(continue_from: str, tracking_uri: str | None = None) -> Checkpoint:
-    """Find the checkpoint to continue from: a `.keras` path, or an MLflow run id.
-
-    For a run id, the run's own output folder (tag `rtnt.output_dir`) is used when it still holds
-    `checkpoints/last.keras` (so a killed run continues from its last completed epoch); otherwise
-    the checkpoint artifact the run logged when it finished.
-    """
-    path = Path(continue_from).expanduser()
-    parent = ""
-    if path.suffix != ".keras":
-        client = mlflow.tracking.MlflowClient(tracking_uri)
-        try:
-            run = client.get_run(continue_from)
-        except Exception as exc:  # MLflow raises its own exception types for unknown ids
-            raise ConfigError(
-                f"continue_from={continue_from!r} is neither a .keras checkpoint nor a run id in the tracking store "
-                f"({mlflow.get_tracking_uri()}): {type(exc).__name__}; pass a checkpoint path or a valid run id"
-            ) from None
-        parent = continue_from
-        local = Path(run.data.tags.get("rtnt.output_dir", "/nonexistent")) / "checkpoints" / LAST_CHECKPOINT
-        if local.exists():
-            path = local
-        else:
-            path = Path(client.download_artifacts(continue_from, f"checkpoint/{LAST_CHECKPOINT}"))
-    if not path.exists():
-        raise ConfigError(f"continue_from checkpoint {path} does not exist; pass an existing .keras file or a run id")
-    run_file = path.parent / RUN_FILE
-    if not parent and run_file.exists():
-        parent = str(json.loads(run_file.read_text()).get("run_id", ""))
-    return Checkpoint(path=path, state=TrainingState.load(path.parent), parent_run_id=parent)
-
-
 @dataclass
 class TrainingSession:
+    """The model of one run and its training state; checkpoints go to `out_dir/checkpoints`, tagged with
+    `run_id`. `continued_from` holds the tags that describe a continued run (empty for a fresh one)."""
+
     cfg: DictConfig
     out_dir: Path
+    run_id: str
     model: keras.Model
     receptive_field: int
     state: TrainingState
+    continued_from: dict[str, str]
 
     @classmethod
-    def create(cls, cfg: DictConfig, out_dir: Path) -> TrainingSession:
-        """Build and compile the preset's model, or load the checkpoint named by `continue_from`."""
+    def create(
+        cls, cfg: DictConfig, out_dir: Path, run_id: str, checkpoint: Checkpoint | None = None
+    ) -> TrainingSession:
+        """Build and compile the preset's model, or load `checkpoint` (from `continue_from`)."""
         from rtnt.model.build import build_model
         from rtnt.model.summary import model_summary
 
         keras.utils.set_random_seed(int(cfg.train.seed))
-        if cfg.continue_from:
+        if checkpoint is not None:
             import rtnt.model.build  # noqa: F401  (registers SmoothTanh and the WaveNet layers for loading)
 
-            ckpt = resolve_checkpoint(cfg.continue_from, mlflow.get_tracking_uri())
+            ckpt = checkpoint
             try:
                 model = keras.models.load_model(ckpt.path)
             except Exception as exc:  # Keras raises ValueError, OSError, zipfile and h5py errors alike
@@ -102,14 +75,13 @@ class TrainingSession:
             tags = {"rtnt.continued_from": str(ckpt.path), "rtnt.initial_step": str(ckpt.state.steps_completed)}
             if ckpt.parent_run_id:
                 tags["rtnt.parent_run"] = ckpt.parent_run_id
-            mlflow.set_tags(tags)
             rf = model_summary(model).receptive_field_samples
-            return cls(cfg, out_dir, model, rf, ckpt.state)
+            return cls(cfg, out_dir, run_id, model, rf, ckpt.state, tags)
         model = build_model(cfg.preset)
         rf = model_summary(model).receptive_field_samples
         t = cfg.train
         compile_model(model, t.learning_rate, rf - 1, t.pre_emphasis, t.stft_weight, t.dc_weight, t.clipnorm)
-        return cls(cfg, out_dir, model, rf, TrainingState())
+        return cls(cfg, out_dir, run_id, model, rf, TrainingState(), {})
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -158,7 +130,7 @@ class TrainingSession:
         val_x = region_with_history(x, splits.val, self.receptive_field)
         val_y = region_with_history(y, splits.val, self.receptive_field)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
-        (self.checkpoint_dir / RUN_FILE).write_text(json.dumps({"run_id": mlflow.active_run().info.run_id}))
+        (self.checkpoint_dir / RUN_FILE).write_text(json.dumps({"run_id": self.run_id}))
         cadence = Cadence(t.validate_every_steps, t.validate_every_s)
         if cadence.steps == 0 and cadence.seconds == 0:
             cadence = Cadence(steps=steps_per_epoch)
@@ -179,22 +151,6 @@ class TrainingSession:
                 on_validation=lambda v: [h(v) for h in hooks],
                 on_step=progress.on_step if t.verbose else None,
             )
-
-    def export(self, out_dir: Path, metadata: NamMetadata | None = None) -> Path:
-        """Write the exported model file in its family's format (`model.nam` for arch wavenet, with
-        `metadata`; else `model.json`, RTNeural) and beside it the exact Keras model it was exported from
-        (`model.keras`)."""
-        from rtnt.export import export_model
-
-        self.model.save(out_dir / "model.keras")
-        return export_model(self.model, out_dir, metadata)
-
-    def log_final_checkpoint(self) -> None:
-        """Log the last checkpoint and its state as artifacts, so any machine can continue the run."""
-        for name in (LAST_CHECKPOINT, STATE_FILE):
-            f = self.checkpoint_dir / name
-            if f.exists():
-                mlflow.log_artifact(str(f), "checkpoint")
 
 
 def training_budget(t: DictConfig, steps_per_epoch: int) -> Budget:

@@ -7,17 +7,60 @@ module picks signal lengths, measures the single-thread sgemm reference and summ
 from __future__ import annotations
 
 import time
-from pathlib import Path
-from typing import Any, Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 
 from rtnt.constants import BENCH_BLOCK_SIZES, SAMPLE_RATE
 from rtnt.native import BlockTiming, NativeModel
 from rtnt.validate.jitter import relative_block_cost, stability
+from rtnt.validate.native_check import ModelSource, loaded_model
 
 MIN_BLOCKS = 200  # per block size, so that the 99th percentile is a measured block time
 MAX_SAMPLES = 1 << 24
+
+
+@dataclass(frozen=True)
+class BenchmarkResult:
+    """The native benchmark of one model; per-block-size mappings are keyed by block size.
+
+    rtf: audio seconds / wall seconds (mean); rtf_p99: block duration / 99th-percentile block time;
+    stability: rtf_p99 / rtf; cost_stability: the same for the per-block cost over the repeats
+    (`rtnt.validate.jitter.relative_block_cost`): the runtime's own variation without the machine's
+    interruptions; gmacs: achieved MAC rate; efficiency: gmacs / sgemm_gmacs; preemptions: involuntary
+    context switches during the reported run (-1 if unknown); rtf_repeats: every repeat's rtf.
+    rtf_worst is the lowest rtf_p99 (at rtf_worst_block), cost_stability_worst the lowest cost_stability.
+    """
+
+    model: str
+    description: str
+    slim: float | None
+    sample_rate: int
+    macs_per_sample: float
+    receptive_field: int
+    block_sizes: list[int]
+    rtf: Mapping[int, float]
+    rtf_p99: Mapping[int, float]
+    rtf_worst: float
+    rtf_worst_block: int
+    stability: Mapping[int, float]
+    cost_stability: Mapping[int, float]
+    cost_stability_worst: float
+    gmacs: Mapping[int, float]
+    efficiency: Mapping[int, float]
+    sgemm_gmacs: float
+    block_ms_mean: Mapping[int, float]
+    block_ms_p99: Mapping[int, float]
+    blocks_timed: Mapping[int, int]
+    repeats: int
+    rtf_repeats: Mapping[int, list[float]]
+    preemptions: Mapping[int, int]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record (block-size keys become strings when dumped)."""
+        return asdict(self)
 
 
 def random_conv_stack(
@@ -89,36 +132,34 @@ def _signal(n: int, seed: int = 1) -> np.ndarray:
 
 
 def benchmark_native(
-    json_path: str | Path,
+    model: ModelSource,
     block_sizes: Iterable[int] = BENCH_BLOCK_SIZES,
     seconds: float = 2.0,
     repeats: int = 5,
     slim: float | None = None,
-) -> dict[str, Any]:
-    """Benchmark `json_path` (RTNeural JSON or `.nam`; `slim` picks a SlimmableContainer's submodel)
-    single-threaded at 48 kHz for each block size. A `.nam` model runs as NAM Core would: every
-    replay starts from `reset()`, which prewarms it; MACs are the model's nominal ones.
+) -> BenchmarkResult:
+    """Benchmark `model` (a loaded `NativeModel`, or an RTNeural JSON or `.nam` file, `slim` picking a
+    SlimmableContainer's submodel) single-threaded at 48 kHz for each block size. A `.nam` model runs as
+    NAM Core would: every replay starts from `reset()`, which prewarms it; MACs are the model's nominal ones.
 
     `seconds` is the wall-clock budget of the timed loops, shared evenly by the block sizes and
     `repeats` (each timed run still covers at least MIN_BLOCKS blocks). Every repeat replays the
     same signal from `reset()`. The repeats run round-robin over the block sizes, and per block
     size the repeat with the best mean is reported, so that a burst of other work on a shared
     machine does not decide a figure; `rtf_repeats` lists them all.
-    Per block size: `rtf` (audio seconds / wall seconds, mean), `rtf_p99` (block duration / 99th
-    percentile block time), `stability` (`rtf_p99 / rtf`), `gmacs` and `efficiency` (achieved MAC
-    rate / `sgemm_gmacs`). `rtf_worst` is the lowest `rtf_p99` over block sizes; `preemptions`
-    counts the involuntary context switches during the reported run. `cost_stability` is the same
-    ratio for the per-block cost over the repeats (`rtnt.validate.jitter.relative_block_cost`): the
-    runtime's own variation without the machine's interruptions and slow stretches, and
-    `cost_stability_worst` its lowest value over block sizes. Dicts are keyed by block size (int).
     """
     block_sizes = [int(b) for b in block_sizes]
     repeats = max(1, int(repeats))
-    model = NativeModel.from_file(json_path, slim=slim)
-    model.prepare(max(block_sizes))
-    macs = model.macs_per_sample
-    sgemm = sgemm_gmacs()
+    with loaded_model(model, slim, prewarm=True) as model:
+        model.prepare(max(block_sizes))
+        runs = _timed_runs(model, block_sizes, seconds, repeats)
+        return _summarise(model, runs, slim)
 
+
+def _timed_runs(
+    model: NativeModel, block_sizes: list[int], seconds: float, repeats: int
+) -> dict[int, list[BlockTiming]]:
+    """`repeats` timed replays per block size, round-robin over the block sizes, sharing `seconds`."""
     per_run = max(seconds, 1e-3) / (len(block_sizes) * repeats)
     probe = _signal(8192)
     model.reset()
@@ -134,7 +175,14 @@ def benchmark_native(
         for b in block_sizes:
             model.reset()
             runs[b].append(model.time_blocks(signals[b], b, warmup=max(16, 8192 // b)))
+    return runs
 
+
+def _summarise(model: NativeModel, runs: dict[int, list[BlockTiming]], slim: float | None) -> BenchmarkResult:
+    """Per block size, the figures of its best repeat (by mean), and the cost stability over all repeats."""
+    macs = model.macs_per_sample
+    sgemm = sgemm_gmacs()
+    block_sizes = list(runs)
     rtf, rtf_p99, gmacs, eff, p99_ms, mean_ms, blocks_timed, rtf_repeats, preempted = ({} for _ in range(9))
     wall_stability, cost_stability = {}, {}
     for b in block_sizes:
@@ -153,48 +201,47 @@ def benchmark_native(
         blocks_timed[b] = len(times)
         wall_stability[b] = stability(times)
     worst_block = min(rtf_p99, key=rtf_p99.get)
-    return {
-        "model": str(json_path),
-        "description": model.description,
-        "slim": slim,
-        "sample_rate": SAMPLE_RATE,
-        "macs_per_sample": macs,
-        "receptive_field": model.receptive_field,
-        "block_sizes": block_sizes,
-        "rtf": rtf,
-        "rtf_p99": rtf_p99,
-        "rtf_worst": rtf_p99[worst_block],
-        "rtf_worst_block": worst_block,
-        "stability": wall_stability,
-        "cost_stability": cost_stability,
-        "cost_stability_worst": min(cost_stability.values()),
-        "gmacs": gmacs,
-        "efficiency": eff,
-        "sgemm_gmacs": sgemm,
-        "block_ms_mean": mean_ms,
-        "block_ms_p99": p99_ms,
-        "blocks_timed": blocks_timed,
-        "repeats": repeats,
-        "rtf_repeats": rtf_repeats,
-        "preemptions": preempted,
-    }
+    return BenchmarkResult(
+        model=model.source,
+        description=model.description,
+        slim=slim,
+        sample_rate=SAMPLE_RATE,
+        macs_per_sample=macs,
+        receptive_field=model.receptive_field,
+        block_sizes=block_sizes,
+        rtf=rtf,
+        rtf_p99=rtf_p99,
+        rtf_worst=rtf_p99[worst_block],
+        rtf_worst_block=worst_block,
+        stability=wall_stability,
+        cost_stability=cost_stability,
+        cost_stability_worst=min(cost_stability.values()),
+        gmacs=gmacs,
+        efficiency=eff,
+        sgemm_gmacs=sgemm,
+        block_ms_mean=mean_ms,
+        block_ms_p99=p99_ms,
+        blocks_timed=blocks_timed,
+        repeats=len(next(iter(runs.values()))),
+        rtf_repeats=rtf_repeats,
+        preemptions=preempted,
+    )
 
 
-def benchmark_table_markdown(result: dict[str, Any]) -> str:
+def benchmark_table_markdown(r: BenchmarkResult) -> str:
     """The benchmark result as a Markdown table with a one-line summary above it."""
     lines = [
-        f"MACs/sample {result['macs_per_sample']:.0f}, single-thread sgemm {result['sgemm_gmacs']:.1f} GMAC/s, "
-        f"worst-case RTF {result['rtf_worst']:.1f} (block {result['rtf_worst_block']}, 99th-percentile block time)",
+        f"MACs/sample {r.macs_per_sample:.0f}, single-thread sgemm {r.sgemm_gmacs:.1f} GMAC/s, "
+        f"worst-case RTF {r.rtf_worst:.1f} (block {r.rtf_worst_block}, 99th-percentile block time)",
         "",
         "| block | RTF mean | RTF p99 | p99 / mean | cost p99 / mean | GMAC/s | efficiency | mean block ms "
         "| p99 block ms | blocks | preempted |",
         "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for b in result["block_sizes"]:
+    for b in r.block_sizes:
         lines.append(
-            f"| {b} | {result['rtf'][b]:.1f} | {result['rtf_p99'][b]:.1f} | {result['stability'][b]:.2f} "
-            f"| {result['cost_stability'][b]:.2f} | {result['gmacs'][b]:.2f} | {result['efficiency'][b]:.3f} "
-            f"| {result['block_ms_mean'][b]:.4f} | {result['block_ms_p99'][b]:.4f} | {result['blocks_timed'][b]} "
-            f"| {result['preemptions'][b]} |"
+            f"| {b} | {r.rtf[b]:.1f} | {r.rtf_p99[b]:.1f} | {r.stability[b]:.2f} | {r.cost_stability[b]:.2f} "
+            f"| {r.gmacs[b]:.2f} | {r.efficiency[b]:.3f} | {r.block_ms_mean[b]:.4f} | {r.block_ms_p99[b]:.4f} "
+            f"| {r.blocks_timed[b]} | {r.preemptions[b]} |"
         )
     return "\n".join(lines) + "\n"
