@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from rtnt.constants import BENCH_BLOCK_SIZES
 from rtnt.errors import ConfigError
@@ -84,9 +84,8 @@ class LayerArrayConfig:
 
 
 @dataclass
-class PresetConfig:
-    """A model architecture. `tcn` is the sequential WaveNet-family stack, `wavenet` NAM's residual WaveNet
-    (`layer_arrays`, `head_scale`; the tcn fields are unused); the others are legacy fixtures."""
+class TcnPresetConfig:
+    """`arch: tcn`: the sequential WaveNet-family stack of dilated causal convolutions (RTNeural JSON)."""
 
     name: str = "???"
     arch: str = "tcn"
@@ -96,11 +95,33 @@ class PresetConfig:
     activation: str = "tanh"
     smoothing_alpha: float = 1.0  # hidden activation tanh(x/alpha)
     scaled_smoothing: bool = False  # alpha * tanh(x/alpha) instead
+    description: str = ""
+
+
+@dataclass
+class LegacyPresetConfig(TcnPresetConfig):
+    """The RTNeural test fixtures (`arch` dense, gru, lstm, conv, conv_bn_prelu, conv_gru): a conv stack where the
+    arch has one, then a recurrent layer of `hidden_size` or `num_layers` dense layers."""
+
+    arch: str = "dense"
+    dilations: list[int] = field(default_factory=list)  # the conv layers of conv, conv_bn_prelu and conv_gru
     hidden_size: int = 0  # recurrent state size for gru, lstm, conv_gru
     num_layers: int = 0  # hidden layers of the dense fixture
-    layer_arrays: list[LayerArrayConfig] = field(default_factory=list)  # arch wavenet, in order
-    head_scale: float = 0.02  # arch wavenet: fixed output scale, as in NAM's trainer
+
+
+@dataclass
+class WaveNetPresetConfig:
+    """`arch: wavenet`: NAM's residual WaveNet (exported as `.nam`)."""
+
+    name: str = "???"
+    arch: str = "wavenet"
+    layer_arrays: list[LayerArrayConfig] = field(default_factory=list)  # in order
+    head_scale: float = 0.02  # fixed output scale, as in NAM's trainer
     description: str = ""
+
+
+PresetConfig = TcnPresetConfig | LegacyPresetConfig | WaveNetPresetConfig
+"""A model architecture: one schema per family, chosen by `arch` (`preset_schema`)."""
 
 
 @dataclass
@@ -177,7 +198,7 @@ class TrackingConfig:
 @dataclass
 class RtntConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
-    preset: PresetConfig = field(default_factory=PresetConfig)
+    preset: Any = MISSING  # a TcnPresetConfig, LegacyPresetConfig or WaveNetPresetConfig (the preset file's defaults)
     train: TrainConfig = field(default_factory=TrainConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -192,7 +213,9 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     cs.store(name="rtnt_schema", node=RtntConfig)
     cs.store(group="capture", name="capture_schema", node=CaptureConfig)
-    cs.store(group="preset", name="preset_schema", node=PresetConfig)
+    cs.store(group="preset", name="tcn_schema", node=TcnPresetConfig)
+    cs.store(group="preset", name="wavenet_schema", node=WaveNetPresetConfig)
+    cs.store(group="preset", name="legacy_schema", node=LegacyPresetConfig)
     cs.store(group="train", name="train_schema", node=TrainConfig)
     cs.store(group="validate", name="validate_schema", node=ValidateConfig)
     cs.store(group="gate", name="gate_schema", node=GateConfig)
@@ -235,6 +258,28 @@ def _check(ok: bool, key: str, value: Any, rule: str) -> None:
         )
 
 
+def preset_schema(arch: str) -> type:
+    """The schema of a preset of architecture `arch`."""
+    if arch == "wavenet":
+        return WaveNetPresetConfig
+    return LegacyPresetConfig if arch in LEGACY_ARCHITECTURES else TcnPresetConfig
+
+
+def preset_config(values: Any) -> DictConfig:
+    """A preset as the pipeline sees it: `values` (a mapping, e.g. a preset file's content without its `defaults`)
+    merged onto the schema of its `arch`, so a key of another family is refused."""
+    arch = str(values.get("arch", "tcn"))
+    _check(arch in ARCHITECTURES, "preset.arch", arch, f"must be one of {', '.join(ARCHITECTURES)}")
+    return OmegaConf.merge(OmegaConf.structured(preset_schema(arch)), values)
+
+
+def load_preset(path: Path, **overrides: Any) -> DictConfig:
+    """A preset file of conf/preset/ (its `defaults` line dropped) as `preset_config`, with optional overrides."""
+    values = OmegaConf.load(path)
+    values.pop("defaults", None)
+    return OmegaConf.merge(preset_config(values), overrides)
+
+
 def preset_family(preset: PresetConfig | DictConfig) -> str:
     """`legacy` for the RTNeural test-fixture architectures, else `wavenet` (the `tcn` stacks and NAM's WaveNet):
     the `family` tag of a run."""
@@ -274,6 +319,27 @@ def validate_config(cfg: DictConfig) -> None:
     _check(t.steps_per_epoch >= 0, "train.steps_per_epoch", t.steps_per_epoch, "must be >= 0")
 
     _check(p.arch in ARCHITECTURES, "preset.arch", p.arch, f"must be one of {', '.join(ARCHITECTURES)}")
+    if p.arch == "wavenet":
+        validate_layer_arrays(p)
+    else:
+        validate_conv_stack(p)
+
+    lat = c.latency
+    ok_latency = lat == "auto" or (isinstance(lat, int) and not isinstance(lat, bool))
+    _check(ok_latency, "capture.latency", lat, "must be auto or a whole number of samples")
+    _check(c.length_tolerance_s >= 0, "capture.length_tolerance_s", c.length_tolerance_s, "must be >= 0")
+
+    for key in ("bench_block_sizes", "validation_block_sizes"):
+        for b in v[key]:
+            _check(b >= 1, f"validate.{key}", list(v[key]), "block sizes must be >= 1")
+    _check(cfg.gate.rtf_headroom > 0, "gate.rtf_headroom", cfg.gate.rtf_headroom, "must be > 0")
+    _check(len(v.asr.levels_dbfs) >= 1, "validate.asr.levels_dbfs", list(v.asr.levels_dbfs), "needs at least one level")
+    for lvl in v.asr.levels_dbfs:
+        _check(lvl <= 0, "validate.asr.levels_dbfs", list(v.asr.levels_dbfs), "levels are dBFS, <= 0")
+
+
+def validate_conv_stack(p: TcnPresetConfig | LegacyPresetConfig | DictConfig) -> None:
+    """Check a `tcn` or legacy preset: activation, widths, kernels and dilations; ConfigError names the key."""
     _check(p.activation in ACTIVATIONS, "preset.activation", p.activation, f"must be one of {', '.join(ACTIVATIONS)}")
     _check(p.channels >= 1, "preset.channels", p.channels, "must be >= 1")
     _check(len(p.kernel_sizes) >= 1, "preset.kernel_sizes", list(p.kernel_sizes), "needs at least one kernel size")
@@ -299,24 +365,9 @@ def validate_config(cfg: DictConfig) -> None:
         p.smoothing_alpha,
         "must be > 0",
     )
-    if p.arch == "wavenet":
-        validate_layer_arrays(p)
-
-    lat = c.latency
-    ok_latency = lat == "auto" or (isinstance(lat, int) and not isinstance(lat, bool))
-    _check(ok_latency, "capture.latency", lat, "must be auto or a whole number of samples")
-    _check(c.length_tolerance_s >= 0, "capture.length_tolerance_s", c.length_tolerance_s, "must be >= 0")
-
-    for key in ("bench_block_sizes", "validation_block_sizes"):
-        for b in v[key]:
-            _check(b >= 1, f"validate.{key}", list(v[key]), "block sizes must be >= 1")
-    _check(cfg.gate.rtf_headroom > 0, "gate.rtf_headroom", cfg.gate.rtf_headroom, "must be > 0")
-    _check(len(v.asr.levels_dbfs) >= 1, "validate.asr.levels_dbfs", list(v.asr.levels_dbfs), "needs at least one level")
-    for lvl in v.asr.levels_dbfs:
-        _check(lvl <= 0, "validate.asr.levels_dbfs", list(v.asr.levels_dbfs), "levels are dBFS, <= 0")
 
 
-def validate_layer_arrays(p: PresetConfig | DictConfig) -> None:
+def validate_layer_arrays(p: WaveNetPresetConfig | DictConfig) -> None:
     """Check a `wavenet` preset's layer arrays and head scale; ConfigError names the key and the rule."""
     arrays = list(p.layer_arrays)
     _check(len(arrays) >= 1, "preset.layer_arrays", len(arrays), "arch wavenet needs at least one layer array")

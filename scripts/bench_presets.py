@@ -15,9 +15,7 @@ import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from rtnt.config import REPO_DIR, PresetConfig
+from rtnt.config import REPO_DIR, load_preset
 from rtnt.export.rtneural import save_rtneural
 from rtnt.model.build import build_model
 from rtnt.validate.bench import benchmark_native
@@ -34,9 +32,7 @@ def main() -> None:
     rows, results = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in PRESETS:
-            preset = OmegaConf.merge(
-                OmegaConf.structured(PresetConfig), OmegaConf.load(REPO_DIR / "conf" / "preset" / f"{name}.yaml")
-            )
+            preset = load_preset(REPO_DIR / "conf" / "preset" / f"{name}.yaml")
             path = save_rtneural(build_model(preset), Path(tmp) / f"{name}.json")
             res = benchmark_native(path, seconds=args.seconds).to_dict()
             results[name] = res

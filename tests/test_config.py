@@ -41,6 +41,9 @@ def run_train_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["train.lr_floor=2"], "config train.lr_floor=2.0 is invalid: must be in [0, 1]"),
         (["+foo=bar"], "'+foo=bar' adds a key that rtnt does not read; with + add only a config group"),
         (["++train.nope=1"], "'++train.nope=1' adds a key that rtnt does not read"),
+        (["preset=wavenet_a1_standard", "preset.channels=3"], "config key 'preset.channels' does not exist"),
+        (["export.gate.esr_max=0.1"], "the export group was split into validate and gate; use gate.esr_max=..."),
+        (["export.bench_seconds=1"], "use validate.bench_seconds=..."),
     ],
 )
 def test_bad_config_is_one_line_before_tensorflow(args: list[str], expected: str) -> None:

@@ -9,9 +9,9 @@ from typing import Any
 import keras
 import numpy as np
 import pytest
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from rtnt.config import REPO_DIR, PresetConfig
+from rtnt.config import REPO_DIR, load_preset
 from rtnt.errors import ExportError
 from rtnt.export.rtneural import export_rtneural, save_rtneural
 from rtnt.model import SmoothTanh, build_model, model_summary
@@ -34,10 +34,6 @@ def seeded_keras_init() -> None:
     """Every test builds from the same Keras initial weights, so its parity figure is reproducible
     (unseeded, the randomized a2_prelu stack gave 3e-5 to 1.1e-4 from run to run)."""
     keras.utils.set_random_seed(0)
-
-
-def load_preset(path: Path, **overrides: object) -> DictConfig:
-    return OmegaConf.merge(OmegaConf.structured(PresetConfig), OmegaConf.load(path), overrides)
 
 
 def randomize(model: keras.Model, seed: int = 0) -> keras.Model:

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
-from rtnt.config import REPO_DIR, PresetConfig, preset_family
+from rtnt.config import REPO_DIR, load_preset, preset_family
 from rtnt.data.splits import Region, cut_segments, segment_starts
 from rtnt.native import native_available
 from rtnt.validate.native_check import validate_native
@@ -35,9 +34,7 @@ def test_fixture_trains_exports_and_matches_natively(name: str, tmp_path: Path) 
     from rtnt.model.summary import model_summary
     from rtnt.train.fit import compile_model
 
-    preset = OmegaConf.merge(
-        OmegaConf.structured(PresetConfig), OmegaConf.load(REPO_DIR / f"conf/preset/legacy/{name}.yaml")
-    )
+    preset = load_preset(REPO_DIR / f"conf/preset/legacy/{name}.yaml")
     assert (
         preset_family(preset) == "legacy"
         and "not a recommendation" in (REPO_DIR / f"conf/preset/legacy/{name}.yaml").read_text()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from omegaconf import DictConfig, OmegaConf
 
-from rtnt.config import REPO_DIR, PresetConfig
+from rtnt.config import REPO_DIR, load_preset
 from rtnt.model import model_summary, receptive_field
 
 PRESET_FILES = sorted((REPO_DIR / "conf" / "preset").glob("*.yaml")) + sorted(
@@ -24,11 +24,6 @@ PRESET_FIGURES = OmegaConf.load(Path(__file__).parent / "preset_figures.yaml")
 def documented_figures(path: Path) -> DictConfig:
     """The figures tests/preset_figures.yaml states for the preset file `path`."""
     return PRESET_FIGURES[str(path.relative_to(REPO_DIR / "conf" / "preset").with_suffix(""))]
-
-
-def load_preset(path: Path, **overrides: object) -> DictConfig:
-    """A preset file merged onto the PresetConfig schema, with optional field overrides."""
-    return OmegaConf.merge(OmegaConf.structured(PresetConfig), OmegaConf.load(path), overrides)
 
 
 def test_every_preset_has_documented_figures() -> None:

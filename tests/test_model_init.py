@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from omegaconf import OmegaConf
 
-from rtnt.config import PresetConfig
+from rtnt.config import CONF_DIR, PresetConfig, load_preset
 from rtnt.model.build import build_model
 
 
 def _preset(name: str, **extra: object) -> PresetConfig:
-    return OmegaConf.merge(OmegaConf.structured(PresetConfig), OmegaConf.load(f"conf/preset/{name}.yaml"), extra)
+    return load_preset(CONF_DIR / "preset" / f"{name}.yaml", **extra)
 
 
 def _last_hidden_std(preset: PresetConfig, seed: int = 0) -> float:

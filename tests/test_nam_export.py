@@ -14,9 +14,9 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from rtnt.config import REPO_DIR, PresetConfig, shared_dir
+from rtnt.config import REPO_DIR, load_preset, preset_config, shared_dir
 from rtnt.errors import ExportError
 from rtnt.export import export_model
 from rtnt.export.nam import A1_VERSION, A2_VERSION, NamMetadata, export_nam, save_nam, set_nam_training_metadata
@@ -29,14 +29,13 @@ NAM_MODELS = shared_dir() / "conformance" / "nam" / "models"
 needs_models = pytest.mark.skipif(not NAM_MODELS.exists(), reason="../shared/conformance/nam not present")
 
 
-def load_preset(name: str) -> DictConfig:
-    return OmegaConf.merge(OmegaConf.structured(PresetConfig), OmegaConf.load(PRESETS / f"{name}.yaml"))
+def preset_named(name: str) -> DictConfig:
+    return load_preset(PRESETS / f"{name}.yaml")
 
 
 def tiny_preset(*arrays: dict, head_scale: float = 0.02) -> DictConfig:
-    return OmegaConf.merge(
-        OmegaConf.structured(PresetConfig),
-        {"name": "tiny", "arch": "wavenet", "head_scale": head_scale, "layer_arrays": [dict(a) for a in arrays]},
+    return preset_config(
+        {"name": "tiny", "arch": "wavenet", "head_scale": head_scale, "layer_arrays": [dict(a) for a in arrays]}
     )
 
 
@@ -136,7 +135,7 @@ def test_a_transposed_weight_breaks_the_round_trip() -> None:
 @needs_models
 def test_a1_standard_config_is_nams_own() -> None:
     """The exported A1 standard config is the one in NAM's wavenet_a1_standard.nam, key for key."""
-    model = build_model(load_preset("wavenet_a1_standard"))
+    model = build_model(preset_named("wavenet_a1_standard"))
     data = export_nam(model, loudness=False)
     nam = json.loads((NAM_MODELS / "wavenet_a1_standard.nam").read_text())
     assert data["config"] == nam["config"]
@@ -146,7 +145,7 @@ def test_a1_standard_config_is_nams_own() -> None:
 @needs_models
 def test_a2_full_config_is_the_a2_fast_path_shape() -> None:
     """The exported A2-full config equals NAM's A2-Full submodel's (so NAM Core sends it to its A2 fast path)."""
-    model = build_model(load_preset("wavenet_a2_full"))
+    model = build_model(preset_named("wavenet_a2_full"))
     data = export_nam(model, loudness=False)
     nam = json.loads((NAM_MODELS / "A2_full_extracted.nam").read_text())
     assert data["config"] == nam["config"]
@@ -168,7 +167,7 @@ def test_format_rules_version_and_head_scale(name: str) -> None:
 
 def test_metadata_fields(tmp_path: Path) -> None:
     keras.utils.set_random_seed(0)
-    model = build_model(load_preset("wavenet_a1_nano"))
+    model = build_model(preset_named("wavenet_a1_nano"))
     meta = NamMetadata(
         name="My Crunch",
         modeled_by="rtnt test",
@@ -197,7 +196,7 @@ def test_metadata_fields(tmp_path: Path) -> None:
 def test_loudness_follows_the_output_level() -> None:
     """Doubling the head scale doubles the output: loudness rises by 6.02 dB."""
     keras.utils.set_random_seed(0)
-    model = build_model(load_preset("wavenet_a1_nano"))
+    model = build_model(preset_named("wavenet_a1_nano"))
     quiet = export_nam(model)["metadata"]["loudness"]
     model.get_layer("head_scale").scale.assign(0.04)
     assert export_nam(model)["metadata"]["loudness"] - quiet == pytest.approx(20 * math.log10(2), abs=1e-3)
@@ -205,7 +204,7 @@ def test_loudness_follows_the_output_level() -> None:
 
 @pytest.mark.parametrize(("field", "value"), [("gear_type", "guitar"), ("tone_type", "metal"), ("gain", 1.5)])
 def test_bad_metadata_is_one_line(field: str, value: object) -> None:
-    model = build_model(load_preset("wavenet_a1_nano"))
+    model = build_model(preset_named("wavenet_a1_nano"))
     with pytest.raises(ExportError, match=f"metadata {field}="):
         export_nam(model, NamMetadata(**{field: value}), loudness=False)
 
@@ -219,7 +218,7 @@ def test_export_model_picks_the_format_and_parity_follows(tmp_path: Path) -> Non
     y = keras_predict(wavenet, x)
     assert parity_error(nam_path, x, y) < 1e-5
     assert parity_error(nam_path, x, y + 0.25) == pytest.approx(0.25, abs=1e-5)
-    tcn = build_model(load_preset("wavenet_tcn_edge"))
+    tcn = build_model(preset_named("wavenet_tcn_edge"))
     assert export_model(tcn, tmp_path / "t") == tmp_path / "t" / "model.json"
 
 
@@ -229,7 +228,7 @@ def test_rtneural_export_refuses_a_wavenet_and_nam_export_refuses_a_tcn() -> Non
     with pytest.raises(ExportError):
         export_rtneural(build_model(tiny_preset(*TINY["a1"])))
     with pytest.raises(ExportError, match="not an rtnt WaveNet"):
-        export_nam(build_model(load_preset("wavenet_tcn_edge")), loudness=False)
+        export_nam(build_model(preset_named("wavenet_tcn_edge")), loudness=False)
 
 
 def test_checkpoint_round_trip_keeps_the_model(tmp_path: Path) -> None:

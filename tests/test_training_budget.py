@@ -12,9 +12,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from omegaconf import OmegaConf
 
-from rtnt.config import PresetConfig
+from rtnt.config import preset_config
 from rtnt.data.splits import Region
 from rtnt.errors import RtntError
 from rtnt.model.build import build_model
@@ -38,9 +37,7 @@ SR = 48_000
 
 
 def tiny_model() -> keras.Model:
-    preset = OmegaConf.merge(
-        OmegaConf.structured(PresetConfig), {"name": "tiny", "channels": 4, "kernel_sizes": [3], "dilations": [1, 2, 4]}
-    )
+    preset = preset_config({"name": "tiny", "channels": 4, "kernel_sizes": [3], "dilations": [1, 2, 4]})
     keras.utils.set_random_seed(0)
     model = build_model(preset)
     compile_model(model, 4e-3, model_summary(model).receptive_field_samples - 1, 0.0)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError
 from test_model_build import documented_figures
 
-from rtnt.config import REPO_DIR, LayerArrayConfig, PresetConfig, validate_layer_arrays
+from rtnt.config import REPO_DIR, LayerArrayConfig, load_preset, preset_config, validate_layer_arrays
 from rtnt.errors import ConfigError
 from rtnt.export.nam import nam_weights
 from rtnt.model import build_model, model_summary, receptive_field
@@ -23,15 +23,10 @@ PRESETS = REPO_DIR / "conf" / "preset"
 WAVENET_PRESETS = sorted(p for p in PRESETS.glob("*.yaml") if OmegaConf.load(p).get("arch") == "wavenet")
 
 
-def load_preset(path: Path) -> DictConfig:
-    return OmegaConf.merge(OmegaConf.structured(PresetConfig), OmegaConf.load(path))
-
-
 def tiny_preset(*arrays: dict, head_scale: float = 0.02) -> DictConfig:
     """A wavenet preset from layer-array overrides (LayerArrayConfig defaults otherwise)."""
-    return OmegaConf.merge(
-        OmegaConf.structured(PresetConfig),
-        {"name": "tiny", "arch": "wavenet", "head_scale": head_scale, "layer_arrays": [dict(a) for a in arrays]},
+    return preset_config(
+        {"name": "tiny", "arch": "wavenet", "head_scale": head_scale, "layer_arrays": [dict(a) for a in arrays]}
     )
 
 
@@ -164,9 +159,7 @@ def test_last_arrays_unused_residual_update_is_frozen() -> None:
     ],
 )
 def test_bad_layer_arrays_are_one_line_config_errors(override: dict, expected: str) -> None:
-    preset = OmegaConf.merge(
-        OmegaConf.structured(PresetConfig), {"name": "x", "arch": "wavenet", "layer_arrays": [{}]}, override
-    )
+    preset = OmegaConf.merge(preset_config({"name": "x", "arch": "wavenet", "layer_arrays": [{}]}), override)
     with pytest.raises(ConfigError) as info:
         validate_layer_arrays(preset)
     message = str(info.value)
@@ -175,7 +168,7 @@ def test_bad_layer_arrays_are_one_line_config_errors(override: dict, expected: s
 
 def test_unknown_layer_array_key_is_refused_by_the_schema() -> None:
     with pytest.raises(ConfigKeyError, match="kernel_size"):
-        OmegaConf.merge(OmegaConf.structured(PresetConfig), {"layer_arrays": [{"kernel_size": 3}]})
+        preset_config({"arch": "wavenet", "layer_arrays": [{"kernel_size": 3}]})
 
 
 def test_cli_refuses_a_broken_chain_in_one_line_before_tensorflow() -> None:
