@@ -105,7 +105,9 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str, override
     record_fit(fit_result, out_dir)
 
     session.model.save(out_dir / "model.keras")  # the exact Keras model the file is exported from
-    model_path = export_model(session.model, out_dir, NamMetadata(f"{cfg.preset.name}@{cfg.capture.name}", run_id))
+    model_path = export_model(
+        session.model, out_dir, NamMetadata(name=f"{cfg.preset.name}@{cfg.capture.name}", run_id=run_id)
+    )
     mlflow.log_artifact(str(model_path))
     evidence = measure_exported(cfg, model_path, lambda x_in: keras_predict(session.model, x_in), rf, x, y, splits, sr)
     record_evidence(evidence, out_dir)

@@ -108,7 +108,7 @@ def test_round_trip_matches_keras(name: str) -> None:
 @pytest.mark.parametrize("name", ["wavenet_a1_standard", "wavenet_a2_full"])
 def test_round_trip_of_the_nam_shaped_presets(name: str) -> None:
     keras.utils.set_random_seed(0)
-    model = randomize(build_model(load_preset(name)), seed=3)
+    model = randomize(build_model(preset_named(name)), seed=3)
     data = export_nam(model, loudness=False)
     x = (0.3 * np.random.default_rng(2).standard_normal(model_summary(model).receptive_field_samples + 2000)).astype(
         np.float32

@@ -3,6 +3,7 @@ which gives every command the same error reporting and exit codes."""
 
 from __future__ import annotations
 
+import argparse
 import sys
 from collections.abc import Callable
 
@@ -11,6 +12,15 @@ from rtnt.errors import RtntError
 EXIT_OK = 0
 EXIT_USER_ERROR = 2  # bad input: a one-line `error:` on stderr, no traceback
 EXIT_INTERRUPTED = 130  # Ctrl-C, as a shell reports SIGINT
+
+
+def add_tracking_uri_argument(parser: argparse.ArgumentParser) -> None:
+    """`--tracking-uri URI` for commands that read runs (resolved with `rtnt.tracking.uri.existing_tracking_uri`)."""
+    parser.add_argument(
+        "--tracking-uri",
+        default="",
+        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<project>/mlruns/mlflow.db)",
+    )
 
 
 def run_command(action: Callable[[], int | None], *, interrupted: str = "interrupted") -> int:

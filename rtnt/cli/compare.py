@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rtnt.cli import run_command
+from rtnt.cli import add_tracking_uri_argument, run_command
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,9 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="filter_string",
         help="MLflow search filter, e.g. \"tags.capture = 'highgain_amp' and tags.family = 'wavenet'\"",
     )
-    parser.add_argument(
-        "--tracking-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else mlruns/mlflow.db)"
-    )
+    add_tracking_uri_argument(parser)
     parser.add_argument("--loss-curves", action="store_true", help="also plot the overlaid per-epoch loss curves")
     parser.add_argument("--title", help="title of comparison.md (default: the experiment name)")
     parser.add_argument("--out", required=True, type=Path, help="output folder (created)")
@@ -42,7 +40,7 @@ def run(args: argparse.Namespace) -> list[Path]:
     from rtnt.compare import load_loss_histories, load_runs, write_comparison
     from rtnt.tracking.uri import existing_tracking_uri
 
-    tracking_uri = existing_tracking_uri(args.tracking_uri or "")
+    tracking_uri = existing_tracking_uri(args.tracking_uri)
     runs = load_runs(tracking_uri, experiment=args.experiment, filter_string=args.filter_string)
     selection = " and ".join(
         part

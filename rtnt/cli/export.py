@@ -12,7 +12,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from rtnt.cli import run_command
+from rtnt.cli import add_tracking_uri_argument, run_command
 
 DEFAULT_LV2_DIR = "~/.lv2"
 
@@ -32,11 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", default=DEFAULT_LV2_DIR, type=Path, help=f"folder for the bundle (default: {DEFAULT_LV2_DIR})"
     )
     lv2.add_argument("--force", action="store_true", help="export a run even though its export gate said not ready")
-    lv2.add_argument(
-        "--tracking-uri",
-        default="",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlruns/mlflow.db)",
-    )
+    add_tracking_uri_argument(lv2)
     lv2.add_argument(
         "--portable",
         action="store_true",

@@ -6,7 +6,7 @@ import argparse
 import os
 from collections.abc import Sequence
 
-from rtnt.cli import run_command
+from rtnt.cli import add_tracking_uri_argument, run_command
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -17,11 +17,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run_id", help="MLflow run id")
     parser.add_argument("decision", choices=("approved", "rejected"))
     parser.add_argument("--note", default="", help="free text stored as the review.note tag")
-    parser.add_argument(
-        "--tracking-uri",
-        default="",
-        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlruns/mlflow.db)",
-    )
+    add_tracking_uri_argument(parser)
     args = parser.parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr to one line
     from rtnt.tracking.review import record_review
