@@ -98,7 +98,7 @@ def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> Job
         mlflow.log_artifact(str(model_path))
         with stage("capture"):
             prepared = prepare_capture(cfg.capture)
-            record_capture(prepared, out_dir)
+            record_capture(prepared, cfg.capture, out_dir)
         zero_state = Renderer(model_path, prefer_native=True, prewarm=False)  # what validation compares against
         native = zero_state.model  # the file parsed once for its figures and the expected output
         rf = max(1, int(native.receptive_field))

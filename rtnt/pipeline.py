@@ -79,7 +79,7 @@ def run_training(cfg: DictConfig, out_dir: Path) -> JobResult:
 def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str, overrides: list[str]) -> JobResult:
     with stage("capture"):  # before TensorFlow loads: a bad capture fails in seconds
         prepared = prepare_capture(cfg.capture)
-        record_capture(prepared, out_dir)
+        record_capture(prepared, cfg.capture, out_dir)
     from rtnt.export import export_model
     from rtnt.export.nam import NamMetadata, set_nam_training_metadata
     from rtnt.tracking.checkpoint import resolve_checkpoint

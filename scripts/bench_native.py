@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from rtnt.native import build_info
+from rtnt.tracking.machine import cpu_model
 from rtnt.validate.bench import benchmark_native, benchmark_table_markdown, random_conv_stack
 from rtnt.validate.jitter import clock_pauses, constant_work_stability
 from rtnt.validate.native_check import self_check
@@ -35,14 +36,7 @@ STACKS = {
 
 def machine() -> dict[str, Any]:
     """CPU model, logical cores, load, compiler and BLAS of this process."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     from threadpoolctl import threadpool_info
 
     blas = [

@@ -13,6 +13,8 @@ import optuna
 import pytest
 from sweep_support import SweepSetup, progress_lines
 
+from rtnt.sweep.contract import CONTRACT_METRICS
+
 pytestmark = pytest.mark.slow
 
 TINY = ("preset.channels=8", "preset.kernel_sizes=[3]", "validate.bench_seconds=0.5")
@@ -41,6 +43,9 @@ def test_real_trials_are_told_with_objectives_and_gate_constraints(real_sweep: d
         assert len(trial.values) == 3
         assert set(trial.constraints) == {"parity", "native_validation", "rtf_headroom"}
         assert trial.user_attrs["metrics"]["parity_error"] is not None
+        returned = trial.user_attrs["metrics"]  # what the real pipeline's JobResult held
+        assert set(CONTRACT_METRICS) <= set(returned)
+        assert all(returned[m] is not None for m in CONTRACT_METRICS), returned
     assert len(progress_lines(real_sweep["first"].stdout)) == 2
     assert {t.number for t in study.best_trials} <= {
         t.number for t in study.trials if all(v <= 0 for v in t.constraints.values())

@@ -31,6 +31,7 @@ METRICS = [
     "native_rtf_b128",
     "native_efficiency_b128",
     "native_cost_stability_worst",
+    "native_sgemm_gmacs",
     "asr_mean",
     "asr_max",
     "asr_mean_db",
@@ -38,6 +39,7 @@ METRICS = [
     "epochs_completed",
 ]
 TAGS = ["preset", "capture", "family", "git_commit", "gate.ready", "gate.failed", "review", "asr.runtime"]
+TAGS += ["machine.cpu", "machine.cores", "machine.isa"]
 ARTIFACTS = [
     "model.json",
     "config.yaml",
@@ -105,6 +107,14 @@ def test_run_logs_every_metric_and_tag(smoke_run: dict) -> None:
     assert run.data.tags["review"] == "pending"
     assert run.data.params["train.epochs"] == "2"
     assert run.info.run_name.startswith("wavenet_tcn_balanced@demo#")
+
+
+def test_the_capture_is_the_runs_dataset_input(smoke_run: dict) -> None:
+    (dataset_input,) = smoke_run["run"].inputs.dataset_inputs
+    tags = {t.key: t.value for t in dataset_input.tags}
+    assert dataset_input.dataset.name == "demo" and dataset_input.dataset.digest
+    assert tags["mlflow.data.context"] == "capture" and tags["sample_rate"] == "48000"
+    assert tags["target"].endswith(".flac") and float(tags["seconds"]) > 10
 
 
 def test_loss_curves_are_logged_per_validation_step(smoke_run: dict) -> None:

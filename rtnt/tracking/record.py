@@ -15,11 +15,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import mlflow
+import mlflow.data
 
 from rtnt import plots
+from rtnt.tracking.machine import machine_tags
 
 if TYPE_CHECKING:
+    from omegaconf import DictConfig
+
     from rtnt.capture.prepare import PreparedCapture
+    from rtnt.config import CaptureConfig
     from rtnt.train.fit import FitResult, Validation
     from rtnt.validate.evidence import ExportEvidence
 
@@ -39,8 +44,9 @@ def record_stage_time(name: str, seconds: float) -> None:
     mlflow.log_metric(f"time.{name}_s", seconds)
 
 
-def record_capture(prepared: PreparedCapture, out_dir: Path) -> None:
-    """capture/capture_report.json, the capture plots and the alignment metrics."""
+def record_capture(prepared: PreparedCapture, capture: CaptureConfig | DictConfig, out_dir: Path) -> None:
+    """capture/capture_report.json, the capture plots, the alignment metrics, and the aligned pair as the run's
+    MLflow dataset input (lineage: the UI shows which capture, by digest, trained or evaluated the run)."""
     cap_dir = out_dir / "capture"
     cap_dir.mkdir(parents=True, exist_ok=True)
     report = prepared.report.to_dict()
@@ -49,6 +55,12 @@ def record_capture(prepared: PreparedCapture, out_dir: Path) -> None:
         log.warning("capture: %s", warning)
     plots.capture_plots(prepared.report, cap_dir)
     mlflow.log_artifacts(str(cap_dir), "capture")
+    dataset = mlflow.data.from_numpy(
+        prepared.x, targets=prepared.y, source=str(Path(capture.target).resolve()), name=capture.name
+    )
+    seconds = f"{len(prepared.x) / prepared.sample_rate:.2f}"
+    tags = {"input": str(capture.input), "target": str(capture.target), "seconds": seconds}
+    mlflow.log_input(dataset, context="capture", tags={**tags, "sample_rate": str(prepared.sample_rate)})
     mlflow.log_metrics(
         {
             "capture.latency_samples": float(prepared.latency),
@@ -117,6 +129,7 @@ def record_evidence(evidence: ExportEvidence, out_dir: Path) -> None:
 
     for name, seconds in evidence.stage_seconds.items():
         record_stage_time(name, seconds)
+    mlflow.set_tags(machine_tags())
     native = evidence.native
     if native.status == "unavailable":
         mlflow.set_tag("native", "unavailable")
@@ -128,6 +141,7 @@ def record_evidence(evidence: ExportEvidence, out_dir: Path) -> None:
         (bench_dir / "native_bench.md").write_text(benchmark_table_markdown(native.bench))
         (bench_dir / "native_validation.json").write_text(json.dumps(native.check.to_dict(), indent=2, default=float))
         mlflow.log_artifacts(str(bench_dir), "bench")
+        mlflow.log_metric("native_sgemm_gmacs", native.bench.sgemm_gmacs)  # this machine's reference speed
 
     asr_dir = out_dir / "asr"
     asr_dir.mkdir(exist_ok=True)
