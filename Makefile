@@ -17,8 +17,8 @@ $(STAMP): pyproject.toml CMakeLists.txt
 demo: setup  ## train the default preset on the embedded demo capture for 4 minutes, log it to mlruns/
 	$(BIN)/rtnt-train train=demo
 
-test: setup  ## the whole test suite (fast: tiny models, seconds of audio)
-	$(BIN)/python -m pytest -q
+test: setup  ## the whole test suite (fast: tiny models, seconds of audio), two workers, one test file each
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 experiments: setup  ## re-run the grid experiments and regenerate their tables (about 40 min on 2 cores)
 	scripts/run_experiments.sh
