@@ -16,7 +16,6 @@ import mlflow
 from omegaconf import DictConfig, OmegaConf
 
 from rtnt.capture.prepare import prepare_capture
-from rtnt.constants import SAMPLE_RATE
 from rtnt.data.splits import split_by_time
 from rtnt.errors import ConfigError
 from rtnt.pipeline import job_result, print_summary
@@ -36,13 +35,14 @@ def model_family(path: Path) -> str:
 
 def file_size_metrics(model_path: Path, macs_per_sample: float, receptive_field: int) -> dict[str, float]:
     """params (weight values in the file), macs_per_sample and the receptive field, as rtnt-train logs them."""
+    from rtnt.model.geometry import samples_to_ms
     from rtnt.runtime.model_file import count_weights, read_model_document
 
     return {
         "params": float(count_weights(read_model_document(model_path))),
         "macs_per_sample": float(macs_per_sample),
         "receptive_field": float(receptive_field),
-        "receptive_field_ms": 1000.0 * receptive_field / SAMPLE_RATE,
+        "receptive_field_ms": samples_to_ms(receptive_field),
     }
 
 

@@ -220,7 +220,13 @@ def esr_against(
             sel = g.select(config, capture)
             if not sel.empty:
                 ax.scatter(
-                    sel[x], sel["esr"], color=colours[ci], marker=markers[mi % len(markers)], s=46, edgecolors="black"
+                    sel[x],
+                    sel["esr"],
+                    color=colours[ci],
+                    marker=markers[mi % len(markers)],
+                    s=46,
+                    edgecolors="black",
+                    linewidths=0.5,
                 )
     ax.set_yscale("log")
     if log_x:
@@ -324,7 +330,13 @@ def pareto_front(frame: pd.DataFrame, pareto: Sequence[int], objectives: Sequenc
                 ax.scatter(part[x_obj.metric], y_values, label=f"{label} ({len(part)})", **style)
         for _, row in front.iterrows():
             y_value = row[y_obj.metric] if y_obj is not None else row["trial"]
-            ax.annotate(str(int(row["trial"])), (row[x_obj.metric], y_value), textcoords="offset points", xytext=(4, 4))
+            ax.annotate(
+                str(int(row["trial"])),
+                (row[x_obj.metric], y_value),
+                textcoords="offset points",
+                xytext=(4, 4),
+                fontsize=8,
+            )
         ax.set_xlabel(f"{x_obj.metric} ({x_obj.direction})")
         ax.set_ylabel(f"{y_obj.metric} ({y_obj.direction})" if y_obj is not None else "trial")
         if len(done):

@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from omegaconf.errors import OmegaConfBaseException
 
     from rtnt.cli import run_command
-    from rtnt.cli.train import check_group_choices, describe_compose_error
+    from rtnt.cli.train import check_group_choices, describe_compose_error, parse_overrides
     from rtnt.config import CONF_DIR, register_configs, register_resolvers, validate_config
     from rtnt.errors import RtntError
 
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         GlobalHydra.instance().clear()
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             try:
-                check_group_choices(overrides)
+                check_group_choices(parse_overrides(overrides))
                 cfg = compose(config_name="config", overrides=overrides)
                 validate_config(cfg)
             except (HydraException, OmegaConfBaseException, ValueError) as exc:

@@ -20,6 +20,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from hydra.core.override_parser.overrides_parser import OverridesParser  # noqa: E402
+from hydra.core.override_parser.types import Override  # noqa: E402
 from hydra.errors import HydraException  # noqa: E402
 from hydra.types import RunMode  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
@@ -71,10 +72,20 @@ def _omegaconf_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-def check_group_choices(overrides: list[str]) -> None:
+def parse_overrides(overrides: list[str]) -> list[Override]:
+    """The command line's overrides parsed once by Hydra's grammar (HydraException on a syntax error)."""
+    return OverridesParser.create().parse_overrides(overrides)
+
+
+def _config_groups() -> list[str]:
+    """The config groups: the folders of conf/."""
+    return sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
+
+
+def check_group_choices(parsed: list[Override]) -> None:
     """Refuse a config-group choice that has no file under conf/ (e.g. `preset=nope`), naming the choices."""
-    groups = {p.name for p in CONF_DIR.iterdir() if p.is_dir()}
-    for o in OverridesParser.create().parse_overrides(overrides):
+    groups = _config_groups()
+    for o in parsed:
         group = o.key_or_group.split("@")[0]
         if group not in groups or o.is_delete():
             continue
@@ -104,9 +115,8 @@ def _job_overrides(args: list[str]) -> list[str]:
     return out
 
 
-def _override_variants(overrides: list[str]) -> list[list[str]]:
+def _override_variants(parsed: list[Override]) -> list[list[str]]:
     """Each sweep value tried once with the other overrides at their first value (a cheap precheck)."""
-    parsed = OverridesParser.create().parse_overrides(overrides)
     first = []
     sweeps: list[tuple[int, list[str]]] = []
     for i, o in enumerate(parsed):
@@ -126,11 +136,11 @@ def _override_variants(overrides: list[str]) -> list[list[str]]:
     return variants
 
 
-def _refuse_added_keys(overrides: list[str]) -> None:
+def _refuse_added_keys(parsed: list[Override]) -> None:
     """`+name=...` may add a config group (`+experiment=...`); a key that no config defines would be
     accepted by Hydra and read by nothing, so it is refused."""
-    groups = sorted(p.name for p in CONF_DIR.iterdir() if p.is_dir())
-    for o in OverridesParser.create().parse_overrides(overrides):
+    groups = _config_groups()
+    for o in parsed:
         if (o.is_add() or o.is_force_add()) and o.key_or_group.split("@")[0] not in groups:
             raise ConfigError(
                 f"'{o.input_line}' adds a key that rtnt does not read; with + add only a config group "
@@ -138,29 +148,29 @@ def _refuse_added_keys(overrides: list[str]) -> None:
             )
 
 
-MOVED_KEYS = {"export.gate.": "gate.", "export.": "validate.", "export": "validate"}
-
-
-def _refuse_moved_keys(overrides: list[str]) -> None:
-    """The `export` config group was split into `validate` and `gate`; name the new key."""
-    for o in OverridesParser.create().parse_overrides(overrides):
+def _refuse_moved_keys(parsed: list[Override]) -> None:
+    """The `export` config group was split into `validate` and `gate`: `export.gate.X` is `gate.X`, any other
+    `export.X` is `validate.X`; name the new key."""
+    for o in parsed:
         key = o.key_or_group
-        for old, new in MOVED_KEYS.items():
-            if key == old or (old.endswith(".") and key.startswith(old)):
-                raise ConfigError(
-                    f"'{o.input_line}': the export group was split into validate and gate; "
-                    f"use {new + key[len(old) :] if old.endswith('.') else new}=... (gate thresholds: gate.*)"
-                )
+        if key == "export" or key.startswith("export."):
+            rest = key.removeprefix("export").removeprefix(".")
+            new = rest if rest.startswith("gate.") else f"validate.{rest}".rstrip(".")
+            raise ConfigError(
+                f"'{o.input_line}': the export group was split into validate and gate; "
+                f"use {new}=... (gate thresholds: gate.*)"
+            )
 
 
 def precheck(args: list[str]) -> None:
     """Compose and validate the config the command line asks for; raise ConfigError with one line."""
     overrides = _job_overrides(args)
     try:
-        _refuse_added_keys(overrides)
-        _refuse_moved_keys(overrides)
-        check_group_choices(overrides)
-        variants = _override_variants(overrides)
+        parsed = parse_overrides(overrides)
+        _refuse_added_keys(parsed)
+        _refuse_moved_keys(parsed)
+        check_group_choices(parsed)
+        variants = _override_variants(parsed)
     except HydraException as exc:
         raise ConfigError(
             f"cannot parse overrides {' '.join(overrides)!r}: {exception_summary(exc, max_lines=3)}"

@@ -58,9 +58,13 @@ def record_capture(prepared: PreparedCapture, capture: CaptureConfig | DictConfi
     dataset = mlflow.data.from_numpy(
         prepared.x, targets=prepared.y, source=str(Path(capture.target).resolve()), name=capture.name
     )
-    seconds = f"{len(prepared.x) / prepared.sample_rate:.2f}"
-    tags = {"input": str(capture.input), "target": str(capture.target), "seconds": seconds}
-    mlflow.log_input(dataset, context="capture", tags={**tags, "sample_rate": str(prepared.sample_rate)})
+    tags = {
+        "input": str(capture.input),
+        "target": str(capture.target),
+        "seconds": f"{len(prepared.x) / prepared.sample_rate:.2f}",
+        "sample_rate": str(prepared.sample_rate),
+    }
+    mlflow.log_input(dataset, context="capture", tags=tags)
     mlflow.log_metrics(
         {
             "capture.latency_samples": float(prepared.latency),

@@ -64,19 +64,21 @@ class TrainingSession:
         if checkpoint is not None:
             import rtnt.model.build  # noqa: F401  (registers SmoothTanh and the WaveNet layers for loading)
 
-            ckpt = checkpoint
             try:
-                model = keras.models.load_model(ckpt.path)
+                model = keras.models.load_model(checkpoint.path)
             except Exception as exc:  # Keras raises ValueError, OSError, zipfile and h5py errors alike
                 raise ConfigError(
-                    f"continue_from checkpoint {ckpt.path} is not a loadable Keras model ({exception_summary(exc)}); "
-                    "pass a last.keras that rtnt-train wrote, or the run id"
+                    f"continue_from checkpoint {checkpoint.path} is not a loadable Keras model "
+                    f"({exception_summary(exc)}); pass a last.keras that rtnt-train wrote, or the run id"
                 ) from None
-            tags = {"rtnt.continued_from": str(ckpt.path), "rtnt.initial_step": str(ckpt.state.steps_completed)}
-            if ckpt.parent_run_id:
-                tags["rtnt.parent_run"] = ckpt.parent_run_id
+            tags = {
+                "rtnt.continued_from": str(checkpoint.path),
+                "rtnt.initial_step": str(checkpoint.state.steps_completed),
+            }
+            if checkpoint.parent_run_id:
+                tags["rtnt.parent_run"] = checkpoint.parent_run_id
             rf = model_summary(model).receptive_field_samples
-            return cls(cfg, out_dir, run_id, model, rf, ckpt.state, tags)
+            return cls(cfg, out_dir, run_id, model, rf, checkpoint.state, tags)
         model = build_model(cfg.preset)
         rf = model_summary(model).receptive_field_samples
         t = cfg.train

@@ -135,12 +135,11 @@ class ExportEvidence:
 
     def metrics(self) -> dict[str, float]:
         """The run's metrics, named as rtnt has always logged them (gate metrics included)."""
-        asr = {k: v for k, v in self.asr.metrics().items()}
         return {
             "parity_error": self.parity_error,
             **self.splits.metrics(),
             **self.native.metrics(),
-            **asr,
+            **self.asr.metrics(),
             **self.gate.mlflow_metrics(),
         }
 
