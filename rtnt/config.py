@@ -15,7 +15,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from rtnt.constants import BENCH_BLOCK_SIZES
+from rtnt.constants import BENCH_BLOCK_SIZES, GEAR_TYPES, TONE_TYPES
 from rtnt.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -32,6 +32,17 @@ ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
 # Hidden activations of `wavenet` layer arrays, in NAM's spelling (NAM Core computes the same functions).
 WAVENET_ACTIVATIONS = ("Tanh", "ReLU", "LeakyReLU", "Sigmoid", "SiLU", "Softsign", "Hardtanh")
 SCHEDULES = ("cosine", "exponential")
+TRAIN_DEVICES = ("auto", "cpu", "gpu")
+
+
+@dataclass
+class GearConfig:
+    """The captured device, as NAM's metadata describes it; written into every exported model's metadata."""
+
+    make: Optional[str] = None  # e.g. "Fender"
+    model: Optional[str] = None  # e.g. "Deluxe Reverb"
+    type: Optional[str] = None  # one of NAM's gear types: amp, pedal, amp_cab, amp_pedal_cab, preamp, studio
+    tone_type: Optional[str] = None  # one of NAM's tone types: clean, overdrive, crunch, hi_gain, fuzz
 
 
 @dataclass
@@ -54,6 +65,7 @@ class CaptureConfig:
     long_silence_s: float = 2.0  # warn about silences longer than this
     low_information_warn: float = 0.25  # warn when more of the input than this is silence or near the noise floor
     description: str = ""
+    gear: GearConfig = field(default_factory=GearConfig)
 
 
 @dataclass
@@ -154,6 +166,7 @@ class TrainConfig:
     max_seconds: float = 0.0  # 0 uses the whole capture; else crop it before splitting
     steps_per_epoch: int = 0  # 0 is one pass over the training segments
     verbose: bool = True  # progress display (live on a terminal, one line per validation otherwise)
+    device: str = "cpu"  # cpu | gpu | auto (a GPU when TensorFlow finds one, else the CPU): rtnt/train/device.py
 
 
 @dataclass
@@ -317,6 +330,7 @@ def validate_config(cfg: DictConfig) -> None:
     _check(t.max_train_seconds >= 0, "train.max_train_seconds", t.max_train_seconds, "must be >= 0")
     _check(t.max_seconds >= 0, "train.max_seconds", t.max_seconds, "must be >= 0")
     _check(t.steps_per_epoch >= 0, "train.steps_per_epoch", t.steps_per_epoch, "must be >= 0")
+    _check(t.device in TRAIN_DEVICES, "train.device", t.device, f"must be one of {', '.join(TRAIN_DEVICES)}")
 
     _check(p.arch in ARCHITECTURES, "preset.arch", p.arch, f"must be one of {', '.join(ARCHITECTURES)}")
     if p.arch == "wavenet":
@@ -328,6 +342,9 @@ def validate_config(cfg: DictConfig) -> None:
     ok_latency = lat == "auto" or (isinstance(lat, int) and not isinstance(lat, bool))
     _check(ok_latency, "capture.latency", lat, "must be auto or a whole number of samples")
     _check(c.length_tolerance_s >= 0, "capture.length_tolerance_s", c.length_tolerance_s, "must be >= 0")
+    for key, allowed in (("type", GEAR_TYPES), ("tone_type", TONE_TYPES)):  # NAM's enums
+        value = c.gear[key]
+        _check(value in (None, *allowed), f"capture.gear.{key}", value, f"must be one of {', '.join(allowed)}")
 
     for key in ("bench_block_sizes", "validation_block_sizes"):
         for b in v[key]:

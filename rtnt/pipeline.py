@@ -21,6 +21,7 @@ from rtnt.sweep.trial import trial_run_context
 from rtnt.tracking.record import (
     record_capture,
     record_checkpoint,
+    record_device,
     record_evidence,
     record_fit,
     record_validation,
@@ -80,8 +81,11 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str, override
     with stage("capture"):  # before TensorFlow loads: a bad capture fails in seconds
         prepared = prepare_capture(cfg.capture)
         record_capture(prepared, cfg.capture, out_dir)
+    from rtnt.train.device import select_device
+
+    record_device(select_device(cfg.train.device))  # before TensorFlow creates its devices
     from rtnt.export import export_model
-    from rtnt.export.nam import NamMetadata, set_nam_training_metadata
+    from rtnt.export.metadata import ModelMetadata, set_training_metadata
     from rtnt.tracking.checkpoint import resolve_checkpoint
     from rtnt.train.fit import LAST_CHECKPOINT, STATE_FILE
     from rtnt.train.session import TrainingSession
@@ -105,15 +109,14 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str, override
     record_fit(fit_result, out_dir)
 
     session.model.save(out_dir / "model.keras")  # the exact Keras model the file is exported from
-    model_path = export_model(
-        session.model, out_dir, NamMetadata(name=f"{cfg.preset.name}@{cfg.capture.name}", run_id=run_id)
-    )
+    metadata = ModelMetadata.for_run(cfg.capture, cfg.preset.name, run_id, sr)
+    model_path = export_model(session.model, out_dir, metadata)
     mlflow.log_artifact(str(model_path))
     evidence = measure_exported(cfg, model_path, lambda x_in: keras_predict(session.model, x_in), rf, x, y, splits, sr)
     record_evidence(evidence, out_dir)
-    if model_path.suffix == ".nam":  # NAM's trainer records the ESRs in the file; the weights stay as validated
-        set_nam_training_metadata(model_path, validation_esr=evidence.splits.val.esr, test_esr=evidence.splits.test.esr)
-        mlflow.log_artifact(str(model_path))
+    # As NAM's trainer does, the file records its ESRs; only its metadata changes, the weights stay as validated.
+    set_training_metadata(model_path, validation_esr=evidence.splits.val.esr, test_esr=evidence.splits.test.esr)
+    mlflow.log_artifact(str(model_path))
     record_checkpoint(session.checkpoint_dir, (LAST_CHECKPOINT, STATE_FILE))
     result = job_result(run_id, evidence, size_metrics, overrides)
     print_summary(result, evidence)

@@ -19,7 +19,8 @@ from omegaconf import DictConfig
 from rtnt.config import REPO_DIR, load_preset, preset_config, shared_dir
 from rtnt.errors import ExportError
 from rtnt.export import export_model
-from rtnt.export.nam import A1_VERSION, A2_VERSION, NamMetadata, export_nam, save_nam, set_nam_training_metadata
+from rtnt.export.metadata import ModelMetadata, set_training_metadata
+from rtnt.export.nam import A1_VERSION, A2_VERSION, export_nam, save_nam
 from rtnt.model import build_model, model_summary
 from rtnt.runtime.nam_reference import NamModel, parse_version
 from rtnt.validate.parity import keras_predict, parity_error
@@ -168,7 +169,7 @@ def test_format_rules_version_and_head_scale(name: str) -> None:
 def test_metadata_fields(tmp_path: Path) -> None:
     keras.utils.set_random_seed(0)
     model = build_model(preset_named("wavenet_a1_nano"))
-    meta = NamMetadata(
+    meta = ModelMetadata(
         name="My Crunch",
         modeled_by="rtnt test",
         gear_type="amp",
@@ -188,7 +189,7 @@ def test_metadata_fields(tmp_path: Path) -> None:
     # loudness: NAM's RMS dB of the exported model's output on the fixed input; LUFS beside it
     assert math.isfinite(md["loudness"]) and -120 < md["loudness"] < 20
     assert math.isfinite(md["rtnt"]["loudness_lufs"]) and "input.flac" in md["rtnt"]["loudness_input"]
-    set_nam_training_metadata(path, validation_esr=0.02)
+    set_training_metadata(path, validation_esr=0.02)
     assert json.loads(path.read_text())["metadata"]["training"] == {"validation_esr": 0.02, "test_esr": 0.015}
     assert json.loads(path.read_text())["weights"] == data["weights"]
 
@@ -206,7 +207,7 @@ def test_loudness_follows_the_output_level() -> None:
 def test_bad_metadata_is_one_line(field: str, value: object) -> None:
     model = build_model(preset_named("wavenet_a1_nano"))
     with pytest.raises(ExportError, match=f"metadata {field}="):
-        export_nam(model, NamMetadata(**{field: value}), loudness=False)
+        export_nam(model, ModelMetadata(**{field: value}), loudness=False)
 
 
 def test_export_model_picks_the_format_and_parity_follows(tmp_path: Path) -> None:

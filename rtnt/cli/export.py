@@ -1,8 +1,11 @@
-"""`rtnt-export lv2 <run id | model.json> --name NAME [--out DIR] [--force] [--tracking-uri URI] [--portable]`.
+"""`rtnt-export lv2 <run id | model.json> --name NAME [--out DIR] [--force] [--tracking-uri URI] [--portable]` and
+`rtnt-export register <run id> [--name NAME] [--tracking-uri URI]`.
 
-Builds an LV2 plugin bundle `<out>/<name>.lv2` from an MLflow run (its model.json artifact; the
+`lv2` builds an LV2 plugin bundle `<out>/<name>.lv2` from an MLflow run (its model.json artifact; the
 run's export gate must say ready unless --force) or from an RTNeural JSON file, and prints the
-bundle path and the plugin URI. Errors are one line on stderr (`error: ...`), exit status 2.
+bundle path and the plugin URI. `register` registers a gated run's exported model file in the MLflow
+model registry (`rtnt.tracking.registry.register_model`) and prints the name and version.
+Errors are one line on stderr (`error: ...`), exit status 2.
 """
 
 from __future__ import annotations
@@ -38,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build without -march=native, for copying the bundle to other x86-64 machines",
     )
+    register = formats.add_parser(
+        "register",
+        help="register a run that passed its export gate in the MLflow model registry",
+        description="Register the exported model file (model.json or model.nam) of a run that passed its export "
+        "gate as a new version in the MLflow model registry.",
+    )
+    register.add_argument("run_id", help="MLflow run id")
+    register.add_argument("--name", default="", help="registered model name (default: <preset>-<capture>)")
+    add_tracking_uri_argument(register)
     return parser
 
 
@@ -52,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr to one line
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if args.format == "register":
+        return run_command(lambda: _register(args))
     from rtnt.export.lv2 import bundle_uri, export_lv2
 
     def export() -> None:
@@ -64,3 +78,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"note:   hosts find it when LV2_PATH includes {bundle.parent}")
 
     return run_command(export)
+
+
+def _register(args: argparse.Namespace) -> None:
+    from rtnt.tracking.registry import register_model
+
+    registered = register_model(args.run_id, args.name, tracking_uri=args.tracking_uri)
+    print(f"registered: {registered.name} version {registered.version}")
+    print(f"source:     {registered.source}")
+    print(f"uri:        models:/{registered.name}/{registered.version}")

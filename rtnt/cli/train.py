@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # CPU training; avoids a failed CUDA probe per run
 
 import hydra  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402

@@ -9,19 +9,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from rtnt.export.nam import NamMetadata
+    from rtnt.export.metadata import ModelMetadata
 
 RTNEURAL_FILE = "model.json"
 NAM_FILE = "model.nam"
 
 
-def export_model(model: Any, out_dir: str | Path, metadata: NamMetadata | None = None) -> Path:
-    """Write `model` into `out_dir` in its family's format and return the file: `model.nam` (NAM WaveNet,
-    with `metadata`) for `arch: wavenet` models, else `model.json` (RTNeural; `metadata` unused)."""
+def export_model(model: Any, out_dir: str | Path, metadata: ModelMetadata | None = None) -> Path:
+    """Write `model` into `out_dir` in its family's format and return the file: `model.nam` (NAM WaveNet) for
+    `arch: wavenet` models, else `model.json` (RTNeural); both carry `metadata` as their `metadata` object."""
     from rtnt.export.nam import is_nam_wavenet, save_nam
     from rtnt.export.rtneural import save_rtneural
 
     out_dir = Path(out_dir)
     if is_nam_wavenet(model):
         return save_nam(model, out_dir / NAM_FILE, metadata)
-    return save_rtneural(model, out_dir / RTNEURAL_FILE)
+    return save_rtneural(model, out_dir / RTNEURAL_FILE, metadata)

@@ -40,8 +40,6 @@ PLUGIN_SOURCE = NATIVE_DIR / "lv2"
 BINARY = "rtnt_model.dll" if sys.platform == "win32" else "rtnt_model.so"
 MODEL_FILE = "model.json"
 NAM_MODEL_FILE = "model.nam"
-# Run artifacts looked for, in this order (the first one a run has is exported).
-RUN_MODEL_FILES = (MODEL_FILE, NAM_MODEL_FILE)
 PLUGIN_TTL = "plugin.ttl"
 ARTIFACT_DIR = "lv2"
 # Port indices of native/lv2/plugin.ttl.in (and PortIndex in plugin.cpp).
@@ -184,6 +182,7 @@ def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> t
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
+    from rtnt.tracking.registry import RUN_MODEL_FILES, gate_problem, run_model_artifact
     from rtnt.tracking.uri import existing_tracking_uri
 
     uri = existing_tracking_uri(tracking_uri)
@@ -195,15 +194,8 @@ def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> t
             f"{source!r} is neither a model JSON file nor a run in tracking store {uri}; "
             "check the path or run id, or pass --tracking-uri"
         ) from None
-    ready = run.data.tags.get("gate.ready")
-    if ready != "true":
-        if ready is None:
-            problem = "has no export gate verdict (tag gate.ready); it did not reach the gate"
-        else:
-            problem = (
-                "did not pass the export gate "
-                f"(failed: {run.data.tags.get('gate.failed', 'unknown')}; see gate/report.md)"
-            )
+    problem = gate_problem(run)
+    if problem is not None:
         if not force:
             raise ExportError(f"run {source} {problem}; fix the model or pass --force to export it anyway")
         gate_note = "export gate NOT READY, exported with --force"
@@ -211,8 +203,7 @@ def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> t
         gate_note = "export gate READY"
     wanted = " or ".join(RUN_MODEL_FILES)
     try:
-        present = {a.path for a in client.list_artifacts(source)}
-        artifact = next((f for f in RUN_MODEL_FILES if f in present), None)
+        artifact = run_model_artifact(client, source)
         if artifact is None:
             raise FileNotFoundError(wanted)
         local = Path(client.download_artifacts(source, artifact, str(tmp)))

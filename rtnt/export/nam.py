@@ -11,72 +11,28 @@ A model whose arrays all have NAM's A1 shape (one kernel size and one plain acti
 writes A1 files; any other in the spelled-out A2 form of NAM's A2 export at version 0.7.0, the first
 version whose readers know per-layer `kernel_sizes` and the layer-array `head` object.
 
-Metadata (`NamMetadata`) carries what rtnt knows of NAM's fields. `loudness` is computed as NAM's trainer
-computes it, the RMS level in dB of the model's output, but on a fixed rtnt signal instead of NAM's own
-reamp input (`LOUDNESS_INPUT`), through the exported file itself (numpy reference runtime, prewarmed):
-NAM's plugin levels models by this RMS figure, so it must not be a LUFS value. The ITU-R BS.1770-4
-integrated loudness of the same output is written beside it as `metadata.rtnt.loudness_lufs`.
+Metadata (`rtnt.export.metadata.ModelMetadata`, shared with the RTNeural JSON exporter) carries NAM's
+fields; `loudness` is computed as NAM's trainer computes it, the RMS level in dB of the model's output, but on
+a fixed rtnt signal instead of NAM's own reamp input, through the exported file itself (numpy reference
+runtime, prewarmed as NAM Core plays it).
 """
 
 from __future__ import annotations
 
 import json
-import math
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rtnt.config import PACKAGE_DIR
 from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ExportError
+from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels
 from rtnt.runtime.nam_reference import FILM_KEYS  # the .nam FiLM switches, one definition for reader and writer
 
 A1_VERSION = "0.5.4"
 A2_VERSION = "0.7.0"
-# The loudness input: 3 s of strummed guitar DI from the embedded demo capture (seconds 7 to 10).
-LOUDNESS_INPUT = PACKAGE_DIR / "demo" / "input.flac"
-LOUDNESS_SECONDS = (7.0, 10.0)
-GEAR_TYPES = ("amp", "pedal", "amp_cab", "amp_pedal_cab", "preamp", "studio")  # NAM's GearType values
-TONE_TYPES = ("clean", "overdrive", "crunch", "hi_gain", "fuzz")  # NAM's ToneType values
 A1_ACTIVATIONS = ("Tanh", "ReLU", "Sigmoid", "SiLU", "Softsign", "Hardtanh", "LeakyReLU")
-
-
-@dataclass
-class NamMetadata:
-    """What rtnt writes into a `.nam`'s `metadata`; empty or None fields are left out.
-
-    `name` ... `output_level_dbu` are NAM's user fields (gear and tone types take NAM's values, gain is in [0, 1]),
-    `validation_esr` / `test_esr` go under `training`, `run_id` and rtnt's version under `rtnt`.
-    """
-
-    name: str = ""
-    modeled_by: str = ""
-    gear_type: str = ""
-    gear_make: str = ""
-    gear_model: str = ""
-    tone_type: str = ""
-    gain: float | None = None  # NAM's 0-1 gain (how driven the capture is), when known
-    input_level_dbu: float | None = None
-    output_level_dbu: float | None = None
-    validation_esr: float | None = None
-    test_esr: float | None = None
-    run_id: str = ""
-
-    def check(self) -> None:
-        """Refuse gear and tone types NAM does not know and a gain outside [0, 1], with one line."""
-        if self.gear_type and self.gear_type not in GEAR_TYPES:
-            raise ExportError(
-                f".nam metadata gear_type={self.gear_type!r} is invalid: must be one of {', '.join(GEAR_TYPES)}"
-            )
-        if self.tone_type and self.tone_type not in TONE_TYPES:
-            raise ExportError(
-                f".nam metadata tone_type={self.tone_type!r} is invalid: must be one of {', '.join(TONE_TYPES)}"
-            )
-        if self.gain is not None and not 0.0 <= self.gain <= 1.0:
-            raise ExportError(f".nam metadata gain={self.gain!r} is invalid: NAM's gain is in [0, 1]")
 
 
 def _parts(model: Any) -> tuple[list[Any], Any]:
@@ -205,84 +161,15 @@ def nam_weights(model: Any) -> np.ndarray:
     return np.concatenate(out).astype(np.float32)
 
 
-def loudness_input() -> np.ndarray:
-    """The fixed loudness input: `LOUDNESS_SECONDS` of `LOUDNESS_INPUT`, float32 mono."""
-    import soundfile as sf
-
-    start, stop = (int(s * SAMPLE_RATE) for s in LOUDNESS_SECONDS)
-    x, _ = sf.read(str(LOUDNESS_INPUT), start=start, stop=stop, dtype="float32", always_2d=False)
-    return np.asarray(x, dtype=np.float32)
-
-
-def rms_db(y: np.ndarray) -> float:
-    """20 log10 of the RMS of `y` (NAM's `loudness`); -inf for silence."""
-    rms = math.sqrt(float(np.mean(np.square(np.asarray(y, dtype=np.float64)))))
-    return 20.0 * math.log10(rms) if rms > 0 else -math.inf
-
-
-def nam_loudness(data: dict[str, Any]) -> tuple[float, float]:
+def nam_loudness(data: dict[str, Any]) -> Levels:
     """(RMS dB, BS.1770-4 LUFS) of a `.nam` object's output on the loudness input, run by the numpy
     reference runtime from its prewarmed state (as NAM Core plays it)."""
-    from rtnt.metrics.levels import integrated_loudness
     from rtnt.runtime.nam_reference import NamModel
 
-    y = NamModel.from_dict(data, prewarm=True).process(loudness_input())
-    return rms_db(y), float(integrated_loudness(y, SAMPLE_RATE))
+    return output_levels(NamModel.from_dict(data, prewarm=True).process(loudness_input()))
 
 
-def nam_metadata(meta: NamMetadata, levels: tuple[float, float] | None) -> dict[str, Any]:
-    """The `.nam` `metadata` object: export date, `loudness` (with `levels`), NAM's user fields that are
-    set, `training` ESRs, and rtnt's own block (version, run id, LUFS and what it was measured on)."""
-    import rtnt
-
-    meta.check()
-    now = datetime.now()
-    out: dict[str, Any] = {
-        "date": {
-            "year": now.year,
-            "month": now.month,
-            "day": now.day,
-            "hour": now.hour,
-            "minute": now.minute,
-            "second": now.second,
-        }
-    }
-    rtnt_part: dict[str, Any] = {"version": rtnt.__version__}
-    if levels is not None:
-        out["loudness"] = _finite(levels[0])
-        start, stop = LOUDNESS_SECONDS
-        rtnt_part.update(loudness_lufs=_finite(levels[1]), loudness_input=f"rtnt/demo/input.flac {start:g}-{stop:g} s")
-    for key in (
-        "name",
-        "modeled_by",
-        "gear_type",
-        "gear_make",
-        "gear_model",
-        "tone_type",
-        "gain",
-        "input_level_dbu",
-        "output_level_dbu",
-    ):
-        value = getattr(meta, key)
-        if value not in ("", None):
-            out[key] = value
-    training = {
-        k: float(v) for k, v in (("validation_esr", meta.validation_esr), ("test_esr", meta.test_esr)) if v is not None
-    }
-    if training:
-        out["training"] = training
-    if meta.run_id:
-        rtnt_part["run_id"] = meta.run_id
-    out["rtnt"] = rtnt_part
-    return out
-
-
-def _finite(value: float) -> float | None:
-    """JSON has no infinities: a silent model's loudness is written as null."""
-    return value if math.isfinite(value) else None
-
-
-def export_nam(model: Any, metadata: NamMetadata | None = None, *, loudness: bool = True) -> dict[str, Any]:
+def export_nam(model: Any, metadata: ModelMetadata | None = None, *, loudness: bool = True) -> dict[str, Any]:
     """The `.nam` object of an rtnt WaveNet model. `loudness=False` skips the loudness pass (3 s of audio
     through the numpy reference runtime)."""
     version, config = nam_config(model)
@@ -294,27 +181,14 @@ def export_nam(model: Any, metadata: NamMetadata | None = None, *, loudness: boo
         "weights": [float(w) for w in nam_weights(model)],
         "sample_rate": SAMPLE_RATE,
     }
-    data["metadata"] = nam_metadata(metadata or NamMetadata(), nam_loudness(data) if loudness else None)
+    data["metadata"] = metadata_object(metadata or ModelMetadata(), (lambda: nam_loudness(data)) if loudness else None)
     return data
 
 
-def save_nam(model: Any, path: str | Path, metadata: NamMetadata | None = None, *, loudness: bool = True) -> Path:
+def save_nam(model: Any, path: str | Path, metadata: ModelMetadata | None = None, *, loudness: bool = True) -> Path:
     """Write `export_nam(model, metadata)` to `path` (parent folders created); returns the path."""
     path = Path(path)
     data = export_nam(model, metadata, loudness=loudness)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path
-
-
-def set_nam_training_metadata(
-    path: str | Path, *, validation_esr: float | None = None, test_esr: float | None = None
-) -> None:
-    """Record validation / test ESR measured after export in an existing `.nam` (weights untouched)."""
-    path = Path(path)
-    data = json.loads(path.read_text())
-    training = data.setdefault("metadata", {}).setdefault("training", {})
-    for key, value in (("validation_esr", validation_esr), ("test_esr", test_esr)):
-        if value is not None:
-            training[key] = float(value)
-    path.write_text(json.dumps(data))

@@ -10,6 +10,11 @@ activation, or a following `Activation` layer) are folded into the preceding den
 BatchNorm's gamma and beta) so the JSON holds plain tanh; the scaled form alpha * tanh(x / alpha) also
 multiplies the next layer's input weights by alpha (not its bias, nor a recurrent kernel).
 
+Given a `ModelMetadata`, the JSON also gets a top-level `metadata` object (`rtnt.export.metadata`). RTNeural's
+loaders read only `in_shape` and `layers` of the top-level object (RTNeural 1fb1f07: `json_parser::parseJson`
+in RTNeural/model_loader.h takes `parent.at("in_shape")` and `parent.at("layers")`; `modelt_detail::parseJson`
+in RTNeural/ModelT.h the same two keys), so they load the file unchanged; so do rtnt's runtimes.
+
 Anything RTNeural cannot load raises ExportError naming the layer. Keras is imported lazily.
 """
 
@@ -23,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from rtnt.errors import ExportError
+from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels
 
 ACTIVATION_NAMES = ("tanh", "relu", "sigmoid", "softmax", "elu")
 FOLDS_ACTIVATION = ("dense", "time-distributed-dense", "conv1d")
@@ -40,8 +46,9 @@ class _JsonLayer:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def export_rtneural(model: Any) -> dict[str, Any]:
-    """The RTNeural JSON dict of a single-input, single-output, sequential Keras model."""
+def export_rtneural(model: Any, metadata: ModelMetadata | None = None, *, loudness: bool = True) -> dict[str, Any]:
+    """The RTNeural JSON dict of a single-input, single-output, sequential Keras model; with `metadata`, plus the
+    top-level `metadata` object (`loudness=False` skips the loudness pass through the numpy reference runtime)."""
     chain = _sequential_chain(model)
     in_shape = tuple(model.inputs[0].shape)
     lead = [None] * (len(in_shape) - 1)
@@ -49,13 +56,31 @@ def export_rtneural(model: Any) -> dict[str, Any]:
     for layer in chain:
         graph.add(layer)
     graph.finish()
-    return {"in_shape": [*lead, graph.in_dims], "layers": [_to_json(jl, lead) for jl in graph.layers]}
+    data: dict[str, Any] = {"in_shape": [*lead, graph.in_dims], "layers": [_to_json(jl, lead) for jl in graph.layers]}
+    if metadata is not None:
+        data["metadata"] = metadata_object(metadata, (lambda: rtneural_loudness(data)) if loudness else None)
+    return data
 
 
-def save_rtneural(model: Any, path: str | Path) -> Path:
-    """Write `export_rtneural(model)` to `path` (parent folders created); returns the path."""
+def rtneural_loudness(data: dict[str, Any]) -> Levels:
+    """(RMS dB, BS.1770-4 LUFS) of an RTNeural JSON object's output on the loudness input, from a reset state: the
+    native runtime when it is built (a recurrent fixture takes seconds in numpy), else the numpy reference runtime
+    (the two agree within the parity tolerance, 1e-4 max abs)."""
+    from rtnt.native import NativeModel, native_available
+    from rtnt.runtime.reference import ReferenceModel
+
+    x = loudness_input()
+    if native_available():
+        return output_levels(NativeModel.from_json_text(json.dumps(data)).process(x))
+    return output_levels(ReferenceModel.from_json(data).process(x))
+
+
+def save_rtneural(
+    model: Any, path: str | Path, metadata: ModelMetadata | None = None, *, loudness: bool = True
+) -> Path:
+    """Write `export_rtneural(model, metadata)` to `path` (parent folders created); returns the path."""
     path = Path(path)
-    data = export_rtneural(model)
+    data = export_rtneural(model, metadata, loudness=loudness)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from rtnt.capture.prepare import PreparedCapture
     from rtnt.config import CaptureConfig
+    from rtnt.train.device import TrainingDevice
     from rtnt.train.fit import FitResult, Validation
     from rtnt.validate.evidence import ExportEvidence
 
@@ -72,6 +73,15 @@ def record_capture(prepared: PreparedCapture, capture: CaptureConfig | DictConfi
             "capture.window_agreement": float(report["window_agreement"]),
             "capture.polarity": float(prepared.polarity),
         }
+    )
+
+
+def record_device(device: TrainingDevice) -> None:
+    """The training device as tags: `train.device` (cpu or gpu), `train.device_name` (CPU model or GPU name) and
+    `train.device_requested` (the `train.device` setting that chose it)."""
+    log.info("training on %s (%s)", device.kind, device.name)
+    mlflow.set_tags(
+        {"train.device": device.kind, "train.device_name": device.name, "train.device_requested": device.requested}
     )
 
 
