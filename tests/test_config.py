@@ -44,6 +44,9 @@ def run_train_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["preset=wavenet_a1_standard", "preset.channels=3"], "config key 'preset.channels' does not exist"),
         (["export.gate.esr_max=0.1"], "the export group was split into validate and gate; use gate.esr_max=..."),
         (["export.bench_seconds=1"], "use validate.bench_seconds=..."),
+        (["train.device=tpu"], "config train.device='tpu' is invalid: must be one of auto, cpu, gpu"),
+        (["capture.gear.type=guitar"], "config capture.gear.type='guitar' is invalid: must be one of amp, pedal,"),
+        (["capture.gear.tone_type=metal"], "capture.gear.tone_type='metal' is invalid: must be one of clean,"),
     ],
 )
 def test_bad_config_is_one_line_before_tensorflow(args: list[str], expected: str) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -87,3 +88,7 @@ def _register(args: argparse.Namespace) -> None:
     print(f"registered: {registered.name} version {registered.version}")
     print(f"source:     {registered.source}")
     print(f"uri:        models:/{registered.name}/{registered.version}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

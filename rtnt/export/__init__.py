@@ -17,7 +17,8 @@ NAM_FILE = "model.nam"
 
 def export_model(model: Any, out_dir: str | Path, metadata: ModelMetadata | None = None) -> Path:
     """Write `model` into `out_dir` in its family's format and return the file: `model.nam` (NAM WaveNet) for
-    `arch: wavenet` models, else `model.json` (RTNeural); both carry `metadata` as their `metadata` object."""
+    `arch: wavenet` models, else `model.json` (RTNeural). `metadata` becomes the file's `metadata` object
+    (`rtnt.export.metadata`); without it a `.nam` still gets NAM's minimal one and a JSON none."""
     from rtnt.export.nam import is_nam_wavenet, save_nam
     from rtnt.export.rtneural import save_rtneural
 
