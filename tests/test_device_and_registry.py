@@ -65,6 +65,18 @@ def test_auto_trains_on_the_cpu_without_cuda_warnings(gated_run: dict) -> None:
 
 
 @no_gpu
+def test_the_probe_writes_nothing_to_stderr(capfd: pytest.CaptureFixture[str]) -> None:
+    """In process too: TensorFlow's import and CUDA probe write nothing to fd 2 (their lines go to the debug log)."""
+    from rtnt.train.device import TrainingDevice, probe_gpus, select_device
+
+    assert probe_gpus().gpus == ()
+    assert select_device("auto") == TrainingDevice("cpu", cpu_model(), "auto")
+    with pytest.raises(RtntError, match=r"^train\.device=gpu: .*tensorflow\[and-cuda\]"):
+        select_device("gpu")
+    assert "cuda" not in capfd.readouterr().err.lower()
+
+
+@no_gpu
 def test_gpu_without_a_gpu_fails_in_one_line(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     proc = run_module("rtnt.cli.train", tmp_path, uri, "train=smoke", "train.device=gpu", timeout=300)

@@ -104,8 +104,7 @@ def select_device(requested: str) -> TrainingDevice:
         raise ConfigError(
             f"train.device=gpu: {_no_gpu_reason(probe)}; {GPU_INSTALL_HINT}, or train on the CPU with train.device=cpu"
         )
-    _hide_gpus()
-    return TrainingDevice("cpu", cpu_model(), requested)
+    return TrainingDevice("cpu", cpu_model(), requested)  # auto without a GPU
 
 
 def _no_gpu_reason(probe: GpuProbe) -> str:
@@ -117,7 +116,7 @@ def _no_gpu_reason(probe: GpuProbe) -> str:
 
 
 def _hide_gpus() -> None:
-    """Keep TensorFlow off every GPU (a no-op when it sees none)."""
+    """Keep TensorFlow off every GPU for `cpu` (a no-op when it sees none, as with CUDA_VISIBLE_DEVICES="")."""
     import tensorflow as tf
 
     if not tf.config.list_physical_devices("GPU"):
