@@ -15,6 +15,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from rtnt.config_graybox import GrayBoxPresetConfig, validate_graybox
 from rtnt.constants import BENCH_BLOCK_SIZES
 from rtnt.errors import ConfigError
 
@@ -26,7 +27,7 @@ IN_CHECKOUT = (REPO_DIR / "conf" / "config.yaml").exists()
 CONF_DIR = REPO_DIR / "conf" if IN_CHECKOUT else PACKAGE_DIR / "conf"
 NATIVE_DIR = REPO_DIR / "native" if IN_CHECKOUT else PACKAGE_DIR / "native"
 
-ARCHITECTURES = ("tcn", "wavenet", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
+ARCHITECTURES = ("tcn", "wavenet", "graybox", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
 LEGACY_ARCHITECTURES = ("dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")  # test fixtures
 ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
 # Hidden activations of `wavenet` layer arrays, in NAM's spelling (NAM Core computes the same functions).
@@ -120,7 +121,7 @@ class WaveNetPresetConfig:
     description: str = ""
 
 
-PresetConfig = TcnPresetConfig | LegacyPresetConfig | WaveNetPresetConfig
+PresetConfig = TcnPresetConfig | LegacyPresetConfig | WaveNetPresetConfig | GrayBoxPresetConfig
 """A model architecture: one schema per family, chosen by `arch` (`preset_schema`)."""
 
 
@@ -198,7 +199,7 @@ class TrackingConfig:
 @dataclass
 class RtntConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
-    preset: Any = MISSING  # a TcnPresetConfig, LegacyPresetConfig or WaveNetPresetConfig (the preset file's defaults)
+    preset: Any = MISSING  # a Tcn-, Legacy-, WaveNet- or GrayBoxPresetConfig (the preset file's defaults)
     train: TrainConfig = field(default_factory=TrainConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -216,6 +217,7 @@ def register_configs() -> None:
     cs.store(group="preset", name="tcn_schema", node=TcnPresetConfig)
     cs.store(group="preset", name="wavenet_schema", node=WaveNetPresetConfig)
     cs.store(group="preset", name="legacy_schema", node=LegacyPresetConfig)
+    cs.store(group="preset", name="graybox_schema", node=GrayBoxPresetConfig)
     cs.store(group="train", name="train_schema", node=TrainConfig)
     cs.store(group="validate", name="validate_schema", node=ValidateConfig)
     cs.store(group="gate", name="gate_schema", node=GateConfig)
@@ -262,6 +264,8 @@ def preset_schema(arch: str) -> type:
     """The schema of a preset of architecture `arch`."""
     if arch == "wavenet":
         return WaveNetPresetConfig
+    if arch == "graybox":
+        return GrayBoxPresetConfig
     return LegacyPresetConfig if arch in LEGACY_ARCHITECTURES else TcnPresetConfig
 
 
@@ -281,8 +285,10 @@ def load_preset(path: Path, **overrides: Any) -> DictConfig:
 
 
 def preset_family(preset: PresetConfig | DictConfig) -> str:
-    """`legacy` for the RTNeural test-fixture architectures, else `wavenet` (the `tcn` stacks and NAM's WaveNet):
-    the `family` tag of a run."""
+    """`legacy` for the RTNeural test-fixture architectures, `graybox` for DSP chains, else `wavenet` (the `tcn`
+    stacks and NAM's WaveNet): the `family` tag of a run."""
+    if preset.arch == "graybox":
+        return "graybox"
     return "legacy" if preset.arch in LEGACY_ARCHITECTURES else "wavenet"
 
 
@@ -321,6 +327,8 @@ def validate_config(cfg: DictConfig) -> None:
     _check(p.arch in ARCHITECTURES, "preset.arch", p.arch, f"must be one of {', '.join(ARCHITECTURES)}")
     if p.arch == "wavenet":
         validate_layer_arrays(p)
+    elif p.arch == "graybox":
+        validate_graybox(p)
     else:
         validate_conv_stack(p)
 
