@@ -46,6 +46,7 @@ class GrayBoxBlock(keras.layers.Layer):
 
     receptive_span = 0  # history (samples) the block needs in training
     macs_per_sample = 0
+    recursive = False  # an IIR filter: unbounded memory, so inference must not be split into chunks
 
     def values(self) -> dict[str, Any]:
         """The block's parameters after their range mapping, as numpy."""
@@ -84,6 +85,8 @@ class Gain(GrayBoxBlock):
 class _Recursive(GrayBoxBlock):
     """A cascade of biquads trained by frequency sampling (`rtnt.model.graybox.dsp`); exported as the exact
     recursion. `coefficients()` gives its (sections, 5) b0, b1, b2, a1, a2."""
+
+    recursive = True
 
     def __init__(self, warmup: int = 2048, **kwargs: Any) -> None:
         super().__init__(**kwargs)
