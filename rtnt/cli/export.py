@@ -1,8 +1,10 @@
-"""`rtnt-export lv2 <run id | model.json> --name NAME [--out DIR] [--force] [--tracking-uri URI] [--portable]`.
+"""`rtnt-export lv2 <run id | model.json> --name NAME [--out DIR] [--force] [--tracking-uri URI] [--portable]`
+and `rtnt-export ir <run id | model.json> --out cab.wav [--tracking-uri URI]`.
 
-Builds an LV2 plugin bundle `<out>/<name>.lv2` from an MLflow run (its model.json artifact; the
+`lv2` builds an LV2 plugin bundle `<out>/<name>.lv2` from an MLflow run (its model.json artifact; the
 run's export gate must say ready unless --force) or from an RTNeural JSON file, and prints the
-bundle path and the plugin URI. Errors are one line on stderr (`error: ...`), exit status 2.
+bundle path and the plugin URI. `ir` writes a gray-box run's final FIR (its cabinet) as a 48 kHz float WAV
+(`rtnt.export.ir`). Errors are one line on stderr (`error: ...`), exit status 2.
 """
 
 from __future__ import annotations
@@ -38,6 +40,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="build without -march=native, for copying the bundle to other x86-64 machines",
     )
+    ir = formats.add_parser(
+        "ir",
+        help="a gray-box run's cabinet FIR as a 48 kHz float WAV impulse response",
+        description="Write the final FIR of a gray-box chain (e.g. graybox/wiener_hammerstein_cab) as a WAV.",
+    )
+    ir.add_argument("source", help="MLflow run id, or the path of a gray-box model.json")
+    ir.add_argument("--out", required=True, type=Path, help="the WAV file to write, e.g. cab.wav")
+    add_tracking_uri_argument(ir)
     return parser
 
 
@@ -52,6 +62,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keep stderr to one line
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    if args.format == "ir":
+        from rtnt.export.ir import write_cabinet_ir
+
+        def export_ir() -> None:
+            print(f"impulse response: {write_cabinet_ir(args.source, args.out, args.tracking_uri)}")
+
+        return run_command(export_ir)
     from rtnt.export.lv2 import bundle_uri, export_lv2
 
     def export() -> None:
