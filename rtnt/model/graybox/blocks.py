@@ -35,10 +35,13 @@ def _to_raw(value: float, lo: float, hi: float, log: bool = False) -> float:
 
 
 def _bounded(raw: Any, lo: float, hi: float, log: bool = False) -> Any:
-    """lo + (hi - lo) * sigmoid(raw), or its log-scale form lo * (hi / lo) ** sigmoid(raw)."""
+    """lo + (hi - lo) * sigmoid(raw), or its log-scale form lo * (hi / lo) ** sigmoid(raw); clipped to [lo, hi]
+    against float32 rounding at a saturated sigmoid."""
     if log:
-        return lo * tf.exp(math.log(hi / lo) * tf.sigmoid(raw))
-    return lo + (hi - lo) * tf.sigmoid(raw)
+        value = lo * tf.exp(math.log(hi / lo) * tf.sigmoid(raw))
+    else:
+        value = lo + (hi - lo) * tf.sigmoid(raw)
+    return tf.clip_by_value(value, lo, hi)
 
 
 class GrayBoxBlock(keras.layers.Layer):
