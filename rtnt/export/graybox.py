@@ -4,8 +4,8 @@ The document is RTNeural's (`in_shape`, `layers[]`) plus `"rtnt_format": "graybo
 express keep its layer types: the MLP's Dense layers become `dense`, the conv stack `conv1d` (through the
 RTNeural exporter, with its activation folding), an FIR of at most `conv1d_max_taps` taps a `conv1d` of one
 channel. The rest use the layer types of docs/graybox_format.md: `biquad` (a parametric EQ or DC blocker: the
-exact recursion of its sections' coefficients b0 b1 b2 a1 a2, a0 normalised to 1), `fir` (long taps), `waveshaper`
-(drive, bias, gain) and `gain`. Keras is imported lazily.
+exact recursion of its sections' coefficients b0 b1 b2 a1 a2, a0 normalised to 1, written as doubles), `fir`
+(long taps), `waveshaper` (drive, bias, gain) and `gain`. Keras is imported lazily.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ def export_graybox(model: Any) -> dict[str, Any]:
         graph.add(layer)
     graph.finish()
     layers = [_to_json(j, lead) for j in graph.layers]
+    for spec, j in zip(layers, graph.layers):
+        if j.type == "biquad":  # doubles: see rtnt.model.graybox.blocks._Recursive
+            spec["weights"] = [np.asarray(j.weights[0], dtype=np.float64).tolist()]
     return {"rtnt_format": FORMAT, "in_shape": [*lead, graph.in_dims], "layers": layers}
 
 

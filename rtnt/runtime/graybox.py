@@ -1,7 +1,7 @@
 """Reference runtime of the gray-box layer types (docs/graybox_format.md), dispatched to by `reference.py`.
 
 `biquad`: a cascade of sections run as the exact recursion (scipy.signal.sosfilt, transposed direct form II,
-float64 state carried across calls); `fir`: causal convolution with a carried input history of taps - 1
+float64 coefficients and state carried across calls); `fir`: causal convolution with a carried input history of taps - 1
 samples (FFT convolution, float64); `waveshaper`: gain * (tanh(drive * x + bias) - tanh(bias)); `gain`: gain * x.
 Every layer is mono in and out and keeps its state across `process` calls, so any chunking gives the same output.
 """
@@ -85,9 +85,10 @@ def parse_graybox_layer(r: Any, size: int, layers: list[Any]) -> int:
     if size != 1 or r.dims() != 1:
         r.fail(f"a gray-box layer is mono in and out, but its input has {size} channels and 'shape' ends in {r.dims()}")
     (w,) = r.weights((1,))
-    if r.type == "biquad":
+    if r.type == "biquad":  # the coefficients are read again as doubles, as written
         n = r.int_field("sections")
-        layers.append(Biquads(r.expect(0, w, (n, 5))))
+        r.expect(0, w, (n, 5))
+        layers.append(Biquads(np.asarray(r.spec["weights"][0], dtype=np.float64)))
     elif r.type == "fir":
         layers.append(Fir(r.expect(0, w, (r.int_field("taps"),))))
     elif r.type == "waveshaper":

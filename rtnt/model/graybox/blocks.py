@@ -87,7 +87,10 @@ class Gain(GrayBoxBlock):
 
 class _Recursive(GrayBoxBlock):
     """A cascade of biquads trained by frequency sampling (`rtnt.model.graybox.dsp`); exported as the exact
-    recursion. `coefficients()` gives its (sections, 5) b0, b1, b2, a1, a2."""
+    recursion. `coefficients()` gives its (sections, 5) b0, b1, b2, a1, a2 in float64: they are computed from the
+    raw weights in float64 throughout, so eager, graph and XLA execution (which may reorder float32 arithmetic)
+    give the same filter to ~1e-16, and the exported coefficients are that filter. In float32 one ulp of a1 moves
+    a pole near z = 1 enough to change the output by ~1e-4."""
 
     recursive = True
 
@@ -117,7 +120,8 @@ class DCBlocker(_Recursive):
         self.raw = self.add_weight(name="raw_pole", shape=(), initializer=keras.initializers.Constant(init))
 
     def pole_value(self) -> tf.Tensor:
-        return _bounded(self.raw, self.min_pole, self.max_pole)
+        """The pole R (float64)."""
+        return _bounded(tf.cast(self.raw, tf.float64), self.min_pole, self.max_pole)
 
     def coefficients(self) -> tf.Tensor:
         r = self.pole_value()
@@ -173,10 +177,11 @@ class ParametricEQ(_Recursive):
         self.raw = self.add_weight(name="raw_sections", shape=init.shape, initializer=keras.initializers.Constant(init))
 
     def parameters(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Frequencies (Hz), Qs and gains (dB) of the sections, each (sections,)."""
-        freq = _bounded(self.raw[:, 0], *self.freq_range, log=True)
-        q = _bounded(self.raw[:, 1], *self.q_range, log=True)
-        return freq, q, self.max_gain_db * tf.tanh(self.raw[:, 2])
+        """Frequencies (Hz), Qs and gains (dB) of the sections, each (sections,), in float64."""
+        raw = tf.cast(self.raw, tf.float64)
+        freq = _bounded(raw[:, 0], *self.freq_range, log=True)
+        q = _bounded(raw[:, 1], *self.q_range, log=True)
+        return freq, q, self.max_gain_db * tf.tanh(raw[:, 2])
 
     def coefficients(self) -> tf.Tensor:
         freq, q, gain = self.parameters()
