@@ -45,7 +45,7 @@ class GrayBoxBlockConfig:
     - `mlp`: memoryless Dense layers of sizes `hidden` with `activation`, then Dense(1), per sample.
     - `conv_stack`: rtnt's causal conv stack (`arch: tcn`): `channels`, `kernel_sizes`, `dilations`,
       `activation`, `smoothing_alpha`, `scaled_smoothing`, then a 1x1 conv to one channel.
-    `trainable: false` freezes a block's parameters at their initial values.
+    `trainable: false` freezes a block's parameters at their initial values (a `conv_stack` is always trainable).
     """
 
     type: str = "???"
@@ -158,6 +158,7 @@ def _conv_stack(b: Any, key: str) -> None:
     _check(len(b.kernel_sizes) in (1, len(b.dilations)) and all(k >= 1 for k in b.kernel_sizes),
            f"{key}.kernel_sizes", list(b.kernel_sizes), "give one kernel size >= 1, or one per layer")  # fmt: skip
     _check(b.smoothing_alpha > 0, f"{key}.smoothing_alpha", b.smoothing_alpha, "must be > 0")
+    _check(b.trainable, f"{key}.trainable", b.trainable, "a conv_stack block is always trainable")
 
 
 _VALIDATORS = {

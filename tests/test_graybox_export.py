@@ -117,6 +117,7 @@ def test_the_exported_biquad_keeps_the_players_parameters() -> None:
         ({"type": "peq", "sections": [{"freq_hz": 30000.0}]}, "preset.blocks.0.sections.0.freq_hz"),
         ({"type": "dc_blocker", "pole": 1.0}, "preset.blocks.0.pole"),
         ({"type": "fir", "taps": 0}, "preset.blocks.0.taps"),
+        ({"type": "conv_stack", "trainable": False}, "preset.blocks.0.trainable"),
     ],
 )
 def test_bad_blocks_are_refused_in_one_line(block: dict, key: str) -> None:
@@ -138,6 +139,16 @@ def test_a_graybox_file_renders_in_the_reference_and_is_not_native_validated(tmp
     cfg = OmegaConf.create({"validate": {"native": True}})
     evidence = native_evidence(cfg, renderer, _x(100), np.zeros(100, np.float32))
     assert evidence == NativeEvidence("unsupported") and evidence.metrics() == {"native_validation": 0.0}
+
+
+def test_rtnt_evaluate_refuses_a_graybox_file_in_one_line(tmp_path: Path) -> None:
+    from rtnt.evaluate import evaluate_model_file
+    from rtnt.export import export_model
+
+    path = export_model(_model([ONE_BLOCK["gain"]]), tmp_path)
+    with pytest.raises(ConfigError, match="gray-box model, which the native runtime does not run yet") as info:
+        evaluate_model_file(OmegaConf.structured(RtntConfig), path, tmp_path / "eval")
+    assert "\n" not in str(info.value)
 
 
 def test_export_ir_writes_the_final_fir_as_a_48k_float_wav(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
