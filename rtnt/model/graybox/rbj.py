@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-BIQUAD_KINDS = ("peaking", "low_shelf", "high_shelf", "lowpass", "highpass")
+from rtnt.config_graybox import BIQUAD_KINDS
 
 
 def rbj_coefficients(kind: str, freq_hz: Any, q: Any, gain_db: Any, sample_rate: float, ops: Any) -> tuple[Any, ...]:
