@@ -15,6 +15,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from rtnt.config_graybox import GrayBoxPresetConfig, validate_graybox
 from rtnt.constants import BENCH_BLOCK_SIZES, GEAR_TYPES, TONE_TYPES
 from rtnt.errors import ConfigError
 
@@ -26,7 +27,7 @@ IN_CHECKOUT = (REPO_DIR / "conf" / "config.yaml").exists()
 CONF_DIR = REPO_DIR / "conf" if IN_CHECKOUT else PACKAGE_DIR / "conf"
 NATIVE_DIR = REPO_DIR / "native" if IN_CHECKOUT else PACKAGE_DIR / "native"
 
-ARCHITECTURES = ("tcn", "wavenet", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
+ARCHITECTURES = ("tcn", "wavenet", "graybox", "dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")
 LEGACY_ARCHITECTURES = ("dense", "gru", "lstm", "conv", "conv_bn_prelu", "conv_gru")  # test fixtures
 ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
 # Hidden activations of `wavenet` layer arrays, in NAM's spelling (NAM Core computes the same functions).
@@ -132,7 +133,7 @@ class WaveNetPresetConfig:
     description: str = ""
 
 
-PresetConfig = TcnPresetConfig | LegacyPresetConfig | WaveNetPresetConfig
+PresetConfig = TcnPresetConfig | LegacyPresetConfig | WaveNetPresetConfig | GrayBoxPresetConfig
 """A model architecture: one schema per family, chosen by `arch` (`preset_schema`)."""
 
 
@@ -211,7 +212,7 @@ class TrackingConfig:
 @dataclass
 class RtntConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
-    preset: Any = MISSING  # a TcnPresetConfig, LegacyPresetConfig or WaveNetPresetConfig (the preset file's defaults)
+    preset: Any = MISSING  # a Tcn-, Legacy-, WaveNet- or GrayBoxPresetConfig (the preset file's defaults)
     train: TrainConfig = field(default_factory=TrainConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -229,6 +230,7 @@ def register_configs() -> None:
     cs.store(group="preset", name="tcn_schema", node=TcnPresetConfig)
     cs.store(group="preset", name="wavenet_schema", node=WaveNetPresetConfig)
     cs.store(group="preset", name="legacy_schema", node=LegacyPresetConfig)
+    cs.store(group="preset", name="graybox_schema", node=GrayBoxPresetConfig)
     cs.store(group="train", name="train_schema", node=TrainConfig)
     cs.store(group="validate", name="validate_schema", node=ValidateConfig)
     cs.store(group="gate", name="gate_schema", node=GateConfig)
@@ -275,6 +277,8 @@ def preset_schema(arch: str) -> type:
     """The schema of a preset of architecture `arch`."""
     if arch == "wavenet":
         return WaveNetPresetConfig
+    if arch == "graybox":
+        return GrayBoxPresetConfig
     return LegacyPresetConfig if arch in LEGACY_ARCHITECTURES else TcnPresetConfig
 
 
@@ -294,8 +298,10 @@ def load_preset(path: Path, **overrides: Any) -> DictConfig:
 
 
 def preset_family(preset: PresetConfig | DictConfig) -> str:
-    """`legacy` for the RTNeural test-fixture architectures, else `wavenet` (the `tcn` stacks and NAM's WaveNet):
-    the `family` tag of a run."""
+    """`legacy` for the RTNeural test-fixture architectures, `graybox` for DSP chains, else `wavenet` (the `tcn`
+    stacks and NAM's WaveNet): the `family` tag of a run."""
+    if preset.arch == "graybox":
+        return "graybox"
     return "legacy" if preset.arch in LEGACY_ARCHITECTURES else "wavenet"
 
 
@@ -335,6 +341,8 @@ def validate_config(cfg: DictConfig) -> None:
     _check(p.arch in ARCHITECTURES, "preset.arch", p.arch, f"must be one of {', '.join(ARCHITECTURES)}")
     if p.arch == "wavenet":
         validate_layer_arrays(p)
+    elif p.arch == "graybox":
+        validate_graybox(p)
     else:
         validate_conv_stack(p)
 

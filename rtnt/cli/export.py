@@ -1,10 +1,12 @@
-"""`rtnt-export lv2 <run id | model.json> --name NAME [--out DIR] [--force] [--tracking-uri URI] [--portable]` and
-`rtnt-export register <run id> [--name NAME] [--tracking-uri URI]`.
+"""`rtnt-export lv2 <run id | model.json> --name NAME [--out DIR] [--force] [--tracking-uri URI] [--portable]`,
+`rtnt-export register <run id> [--name NAME] [--tracking-uri URI]` and
+`rtnt-export ir <run id | model.json> --out cab.wav [--tracking-uri URI]`.
 
 `lv2` builds an LV2 plugin bundle `<out>/<name>.lv2` from an MLflow run (its model.json artifact; the
 run's export gate must say ready unless --force) or from an RTNeural JSON file, and prints the
 bundle path and the plugin URI. `register` registers a gated run's exported model file in the MLflow
-model registry (`rtnt.tracking.registry.register_model`) and prints the name and version.
+model registry (`rtnt.tracking.registry.register_model`) and prints the name and version. `ir` writes a
+gray-box run's final FIR (its cabinet) as a 48 kHz float WAV (`rtnt.export.ir`).
 Errors are one line on stderr (`error: ...`), exit status 2.
 """
 
@@ -51,6 +53,14 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("run_id", help="MLflow run id")
     register.add_argument("--name", default="", help="registered model name (default: <preset>-<capture>)")
     add_tracking_uri_argument(register)
+    ir = formats.add_parser(
+        "ir",
+        help="a gray-box run's cabinet FIR as a 48 kHz float WAV impulse response",
+        description="Write the final FIR of a gray-box chain (e.g. graybox/wiener_hammerstein_cab) as a WAV.",
+    )
+    ir.add_argument("source", help="MLflow run id, or the path of a gray-box model.json")
+    ir.add_argument("--out", required=True, type=Path, help="the WAV file to write, e.g. cab.wav")
+    add_tracking_uri_argument(ir)
     return parser
 
 
@@ -67,6 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     if args.format == "register":
         return run_command(lambda: _register(args))
+    if args.format == "ir":
+        from rtnt.export.ir import write_cabinet_ir
+
+        def export_ir() -> None:
+            print(f"impulse response: {write_cabinet_ir(args.source, args.out, args.tracking_uri)}")
+
+        return run_command(export_ir)
     from rtnt.export.lv2 import bundle_uri, export_lv2
 
     def export() -> None:

@@ -1,4 +1,5 @@
-"""Exporters of trained models: RTNeural JSON (`rtneural`), NAM `.nam` (`nam`), LV2 bundles (`lv2`).
+"""Exporters of trained models: RTNeural JSON (`rtneural`), its gray-box extension (`graybox`), NAM `.nam` (`nam`),
+LV2 bundles (`lv2`).
 
 `export_model` picks the format a model's family needs. Keras is imported only when it runs.
 """
@@ -17,12 +18,16 @@ NAM_FILE = "model.nam"
 
 def export_model(model: Any, out_dir: str | Path, metadata: ModelMetadata | None = None) -> Path:
     """Write `model` into `out_dir` in its family's format and return the file: `model.nam` (NAM WaveNet) for
-    `arch: wavenet` models, else `model.json` (RTNeural). `metadata` becomes the file's `metadata` object
-    (`rtnt.export.metadata`); without it a `.nam` still gets NAM's minimal one and a JSON none."""
+    `arch: wavenet` models, `model.json` in rtnt's gray-box extension of RTNeural JSON for `arch: graybox`, else
+    `model.json` (RTNeural). `metadata` becomes the file's `metadata` object (`rtnt.export.metadata`); without it
+    a `.nam` still gets NAM's minimal one and a JSON none."""
+    from rtnt.export.graybox import is_graybox, save_graybox
     from rtnt.export.nam import is_nam_wavenet, save_nam
     from rtnt.export.rtneural import save_rtneural
 
     out_dir = Path(out_dir)
     if is_nam_wavenet(model):
         return save_nam(model, out_dir / NAM_FILE, metadata)
+    if is_graybox(model):
+        return save_graybox(model, out_dir / RTNEURAL_FILE, metadata)
     return save_rtneural(model, out_dir / RTNEURAL_FILE, metadata)

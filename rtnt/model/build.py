@@ -1,6 +1,7 @@
 """Keras 3 builders of every preset architecture: mono (batch, time, 1) in, (batch, time, 1) out, causal.
 
-Importing this module registers `SmoothTanh` and the WaveNet layers (`rtnt.model.wavenet`), so
+Importing this module registers `SmoothTanh`, the WaveNet layers (`rtnt.model.wavenet`) and the gray-box
+blocks (`rtnt.model.graybox.blocks`), so
 `keras.models.load_model` can read rtnt checkpoints.
 """
 
@@ -13,6 +14,7 @@ from omegaconf import DictConfig
 
 from rtnt.config import PresetConfig, kernel_size_per_layer
 from rtnt.errors import ConfigError
+from rtnt.model.graybox.build import build_graybox
 from rtnt.model.layers import SmoothTanh
 from rtnt.model.wavenet import build_wavenet
 
@@ -24,6 +26,7 @@ def build_model(preset: PresetConfig | DictConfig) -> keras.Model:
     builders: dict[str, Callable[[PresetConfig | DictConfig, Tensor], Tensor]] = {
         "tcn": _tcn,
         "wavenet": build_wavenet,
+        "graybox": build_graybox,
         "conv": _conv,
         "conv_bn_prelu": _conv_bn,
         "conv_gru": _conv_gru,
@@ -70,8 +73,9 @@ def hidden_initializer(preset: PresetConfig | DictConfig) -> keras.initializers.
     return keras.initializers.GlorotUniform()
 
 
-def _conv_stack(x: Tensor, preset: PresetConfig | DictConfig, batchnorm: bool = False) -> Tensor:
-    """[causal Conv1D(channels, k_i, dilation d_i) -> (BatchNorm) -> activation] for every layer."""
+def _conv_stack(x: Tensor, preset: PresetConfig | DictConfig, batchnorm: bool = False, prefix: str = "") -> Tensor:
+    """[causal Conv1D(channels, k_i, dilation d_i) -> (BatchNorm) -> activation] for every layer; layer names
+    start with `prefix` (a gray-box chain's conv_stack block)."""
     for i, (k, d) in enumerate(zip(kernel_size_per_layer(preset), preset.dilations)):
         x = keras.layers.Conv1D(
             preset.channels,
@@ -79,11 +83,11 @@ def _conv_stack(x: Tensor, preset: PresetConfig | DictConfig, batchnorm: bool = 
             dilation_rate=d,
             padding="causal",
             kernel_initializer=hidden_initializer(preset),
-            name=f"conv{i}",
+            name=f"{prefix}conv{i}",
         )(x)
         if batchnorm:
-            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
-        x = _activate(x, preset, f"act{i}")
+            x = keras.layers.BatchNormalization(name=f"{prefix}bn{i}")(x)
+        x = _activate(x, preset, f"{prefix}act{i}")
     return x
 
 

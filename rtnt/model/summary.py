@@ -35,6 +35,8 @@ def model_summary(model_or_preset: keras.Model | PresetConfig | DictConfig) -> M
     The receptive field is 1 + sum (k - 1) * dilation over the Conv1D layers. A WaveNet layer array counts
     its rechannel, dilated convs, input mix-ins, layer1x1s and head conv the same way, and adds
     sum (k - 1) * dilation + head kernel - 1 to the receptive field; the head scale is not counted as a MAC.
+    A gray-box block (`rtnt.model.graybox.blocks`) counts its own `macs_per_sample` (5 per biquad section, one per
+    FIR tap) and `receptive_span` (FIR taps - 1; the warm-up history of a recursive block).
     """
     if isinstance(model_or_preset, (PresetConfig, DictConfig)):
         from rtnt.model.build import build_model
@@ -55,8 +57,11 @@ def _macs(layer: Any) -> int:
     """Multiply-accumulates per time step of one layer's matrix products."""
     import keras
 
+    from rtnt.model.graybox.blocks import GrayBoxBlock
     from rtnt.model.wavenet import WaveNetLayerArray
 
+    if isinstance(layer, GrayBoxBlock):
+        return layer.macs_per_sample
     if isinstance(layer, WaveNetLayerArray):
         return layer.spec.macs_per_sample
     if isinstance(layer, keras.layers.TimeDistributed):
@@ -72,8 +77,11 @@ def _dilated_span(layer: Any) -> int:
     """(k - 1) * dilation for a Conv1D layer, the receptive span of a WaveNet layer array, else 0."""
     import keras
 
+    from rtnt.model.graybox.blocks import GrayBoxBlock
     from rtnt.model.wavenet import WaveNetLayerArray
 
+    if isinstance(layer, GrayBoxBlock):
+        return layer.receptive_span
     if isinstance(layer, WaveNetLayerArray):
         return layer.spec.receptive_span
     if isinstance(layer, keras.layers.Conv1D):

@@ -9,7 +9,8 @@ optional bias; `conv1d` weights are Keras' (kernel, in / groups, out), tap i rea
 `gru` is Keras' reset_after GRU (gates z, r, h; bias (2, 3 * units)); `lstm` is Keras' LSTM (gates
 i, f, c, o); `prelu` alphas broadcast when one is given; `batchnorm` is affine (gamma, beta, mean,
 variance) or not (mean, variance); the `activation` field applies after dense, conv1d and activation
-layers only (RTNeural ignores it on the others).
+layers only (RTNeural ignores it on the others). rtnt's gray-box layer types (`biquad`, `fir`, `waveshaper`,
+`gain`; docs/graybox_format.md) run in `rtnt.runtime.graybox`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from rtnt.errors import ModelJsonError
+from rtnt.runtime.graybox import GRAYBOX_LAYER_TYPES, GrayBoxLayer, parse_graybox_layer
 from rtnt.runtime.model_file import read_model_document
 
 BLOCK = 16384  # samples processed per pass through the layers
@@ -164,7 +166,7 @@ class _Elementwise:
         return self.fn(x)
 
 
-Layer = _Dense | _Conv1D | _GRU | _LSTM | _Elementwise
+Layer = _Dense | _Conv1D | _GRU | _LSTM | _Elementwise | GrayBoxLayer
 
 
 class ReferenceModel:
@@ -337,10 +339,12 @@ def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
     elif t == "activation":
         _same_size(r, size, dims)
         r.weights((0,))
+    elif t in GRAYBOX_LAYER_TYPES:
+        return parse_graybox_layer(r, size, layers)
     else:
         r.fail(
             "unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, "
-            "batchnorm, activation)"
+            "batchnorm, activation, and the gray-box biquad, fir, waveshaper, gain)"
         )
     name = r.activation()
     if name:

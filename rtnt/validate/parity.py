@@ -31,14 +31,16 @@ def keras_predict(model: Any, x: np.ndarray) -> np.ndarray:
 
     Feed-forward models run in chunks of CHUNK samples, each after the first preceded by receptive
     field - 1 samples of real input history whose outputs are dropped, which gives exactly the
-    one-pass result. Models with recurrent layers run in one pass, since their memory is unbounded.
+    one-pass result. Models with recurrent layers or recursive gray-box blocks (IIR filters) run in one pass,
+    since their memory is unbounded.
     """
     import keras
 
     from rtnt.model.summary import model_summary
 
     x = np.asarray(x, dtype=np.float32).reshape(-1)
-    if any(isinstance(layer, keras.layers.RNN) for layer in model.layers) or x.size <= CHUNK:
+    unbounded = any(isinstance(layer, keras.layers.RNN) or getattr(layer, "recursive", False) for layer in model.layers)
+    if unbounded or x.size <= CHUNK:
         return _run(model, x)
     hist = model_summary(model).receptive_field_samples - 1
     parts = []

@@ -1,0 +1,187 @@
+"""Typed schema of gray-box presets (`arch: graybox`, conf/preset/graybox/) and their range checks.
+
+A gray-box preset is a chain of differentiable DSP blocks applied in order to the mono signal (NablAFx's
+gray-box models: Comunità et al., "NablAFx: a framework for differentiable black-box and gray-box modeling of
+audio effects", 2025). Each block is one `GrayBoxBlockConfig` whose `type` says which of its fields apply.
+Nothing here imports TensorFlow; `rtnt.config` registers the schema.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rtnt.constants import SAMPLE_RATE
+from rtnt.errors import ConfigError
+
+BLOCK_TYPES = ("gain", "dc_blocker", "peq", "fir", "waveshaper", "mlp", "conv_stack")
+BIQUAD_KINDS = ("peaking", "low_shelf", "high_shelf", "lowpass", "highpass")
+MLP_ACTIVATIONS = ("tanh", "relu")
+CONV_ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
+
+
+@dataclass
+class BiquadSectionConfig:
+    """One RBJ cookbook biquad of a `peq` block: its kind and initial frequency, Q and gain (shelves, peaking)."""
+
+    kind: str = "peaking"
+    freq_hz: float = 1000.0
+    q: float = 0.707
+    gain_db: float = 0.0
+
+
+@dataclass
+class GrayBoxBlockConfig:
+    """One block of a gray-box chain. Fields by `type`:
+
+    - `gain`: `gain_db` (initial), bounded to +-`max_gain_db`.
+    - `dc_blocker`: first-order high-pass (1 - z^-1) / (1 - pole z^-1); `pole` in [min_pole, max_pole]
+      (`warmup` as for `peq`).
+    - `peq`: cascade of `sections`; frequency in [min_freq_hz, max_freq_hz] (log scale), Q in [min_q, max_q]
+      (log scale), gain in +-`max_gain_db`; `warmup` samples of history let its recursion settle in training.
+    - `fir`: causal FIR of `taps` taps, initialised to a unit impulse (exported as conv1d up to `conv1d_max_taps`).
+    - `waveshaper`: gain * (tanh(drive * x + bias) - tanh(bias)); `drive_db` in [min_drive_db, max_drive_db],
+      `bias` in +-`max_bias`, output `gain_db` in +-`max_gain_db`.
+    - `mlp`: memoryless Dense layers of sizes `hidden` with `activation`, then Dense(1), per sample.
+    - `conv_stack`: rtnt's causal conv stack (`arch: tcn`): `channels`, `kernel_sizes`, `dilations`,
+      `activation`, `smoothing_alpha`, `scaled_smoothing`, then a 1x1 conv to one channel.
+    `trainable: false` freezes a block's parameters at their initial values (a `conv_stack` is always trainable).
+    """
+
+    type: str = "???"
+    trainable: bool = True
+    gain_db: float = 0.0
+    max_gain_db: float = 24.0
+    pole: float = 0.995
+    min_pole: float = 0.9
+    max_pole: float = 0.9999
+    sections: list[BiquadSectionConfig] = field(default_factory=list)
+    min_freq_hz: float = 20.0
+    max_freq_hz: float = 20000.0
+    min_q: float = 0.1
+    max_q: float = 10.0
+    warmup: int = 2048
+    taps: int = 2048
+    conv1d_max_taps: int = 64
+    drive_db: float = 12.0
+    min_drive_db: float = -24.0
+    max_drive_db: float = 48.0
+    bias: float = 0.0
+    max_bias: float = 1.0
+    hidden: list[int] = field(default_factory=lambda: [16, 16])
+    activation: str = "tanh"
+    channels: int = 8
+    kernel_sizes: list[int] = field(default_factory=lambda: [3])
+    dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
+    smoothing_alpha: float = 1.0
+    scaled_smoothing: bool = False
+
+
+@dataclass
+class GrayBoxPresetConfig:
+    """`arch: graybox`: a chain of DSP blocks in order (exported as rtnt's gray-box JSON, docs/graybox_format.md)."""
+
+    name: str = "???"
+    arch: str = "graybox"
+    blocks: list[GrayBoxBlockConfig] = field(default_factory=list)
+    description: str = ""
+
+
+def _check(ok: bool, key: str, value: Any, rule: str) -> None:
+    if not ok:
+        raise ConfigError(
+            f"config {key}={value!r} is invalid: {rule}; fix it on the command line ({key}=...) or in conf/"
+        )
+
+
+def validate_graybox(p: Any) -> None:
+    """Check a gray-box preset's blocks: types, ranges and initial values inside them; ConfigError names the key."""
+    blocks = list(p.blocks)
+    _check(len(blocks) >= 1, "preset.blocks", len(blocks), "arch graybox needs at least one block")
+    for i, b in enumerate(blocks):
+        key = f"preset.blocks.{i}"
+        _check(b.type in BLOCK_TYPES, f"{key}.type", b.type, f"must be one of {', '.join(BLOCK_TYPES)}")
+        _VALIDATORS.get(b.type, lambda b, key: None)(b, key)
+
+
+def _gain(b: Any, key: str) -> None:
+    _check(b.max_gain_db > 0, f"{key}.max_gain_db", b.max_gain_db, "must be > 0")
+    _check(abs(b.gain_db) < b.max_gain_db, f"{key}.gain_db", b.gain_db, f"must be inside +-{b.max_gain_db:g}")
+
+
+def _dc_blocker(b: Any, key: str) -> None:
+    _check(0 < b.min_pole < b.max_pole < 1, f"{key}.min_pole", b.min_pole, "need 0 < min_pole < max_pole < 1")
+    _check(b.min_pole < b.pole < b.max_pole, f"{key}.pole", b.pole, "must be strictly inside (min_pole, max_pole)")
+
+
+def _peq(b: Any, key: str) -> None:
+    nyquist = SAMPLE_RATE / 2
+    _check(len(b.sections) >= 1, f"{key}.sections", len(b.sections), "a peq needs at least one section")
+    _check(0 < b.min_freq_hz < b.max_freq_hz < nyquist, f"{key}.max_freq_hz", b.max_freq_hz,
+           f"need 0 < min_freq_hz < max_freq_hz < {nyquist:g}")  # fmt: skip
+    _check(0 < b.min_q < b.max_q, f"{key}.max_q", b.max_q, "need 0 < min_q < max_q")
+    _check(b.max_gain_db > 0, f"{key}.max_gain_db", b.max_gain_db, "must be > 0")
+    _check(b.warmup >= 0, f"{key}.warmup", b.warmup, "must be >= 0")
+    for j, s in enumerate(b.sections):
+        skey = f"{key}.sections.{j}"
+        _check(s.kind in BIQUAD_KINDS, f"{skey}.kind", s.kind, f"must be one of {', '.join(BIQUAD_KINDS)}")
+        _check(b.min_freq_hz < s.freq_hz < b.max_freq_hz, f"{skey}.freq_hz", s.freq_hz,
+               f"must be strictly inside ({b.min_freq_hz:g}, {b.max_freq_hz:g})")  # fmt: skip
+        _check(b.min_q < s.q < b.max_q, f"{skey}.q", s.q, f"must be strictly inside ({b.min_q:g}, {b.max_q:g})")
+        _check(abs(s.gain_db) < b.max_gain_db, f"{skey}.gain_db", s.gain_db, f"must be inside +-{b.max_gain_db:g}")
+
+
+def _fir(b: Any, key: str) -> None:
+    _check(b.taps >= 1, f"{key}.taps", b.taps, "must be >= 1")
+    _check(b.conv1d_max_taps >= 1, f"{key}.conv1d_max_taps", b.conv1d_max_taps, "must be >= 1")
+
+
+def _waveshaper(b: Any, key: str) -> None:
+    _check(b.min_drive_db < b.drive_db < b.max_drive_db, f"{key}.drive_db", b.drive_db,
+           f"must be strictly inside ({b.min_drive_db:g}, {b.max_drive_db:g})")  # fmt: skip
+    _check(b.max_bias > 0 and abs(b.bias) < b.max_bias, f"{key}.bias", b.bias, "must be inside +-max_bias (> 0)")
+    _gain(b, key)
+
+
+def _mlp(b: Any, key: str) -> None:
+    _check(all(h >= 1 for h in b.hidden), f"{key}.hidden", list(b.hidden), "every layer size must be >= 1")
+    _check(b.activation in MLP_ACTIVATIONS, f"{key}.activation", b.activation,
+           f"must be one of {', '.join(MLP_ACTIVATIONS)}")  # fmt: skip
+
+
+def _conv_stack(b: Any, key: str) -> None:
+    _check(b.activation in CONV_ACTIVATIONS, f"{key}.activation", b.activation,
+           f"must be one of {', '.join(CONV_ACTIVATIONS)}")  # fmt: skip
+    _check(b.channels >= 1, f"{key}.channels", b.channels, "must be >= 1")
+    _check(len(b.dilations) >= 1 and all(d >= 1 for d in b.dilations), f"{key}.dilations", list(b.dilations),
+           "needs at least one layer, every dilation >= 1")  # fmt: skip
+    _check(len(b.kernel_sizes) in (1, len(b.dilations)) and all(k >= 1 for k in b.kernel_sizes),
+           f"{key}.kernel_sizes", list(b.kernel_sizes), "give one kernel size >= 1, or one per layer")  # fmt: skip
+    _check(b.smoothing_alpha > 0, f"{key}.smoothing_alpha", b.smoothing_alpha, "must be > 0")
+    _check(b.trainable, f"{key}.trainable", b.trainable, "a conv_stack block is always trainable")
+
+
+_VALIDATORS = {
+    "gain": _gain,
+    "dc_blocker": _dc_blocker,
+    "peq": _peq,
+    "fir": _fir,
+    "waveshaper": _waveshaper,
+    "mlp": _mlp,
+    "conv_stack": _conv_stack,
+}
+
+
+def graybox_receptive_field(p: Any) -> int:
+    """1 + the history each block needs: FIR taps - 1, conv spans, and `warmup` for each recursive block (`peq`,
+    `dc_blocker`). Recursive blocks have unbounded memory; `warmup` is the history training gives them to settle."""
+    span = 0
+    for b in p.blocks:
+        if b.type == "fir":
+            span += b.taps - 1
+        elif b.type in ("peq", "dc_blocker"):
+            span += b.warmup
+        elif b.type == "conv_stack":
+            ks = list(b.kernel_sizes) * (len(b.dilations) if len(b.kernel_sizes) == 1 else 1)
+            span += sum((k - 1) * d for k, d in zip(ks, b.dilations))
+    return 1 + span

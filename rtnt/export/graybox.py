@@ -1,0 +1,107 @@
+"""Export a gray-box chain (`arch: graybox`) to rtnt's gray-box JSON, an extension of RTNeural's format.
+
+The document is RTNeural's (`in_shape`, `layers[]`) plus `"rtnt_format": "graybox-1"`. Blocks RTNeural can
+express keep its layer types: the MLP's Dense layers become `dense`, the conv stack `conv1d` (through the
+RTNeural exporter, with its activation folding), an FIR of at most `conv1d_max_taps` taps a `conv1d` of one
+channel. The rest use the layer types of docs/graybox_format.md: `biquad` (a parametric EQ or DC blocker: the
+exact recursion of its sections' coefficients b0 b1 b2 a1 a2, a0 normalised to 1, written as doubles), `fir`
+(long taps), `waveshaper` (drive, bias, gain) and `gain`. Keras is imported lazily.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rtnt.errors import ExportError
+from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels
+from rtnt.export.rtneural import _Graph, _JsonLayer, _refuse, _sequential_chain, _to_json
+
+FORMAT = "graybox-1"
+GRAYBOX_LAYER_TYPES = ("biquad", "fir", "waveshaper", "gain")
+
+
+def is_graybox(model: Any) -> bool:
+    """True when `model` holds a gray-box DSP block."""
+    from rtnt.model.graybox.blocks import GrayBoxBlock
+
+    return any(isinstance(layer, GrayBoxBlock) for layer in model.layers)
+
+
+def export_graybox(model: Any, metadata: ModelMetadata | None = None, *, loudness: bool = True) -> dict[str, Any]:
+    """The gray-box JSON dict of a sequential Keras model of gray-box blocks and RTNeural layers; with `metadata`,
+    plus the top-level `metadata` object (its loudness measured in the numpy reference runtime, which runs every
+    gray-box layer; `loudness=False` skips it)."""
+    chain = _sequential_chain(model)
+    in_shape = tuple(model.inputs[0].shape)
+    lead = [None] * (len(in_shape) - 1)
+    graph = _GrayBoxGraph(int(in_shape[-1]))
+    for layer in chain:
+        graph.add(layer)
+    graph.finish()
+    layers = [_to_json(j, lead) for j in graph.layers]
+    for spec, j in zip(layers, graph.layers):
+        if j.type == "biquad":  # doubles: see rtnt.model.graybox.blocks._Recursive
+            spec["weights"] = [np.asarray(j.weights[0], dtype=np.float64).tolist()]
+    data: dict[str, Any] = {"rtnt_format": FORMAT, "in_shape": [*lead, graph.in_dims], "layers": layers}
+    if metadata is not None:
+        data["metadata"] = metadata_object(metadata, (lambda: graybox_loudness(data)) if loudness else None)
+    return data
+
+
+def graybox_loudness(data: dict[str, Any]) -> Levels:
+    """(RMS dB, BS.1770-4 LUFS) of a gray-box JSON object's output on the loudness input, from a reset state."""
+    from rtnt.runtime.reference import ReferenceModel
+
+    return output_levels(ReferenceModel.from_json(data).process(loudness_input()))
+
+
+def save_graybox(model: Any, path: str | Path, metadata: ModelMetadata | None = None) -> Path:
+    """Write `export_graybox(model, metadata)` to `path` (parent folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(export_graybox(model, metadata)))
+    return path
+
+
+class _GrayBoxGraph(_Graph):
+    """RTNeural's layer accumulator, taught the gray-box blocks."""
+
+    def add(self, layer: Any) -> None:
+        from rtnt.model.graybox.blocks import GrayBoxBlock
+
+        if not isinstance(layer, GrayBoxBlock):
+            super().add(layer)
+            return
+        if self.dims != 1:
+            raise _refuse(layer, f"a gray-box block processes a mono signal, but its input has {self.dims} channels")
+        self.emit(layer, block_json(layer))
+
+
+def block_json(layer: Any) -> _JsonLayer:
+    """The JSON layer of one gray-box block (module doc)."""
+    from rtnt.model.graybox.blocks import FIR, DCBlocker, Gain, ParametricEQ, Waveshaper
+
+    values = layer.values()
+    if isinstance(layer, (ParametricEQ, DCBlocker)):
+        coefficients = np.asarray(layer.coefficients(), dtype=np.float64)
+        extra: dict[str, Any] = {"sections": int(coefficients.shape[0])}
+        if isinstance(layer, ParametricEQ):
+            extra["parameters"] = values["sections"]
+        else:
+            extra["parameters"] = [{"kind": "dc_blocker", "pole": values["pole"]}]
+        return _JsonLayer("biquad", 1, [coefficients], extra=extra)
+    if isinstance(layer, FIR):
+        taps = values["taps"].astype(np.float64)
+        if taps.size <= layer.conv1d_max_taps:  # RTNeural conv1d: tap i reads x[t - (k - 1 - i)]
+            extra = {"kernel_size": [int(taps.size)], "dilation": [1], "groups": 1}
+            return _JsonLayer("conv1d", 1, [taps[::-1].reshape(-1, 1, 1), np.zeros(1)], extra=extra)
+        return _JsonLayer("fir", 1, [taps], extra={"taps": int(taps.size)})
+    if isinstance(layer, Waveshaper):
+        return _JsonLayer("waveshaper", 1, [np.array([values["drive"], values["bias"], values["gain"]])])
+    if isinstance(layer, Gain):
+        return _JsonLayer("gain", 1, [np.array([10.0 ** (values["gain_db"] / 20.0)])])
+    raise ExportError(f"cannot export gray-box block '{layer.name}' ({type(layer).__name__}): no JSON layer for it")

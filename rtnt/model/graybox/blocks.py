@@ -1,0 +1,293 @@
+"""Keras 3 layers of the gray-box DSP blocks (TensorFlow backend): mono (batch, time, 1) in and out, causal.
+
+Every block keeps its parameters inside their ranges by construction: it trains unbounded raw weights and maps
+them through a sigmoid (or tanh) onto the range, on a log scale for frequencies and Q. `values()` gives the
+mapped parameters as numpy (what a player reads, and what the exporter writes). Each block also states its
+`receptive_span` (history it needs) and `macs_per_sample` for `rtnt.model.summary`.
+
+The memoryless MLP is plain Keras `Dense` layers and the conv stack is rtnt's `tcn` stack (`rtnt.model.build`);
+`rtnt.model.graybox.build` composes all of them from a preset.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from rtnt.constants import SAMPLE_RATE
+from rtnt.model.graybox.dsp import fft_convolve, filter_biquads
+from rtnt.model.graybox.rbj import rbj_coefficients
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1.0 - p))
+
+
+def _to_raw(value: float, lo: float, hi: float, log: bool = False) -> float:
+    """The raw weight that `_bounded` maps to `value` (strictly inside (lo, hi))."""
+    if log:
+        value, lo, hi = math.log(value), math.log(lo), math.log(hi)
+    return _logit((value - lo) / (hi - lo))
+
+
+def _bounded(raw: Any, lo: float, hi: float, log: bool = False) -> Any:
+    """lo + (hi - lo) * sigmoid(raw), or its log-scale form lo * (hi / lo) ** sigmoid(raw); clipped to [lo, hi]
+    against float32 rounding at a saturated sigmoid."""
+    if log:
+        value = lo * tf.exp(math.log(hi / lo) * tf.sigmoid(raw))
+    else:
+        value = lo + (hi - lo) * tf.sigmoid(raw)
+    return tf.clip_by_value(value, lo, hi)
+
+
+class GrayBoxBlock(keras.layers.Layer):
+    """Base of the DSP blocks: a mono signal processor with interpretable parameters."""
+
+    receptive_span = 0  # history (samples) the block needs in training
+    macs_per_sample = 0
+    recursive = False  # an IIR filter: unbounded memory, so inference must not be split into chunks
+
+    def values(self) -> dict[str, Any]:
+        """The block's parameters after their range mapping, as numpy."""
+        raise NotImplementedError
+
+    def compute_output_shape(self, input_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        return input_shape
+
+
+@keras.saving.register_keras_serializable(package="rtnt")
+class Gain(GrayBoxBlock):
+    """y = 10^(g / 20) x with g (dB) = max_db * tanh(raw) (NablAFx's gain block)."""
+
+    macs_per_sample = 1
+
+    def __init__(self, gain_db: float = 0.0, max_gain_db: float = 24.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.gain_db, self.max_gain_db = float(gain_db), float(max_gain_db)
+        init = math.atanh(self.gain_db / self.max_gain_db)
+        self.raw = self.add_weight(name="raw_gain", shape=(), initializer=keras.initializers.Constant(init))
+
+    def gain(self) -> tf.Tensor:
+        """The linear gain."""
+        return tf.pow(10.0, self.max_gain_db * tf.tanh(self.raw) / 20.0)
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return x * self.gain()
+
+    def values(self) -> dict[str, Any]:
+        return {"gain_db": float(self.max_gain_db * np.tanh(float(self.raw.numpy())))}
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "gain_db": self.gain_db, "max_gain_db": self.max_gain_db}
+
+
+class _Recursive(GrayBoxBlock):
+    """A cascade of biquads trained by frequency sampling (`rtnt.model.graybox.dsp`); exported as the exact
+    recursion. `coefficients()` gives its (sections, 5) b0, b1, b2, a1, a2 in float64: they are computed from the
+    raw weights in float64 throughout, so eager, graph and XLA execution (which may reorder float32 arithmetic)
+    give the same filter to ~1e-16, and the exported coefficients are that filter. In float32 one ulp of a1 moves
+    a pole near z = 1 enough to change the output by ~1e-4."""
+
+    recursive = True
+
+    def __init__(self, warmup: int = 2048, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.warmup = int(warmup)
+        self.receptive_span = self.warmup
+
+    def coefficients(self) -> tf.Tensor:
+        raise NotImplementedError
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return filter_biquads(x, self.coefficients())
+
+
+@keras.saving.register_keras_serializable(package="rtnt")
+class DCBlocker(_Recursive):
+    """First-order DC blocker H(z) = (1 - z^-1) / (1 - R z^-1), R in [min_pole, max_pole] (J. O. Smith,
+    Introduction to Digital Filters, "DC blocker"); one biquad section (1, -1, 0, -R, 0)."""
+
+    macs_per_sample = 2
+
+    def __init__(self, pole: float = 0.995, min_pole: float = 0.9, max_pole: float = 0.9999, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.pole, self.min_pole, self.max_pole = float(pole), float(min_pole), float(max_pole)
+        init = _to_raw(self.pole, self.min_pole, self.max_pole)
+        self.raw = self.add_weight(name="raw_pole", shape=(), initializer=keras.initializers.Constant(init))
+
+    def pole_value(self) -> tf.Tensor:
+        """The pole R (float64)."""
+        return _bounded(tf.cast(self.raw, tf.float64), self.min_pole, self.max_pole)
+
+    def coefficients(self) -> tf.Tensor:
+        r = self.pole_value()
+        one, zero = tf.ones_like(r), tf.zeros_like(r)
+        return tf.stack([one, -one, zero, -r, zero])[None, :]
+
+    def values(self) -> dict[str, Any]:
+        return {"pole": float(self.pole_value().numpy())}
+
+    def get_config(self) -> dict[str, Any]:
+        cfg = {"pole": self.pole, "min_pole": self.min_pole, "max_pole": self.max_pole, "warmup": self.warmup}
+        return {**super().get_config(), **cfg}
+
+
+@keras.saving.register_keras_serializable(package="rtnt")
+class ParametricEQ(_Recursive):
+    """A cascade of RBJ Audio EQ Cookbook biquads (`rtnt.model.graybox.rbj`: peaking, low/high shelf, low/high-pass).
+
+    Per section the frequency (log scale in [min_freq_hz, max_freq_hz]), Q (log scale in [min_q, max_q]) and gain
+    (max_gain_db * tanh) are trained as raw weights, so every section stays a stable filter. `sections` is a list
+    of dicts with `kind`, `freq_hz`, `q`, `gain_db` (initial values).
+    """
+
+    def __init__(
+        self,
+        sections: list[dict[str, Any]],
+        min_freq_hz: float = 20.0,
+        max_freq_hz: float = 20000.0,
+        min_q: float = 0.1,
+        max_q: float = 10.0,
+        max_gain_db: float = 24.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sections = [
+            {"kind": str(s["kind"]), "freq_hz": float(s["freq_hz"]), "q": float(s["q"]), "gain_db": float(s["gain_db"])}
+            for s in sections
+        ]
+        self.freq_range, self.q_range = (float(min_freq_hz), float(max_freq_hz)), (float(min_q), float(max_q))
+        self.max_gain_db = float(max_gain_db)
+        self.macs_per_sample = 5 * len(self.sections)
+        init = np.array(
+            [
+                [
+                    _to_raw(s["freq_hz"], *self.freq_range, log=True),
+                    _to_raw(s["q"], *self.q_range, log=True),
+                    math.atanh(s["gain_db"] / self.max_gain_db),
+                ]
+                for s in self.sections
+            ],
+            dtype=np.float32,
+        )
+        self.raw = self.add_weight(name="raw_sections", shape=init.shape, initializer=keras.initializers.Constant(init))
+
+    def parameters(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Frequencies (Hz), Qs and gains (dB) of the sections, each (sections,), in float64."""
+        raw = tf.cast(self.raw, tf.float64)
+        freq = _bounded(raw[:, 0], *self.freq_range, log=True)
+        q = _bounded(raw[:, 1], *self.q_range, log=True)
+        return freq, q, self.max_gain_db * tf.tanh(raw[:, 2])
+
+    def coefficients(self) -> tf.Tensor:
+        freq, q, gain = self.parameters()
+        rows = [
+            tf.stack(rbj_coefficients(s["kind"], freq[i], q[i], gain[i], float(SAMPLE_RATE), tf.math))
+            for i, s in enumerate(self.sections)
+        ]
+        return tf.stack(rows)
+
+    def values(self) -> dict[str, Any]:
+        freq, q, gain = (np.asarray(v) for v in self.parameters())
+        return {
+            "sections": [
+                {"kind": s["kind"], "freq_hz": float(freq[i]), "q": float(q[i]), "gain_db": float(gain[i])}
+                for i, s in enumerate(self.sections)
+            ]
+        }
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            "sections": self.sections,
+            "min_freq_hz": self.freq_range[0],
+            "max_freq_hz": self.freq_range[1],
+            "min_q": self.q_range[0],
+            "max_q": self.q_range[1],
+            "max_gain_db": self.max_gain_db,
+            "warmup": self.warmup,
+        }
+
+
+@keras.saving.register_keras_serializable(package="rtnt")
+class FIR(GrayBoxBlock):
+    """Causal FIR y[t] = sum_k h[k] x[t - k] of `taps` taps, starting as a unit impulse; trained by FFT
+    convolution (exact linear convolution, `rtnt.model.graybox.dsp.fft_convolve`). A cabinet is ~2048 taps."""
+
+    def __init__(self, taps: int = 2048, conv1d_max_taps: int = 64, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.taps, self.conv1d_max_taps = int(taps), int(conv1d_max_taps)
+        self.receptive_span, self.macs_per_sample = self.taps - 1, self.taps
+        impulse = np.zeros(self.taps, dtype=np.float32)
+        impulse[0] = 1.0
+        self.kernel = self.add_weight(name="taps", shape=(self.taps,), initializer=keras.initializers.Constant(impulse))
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return fft_convolve(x, self.kernel)
+
+    def values(self) -> dict[str, Any]:
+        return {"taps": np.asarray(self.kernel.numpy(), dtype=np.float32)}
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "taps": self.taps, "conv1d_max_taps": self.conv1d_max_taps}
+
+
+@keras.saving.register_keras_serializable(package="rtnt")
+class Waveshaper(GrayBoxBlock):
+    """Parametric tanh waveshaper y = g (tanh(d x + b) - tanh(b)): drive d = 10^(drive_db / 20) with drive_db in
+    [min_drive_db, max_drive_db], bias b in +-max_bias (asymmetric clipping; tanh(b) is subtracted so silence
+    stays silent), output gain g = 10^(gain_db / 20) with gain_db in +-max_gain_db (NablAFx's parametric
+    static nonlinearity)."""
+
+    macs_per_sample = 2
+
+    def __init__(
+        self,
+        drive_db: float = 12.0,
+        bias: float = 0.0,
+        gain_db: float = 0.0,
+        min_drive_db: float = -24.0,
+        max_drive_db: float = 48.0,
+        max_bias: float = 1.0,
+        max_gain_db: float = 24.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.init = {"drive_db": float(drive_db), "bias": float(bias), "gain_db": float(gain_db)}
+        self.drive_range = (float(min_drive_db), float(max_drive_db))
+        self.max_bias, self.max_gain_db = float(max_bias), float(max_gain_db)
+        raw = [
+            _to_raw(float(drive_db), *self.drive_range),
+            math.atanh(float(bias) / self.max_bias),
+            math.atanh(float(gain_db) / self.max_gain_db),
+        ]
+        self.raw = self.add_weight(name="raw_shape", shape=(3,), initializer=keras.initializers.Constant(raw))
+
+    def parameters(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Linear drive, bias and linear output gain."""
+        drive_db = _bounded(self.raw[0], *self.drive_range)
+        bias = self.max_bias * tf.tanh(self.raw[1])
+        gain_db = self.max_gain_db * tf.tanh(self.raw[2])
+        return tf.pow(10.0, drive_db / 20.0), bias, tf.pow(10.0, gain_db / 20.0)
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        drive, bias, gain = self.parameters()
+        return gain * (tf.tanh(drive * x + bias) - tf.tanh(bias))
+
+    def values(self) -> dict[str, Any]:
+        drive, bias, gain = (float(v) for v in self.parameters())
+        return {"drive": drive, "bias": bias, "gain": gain}
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(),
+            **self.init,
+            "min_drive_db": self.drive_range[0],
+            "max_drive_db": self.drive_range[1],
+            "max_bias": self.max_bias,
+            "max_gain_db": self.max_gain_db,
+        }

@@ -1,0 +1,120 @@
+"""Reference runtime of the gray-box layer types (docs/graybox_format.md), dispatched to by `reference.py`.
+
+`biquad`: a cascade of sections run as the exact recursion (scipy.signal.sosfilt, transposed direct form II,
+float64 coefficients and state carried across calls); `fir`: causal convolution with a carried input history of taps - 1
+samples (FFT convolution, float64); `waveshaper`: gain * (tanh(drive * x + bias) - tanh(bias)); `gain`: gain * x.
+Every layer is mono in and out and keeps its state across `process` calls, so any chunking gives the same output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.signal
+
+GRAYBOX_LAYER_TYPES = ("biquad", "fir", "waveshaper", "gain")
+
+
+class Biquads:
+    """A cascade of biquad sections, coefficients (sections, 5) as b0, b1, b2, a1, a2 (a0 = 1)."""
+
+    def __init__(self, coefficients: np.ndarray) -> None:
+        c = np.asarray(coefficients, dtype=np.float64)
+        self.sos = np.concatenate([c[:, :3], np.ones((len(c), 1)), c[:, 3:]], axis=1)
+        self.reset()
+
+    def reset(self) -> None:
+        self.state = np.zeros((len(self.sos), 2))
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        y, self.state = scipy.signal.sosfilt(self.sos, x[:, 0].astype(np.float64), zi=self.state)
+        return y.astype(np.float32)[:, None]
+
+
+class Fir:
+    """y[t] = sum_k taps[k] x[t - k], with the last taps - 1 inputs kept as history."""
+
+    def __init__(self, taps: np.ndarray) -> None:
+        self.taps = np.asarray(taps, dtype=np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        self.history = np.zeros(len(self.taps) - 1)
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        padded = np.concatenate([self.history, x[:, 0].astype(np.float64)])
+        y = scipy.signal.fftconvolve(padded, self.taps, mode="valid")
+        self.history = padded[len(padded) - len(self.history) :] if len(self.history) else self.history
+        return y.astype(np.float32)[:, None]
+
+
+class Waveshaper:
+    """gain * (tanh(drive * x + bias) - tanh(bias)), memoryless."""
+
+    def __init__(self, drive: float, bias: float, gain: float) -> None:
+        self.drive, self.bias, self.gain = np.float32(drive), np.float32(bias), np.float32(gain)
+
+    def reset(self) -> None:
+        pass
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.gain * (np.tanh(self.drive * x + self.bias) - np.tanh(self.bias))
+
+
+class Gain:
+    """gain * x."""
+
+    def __init__(self, gain: float) -> None:
+        self.gain = np.float32(gain)
+
+    def reset(self) -> None:
+        pass
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        return self.gain * x
+
+
+GrayBoxLayer = Biquads | Fir | Waveshaper | Gain
+
+
+def parse_graybox_layer(r: Any, size: int, layers: list[Any]) -> int:
+    """Append the runtime layer of one gray-box JSON layer read by `reference._Reader` `r`; returns 1 (mono)."""
+    if size != 1 or r.dims() != 1:
+        r.fail(f"a gray-box layer is mono in and out, but its input has {size} channels and 'shape' ends in {r.dims()}")
+    (w,) = r.weights((1,))
+    if r.type == "biquad":  # the coefficients are read again as doubles, as written
+        n = r.int_field("sections")
+        r.expect(0, w, (n, 5))
+        layers.append(Biquads(np.asarray(r.spec["weights"][0], dtype=np.float64)))
+    elif r.type == "fir":
+        layers.append(Fir(r.expect(0, w, (r.int_field("taps"),))))
+    elif r.type == "waveshaper":
+        layers.append(Waveshaper(*r.expect(0, w, (3,))))
+    else:
+        layers.append(Gain(*r.expect(0, w, (1,))))
+    return 1
+
+
+def is_graybox_document(data: Any) -> bool:
+    """True when a parsed model document holds a gray-box layer type (so RTNeural and the native runtime cannot
+    load it)."""
+    layers = data.get("layers") if isinstance(data, Mapping) else None
+    if not isinstance(layers, list):
+        return False
+    return any(isinstance(spec, Mapping) and spec.get("type") in GRAYBOX_LAYER_TYPES for spec in layers)
+
+
+def is_graybox_file(path: str | Path) -> bool:
+    """True when the model file at `path` is rtnt gray-box JSON (a `.json` holding a gray-box layer type)."""
+    import json
+
+    path = Path(path)
+    if path.suffix != ".json":
+        return False
+    try:
+        return is_graybox_document(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return False

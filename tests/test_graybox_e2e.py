@@ -1,0 +1,83 @@
+"""End to end: `rtnt-train train=smoke preset=graybox/wiener_hammerstein_cab` on the demo capture trains, exports
+gray-box JSON with Keras parity, says in one line that the native runtime does not run it (gate NOT READY on
+native_validation), and `rtnt-export ir <run id>` writes the trained cabinet FIR."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+import soundfile as sf
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def graybox_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("graybox_e2e")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", uri)
+    command = [sys.executable, "-m", "rtnt.cli.train", "train=smoke", "preset=graybox/wiener_hammerstein_cab"]
+    proc = subprocess.run(command + ["capture=demo"], cwd=tmp, capture_output=True, text=True, timeout=900)
+    mp.undo()
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_id = proc.stdout.split("MLflow run:")[1].split()[0]
+    return {"proc": proc, "uri": uri, "run": mlflow.MlflowClient(uri).get_run(run_id), "cwd": tmp}
+
+
+def test_the_run_finishes_with_parity_and_an_honest_gate(graybox_run: dict) -> None:
+    proc, run = graybox_run["proc"], graybox_run["run"]
+    assert run.info.status == "FINISHED" and run.data.tags["family"] == "graybox"
+    output = (proc.stdout + proc.stderr).splitlines()  # Hydra logs to stdout
+    warnings = [line for line in output if "native runtime does not run" in line]
+    assert len(warnings) == 1
+    assert run.data.metrics["parity_error"] < 1e-4 and run.data.metrics["native_validation"] == 0.0
+    assert "gate: NOT READY" in proc.stdout and "native_validation" in run.data.tags["gate.failed"]
+    out_dir = Path(run.data.tags["rtnt.output_dir"])
+    types = [layer["type"] for layer in json.loads((out_dir / "model.json").read_text())["layers"]]
+    assert types == ["biquad", "gain", "dense", "dense", "dense", "biquad", "fir"]
+
+
+def test_the_checkpoint_reloads_and_reproduces_the_export(graybox_run: dict) -> None:
+    import keras
+
+    import rtnt.model.build  # noqa: F401  (registers the gray-box blocks)
+    from rtnt.runtime.reference import ReferenceModel
+
+    out_dir = Path(graybox_run["run"].data.tags["rtnt.output_dir"])
+    model = keras.models.load_model(out_dir / "model.keras", compile=False)
+    x = np.random.default_rng(1).uniform(-0.8, 0.8, 9600).astype(np.float32)
+    y_keras = np.asarray(model(x[None, :, None]))[0, :, 0]
+    assert np.max(np.abs(y_keras - ReferenceModel.from_json(out_dir / "model.json").process(x))) < 1e-4
+
+
+def test_export_ir_of_the_run_writes_its_trained_fir(graybox_run: dict, tmp_path: Path) -> None:
+    run = graybox_run["run"]
+    out = tmp_path / "cab.wav"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from rtnt.cli.export import main; sys.exit(main())",
+            "ir",
+            run.info.run_id,
+            "--out",
+            str(out),
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "MLFLOW_TRACKING_URI": graybox_run["uri"]},
+    )
+    assert proc.returncode == 0, proc.stderr
+    taps = json.loads((Path(run.data.tags["rtnt.output_dir"]) / "model.json").read_text())["layers"][-1]["weights"][0]
+    wav, sr = sf.read(out, dtype="float32")
+    assert sr == 48000 and wav.shape == (2048,)
+    np.testing.assert_array_equal(wav, np.asarray(taps, dtype=np.float32))
