@@ -251,3 +251,27 @@ def test_native_missing_or_misshaped_controls_refused(conditioned) -> None:
     plain = NativeModel.from_json_text(json.dumps(conditioned_json(0)[0]))
     with pytest.raises(RtntError, match="takes no controls"):
         plain.process(x, np.zeros((50, 1)))
+
+
+@needs_native
+def test_validation_self_check_and_benchmark_take_a_conditioned_model(conditioned) -> None:
+    from rtnt.runtime.controls import sweep_controls
+    from rtnt.validate.bench import benchmark_native
+    from rtnt.validate.native_check import self_check, validate_native
+
+    data, ref, _ = conditioned
+    text = json.dumps(data)
+    x = _signal(3000)
+    for controls in ([0.3], sweep_controls(ref.controls, len(x))):
+        ref.reset()
+        y_ref = ref.process(x, controls)
+        check = validate_native(NativeModel.from_json_text(text), x, y_ref, controls=controls)
+        assert check.passed and check.max_error <= TOL, check
+        wrong = validate_native(NativeModel.from_json_text(text), x, y_ref, controls=[0.9], tolerance=TOL)
+        assert not wrong.passed  # the check sees the controls
+    sweep = sweep_controls([GAIN, TONE], 1000)
+    assert sweep.shape == (1000, 2) and sweep.min() >= 0.0 and np.isclose(sweep[:, 0].max(), 0.9, atol=1e-4)
+    assert sweep_controls([], 10) is None
+    assert self_check(NativeModel.from_json_text(text), n=4096).passed
+    result = benchmark_native(NativeModel.from_json_text(text), block_sizes=(64,), seconds=0.05, repeats=1)
+    assert result.rtf[64] > 0

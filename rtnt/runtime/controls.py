@@ -101,3 +101,15 @@ def control_block(controls: Any, n: int, k: int, source: str) -> np.ndarray:
     if not np.all(np.isfinite(c)):
         raise RtntError(f"{source}: controls hold NaN or Inf; pass finite knob values")
     return c
+
+
+def sweep_controls(controls: Sequence[ControlSpec], n: int, cycles: float = 2.0) -> np.ndarray | None:
+    """Per-sample values (n, K) float32 that sweep every control over its whole range, `cycles` times in n
+    samples (a raised cosine from the minimum, the controls out of phase), for checks and benchmarks of a
+    conditioned model; None for an unconditioned one."""
+    if not controls:
+        return None
+    lo = np.array([c.minimum for c in controls])
+    hi = np.array([c.maximum for c in controls])
+    phase = 2 * np.pi * cycles * np.arange(n)[:, None] / max(n, 1) + np.arange(len(controls))[None, :]
+    return (lo + (hi - lo) * (0.5 - 0.5 * np.cos(phase))).astype(np.float32)
