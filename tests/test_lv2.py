@@ -34,8 +34,9 @@ import soundfile as sf
 
 from rtnt.config import PACKAGE_DIR, shared_dir
 from rtnt.errors import ExportError
-from rtnt.export.lv2 import MODEL_FILE, PORTS, LV2Descriptor, bundle_uri, export_lv2
+from rtnt.export.lv2 import MODEL_FILE, PORTS, LV2Descriptor, bundle_uri, export_lv2, knob_symbols, smoothed_knob
 from rtnt.native import NativeModel, native_available
+from rtnt.runtime.controls import ControlSpec
 
 SR = 48_000
 RAMP = SR // 50  # the plugin's 20 ms gain / bypass ramp
@@ -429,7 +430,7 @@ def test_run_makes_no_heap_call_and_imports_no_lock(exported, tmp_path):
     _rt_check(bundle, uri, tmp_path)
 
 
-def _rt_check(bundle: Path, uri: str, build_dir: Path) -> None:
+def _rt_check(bundle: Path, uri: str, build_dir: Path, knobs: int = 0) -> None:
     from rtnt.export.lv2 import PLUGIN_SOURCE, build_tool
 
     cmake, ninja = build_tool("cmake"), build_tool("ninja")
@@ -447,7 +448,10 @@ def _rt_check(bundle: Path, uri: str, build_dir: Path) -> None:
     subprocess.run(configure, check=True, capture_output=True)
     subprocess.run([cmake, "--build", str(build_dir), "--target", "rtnt_lv2_rt_check"], check=True, capture_output=True)
     proc = subprocess.run(
-        [str(build_dir / "rtnt_lv2_rt_check"), str(bundle)], capture_output=True, text=True, timeout=60
+        [str(build_dir / "rtnt_lv2_rt_check"), str(bundle), *([str(knobs)] if knobs else [])],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 0 and "rt_check: ok" in proc.stdout, proc.stdout + proc.stderr
     if shutil.which("nm"):
@@ -504,6 +508,128 @@ def test_nam_run_makes_no_heap_call(exported_nam, tmp_path):
     """The .nam plugin's run(), including the prewarming reset when it fades in from bypass."""
     bundle, uri = exported_nam
     _rt_check(bundle, uri, tmp_path)
+
+
+# --------------------------------------------------------------------------- a conditioned (knob) model
+
+DRIVE = ControlSpec("Drive level", 0.1, 0.9, 0.5)
+
+
+def tiny_conditioned_model(seed: int = 9) -> dict:
+    """`tiny_model` conditioned on one knob: in_shape 1 + 1, the first conv reads [x, drive], and the knob
+    is weighted strongly enough to change the sound."""
+    model = tiny_model(seed)
+    rng = np.random.default_rng(seed)
+    first = model["layers"][0]
+    kernel = np.asarray(first["weights"][0])  # (3, 1, 6)
+    first["weights"][0] = np.concatenate([kernel, rng.normal(0, 1.0, kernel.shape)], axis=1).tolist()
+    model["in_shape"] = [None, None, 2]
+    model["controls"] = [DRIVE.to_json()]
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported_knob(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, Path]:
+    """(bundle, URI, model JSON) of the one-knob model."""
+    if not native_available():
+        pytest.skip("rtnt._native is not built (pip install -e .)")
+    root = tmp_path_factory.mktemp("lv2knob")
+    json_path = root / "knob.json"
+    json_path.write_text(json.dumps(tiny_conditioned_model()))
+    return (bundle := export_lv2(str(json_path), "Knob Drive", root / "plugins")), bundle_uri(bundle), json_path
+
+
+def test_knob_symbols_are_valid_and_unique() -> None:
+    specs = [ControlSpec(n, 0, 1, 0.5) for n in ("gain", "Gain!", "gain", "3 band", "enabled", "ÄÖ", "a-b c")]
+    assert knob_symbols(specs) == ["gain", "Gain", "gain_2", "_3_band", "enabled_2", "knob", "a_b_c"]
+
+
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
+def test_knob_port_in_lv2info(exported_knob):
+    bundle, uri, _ = exported_knob
+    env = dict(os.environ, LV2_PATH=str(bundle.parent))
+    info = subprocess.run(["lv2info", uri], env=env, capture_output=True, text=True, timeout=60)
+    assert info.returncode == 0 and info.stderr == "", info.stderr
+    port = info.stdout.split("Port 6:")[1]
+    for line in ("Symbol:      Drive_level", "Name:        Drive level", "Minimum:     0.1", "Maximum:     0.9",
+                 "Default:     0.5", "http://lv2plug.in/ns/lv2core#ControlPort"):  # fmt: skip
+        assert line in port, port
+    assert "Port 7:" not in info.stdout
+
+
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
+def test_lv2apply_knob_matches_native_runtime_with_the_documented_ramp(exported_knob, dry, tmp_path):
+    """lv2apply sets the knob before the first run(); the plugin ramps it linearly from the default (0.5)
+    over 20 ms (960 samples), which `smoothed_knob` reproduces. Two knob values give different sounds."""
+    bundle, uri, json_path = exported_knob
+    outputs = {}
+    for value in (0.8, 0.2):
+        y, stderr = lv2apply(bundle, uri, dry, tmp_path, Drive_level=value)
+        assert stderr == ""
+        knob = smoothed_knob(DRIVE.default, [value], [len(dry)], SR)
+        assert knob[RAMP - 2] != value and np.all(knob[RAMP - 1 :] == np.float32(value))
+        native = NativeModel.from_file(json_path)
+        native.prepare(4096)
+        expected = np.asarray(native.process(dry, knob[:, None]), np.float64)
+        assert np.max(np.abs(y - expected)) <= TOL
+        native.reset()  # without the ramp the first 20 ms would differ: the test can see the smoothing
+        unsmoothed = np.asarray(native.process(dry, [value]), np.float64)
+        assert np.max(np.abs(y[:RAMP] - unsmoothed[:RAMP])) > 100 * TOL
+        outputs[value] = y
+    assert np.sqrt(np.mean((outputs[0.8] - outputs[0.2]) ** 2)) > 0.01 * np.sqrt(np.mean(outputs[0.8] ** 2))
+
+
+@needs_build
+@pytest.mark.lv2
+def test_knob_moves_mid_stream_follow_the_documented_ramp(exported_knob, dry):
+    """The plugin's descriptor called directly, block sizes changing, the knob moved every few blocks (also
+    in the middle of a ramp, and beyond its range, which clamps): the output is the native runtime's given
+    the `smoothed_knob` sequence."""
+    bundle, uri, json_path = exported_knob
+    lib = ctypes.CDLL(str(bundle / "rtnt_model.so"))
+    lib.lv2_descriptor.restype = ctypes.POINTER(LV2Descriptor)
+    desc = lib.lv2_descriptor(0)
+    d = desc.contents
+    handle = d.instantiate(desc, float(SR), (str(bundle) + os.sep).encode(), None)
+    assert handle
+    ports = {k: ctypes.c_float(v) for k, v in (("input_gain", 0.0), ("output_gain", 0.0), ("enabled", 1.0))}
+    for key, value in ports.items():
+        d.connect_port(handle, PORTS[key], ctypes.addressof(value))
+    knob = ctypes.c_float(0.5)
+    d.connect_port(handle, 6, ctypes.addressof(knob))
+    x = np.ascontiguousarray(dry[:20000])
+    y = np.zeros_like(x)
+    blocks = [300, 500, 64, 1000, 7, 900, 2000, 333, 1200, 4096, 5000]
+    moves = [0.5, 0.8, 0.8, 0.3, 0.3, 0.9, 0.9, 2.0, 0.2, 0.2, 0.6]  # 0.3 lands mid-ramp; 2.0 clamps to 0.9
+    blocks[-1] = len(x) - sum(blocks[:-1])
+    d.activate(handle)
+    try:
+        pos = 0
+        for value, n in zip(moves, blocks, strict=True):
+            knob.value = value
+            d.connect_port(handle, PORTS["in"], x.ctypes.data + 4 * pos)
+            d.connect_port(handle, PORTS["out"], y.ctypes.data + 4 * pos)
+            d.run(handle, n)
+            pos += n
+    finally:
+        d.cleanup(handle)
+    control = smoothed_knob(DRIVE.default, [min(v, DRIVE.maximum) for v in moves], blocks, SR)
+    native = NativeModel.from_file(json_path)
+    native.prepare(4096)
+    assert np.max(np.abs(y - native.process(x, control[:, None]))) <= TOL
+
+
+@needs_build
+@pytest.mark.lv2
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="heap counting needs glibc")
+def test_knob_run_makes_no_heap_call(exported_knob, tmp_path):
+    """run() with the knob moving within, at and beyond its range (and NaN), through block-size changes."""
+    bundle, uri, _ = exported_knob
+    _rt_check(bundle, uri, tmp_path, knobs=1)
 
 
 # --------------------------------------------------------------------------- refusals (no host)

@@ -8,6 +8,13 @@
 // Gain and bypass changes ramp linearly over kRampSeconds and then hold their target exactly,
 // so at 0 dB and enabled the output is the runtime's output bit for bit.
 //
+// A conditioned model (RTNeural JSON with 'controls') gets one control input port per knob after
+// the fixed ports (index kFirstKnob + j for control j). Each knob port is clamped to the control's
+// [minimum, maximum] (NaN reads as the default) and smoothed by a linear ramp: on a change it moves
+// from its current value to the new one in equal steps over round(sample_rate * kRampSeconds)
+// samples (960 at 48 kHz), then holds the port value exactly; it starts at the control's default at
+// activate(). The ramped values are the model's per-sample controls.
+//
 // run() allocates nothing, takes no lock, does no I/O and flushes denormals. Host blocks of any
 // length are cut into chunks of the prepared length (the host's bufsz:maxBlockLength when it
 // offers one, else its nominalBlockLength, else kDefaultBlock).
@@ -29,7 +36,7 @@
 
 namespace {
 
-enum PortIndex : uint32_t { kIn = 0, kOut, kInputGain, kOutputGain, kEnabled, kLatency };
+enum PortIndex : uint32_t { kIn = 0, kOut, kInputGain, kOutputGain, kEnabled, kLatency, kFirstKnob };
 
 constexpr int kDefaultBlock = 512;       // chunk length when the host announces no block length
 constexpr int kMaxPreparedBlock = 8192;  // longer host blocks are processed in chunks of this
@@ -158,15 +165,39 @@ int announced_block_length(const LV2_Feature* const* features) {
     return chosen > 0 ? static_cast<int>(std::min<long>(chosen, kMaxPreparedBlock)) : 0;
 }
 
+/// A knob port of a conditioned model: the control's range and default, and its ramp.
+struct Knob {
+    const float* port = nullptr;
+    float minimum = 0.0f;
+    float maximum = 1.0f;
+    float default_value = 0.0f;
+    Ramp ramp;
+
+    /// The port value clamped to the control's range (the default when unconnected or NaN).
+    float target() const {
+        if (!port || std::isnan(*port)) return default_value;
+        return std::min(maximum, std::max(minimum, *port));
+    }
+};
+
 class Plugin {
 public:
     Plugin(rtnt::Model model, double sample_rate, int block)
-        : model_(std::move(model)), block_(block), dry_(block), x_(block), y_(block) {
+        : model_(std::move(model)), block_(block), dry_(block), x_(block), y_(block),
+          knobs_(model_.info().controls.size()),
+          controls_(static_cast<std::size_t>(block) * model_.info().controls.size()) {
         model_.prepare(block_);
         const int ramp = static_cast<int>(std::lround(sample_rate * kRampSeconds));
         in_gain_.set_length(ramp);
         out_gain_.set_length(ramp);
         mix_.set_length(ramp);
+        for (std::size_t j = 0; j < knobs_.size(); ++j) {
+            const rtnt::ControlSpec& c = model_.info().controls[j];
+            knobs_[j].minimum = static_cast<float>(c.minimum);
+            knobs_[j].maximum = static_cast<float>(c.maximum);
+            knobs_[j].default_value = static_cast<float>(c.default_value);
+            knobs_[j].ramp.set_length(ramp);
+        }
     }
 
     void connect(uint32_t port, void* data) {
@@ -177,11 +208,15 @@ public:
             case kOutputGain: output_gain_db_ = static_cast<const float*>(data); break;
             case kEnabled: enabled_ = static_cast<const float*>(data); break;
             case kLatency: latency_ = static_cast<float*>(data); break;
-            default: break;
+            default:
+                if (port >= kFirstKnob && port - kFirstKnob < knobs_.size())
+                    knobs_[port - kFirstKnob].port = static_cast<const float*>(data);
+                break;
         }
     }
 
     void activate() {
+        for (Knob& k : knobs_) k.ramp.snap(k.default_value);
         model_.reset();
         model_running_ = true;
         fresh_ = true;
@@ -204,6 +239,7 @@ public:
             out_gain_.retarget(out_gain);
             mix_.retarget(mix);
         }
+        for (Knob& k : knobs_) k.ramp.retarget(k.target());
         if (mix_.target() > 0.0f && !model_running_) {  // fading in from full bypass: start clean
             model_.reset();
             model_running_ = true;
@@ -225,6 +261,7 @@ private:
             model_running_ = false;
             in_gain_.snap(in_gain_.target());
             out_gain_.snap(out_gain_.target());
+            for (Knob& k : knobs_) k.ramp.snap(k.ramp.target());
             if (out != in) std::memcpy(out, dry, sizeof(float) * static_cast<std::size_t>(m));
             return;
         }
@@ -236,7 +273,12 @@ private:
         } else {
             for (int i = 0; i < m; ++i) x[i] = dry[i] * in_gain_.next();
         }
-        model_.process(x, y, m);
+        if (knobs_.empty()) {
+            model_.process(x, y, m);
+        } else {
+            fill_controls(m);
+            model_.process(x, y, m, controls_.data());
+        }
         if (out_gain_.settled() && mix_.settled()) {  // enabled and steady
             const float g = out_gain_.value();
             for (int i = 0; i < m; ++i) out[i] = y[i] * g;
@@ -249,9 +291,26 @@ private:
         }
     }
 
+    /// Writes the next m per-sample knob values (row-major, m x K) into controls_.
+    void fill_controls(int m) noexcept {
+        const std::size_t k = knobs_.size();
+        float* c = controls_.data();
+        for (std::size_t j = 0; j < k; ++j) {
+            Ramp& r = knobs_[j].ramp;
+            if (r.settled()) {
+                const float v = r.value();
+                for (int t = 0; t < m; ++t) c[t * k + j] = v;
+            } else {
+                for (int t = 0; t < m; ++t) c[t * k + j] = r.next();
+            }
+        }
+    }
+
     rtnt::Model model_;
     int block_;
     std::vector<float> dry_, x_, y_;
+    std::vector<Knob> knobs_;
+    std::vector<float> controls_;
     GainPort input_gain_, output_gain_;
     Ramp in_gain_, out_gain_, mix_;
     bool fresh_ = true;
@@ -280,9 +339,10 @@ LV2_Handle instantiate(const LV2_Descriptor*, double sample_rate, const char* bu
     }
     try {
         rtnt::Model model = rtnt::load_model_file(path);
-        if (model.in_size() != 1 || model.out_size() != 1) {
+        if (model.in_size() != 1 + model.num_controls() || model.out_size() != 1) {
             log.error(path + ": the model has " + std::to_string(model.in_size()) + " input(s) and " +
-                      std::to_string(model.out_size()) + " output(s); this plugin runs mono models (1 in, 1 out)");
+                      std::to_string(model.out_size()) + " output(s); this plugin runs mono models (1 audio input " +
+                      "plus one per control, 1 output)");
             return nullptr;
         }
         const double expected = model.info().sample_rate > 0 ? model.info().sample_rate : kTrainedRate;

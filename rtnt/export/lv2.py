@@ -6,8 +6,13 @@ against the native runtime, and writes `<name>.lv2/`:
 
     rtnt_model.so   the plugin (native/lv2/plugin.cpp on rtnt::runtime), URI compiled in
     manifest.ttl    plugin URI, binary, seeAlso plugin.ttl
-    plugin.ttl      name and ports: in, out, input_gain (dB), output_gain (dB), enabled, latency
+    plugin.ttl      name and ports: in, out, input_gain (dB), output_gain (dB), enabled, latency, and for a
+                    conditioned model one knob port per control (index 6 + j, see `knob_ports_ttl`)
     model.json      the model, loaded by the plugin at instantiate (model.nam for a NAM file)
+
+A conditioned model's knob ports take lv2:name from the control name, lv2:symbol from `knob_symbols`,
+and lv2:minimum / maximum / default from its ControlSpec. The plugin ramps each knob linearly over
+KNOB_RAMP_SECONDS (see `smoothed_knob`) from the control's default at activate.
 
 A `.nam` file (told apart by content) runs as NAM Core runs it, prewarmed on silence at activate;
 a SlimmableContainer runs its default submodel. The URI is `urn:rtnt:run:<run id>` for a run and
@@ -27,14 +32,17 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from string import Template
+from typing import Any
 
 import numpy as np
 
 from rtnt.config import NATIVE_DIR
 from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ExportError, RtntError, exception_summary
+from rtnt.runtime.controls import ControlSpec, sweep_controls
 
 PLUGIN_SOURCE = NATIVE_DIR / "lv2"
 BINARY = "rtnt_model.dll" if sys.platform == "win32" else "rtnt_model.so"
@@ -44,6 +52,8 @@ PLUGIN_TTL = "plugin.ttl"
 ARTIFACT_DIR = "lv2"
 # Port indices of native/lv2/plugin.ttl.in (and PortIndex in plugin.cpp).
 PORTS = {"in": 0, "out": 1, "input_gain": 2, "output_gain": 3, "enabled": 4, "latency": 5}
+FIRST_KNOB_PORT = 6  # knob j of a conditioned model is port 6 + j (kFirstKnob in plugin.cpp)
+KNOB_RAMP_SECONDS = 0.02  # kRampSeconds in plugin.cpp: a knob change ramps linearly over 20 ms
 SELF_CHECK_TOLERANCE = 1e-5
 
 _URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9:._/~-]+")
@@ -76,6 +86,68 @@ def plugin_uri(run_id: str | None, json_bytes: bytes) -> str:
     if run_id is not None:
         return f"urn:rtnt:run:{run_id}"
     return f"urn:rtnt:model:{hashlib.sha256(json_bytes).hexdigest()[:32]}"
+
+
+def knob_symbols(controls: Sequence[ControlSpec]) -> list[str]:
+    """The LV2 port symbol of each control: its name with every run of characters other than ASCII
+    letters, digits and '_' replaced by '_', a leading '_' before a digit, 'knob' for a name with
+    none of those, and '_2', '_3', .. appended where it would repeat a fixed port's or an earlier
+    knob's symbol (an LV2 symbol matches [_a-zA-Z][_a-zA-Z0-9]* and is unique in its plugin)."""
+    taken = set(PORTS)
+    symbols = []
+    for control in controls:
+        base = re.sub(r"[^A-Za-z0-9_]+", "_", control.name.strip()).strip("_") or "knob"
+        if base[0].isdigit():
+            base = f"_{base}"
+        symbol, n = base, 1
+        while symbol in taken:
+            n += 1
+            symbol = f"{base}_{n}"
+        taken.add(symbol)
+        symbols.append(symbol)
+    return symbols
+
+
+def knob_ports_ttl(controls: Sequence[ControlSpec]) -> str:
+    """The Turtle of a conditioned model's knob ports, to follow the fixed ports in plugin.ttl ('' for none)."""
+    parts = []
+    for j, (control, symbol) in enumerate(zip(controls, knob_symbols(controls), strict=True)):
+        parts.append(
+            " , [\n"
+            "        a lv2:ControlPort , lv2:InputPort ;\n"
+            f"        lv2:index {FIRST_KNOB_PORT + j} ;\n"
+            f'        lv2:symbol "{symbol}" ;\n'
+            f'        lv2:name "{_turtle_string(control.name)}" ;\n'
+            '        rdfs:comment "Model control (ramped over 20 ms)" ;\n'
+            f"        lv2:default {control.default!r} ;\n"
+            f"        lv2:minimum {control.minimum!r} ;\n"
+            f"        lv2:maximum {control.maximum!r}\n"
+            "    ]"
+        )
+    return "".join(parts)
+
+
+def smoothed_knob(start: float, values: Sequence[float], blocks: Sequence[int], sample_rate: float) -> np.ndarray:
+    """The per-sample control the plugin feeds the model for one knob, as float32: it starts at `start`
+    (the control's default at activate); at the start of each run() of `blocks[i]` samples whose port
+    reads `values[i]` (already within the control's range), a changed value starts a linear ramp from
+    the current value in round(sample_rate * KNOB_RAMP_SECONDS) equal float32 steps, whose last sample
+    is the port value exactly (plugin.cpp's Ramp)."""
+    length = max(1, round(sample_rate * KNOB_RAMP_SECONDS))
+    current = target = np.float32(start)
+    step, remaining = np.float32(0), 0
+    out = []
+    for value, n in zip(values, blocks, strict=True):
+        if np.float32(value) != target:
+            target = np.float32(value)
+            remaining = length
+            step = np.float32((target - current) / np.float32(length))
+        for _ in range(n):
+            if remaining > 0:
+                remaining -= 1
+                current = target if remaining == 0 else np.float32(current + step)
+            out.append(current)
+    return np.asarray(out, dtype=np.float32)
 
 
 def bundle_folder(name: str) -> str:
@@ -140,7 +212,13 @@ def export_lv2(
                 if run_id
                 else f"{json_path.name} (sha256 {hashlib.sha256(json_bytes).hexdigest()[:16]})"
             )
-            _write_ttl(staging, uri, name, f"rtnt neural model from {origin}; {_rate_note(json_path)}; {gate_note}")
+            _write_ttl(
+                staging,
+                uri,
+                name,
+                f"rtnt neural model from {origin}; {_rate_note(json_path)}; {gate_note}",
+                _model_controls(json_path),
+            )
             check_plugin_binary(staging, uri)
             final = out_dir / folder
             _replace_bundle(staging, final)
@@ -159,6 +237,13 @@ def is_nam_file(path: Path) -> bool:
     except (ValueError, OSError):
         return False
     return isinstance(doc, dict) and {"architecture", "config", "weights"} <= set(doc)
+
+
+def _model_controls(path: Path) -> list[ControlSpec]:
+    """The controls (knobs) of a model file, as the native runtime reads them."""
+    from rtnt.native import NativeModel
+
+    return NativeModel.from_file(path).controls
 
 
 def _rate_note(path: Path) -> str:
@@ -246,10 +331,11 @@ def validate_model_json(json_path: Path) -> None:
             reference = ReferenceModel.from_json(json_path)
     except RtntError as exc:
         raise ExportError(f"model {'.nam' if nam else 'JSON'} does not load, so no plugin can run it: {exc}") from None
-    if model.in_size != 1 or model.out_size != 1:
+    controls = model.controls
+    if model.in_size != 1 + len(controls) or model.out_size != 1:
         raise ExportError(
             f"{json_path}: the model has {model.in_size} input(s) and {model.out_size} output(s); "
-            "the LV2 plugin runs mono models (1 in, 1 out)"
+            "the LV2 plugin runs mono models (1 audio input plus one per listed control, 1 out)"
         )
     if nam:
         check = self_check(model)
@@ -260,6 +346,9 @@ def validate_model_json(json_path: Path) -> None:
             )
         return
     x = _probe_signal()
+    if controls:
+        _validate_conditioned(json_path, model, reference, x)
+        return
     y_ref = reference.process(x)
     if not np.all(np.isfinite(y_ref)):
         raise ExportError(
@@ -272,6 +361,32 @@ def validate_model_json(json_path: Path) -> None:
             f"{result.max_error:.3g} max abs (tolerance {result.tolerance:g}); "
             "re-export the model"
         )
+
+
+def _validate_conditioned(json_path: Path, model: Any, reference: Any, x: np.ndarray) -> None:
+    """Raise ExportError unless a conditioned model passes `validate_native` against the reference runtime
+    with every control held at its minimum, default and maximum, and with the controls sweeping their
+    ranges sample by sample."""
+    from rtnt.validate.native_check import validate_native
+
+    settings = {
+        "minimum": np.array([c.minimum for c in model.controls], np.float32),
+        "default": np.array([c.default for c in model.controls], np.float32),
+        "maximum": np.array([c.maximum for c in model.controls], np.float32),
+        "sweeping": sweep_controls(model.controls, len(x)),
+    }
+    for label, controls in settings.items():
+        reference.reset()
+        y_ref = reference.process(x, controls)
+        if not np.all(np.isfinite(y_ref)):
+            raise ExportError(f"{json_path}: the model outputs NaN or Inf at its {label} controls; re-train it")
+        result = validate_native(model, x, y_ref, controls=controls)
+        if not result.passed:
+            raise ExportError(
+                f"{json_path} fails native validation at its {label} controls: the native runtime differs from the "
+                f"reference runtime by {result.max_error:.3g} max abs (tolerance {result.tolerance:g}); "
+                "re-export the model"
+            )
 
 
 def build_tool(name: str) -> str | None:
@@ -338,12 +453,19 @@ def _turtle_string(text: str) -> str:
     return "".join(out)
 
 
-def _write_ttl(bundle: Path, uri: str, name: str, comment: str) -> None:
-    """Write manifest.ttl and plugin.ttl, then parse them back: a bundle whose Turtle a host could not
-    read, or that names the plugin differently, is an ExportError, never a reported success."""
+def _write_ttl(bundle: Path, uri: str, name: str, comment: str, controls: Sequence[ControlSpec] = ()) -> None:
+    """Write manifest.ttl and plugin.ttl (with a knob port per control), then parse them back: a bundle whose
+    Turtle a host could not read, or that names the plugin differently, is an ExportError, never a reported
+    success."""
     import rdflib
 
-    values = {"uri": uri, "binary": BINARY, "name": _turtle_string(name), "comment": _turtle_string(comment)}
+    values = {
+        "uri": uri,
+        "binary": BINARY,
+        "name": _turtle_string(name),
+        "comment": _turtle_string(comment),
+        "knob_ports": knob_ports_ttl(controls),
+    }
     graph = rdflib.Graph()
     for template, target in (("manifest.ttl.in", "manifest.ttl"), ("plugin.ttl.in", PLUGIN_TTL)):
         text = Template((PLUGIN_SOURCE / template).read_text()).substitute(values)
@@ -363,8 +485,9 @@ def _write_ttl(bundle: Path, uri: str, name: str, comment: str) -> None:
 
 def check_plugin_binary(bundle: Path, uri: str, block: int = 300) -> None:
     """Load the bundle's binary without a host, instantiate it on the bundle, run the probe signal in
-    blocks of `block` at 0 dB / enabled, and raise ExportError unless its descriptor carries `uri`
-    and its output matches the native runtime within SELF_CHECK_TOLERANCE."""
+    blocks of `block` at 0 dB / enabled (a conditioned model's knobs at their defaults), and raise
+    ExportError unless its descriptor carries `uri` and its output matches the native runtime within
+    SELF_CHECK_TOLERANCE."""
     from rtnt.native import NativeModel
 
     lib = ctypes.CDLL(str(bundle / BINARY))
@@ -386,6 +509,9 @@ def check_plugin_binary(bundle: Path, uri: str, block: int = 300) -> None:
         }
         for key, value in controls.items():
             d.connect_port(handle, PORTS[key], ctypes.addressof(value))
+        knobs = [ctypes.c_float(c.default) for c in _model_controls(bundle_model_file(bundle))]
+        for j, knob in enumerate(knobs):
+            d.connect_port(handle, FIRST_KNOB_PORT + j, ctypes.addressof(knob))
         d.activate(handle)
         for start in range(0, len(x), block):
             n = min(block, len(x) - start)
@@ -397,7 +523,8 @@ def check_plugin_binary(bundle: Path, uri: str, block: int = 300) -> None:
         d.cleanup(handle)
     native = NativeModel.from_file(bundle_model_file(bundle))
     native.prepare(1024)
-    err = float(np.max(np.abs(y.astype(np.float64) - native.process(x))))
+    expected = native.process(x, [k.value for k in knobs] if knobs else None)
+    err = float(np.max(np.abs(y.astype(np.float64) - expected)))
     if not err <= SELF_CHECK_TOLERANCE or controls["latency"].value != 0.0:
         raise ExportError(
             f"the built plugin differs from the native runtime by {err:.3g} max abs "

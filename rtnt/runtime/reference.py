@@ -11,6 +11,9 @@ i, f, c, o); `prelu` alphas broadcast when one is given; `batchnorm` is affine (
 variance) or not (mean, variance); the `activation` field applies after dense, conv1d and activation
 layers only (RTNeural ignores it on the others). rtnt's gray-box layer types (`biquad`, `fir`, `waveshaper`,
 `gain`; docs/graybox_format.md) run in `rtnt.runtime.graybox`.
+
+A conditioned model (`controls`, see rtnt.runtime.controls) has `in_shape [.., 1 + K]`; `process(x, controls)`
+feeds the first layer the frame [x[t], c1[t], .., cK[t]] at every sample t.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from rtnt.errors import ModelJsonError
+from rtnt.runtime.controls import ControlSpec, control_block, parse_controls
 from rtnt.runtime.graybox import GRAYBOX_LAYER_TYPES, GrayBoxLayer, parse_graybox_layer
 from rtnt.runtime.model_file import read_model_document
 
@@ -170,35 +174,47 @@ Layer = _Dense | _Conv1D | _GRU | _LSTM | _Elementwise | GrayBoxLayer
 
 
 class ReferenceModel:
-    """A loaded RTNeural JSON model; `process` streams a 1-D signal through it, keeping state."""
+    """A loaded RTNeural JSON model; `process` streams a 1-D signal (and, for a conditioned model, its
+    per-sample control values) through it, keeping state."""
 
-    def __init__(self, layers: list[Layer]) -> None:
+    def __init__(self, layers: list[Layer], controls: Sequence[ControlSpec] = (), source: str = "model") -> None:
         self.layers = layers
+        self._controls = tuple(controls)
+        self.source = source
+
+    @property
+    def controls(self) -> list[ControlSpec]:
+        """The model's controls, in input-channel order (empty for an unconditioned model)."""
+        return list(self._controls)
 
     @classmethod
     def from_json(cls, source: str | Path | Mapping[str, Any]) -> ReferenceModel:
         """Load a model from a JSON file path or an already parsed dict; malformed models raise ModelJsonError."""
         if isinstance(source, Mapping):
-            return cls(_parse(source, "model JSON"))
+            return cls(*_parse(source, "model JSON"), source="model JSON")
         path = Path(source)
         data = read_model_document(path, ModelJsonError)
         if not isinstance(data, Mapping):
             raise ModelJsonError(f"{path} holds no JSON object; an RTNeural model has in_shape and layers")
-        return cls(_parse(data, str(path)))
+        return cls(*_parse(data, str(path)), source=str(path))
 
     def reset(self) -> None:
         """Clear all state (conv histories, recurrent states), as at the start of a stream."""
         for layer in self.layers:
             layer.reset()
 
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """Run the next samples of the stream; returns as many float32 output samples."""
+    def process(self, x: np.ndarray, controls: np.ndarray | Sequence[float] | None = None) -> np.ndarray:
+        """Run the next samples of the stream; returns as many float32 output samples. A conditioned model
+        needs `controls`: (n, K) values, one row per sample, or (K,) held for all n samples (RtntError if
+        missing or of another shape)."""
         x = np.asarray(x, dtype=np.float32)
         if x.ndim != 1:
             raise ValueError(f"process expects a 1-D signal, got shape {x.shape}")
+        c = control_block(controls, len(x), len(self._controls), self.source)
+        frames = np.concatenate([x[:, None], c], axis=1) if c.shape[1] else x[:, None]
         out = np.empty(len(x), dtype=np.float32)
         for start in range(0, len(x), BLOCK):
-            h = x[start : start + BLOCK, None]
+            h = frames[start : start + BLOCK]
             for layer in self.layers:
                 h = layer.forward(h)
             out[start : start + BLOCK] = h[:, 0]
@@ -267,21 +283,24 @@ def _is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
-def _parse(data: Mapping[str, Any], source: str) -> list[Layer]:
-    """Build the runtime layers of an RTNeural JSON model, checking every size against its input."""
+def _parse(data: Mapping[str, Any], source: str) -> tuple[list[Layer], list[ControlSpec]]:
+    """Build the runtime layers and controls of an RTNeural JSON model, checking every size against its input."""
     in_shape, specs = data.get("in_shape"), data.get("layers")
-    if not isinstance(in_shape, Sequence) or not in_shape or in_shape[-1] != 1:
-        raise ModelJsonError(f"{source}: 'in_shape' must be a list ending in 1 (mono input), got {in_shape!r}")
+    if not isinstance(in_shape, Sequence) or isinstance(in_shape, str) or not in_shape or not _is_count(in_shape[-1]):
+        raise ModelJsonError(
+            f"{source}: 'in_shape' must be a list ending in 1 (mono input) or 1 + K (K controls), got {in_shape!r}"
+        )
+    controls = parse_controls(data, in_shape[-1], source)
     if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
         raise ModelJsonError(f"{source}: 'layers' must be a non-empty list")
     layers: list[Layer] = []
-    size = 1
+    size = in_shape[-1]
     for index, spec in enumerate(specs):
         r = _Reader(source, index, spec)
         size = _parse_layer(r, size, layers)
     if size != 1:
         r.fail(f"is the last layer but has {size} outputs; a mono model must end with 1")
-    return layers
+    return layers, controls
 
 
 def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:

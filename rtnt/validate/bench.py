@@ -15,6 +15,7 @@ import numpy as np
 
 from rtnt.constants import BENCH_BLOCK_SIZES, SAMPLE_RATE
 from rtnt.native import BlockTiming, NativeModel
+from rtnt.runtime.controls import sweep_controls
 from rtnt.validate.jitter import relative_block_cost, stability
 from rtnt.validate.native_check import ModelSource, loaded_model
 
@@ -141,6 +142,8 @@ def benchmark_native(
     """Benchmark `model` (a loaded `NativeModel`, or an RTNeural JSON or `.nam` file, `slim` picking a
     SlimmableContainer's submodel) single-threaded at 48 kHz for each block size. A `.nam` model runs as
     NAM Core would: every replay starts from `reset()`, which prewarms it; MACs are the model's nominal ones.
+    A conditioned model runs with its controls changing at every sample (`sweep_controls`), as a plugin
+    feeds a smoothed knob.
 
     `seconds` is the wall-clock budget of the timed loops, shared evenly by the block sizes and
     `repeats` (each timed run still covers at least MIN_BLOCKS blocks). Every repeat replays the
@@ -163,7 +166,9 @@ def _timed_runs(
     per_run = max(seconds, 1e-3) / (len(block_sizes) * repeats)
     probe = _signal(8192)
     model.reset()
-    probe_wall = model.time_blocks(probe, min(64, max(block_sizes)), warmup=16).total
+    probe_wall = model.time_blocks(
+        probe, min(64, max(block_sizes)), warmup=16, controls=sweep_controls(model.controls, len(probe))
+    ).total
     cost = max(probe_wall / len(probe), 1e-10)  # seconds per sample, rough
     signals = {}
     for b in block_sizes:
@@ -174,7 +179,8 @@ def _timed_runs(
     for _ in range(repeats):
         for b in block_sizes:
             model.reset()
-            runs[b].append(model.time_blocks(signals[b], b, warmup=max(16, 8192 // b)))
+            knobs = sweep_controls(model.controls, len(signals[b]))
+            runs[b].append(model.time_blocks(signals[b], b, warmup=max(16, 8192 // b), controls=knobs))
     return runs
 
 

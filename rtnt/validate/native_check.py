@@ -12,6 +12,7 @@ import numpy as np
 
 from rtnt.constants import SAMPLE_RATE
 from rtnt.native import NativeModel
+from rtnt.runtime.controls import sweep_controls
 
 
 @dataclass(frozen=True)
@@ -60,14 +61,17 @@ def _verdict(cases: dict[str, float], tolerance: float, finite: bool = True) -> 
     return NativeCheck(float(worst), bool(finite and worst <= tolerance), float(tolerance), finite, cases)
 
 
-def run_blocks(model: NativeModel, x: np.ndarray, sizes: Iterable[int]) -> np.ndarray:
-    """Reset `model` and process `x` in consecutive blocks of the given sizes (cycled until x ends)."""
+def run_blocks(
+    model: NativeModel, x: np.ndarray, sizes: Iterable[int], controls: np.ndarray | None = None
+) -> np.ndarray:
+    """Reset `model` and process `x` (with its per-sample `controls` (n, K) for a conditioned model) in
+    consecutive blocks of the given sizes (cycled until x ends)."""
     model.reset()
     sizes = list(sizes)
     out, pos, k = [], 0, 0
     while pos < len(x):
         b = sizes[k % len(sizes)]
-        out.append(model.process(x[pos : pos + b]))
+        out.append(model.process(x[pos : pos + b], None if controls is None else controls[pos : pos + b]))
         pos += b
         k += 1
     return np.concatenate(out) if out else np.zeros(0, np.float32)
@@ -100,8 +104,10 @@ def validate_native(
     *,
     slim: float | None = None,
     prewarm: bool = False,
+    controls: np.ndarray | None = None,
 ) -> NativeCheck:
     """Run the exported model natively on `x` and compare with `y_ref` (e.g. the Keras output).
+    A conditioned model also takes `controls`, its per-sample control values (n, K) (or one row (K,)).
 
     `model` is a loaded `NativeModel` or a file (RTNeural JSON or `.nam`; `slim` and `prewarm` as in
     `NativeModel.from_file`); the two-instance case loads two more instances of the same file.
@@ -120,28 +126,38 @@ def validate_native(
     max_block = max(block_sizes + [1024])
     with loaded_model(model, slim, prewarm) as model:
         model.prepare(max_block)
+        c = _per_sample(controls, len(x))
+        c_b = None if c is None else np.ascontiguousarray(c[::-1])
 
         cases: dict[str, float] = {}
         for b in block_sizes:
-            cases[f"block_{b}"] = _max_abs(run_blocks(model, x, [b]), y_ref)
+            cases[f"block_{b}"] = _max_abs(run_blocks(model, x, [b], c), y_ref)
         rng = np.random.default_rng(seed)
         for k in range(random_partitions):
-            cases[f"random_{k}"] = _max_abs(run_blocks(model, x, random_partition(len(x), rng, max_block)), y_ref)
+            cases[f"random_{k}"] = _max_abs(run_blocks(model, x, random_partition(len(x), rng, max_block), c), y_ref)
 
         x_b = np.ascontiguousarray(x[::-1])
-        solo_b = run_blocks(model, x_b, [max_block])
+        solo_b = run_blocks(model, x_b, [max_block], c_b)
         a, b_inst = model.twin(), model.twin()
         a.prepare(max_block)
         b_inst.prepare(max_block)
         out_a, out_b, pos = [], [], 0
         for n in random_partition(len(x), rng, 256):
-            out_a.append(a.process(x[pos : pos + n]))
-            out_b.append(b_inst.process(x_b[pos : pos + n]))
+            out_a.append(a.process(x[pos : pos + n], None if c is None else c[pos : pos + n]))
+            out_b.append(b_inst.process(x_b[pos : pos + n], None if c_b is None else c_b[pos : pos + n]))
             pos += n
         cases["two_channel"] = _max_abs(np.concatenate(out_a), y_ref)
         cases["two_channel_isolation"] = _max_abs(np.concatenate(out_b), np.asarray(solo_b, np.float64))
 
         return _verdict(cases, tolerance)
+
+
+def _per_sample(controls: np.ndarray | None, n: int) -> np.ndarray | None:
+    """`controls` as a float32 (n, K) array (a (K,) row repeated), or None."""
+    if controls is None:
+        return None
+    c = np.asarray(controls, dtype=np.float32)
+    return np.ascontiguousarray(np.broadcast_to(c, (n, c.shape[-1])) if c.ndim == 1 else c)
 
 
 def self_check(
@@ -158,7 +174,7 @@ def self_check(
     Runs a test signal in one pass, then at each block size, a random partition and as two interleaved
     instances; every run must match the one-pass output within `tolerance`. `finite` requires the
     one-pass output, and the output for a full-scale 1 kHz sine (where an unstable model overflows), to
-    have no NaN or inf.
+    have no NaN or inf. A conditioned model runs with its controls sweeping their ranges (`sweep_controls`).
     """
     rng = np.random.default_rng(seed)
     t = np.arange(n) / SAMPLE_RATE
@@ -166,20 +182,22 @@ def self_check(
     block_sizes = [int(b) for b in block_sizes]
     with loaded_model(model, slim, prewarm=True) as model:
         model.prepare(max(block_sizes))
-        ref = np.asarray(run_blocks(model, x, [n]), np.float64)
+        c = sweep_controls(model.controls, n)
+        ref = np.asarray(run_blocks(model, x, [n], c), np.float64)
         full_scale = np.sin(2 * np.pi * 1000.0 * t).astype(np.float32)
-        finite = bool(np.all(np.isfinite(ref)) and np.all(np.isfinite(run_blocks(model, full_scale, [n]))))
+        finite = bool(np.all(np.isfinite(ref)) and np.all(np.isfinite(run_blocks(model, full_scale, [n], c))))
         cases: dict[str, float] = {}
         for b in block_sizes:
-            cases[f"block_{b}"] = _max_abs(run_blocks(model, x, [b]), ref)
-        cases["random"] = _max_abs(run_blocks(model, x, random_partition(n, rng, max(block_sizes))), ref)
+            cases[f"block_{b}"] = _max_abs(run_blocks(model, x, [b], c), ref)
+        cases["random"] = _max_abs(run_blocks(model, x, random_partition(n, rng, max(block_sizes)), c), ref)
         other = model.twin()
         other.prepare(max(block_sizes))
         model.reset()
         out, pos = [], 0
         for b in random_partition(n, rng, 256):
-            out.append(model.process(x[pos : pos + b]))
-            other.process(-x[pos : pos + b])
+            piece = None if c is None else c[pos : pos + b]
+            out.append(model.process(x[pos : pos + b], piece))
+            other.process(-x[pos : pos + b], piece)
             pos += b
         cases["two_instances"] = _max_abs(np.concatenate(out), ref)
         return _verdict(cases, tolerance, finite)

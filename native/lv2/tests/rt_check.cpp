@@ -4,16 +4,20 @@
 // the plugin makes, its own or through libstdc++'s operator new, is counted while run() executes.
 // The host loads the bundle's binary with dlopen, offers urid:map and options (maxBlockLength 256,
 // nominalBlockLength 128), and calls run() with block sizes below, at and above that maximum, in
-// place and not, while changing both gains and toggling bypass. It prints "rt_check: ok" and exits
-// 0 when run() made no heap call, kept its output finite and reported latency 0.
+// place and not, while changing both gains and toggling bypass, and moving the knob ports of a
+// conditioned model (within, at and beyond their range, and NaN) when their count is given. It
+// prints "rt_check: ok" and exits 0 when run() made no heap call, kept its output finite and
+// reported latency 0.
 //
-//   rtnt_lv2_rt_check <bundle dir>
+//   rtnt_lv2_rt_check <bundle dir> [number of knob ports]
 #include <dlfcn.h>
 
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -67,7 +71,7 @@ LV2_URID map_uri(void*, const char* uri) {
     return static_cast<LV2_URID>(table.size());
 }
 
-enum Port : uint32_t { kIn = 0, kOut, kInputGain, kOutputGain, kEnabled, kLatency };
+enum Port : uint32_t { kIn = 0, kOut, kInputGain, kOutputGain, kEnabled, kLatency, kFirstKnob };
 
 int fail(const std::string& what) {
     std::fprintf(stderr, "rt_check: FAIL: %s\n", what.c_str());
@@ -81,7 +85,8 @@ int main(int argc, char** argv) {
     std::puts("rt_check: skipped (heap counting needs glibc)");
     return 77;
 #endif
-    if (argc != 2) return fail("usage: rtnt_lv2_rt_check <bundle dir>");
+    if (argc != 2 && argc != 3) return fail("usage: rtnt_lv2_rt_check <bundle dir> [number of knob ports]");
+    const int knobs = argc == 3 ? std::atoi(argv[2]) : 0;
     std::string bundle = argv[1];
     if (bundle.back() != '/') bundle += '/';
     void* lib = dlopen((bundle + "rtnt_model.so").c_str(), RTLD_NOW | RTLD_LOCAL);
@@ -114,6 +119,8 @@ int main(int argc, char** argv) {
     d->connect_port(h, kOutputGain, &output_gain);
     d->connect_port(h, kEnabled, &enabled);
     d->connect_port(h, kLatency, &latency);
+    std::vector<float> knob(static_cast<std::size_t>(knobs), 0.5f);
+    for (int j = 0; j < knobs; ++j) d->connect_port(h, kFirstKnob + j, &knob[j]);
     d->activate(h);
 
     const int sizes[] = {1, 7, 128, 256, 3, 200, 256, 64, 1000, 31};  // 1000 > the announced maximum
@@ -128,6 +135,11 @@ int main(int argc, char** argv) {
             case 120: output_gain = -24.0f; break;
             default: break;
         }
+        if (k % 15 == 7)  // knob moves: within, at and beyond the range, and NaN
+            for (int j = 0; j < knobs; ++j) {
+                const float moves[] = {0.2f, 0.9f, 1.0f, -5.0f, std::numeric_limits<float>::quiet_NaN(), 0.7f};
+                knob[j] = moves[(k / 15 + j) % 6];
+            }
         const bool in_place = (k % 3 == 2);
         float* dst = in_place ? scratch.data() + pos : out.data() + pos;
         if (in_place) std::memcpy(dst, in.data() + pos, sizeof(float) * m);
@@ -148,6 +160,7 @@ int main(int argc, char** argv) {
     for (float v : out)
         if (!std::isfinite(v)) return fail("non-finite output");
     if (latency != 0.0f) return fail("latency port reads " + std::to_string(latency) + ", expected 0");
-    std::printf("rt_check: ok (%ld run() calls, block sizes 1..1000, gain and bypass changes, no heap calls)\n", calls);
+    std::printf("rt_check: ok (%ld run() calls, block sizes 1..1000, gain, bypass and %d knob(s) changing, no heap calls)\n",
+                calls, knobs);
     return 0;
 }
