@@ -5,23 +5,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from rtnt.errors import ExportError
+
 if TYPE_CHECKING:
     from rtnt.export.nam import NamMetadata
+    from rtnt.runtime.controls import ControlSpec
 
 RTNEURAL_FILE = "model.json"
 NAM_FILE = "model.nam"
 
 
-def export_model(model: Any, out_dir: str | Path, metadata: NamMetadata | None = None) -> Path:
+def export_model(
+    model: Any, out_dir: str | Path, metadata: NamMetadata | None = None, controls: Sequence[ControlSpec] = ()
+) -> Path:
     """Write `model` into `out_dir` in its family's format and return the file: `model.nam` (NAM WaveNet,
-    with `metadata`) for `arch: wavenet` models, else `model.json` (RTNeural; `metadata` unused)."""
+    with `metadata`) for `arch: wavenet` models, else `model.json` (RTNeural, with the knob `controls` of a
+    conditioned model; `metadata` unused)."""
     from rtnt.export.nam import is_nam_wavenet, save_nam
     from rtnt.export.rtneural import save_rtneural
 
     out_dir = Path(out_dir)
     if is_nam_wavenet(model):
+        if controls:
+            raise ExportError(f"cannot export model '{model.name}' with controls to .nam: its input is mono")
         return save_nam(model, out_dir / NAM_FILE, metadata)
-    return save_rtneural(model, out_dir / RTNEURAL_FILE)
+    return save_rtneural(model, out_dir / RTNEURAL_FILE, controls)

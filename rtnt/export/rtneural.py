@@ -16,6 +16,7 @@ Anything RTNeural cannot load raises ExportError naming the layer. Keras is impo
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from rtnt.errors import ExportError
+from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec
 
 ACTIVATION_NAMES = ("tanh", "relu", "sigmoid", "softmax", "elu")
 FOLDS_ACTIVATION = ("dense", "time-distributed-dense", "conv1d")
@@ -40,22 +42,32 @@ class _JsonLayer:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def export_rtneural(model: Any) -> dict[str, Any]:
-    """The RTNeural JSON dict of a single-input, single-output, sequential Keras model."""
+def export_rtneural(model: Any, controls: Sequence[ControlSpec] = ()) -> dict[str, Any]:
+    """The RTNeural JSON dict of a single-input, single-output, sequential Keras model. A knob-conditioned model
+    (input 1 + K channels) also gets the top-level `controls` list of its K controls (rtnt's extension, which
+    RTNeural's loader ignores); K must match the input width."""
     chain = _sequential_chain(model)
     in_shape = tuple(model.inputs[0].shape)
+    if int(in_shape[-1]) != 1 + len(controls):
+        raise ExportError(
+            f"cannot export model '{model.name}': its input has {in_shape[-1]} channel(s) but {len(controls)} "
+            "control(s) were given; a conditioned model's input is 1 audio channel + 1 per control"
+        )
     lead = [None] * (len(in_shape) - 1)
     graph = _Graph(int(in_shape[-1]))
     for layer in chain:
         graph.add(layer)
     graph.finish()
-    return {"in_shape": [*lead, graph.in_dims], "layers": [_to_json(jl, lead) for jl in graph.layers]}
+    data: dict[str, Any] = {"in_shape": [*lead, graph.in_dims], "layers": [_to_json(jl, lead) for jl in graph.layers]}
+    if controls:
+        data[CONTROLS_KEY] = [c.to_json() for c in controls]
+    return data
 
 
-def save_rtneural(model: Any, path: str | Path) -> Path:
-    """Write `export_rtneural(model)` to `path` (parent folders created); returns the path."""
+def save_rtneural(model: Any, path: str | Path, controls: Sequence[ControlSpec] = ()) -> Path:
+    """Write `export_rtneural(model, controls)` to `path` (parent folders created); returns the path."""
     path = Path(path)
-    data = export_rtneural(model)
+    data = export_rtneural(model, controls)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path

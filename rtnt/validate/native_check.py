@@ -60,17 +60,24 @@ def _verdict(cases: dict[str, float], tolerance: float, finite: bool = True) -> 
     return NativeCheck(float(worst), bool(finite and worst <= tolerance), float(tolerance), finite, cases)
 
 
-def run_blocks(model: NativeModel, x: np.ndarray, sizes: Iterable[int]) -> np.ndarray:
-    """Reset `model` and process `x` in consecutive blocks of the given sizes (cycled until x ends)."""
+def run_blocks(
+    model: NativeModel, x: np.ndarray, sizes: Iterable[int], controls: np.ndarray | None = None
+) -> np.ndarray:
+    """Reset `model` and process `x` in consecutive blocks of the given sizes (cycled until x ends); a
+    knob-conditioned model gets the matching rows of `controls` (n, K) with every block."""
     model.reset()
     sizes = list(sizes)
     out, pos, k = [], 0, 0
     while pos < len(x):
         b = sizes[k % len(sizes)]
-        out.append(model.process(x[pos : pos + b]))
+        out.append(_process(model, x[pos : pos + b], None if controls is None else controls[pos : pos + b]))
         pos += b
         k += 1
     return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def _process(model: NativeModel, x: np.ndarray, controls: np.ndarray | None) -> np.ndarray:
+    return model.process(x) if controls is None else model.process(x, np.ascontiguousarray(controls))
 
 
 def _max_abs(y: np.ndarray, ref: np.ndarray) -> float:
@@ -100,8 +107,10 @@ def validate_native(
     *,
     slim: float | None = None,
     prewarm: bool = False,
+    controls: np.ndarray | None = None,
 ) -> NativeCheck:
     """Run the exported model natively on `x` and compare with `y_ref` (e.g. the Keras output).
+    A knob-conditioned model gets `controls` (n, K), one row per sample, cut with the blocks.
 
     `model` is a loaded `NativeModel` or a file (RTNeural JSON or `.nam`; `slim` and `prewarm` as in
     `NativeModel.from_file`); the two-instance case loads two more instances of the same file.
@@ -123,20 +132,22 @@ def validate_native(
 
         cases: dict[str, float] = {}
         for b in block_sizes:
-            cases[f"block_{b}"] = _max_abs(run_blocks(model, x, [b]), y_ref)
+            cases[f"block_{b}"] = _max_abs(run_blocks(model, x, [b], controls), y_ref)
         rng = np.random.default_rng(seed)
         for k in range(random_partitions):
-            cases[f"random_{k}"] = _max_abs(run_blocks(model, x, random_partition(len(x), rng, max_block)), y_ref)
+            blocks = random_partition(len(x), rng, max_block)
+            cases[f"random_{k}"] = _max_abs(run_blocks(model, x, blocks, controls), y_ref)
 
         x_b = np.ascontiguousarray(x[::-1])
-        solo_b = run_blocks(model, x_b, [max_block])
+        c_b = None if controls is None else np.ascontiguousarray(controls[::-1])
+        solo_b = run_blocks(model, x_b, [max_block], c_b)
         a, b_inst = model.twin(), model.twin()
         a.prepare(max_block)
         b_inst.prepare(max_block)
         out_a, out_b, pos = [], [], 0
         for n in random_partition(len(x), rng, 256):
-            out_a.append(a.process(x[pos : pos + n]))
-            out_b.append(b_inst.process(x_b[pos : pos + n]))
+            out_a.append(_process(a, x[pos : pos + n], None if controls is None else controls[pos : pos + n]))
+            out_b.append(_process(b_inst, x_b[pos : pos + n], None if c_b is None else c_b[pos : pos + n]))
             pos += n
         cases["two_channel"] = _max_abs(np.concatenate(out_a), y_ref)
         cases["two_channel_isolation"] = _max_abs(np.concatenate(out_b), np.asarray(solo_b, np.float64))
