@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from omegaconf import OmegaConf
+from parametric_support import DELAY, KNOB_VALUES, SR, device, dry_signal, write_set
 
 from rtnt.capture.capture_set import prepare_capture_set, xcorr_peak
 from rtnt.config import CONF_DIR, CaptureConfig, RtntConfig, load_preset, register_resolvers, validate_config
@@ -16,41 +17,6 @@ from rtnt.data.splits import Region
 from rtnt.errors import CaptureError, ConfigError
 from rtnt.model.conditioning import control_specs, unseen_setting
 from rtnt.train.fit import SegmentSampler
-
-SR = 48000
-DELAY = 5  # samples the synthetic device delays its output
-KNOB_VALUES = (0.1, 0.5, 0.9)
-
-
-def device(x: np.ndarray, gain: float) -> np.ndarray:
-    """A known knob-dependent nonlinearity: tanh drive rising with the knob, delayed by DELAY samples."""
-    drive = 1.0 + 6.0 * gain
-    y = np.tanh(drive * x) / np.tanh(drive) * 0.5
-    return np.concatenate([np.zeros(DELAY), y[:-DELAY]]).astype(np.float32)
-
-
-def dry_signal(seconds: float, seed: int = 0) -> np.ndarray:
-    """Plucks: decaying noise bursts, loud enough to drive the nonlinearity."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * SR)
-    x = np.zeros(n, dtype=np.float32)
-    for start in range(0, n, SR // 4):
-        length = min(SR // 4, n - start)
-        env = np.exp(-np.arange(length) / (0.06 * SR))
-        x[start : start + length] = rng.uniform(0.2, 0.8) * env * rng.standard_normal(length)
-    return np.clip(x, -0.95, 0.95)
-
-
-def write_set(folder: Path, seconds: float = 3.0, values=KNOB_VALUES) -> tuple[Path, list[Path]]:
-    """A synthetic capture set in `folder`: input.wav and one target per knob value."""
-    x = dry_signal(seconds)
-    sf.write(folder / "input.wav", x, SR, subtype="FLOAT")
-    targets = []
-    for v in values:
-        path = folder / f"gain_{v}.wav"
-        sf.write(path, device(x, v), SR, subtype="FLOAT")
-        targets.append(path)
-    return folder / "input.wav", targets
 
 
 def set_config(input_path: Path, targets: list[Path], values=KNOB_VALUES, **overrides) -> object:

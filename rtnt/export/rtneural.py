@@ -48,7 +48,7 @@ def export_rtneural(model: Any, controls: Sequence[ControlSpec] = ()) -> dict[st
     RTNeural's loader ignores); K must match the input width."""
     chain = _sequential_chain(model)
     in_shape = tuple(model.inputs[0].shape)
-    if int(in_shape[-1]) != 1 + len(controls):
+    if controls and int(in_shape[-1]) != 1 + len(controls):
         raise ExportError(
             f"cannot export model '{model.name}': its input has {in_shape[-1]} channel(s) but {len(controls)} "
             "control(s) were given; a conditioned model's input is 1 audio channel + 1 per control"
