@@ -4,7 +4,8 @@
 SlimmableContainer; told apart by content) and streams audio through it causally, exactly as a
 plugin would: `prepare(max_block)` once, then `process` any number of samples per call, with the
 state carried across calls until `reset()`. A `.nam` model's `reset()` prewarms on silence as NAM
-Core's does (`prewarm=False` to start from zeroed histories instead).
+Core's does (`prewarm=False` to start from zeroed histories instead). A conditioned RTNeural JSON model
+(`controls`, see rtnt.runtime.controls) takes its K control values per sample next to the audio.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from rtnt.errors import ModelJsonError, RtntError
+from rtnt.runtime.controls import ControlSpec, control_block
 
 try:
     from rtnt import _native
@@ -155,23 +157,45 @@ class NativeModel:
         """One line naming the format and architecture, e.g. 'NAM 0.5.0 WaveNet: 2 layer array(s), ...'."""
         return str(self._impl.description)
 
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """Process the next samples: 1-D float32 in, 1-D float32 out (2-D (n, out) for multi-output models)."""
-        return self._impl.process(np.ascontiguousarray(x, dtype=np.float32))
+    @property
+    def controls(self) -> list[ControlSpec]:
+        """The controls of a conditioned model, in input-channel order (empty for an unconditioned one)."""
+        return [ControlSpec(name, lo, hi, default) for name, lo, hi, default in self._impl.controls]
 
-    def process_blocks(self, x: np.ndarray, block: int) -> np.ndarray:
-        """Process `x` from the current state in consecutive blocks of `block` samples (the last one
-        shorter), the block loop running in C++; the same output as one `process(x)` call."""
-        return _module().process_blocks(self._impl, np.ascontiguousarray(x, dtype=np.float32), int(block))
+    def _args(self, x: np.ndarray, controls: Any) -> tuple[np.ndarray, np.ndarray | None]:
+        """(x, controls) as the extension takes them: float32 C-contiguous; controls (n, K) for a conditioned
+        model (a (K,) row is held for every sample), None otherwise; RtntError when they do not fit."""
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        k = len(self._impl.controls)
+        if k == 0:
+            if controls is not None:
+                raise RtntError(f"{self.source}: this model takes no controls; call process without them")
+            return x, None
+        if x.ndim != 1:
+            raise RtntError(f"{self.source}: a conditioned model takes a 1-D signal, got shape {x.shape}")
+        return x, np.ascontiguousarray(control_block(controls, len(x), k, self.source))
 
-    def time_blocks(self, x: np.ndarray, block: int, warmup: int = 16) -> BlockTiming:
-        """Time `process` in C++ over `x` cut into blocks of `block` samples, after `warmup` untimed blocks.
+    def process(self, x: np.ndarray, controls: np.ndarray | None = None) -> np.ndarray:
+        """Process the next samples: 1-D float32 in, 1-D float32 out (2-D (n, out) for multi-output models).
+        A conditioned model needs `controls`: (n, K) float32, one row per sample, or (K,) held for all."""
+        return self._impl.process(*self._args(x, controls))
+
+    def process_blocks(self, x: np.ndarray, block: int, controls: np.ndarray | None = None) -> np.ndarray:
+        """Process `x` (and its per-sample `controls`) from the current state in consecutive blocks of `block`
+        samples (the last one shorter), the block loop running in C++; the same output as one `process` call."""
+        x, c = self._args(x, controls)
+        return _module().process_blocks(self._impl, x, int(block), c)
+
+    def time_blocks(
+        self, x: np.ndarray, block: int, warmup: int = 16, controls: np.ndarray | None = None
+    ) -> BlockTiming:
+        """Time `process` in C++ over `x` (and its `controls`) cut into blocks of `block` samples, after
+        `warmup` untimed blocks.
 
         Needs `prepare(max_block)` with max_block >= block first.
         """
-        times, total, switches = _module().bench(
-            self._impl, np.ascontiguousarray(x, dtype=np.float32), int(block), int(warmup)
-        )
+        x, c = self._args(x, controls)
+        times, total, switches = _module().bench(self._impl, x, int(block), int(warmup), c)
         return BlockTiming(np.asarray(times), float(total), int(switches))
 
     @property

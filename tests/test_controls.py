@@ -1,4 +1,5 @@
-"""Conditioned (knob) models: ControlSpec, and the reference runtime fed [x, c1..cK] per sample against Keras."""
+"""Conditioned (knob) models: ControlSpec; the reference runtime fed [x, c1..cK] per sample against Keras; the
+native runtime against the reference at every training value and an unseen one, with changing controls."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 
 from rtnt.errors import ModelJsonError, RtntError
+from rtnt.native import NativeModel, native_available
 from rtnt.runtime.controls import ControlSpec
 from rtnt.runtime.reference import ReferenceModel
 
@@ -148,3 +150,104 @@ def test_missing_or_misshaped_controls_at_process_refused() -> None:
         with pytest.raises(RtntError) as info:
             ref.process(x, controls)
         assert needle in str(info.value) and "\n" not in str(info.value)
+
+
+# --------------------------------------------------------------------------- native runtime
+
+needs_native = pytest.mark.skipif(not native_available(), reason="rtnt._native is not built (pip install -e .)")
+TRAINING_VALUES = (0.1, 0.3, 0.5, 0.7, 0.9)
+UNSEEN = 0.62
+
+
+@pytest.fixture(scope="module")
+def conditioned() -> tuple[dict, ReferenceModel, NativeModel]:
+    """A one-knob model (gain, trained 0.1..0.9) as JSON, in the reference and the native runtime."""
+    data, _ = conditioned_json(1)
+    native = NativeModel.from_json_text(json.dumps(data), "gain.json")
+    native.prepare(256)
+    return data, ReferenceModel.from_json(data), native
+
+
+@needs_native
+@pytest.mark.parametrize("value", [*TRAINING_VALUES, UNSEEN])
+def test_native_matches_reference_at_each_control_value(conditioned, value: float) -> None:
+    _, ref, native = conditioned
+    x = _signal(4000)
+    ref.reset()
+    native.reset()
+    y = native.process(x, np.full((len(x), 1), value, np.float32))
+    assert np.max(np.abs(y - ref.process(x, [value]))) <= TOL
+    native.reset()
+    assert np.array_equal(y, native.process(x, [value]))  # a (K,) row is held for every sample
+
+
+@needs_native
+def test_native_controls_and_properties(conditioned) -> None:
+    _, _, native = conditioned
+    assert native.controls == [GAIN] and native.in_size == 2
+    assert "1 control(s)" in native.description
+    assert NativeModel.from_json_text(json.dumps(conditioned_json(0)[0])).controls == []
+
+
+def _sweep(n: int) -> np.ndarray:
+    """Per-sample gain values that sweep the range, jump and sit outside it: (n, 1) float32."""
+    c = 0.5 + 0.45 * np.sin(np.arange(n) * 0.003)
+    c[n // 3 : n // 3 + 50] = 0.95
+    return c[:, None].astype(np.float32)
+
+
+@needs_native
+def test_native_changing_controls_match_reference(conditioned) -> None:
+    _, ref, native = conditioned
+    x = _signal(6000)
+    c = _sweep(len(x))
+    ref.reset()
+    native.reset()
+    assert np.max(np.abs(native.process(x, c) - ref.process(x, c))) <= TOL
+
+
+@needs_native
+def test_native_block_size_invariance_with_per_sample_controls(conditioned) -> None:
+    _, _, native = conditioned
+    x = _signal(9000)
+    c = _sweep(len(x))
+    native.reset()
+    whole = native.process(x, c)
+    for block in (1, 2, 3, 4, 7, 16, 63, 64, 65, 255, 256, 257, 1000, 4096):
+        native.reset()
+        assert np.array_equal(native.process_blocks(x, block, c), whole), block
+
+
+@needs_native
+def test_native_flushes_denormal_controls(conditioned) -> None:
+    _, _, native = conditioned
+    x = _signal(512)
+    native.reset()
+    tiny = native.process(x, np.full((512, 1), 1e-40, np.float32))
+    native.reset()
+    assert np.all(np.isfinite(tiny)) and np.array_equal(tiny, native.process(x, np.zeros((512, 1), np.float32)))
+
+
+@needs_native
+def test_native_time_blocks_takes_controls(conditioned) -> None:
+    _, _, native = conditioned
+    x = _signal(1024)
+    timing = native.time_blocks(x, 128, warmup=1, controls=_sweep(1024))
+    assert timing.times.shape == (8,) and timing.total > 0
+
+
+@needs_native
+def test_native_missing_or_misshaped_controls_refused(conditioned) -> None:
+    _, _, native = conditioned
+    x = _signal(50)
+    for controls, needle in [
+        (None, "takes 1 control(s)"),
+        (np.zeros((50, 2)), "shape (50, 2)"),
+        (np.zeros((49, 1)), "shape (49, 1)"),
+    ]:
+        with pytest.raises(RtntError) as info:
+            native.process(x, controls)
+        assert needle in str(info.value) and "\n" not in str(info.value)
+    plain = NativeModel.from_json_text(json.dumps(conditioned_json(0)[0]))
+    with pytest.raises(RtntError, match="takes no controls"):
+        plain.process(x, np.zeros((50, 1)))

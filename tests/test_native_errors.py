@@ -67,6 +67,27 @@ def _del(layer: int, key: str) -> Callable[[dict[str, Any]], None]:
 
 
 VALID = json.dumps(_valid())
+GAIN = {"name": "gain", "minimum": 0.1, "maximum": 0.9, "default": 0.5}
+
+
+def _conditioned(fn: Callable[[dict[str, Any]], None] = lambda d: None) -> str:
+    """The valid model conditioned on one knob (in_shape 1 + 1, first dense layer 2 -> 2), then `fn` applied."""
+
+    def f(d: dict[str, Any]) -> None:
+        d["in_shape"] = [None, None, 2]
+        d["layers"][0]["weights"][0] = [[0.5, -0.5], [0.1, 0.2]]
+        d["controls"] = [dict(GAIN)]
+        fn(d)
+
+    return _mutate(f)
+
+
+def _control(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
+    def f(d: dict[str, Any]) -> None:
+        d["controls"][0][key] = value
+
+    return f
+
 
 CASES: dict[str, tuple[str, str]] = {
     "truncated": (VALID[: len(VALID) // 2], "the file is truncated"),
@@ -162,6 +183,39 @@ CASES: dict[str, tuple[str, str]] = {
     ),
     "lone_high_surrogate": (_mutate(_set(0, "name", "x")).replace('"x"', '"\\ud800"'), "lone UTF-16 high surrogate"),
     "lone_low_surrogate": (_mutate(_set(0, "name", "x")).replace('"x"', '"a\\udc00"'), "lone UTF-16 low surrogate"),
+    "controls_not_array": (_conditioned(lambda d: d.update(controls={"gain": 0.5})), "'controls' must be an array"),
+    "control_not_object": (_conditioned(lambda d: d.update(controls=["gain"])), "controls[0] must be an object"),
+    "control_k_mismatch": (
+        _conditioned(lambda d: d["controls"].append({**GAIN, "name": "tone"})),
+        "'in_shape' ends in 2 but 'controls' lists 2 control(s)",
+    ),
+    "control_missing_default": (
+        _conditioned(lambda d: d["controls"][0].pop("default")),
+        "controls[0]: missing key 'default'",
+    ),
+    "control_unknown_key": (_conditioned(_control("unit", "dB")), "controls[0]: unknown key 'unit'"),
+    "control_empty_name": (_conditioned(_control("name", "")), "controls[0]: 'name' must be a non-empty string"),
+    "control_numeric_name": (_conditioned(_control("name", 1)), "controls[0]: 'name' must be a non-empty string"),
+    "control_string_minimum": (
+        _conditioned(_control("minimum", "0")),
+        "controls[0]: 'minimum' must be a finite number, got a string",
+    ),
+    "control_huge_maximum": (
+        _conditioned(_control("maximum", 1e300)),
+        "controls[0]: 'maximum' must be a finite number",
+    ),
+    "control_min_not_below_max": (
+        _conditioned(_control("minimum", 0.9)),
+        "controls[0] ('gain'): minimum 0.9 must be below maximum 0.9",
+    ),
+    "control_default_outside": (
+        _conditioned(_control("default", 1.5)),
+        "controls[0] ('gain'): default 1.5 is outside [0.1, 0.9]",
+    ),
+    "control_repeated_name": (
+        _conditioned(lambda d: (d.update(in_shape=[None, None, 3]), d["controls"].append(dict(GAIN)))),
+        "controls[1]: the name 'gain' repeats",
+    ),
     # Each layer stays under the per-layer history limit; together they pass the 64 MiB budget.
     "memory_budget": (
         _mutate(
@@ -177,6 +231,8 @@ CASES: dict[str, tuple[str, str]] = {
 def test_valid_base_model_loads() -> None:
     model = NativeModel.from_json_text(VALID)
     assert model.out_size == 1
+    conditioned = NativeModel.from_json_text(_conditioned())
+    assert conditioned.in_size == 2 and [c.name for c in conditioned.controls] == ["gain"]
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

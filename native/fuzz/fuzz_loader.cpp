@@ -20,6 +20,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         m.process(x.data(), y.data(), 37);
         m.reset();
         m.process(x.data(), y.data(), 40);
+        // A conditioned model's path: mono samples plus K control values per sample, then the defaults.
+        std::vector<float> c(static_cast<std::size_t>(40) * m.num_controls());
+        for (std::size_t i = 0; i < c.size(); ++i) c[i] = static_cast<float>(i % 5) / 4.0f;
+        m.process(x.data(), y.data(), 40, c.data());
+        m.process(x.data(), y.data(), 7, nullptr);
     } catch (const rtnt::ModelError&) {
     }
     return 0;

@@ -33,8 +33,19 @@ rtnt::LoadOptions load_options(std::optional<double> slim) {
     return o;
 }
 
-/// Number of frames in x after checking that its channel layout matches the model input.
-std::size_t frames_of(const rtnt::Model& m, const InArray& x) {
+/// Number of frames in x after checking that its channel layout matches the model input. A
+/// conditioned model takes mono x and, in `controls`, K values per sample (K floats per frame).
+std::size_t frames_of(const rtnt::Model& m, const InArray& x, const std::optional<InArray>& controls) {
+    const int k = m.num_controls();
+    if (k > 0) {
+        if (x.ndim() != 1) throw nb::value_error("a conditioned model takes a 1-D signal x and its controls separately");
+        if (!controls || controls->ndim() != 2 || controls->shape(0) != x.shape(0) ||
+            controls->shape(1) != static_cast<std::size_t>(k))
+            throw nb::value_error(("this model takes " + std::to_string(k) + " control(s): pass controls of shape (" +
+                                   std::to_string(x.shape(0)) + ", " + std::to_string(k) + "), one row per sample").c_str());
+        return x.shape(0);
+    }
+    if (controls) throw nb::value_error("this model takes no controls; pass controls=None");
     if (x.ndim() == 1 && m.in_size() == 1) return x.shape(0);
     if (x.ndim() == 2 && x.shape(1) == static_cast<std::size_t>(m.in_size())) return x.shape(0);
     throw nb::value_error(("input must have shape (n,) for a 1-input model or (n, " + std::to_string(m.in_size()) +
@@ -53,18 +64,24 @@ DoubleArray to_array(const std::vector<double>& v) {
     return DoubleArray(data, {v.size()}, owner_of(data));
 }
 
-FloatArray process(rtnt::Model& m, const InArray& x) {
-    const std::size_t n = frames_of(m, x);
+/// Runs k frames from frame `done` on: interleaved frames, or mono samples plus their controls.
+void process_range(rtnt::Model& m, const float* in, const float* controls, float* out, std::size_t done, std::size_t k) {
     const std::size_t os = static_cast<std::size_t>(m.out_size());
-    float* out = new float[n * os];
+    if (m.num_controls() > 0)
+        m.process(in + done, out + done * os, static_cast<int>(k), controls + done * m.num_controls());
+    else
+        m.process(in + done * m.in_size(), out + done * os, static_cast<int>(k));
+}
+
+FloatArray process(rtnt::Model& m, const InArray& x, const std::optional<InArray>& controls) {
+    const std::size_t n = frames_of(m, x, controls);
+    const std::size_t os = static_cast<std::size_t>(m.out_size());
+    float* out = new float[std::max<std::size_t>(n * os, 1)];
     {
         nb::gil_scoped_release release;
-        const float* in = x.data();
+        const float* c = controls ? controls->data() : nullptr;
         const std::size_t chunk = 1u << 30;  // process() takes an int count
-        for (std::size_t done = 0; done < n; done += chunk) {
-            const std::size_t k = std::min(chunk, n - done);
-            m.process(in + done * m.in_size(), out + done * os, static_cast<int>(k));
-        }
+        for (std::size_t done = 0; done < n; done += chunk) process_range(m, x.data(), c, out, done, std::min(chunk, n - done));
     }
     if (os == 1) return FloatArray(out, {n}, owner_of(out));
     return FloatArray(out, {n, os}, owner_of(out));
@@ -72,18 +89,16 @@ FloatArray process(rtnt::Model& m, const InArray& x) {
 
 /// Processes x from the current state in consecutive blocks of `block` frames (the last one
 /// shorter), every call in C++: a host's block loop without Python overhead per block.
-FloatArray process_blocks(rtnt::Model& m, const InArray& x, int block) {
+FloatArray process_blocks(rtnt::Model& m, const InArray& x, int block, const std::optional<InArray>& controls) {
     if (block < 1) throw nb::value_error("block must be >= 1");
-    const std::size_t n = frames_of(m, x);
+    const std::size_t n = frames_of(m, x, controls);
     const std::size_t os = static_cast<std::size_t>(m.out_size());
     float* out = new float[std::max<std::size_t>(n * os, 1)];
     {
         nb::gil_scoped_release release;
-        const float* in = x.data();
-        for (std::size_t done = 0; done < n; done += static_cast<std::size_t>(block)) {
-            const std::size_t k = std::min(static_cast<std::size_t>(block), n - done);
-            m.process(in + done * m.in_size(), out + done * os, static_cast<int>(k));
-        }
+        const float* c = controls ? controls->data() : nullptr;
+        const std::size_t step = static_cast<std::size_t>(block);
+        for (std::size_t done = 0; done < n; done += step) process_range(m, x.data(), c, out, done, std::min(step, n - done));
     }
     if (os == 1) return FloatArray(out, {n}, owner_of(out));
     return FloatArray(out, {n, os}, owner_of(out));
@@ -100,11 +115,12 @@ long involuntary_switches() {
 
 /// Processes x block by block after `warmup` untimed blocks. Returns the wall time of each timed
 /// block in seconds, the total wall time of the timed loop, and how often the OS preempted the
-/// thread during it (involuntary context switches; -1 if unknown).
-nb::tuple bench(rtnt::Model& m, const InArray& x, int block, int warmup) {
+/// thread during it (involuntary context switches; -1 if unknown). A conditioned model reads its
+/// per-sample controls (n, K) alongside.
+nb::tuple bench(rtnt::Model& m, const InArray& x, int block, int warmup, const std::optional<InArray>& controls) {
     if (block < 1 || block > m.max_block())
         throw nb::value_error(("block must be in [1, max_block=" + std::to_string(m.max_block()) + "]; call prepare() first").c_str());
-    const std::size_t n = frames_of(m, x);
+    const std::size_t n = frames_of(m, x, controls);
     const std::size_t blocks = n / static_cast<std::size_t>(block);
     if (blocks == 0) throw nb::value_error("the input is shorter than one block");
     const std::size_t os = static_cast<std::size_t>(m.out_size());
@@ -116,13 +132,21 @@ nb::tuple bench(rtnt::Model& m, const InArray& x, int block, int warmup) {
         nb::gil_scoped_release release;
         using clock = std::chrono::steady_clock;
         const float* in = x.data();
-        const std::size_t stride = static_cast<std::size_t>(block) * m.in_size();
-        for (int w = 0; w < warmup; ++w) m.process(in + (w % blocks) * stride, out.get(), block);
+        const float* c = controls ? controls->data() : nullptr;
+        const std::size_t k = static_cast<std::size_t>(m.num_controls());
+        const std::size_t step = static_cast<std::size_t>(block);
+        auto run_block = [&](std::size_t b) {
+            if (k > 0)
+                m.process(in + b * step, out.get(), block, c + b * step * k);
+            else
+                m.process(in + b * step * m.in_size(), out.get(), block);
+        };
+        for (int w = 0; w < warmup; ++w) run_block(static_cast<std::size_t>(w) % blocks);
         const long switches_before = involuntary_switches();
         const auto start = clock::now();
         auto prev = start;
         for (std::size_t b = 0; b < blocks; ++b) {
-            m.process(in + b * stride, out.get(), block);
+            run_block(b);
             const auto now = clock::now();
             times[b] = std::chrono::duration<double>(now - prev).count();
             prev = now;
@@ -265,7 +289,17 @@ NB_MODULE(_native, m) {
                      "The sample rate the file declares, or -1.")
         .def_prop_ro("description", [](const rtnt::Model& m) { return m.info().description; },
                      "One line naming the format and architecture.")
-        .def("process", &process, "x"_a, "Process float32 frames causally, carrying state across calls.")
+        .def("process", &process, "x"_a, "controls"_a = nb::none(),
+             "Process float32 frames causally, carrying state across calls; a conditioned model takes mono x and "
+             "controls (n, K).")
+        .def_prop_ro("controls",
+                     [](const rtnt::Model& m) {
+                         nb::list out;
+                         for (const auto& c : m.info().controls)
+                             out.append(nb::make_tuple(c.name, c.minimum, c.maximum, c.default_value));
+                         return out;
+                     },
+                     "The controls of a conditioned model as (name, minimum, maximum, default) tuples.")
         .def_prop_ro("in_size", &rtnt::Model::in_size)
         .def_prop_ro("out_size", &rtnt::Model::out_size)
         .def_prop_ro("max_block", &rtnt::Model::max_block)
@@ -273,13 +307,13 @@ NB_MODULE(_native, m) {
         .def_prop_ro("macs_per_sample", &rtnt::Model::macs_per_sample)
         .def_prop_ro("receptive_field", &rtnt::Model::receptive_field);
 
-    m.def("process_blocks", &process_blocks, "model"_a, "x"_a, "block"_a,
+    m.def("process_blocks", &process_blocks, "model"_a, "x"_a, "block"_a, "controls"_a = nb::none(),
           "Process x from the current state in blocks of `block` frames (the last shorter), looping in C++.");
     m.def("build_info", &build_info, "Compiler and vector ISA of this build.");
     m.def("clock_gaps", &clock_gaps, "seconds"_a, "threshold"_a = 1e-6,
           "Spin on the clock: (start, length) in seconds of every gap longer than threshold.");
     m.def("constant_work", &constant_work, "call_seconds"_a, "calls"_a,
           "Per-call seconds of a fixed L1 loop sized to take about call_seconds.");
-    m.def("bench", &bench, "model"_a, "x"_a, "block"_a, "warmup"_a = 16,
+    m.def("bench", &bench, "model"_a, "x"_a, "block"_a, "warmup"_a = 16, "controls"_a = nb::none(),
           "Time model.process over x block by block: (per-block seconds, total seconds, preemptions).");
 }

@@ -27,14 +27,19 @@ inline std::vector<float> read_csv(const std::string& path) {
     return v;
 }
 
-/// JSON text of a causal conv1d stack 1 -> channels x len(dilations) -> 1 with random weights.
-inline std::string conv_stack_json(int channels, const std::vector<int>& dilations, int kernel, unsigned seed) {
+/// JSON text of a causal conv1d stack 1 + controls -> channels x len(dilations) -> 1 with random
+/// weights; with controls > 0 a conditioned model whose knobs k0, k1, .. range over [0, 1].
+inline std::string conv_stack_json(int channels, const std::vector<int>& dilations, int kernel, unsigned seed,
+                                   int controls = 0) {
     std::mt19937 rng(seed);
     std::normal_distribution<float> nd(0.0f, 1.0f);
     std::ostringstream s;
     s.precision(9);
-    s << "{\"in_shape\":[null,null,1],\"layers\":[";
-    int cin = 1;
+    s << "{\"in_shape\":[null,null," << 1 + controls << "],\"controls\":[";
+    for (int j = 0; j < controls; ++j)
+        s << (j ? "," : "") << "{\"name\":\"k" << j << "\",\"minimum\":0,\"maximum\":1,\"default\":0.5}";
+    s << "],\"layers\":[";
+    int cin = 1 + controls;
     auto layer = [&](int cout, int k, int d, const char* act) {
         const float scale = 1.0f / std::sqrt(float(k * cin));
         s << "{\"type\":\"conv1d\",\"activation\":\"" << act << "\",\"shape\":[null,null," << cout

@@ -81,6 +81,26 @@ long allocations_during(rtnt::Model& m, const std::vector<float>& x, std::vector
     return g_count.load();
 }
 
+/// The same block sequence for a conditioned model, with per-sample controls that change within
+/// and between blocks, and a block with the controls held at their defaults (nullptr).
+long allocations_with_controls(rtnt::Model& m, const std::vector<float>& x, std::vector<float>& y) {
+    const int k = m.num_controls();
+    std::vector<float> c(x.size() * static_cast<std::size_t>(k));
+    for (std::size_t i = 0; i < c.size(); ++i) c[i] = 0.5f + 0.5f * std::sin(0.001f * static_cast<float>(i));
+    g_count = 0;
+    g_armed = true;
+    std::size_t pos = 0;
+    for (int n : {1, 7, 64, 1, 256, 1000, 3, 4096}) {
+        m.process(x.data() + pos, y.data() + pos, n, c.data() + pos * k);
+        pos += n;
+    }
+    m.process(x.data(), y.data(), 128, nullptr);
+    m.reset();
+    m.process(x.data(), y.data(), 128, c.data());
+    g_armed = false;
+    return g_count.load();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -125,6 +145,15 @@ int main(int argc, char** argv) {
         m.prepare(256);
         const long n = allocations_during(m, x, y);
         std::printf("allocations during process and reset (%s): %ld\n", m.info().description.c_str(), n);
+        CHECK(n == 0);
+    }
+    // Conditioned models (1 and 3 controls), their controls changing at every sample.
+    for (int k : {1, 3}) {
+        rtnt::Model m = rtnt::load_model(conv_stack_json(16, {1, 2, 4, 8, 16}, 3, 11 + k, k));
+        CHECK(m.num_controls() == k && m.in_size() == 1 + k);
+        m.prepare(256);
+        const long n = allocations_with_controls(m, x, y);
+        std::printf("allocations during process with changing controls (%d control(s)): %ld\n", k, n);
         CHECK(n == 0);
     }
     std::printf("allocation test passed\n");

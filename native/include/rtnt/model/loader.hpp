@@ -238,13 +238,66 @@ inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string
     return layer;
 }
 
+/// One member of a control entry, a number finite in float32, or a ModelError naming the entry.
+inline double control_number(const Value& entry, const char* key, const std::string& where) {
+    const Value* m = entry.find(key);
+    if (!m) throw ModelError(where + ": missing key '" + key + "'; a control has name, minimum, maximum and default");
+    if (!m->is_number() || !std::isfinite(static_cast<float>(m->number)))
+        throw ModelError(where + ": '" + key + "' must be a finite number, got " +
+                         (m->is_number() ? number_str(m->number) : std::string(json::type_name(m->type))));
+    return m->number;
+}
+
+/// The top-level 'controls' list of a conditioned model (absent or [] for K = 0), checked entry by
+/// entry and against the input size, which must be 1 + K when K > 0.
+inline std::vector<ControlSpec> read_controls(const Value& doc, int in_size) {
+    const Value* list = doc.find("controls");
+    if (!list) return {};
+    if (!list->is_array())
+        throw ModelError(std::string("'controls' must be an array of {name, minimum, maximum, default} objects, got ") +
+                         json::type_name(list->type));
+    std::vector<ControlSpec> controls;
+    for (std::size_t i = 0; i < list->items.size(); ++i) {
+        const Value& e = list->items[i];
+        const std::string where = "controls[" + std::to_string(i) + "]";
+        if (!e.is_object())
+            throw ModelError(where + " must be an object {name, minimum, maximum, default}, got " + json::type_name(e.type));
+        for (const std::string& key : e.keys)
+            if (key != "name" && key != "minimum" && key != "maximum" && key != "default")
+                throw ModelError(where + ": unknown key '" + key + "'; a control has name, minimum, maximum and default");
+        const Value* name = e.find("name");
+        if (!name || !name->is_string() || name->string.empty())
+            throw ModelError(where + ": 'name' must be a non-empty string");
+        ControlSpec c;
+        c.name = name->string;
+        c.minimum = control_number(e, "minimum", where);
+        c.maximum = control_number(e, "maximum", where);
+        c.default_value = control_number(e, "default", where);
+        if (!(c.minimum < c.maximum))
+            throw ModelError(where + " ('" + c.name + "'): minimum " + number_str(c.minimum) + " must be below maximum " +
+                             number_str(c.maximum));
+        if (!(c.minimum <= c.default_value && c.default_value <= c.maximum))
+            throw ModelError(where + " ('" + c.name + "'): default " + number_str(c.default_value) + " is outside [" +
+                             number_str(c.minimum) + ", " + number_str(c.maximum) + "]");
+        for (const ControlSpec& other : controls)
+            if (other.name == c.name) throw ModelError(where + ": the name '" + c.name + "' repeats; every control needs its own name");
+        controls.push_back(std::move(c));
+    }
+    if (!controls.empty() && in_size != 1 + static_cast<int>(controls.size()))
+        throw ModelError("'in_shape' ends in " + std::to_string(in_size) + " but 'controls' lists " +
+                         std::to_string(controls.size()) + " control(s); a conditioned model's input is 1 audio channel + 1 per control (" +
+                         std::to_string(1 + controls.size()) + ")");
+    return controls;
+}
+
 }  // namespace detail
 
 /// Parses a model into a prepared Model: RTNeural JSON, or a NAM .nam file (recognised by its
 /// content: a top-level object with 'architecture', 'config' and 'weights'). Throws ModelError
 /// with a one-line message. For RTNeural JSON, the "activation" of a gru or lstm layer names its
 /// internal cell activation and is not applied again, as in RTNeural; for every other layer type a
-/// non-empty activation follows the layer.
+/// non-empty activation follows the layer. An RTNeural JSON model may list its controls (knobs)
+/// under 'controls' (see ControlSpec); its 'in_shape' then ends in 1 + K.
 inline Model load_model(std::string_view text, const LoadOptions& options = {}) {
     using detail::Type;
     if (text.size() > LoaderLimits::max_file_bytes)
@@ -280,6 +333,7 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
                          std::to_string(LoaderLimits::max_layers));
 
     const int in_size = static_cast<int>(in_last.number);
+    std::vector<ControlSpec> controls = detail::read_controls(doc, in_size);
     detail::MemoryBudget budget(options.memory_budget_bytes);
     int size = in_size;
     std::vector<std::unique_ptr<Layer>> chain;
@@ -296,6 +350,8 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
     }
     ModelInfo info;
     info.description = "RTNeural JSON: " + std::to_string(layers->items.size()) + " layers";
+    if (!controls.empty()) info.description += ", " + std::to_string(controls.size()) + " control(s)";
+    info.controls = std::move(controls);
     return Model(in_size, std::move(chain), std::move(info));
 }
 

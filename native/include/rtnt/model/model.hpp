@@ -15,6 +15,15 @@
 
 namespace rtnt {
 
+/// One control (knob) of a conditioned model: model input channel 1 + its index. The range is the
+/// lowest and highest training value, the default the middle one (RTNeural JSON's 'controls' key).
+struct ControlSpec {
+    std::string name;
+    double minimum = 0.0;
+    double maximum = 1.0;
+    double default_value = 0.0;  // fed as float32 when no control values are given
+};
+
 /// What a loader knows about a model beyond its layers.
 struct ModelInfo {
     /// Samples of silence reset() runs through the model before real audio (NAM Core's prewarm);
@@ -24,6 +33,8 @@ struct ModelInfo {
     double sample_rate = -1.0;
     /// One line naming the format and architecture, e.g. "NAM 0.5.0 WaveNet: 2 arrays, 20 layers".
     std::string description;
+    /// The K controls of a conditioned model, in input-channel order; empty for an unconditioned one.
+    std::vector<ControlSpec> controls;
 };
 
 /// A block runs through the layers in pieces of at most kPieceFrames frames: each piece goes
@@ -34,6 +45,11 @@ struct ModelInfo {
 /// max block halves the speed at block 1). After prepare(), process() and reset() allocate
 /// nothing, take no lock and make no system call. Instances share no state, so one per channel is
 /// safe.
+///
+/// A conditioned model (K = info().controls.size() > 0) has in_size() == 1 + K: each frame is the
+/// audio sample followed by the K control values at that sample. process(in, out, n, controls)
+/// builds those frames piece by piece in a buffer sized by prepare(), so control values may change
+/// at every sample, between and within blocks, without allocation.
 class Model {
 public:
     static constexpr int kDefaultMaxBlock = 256;
@@ -47,6 +63,10 @@ public:
         : in_size_(in_size), layers_(std::move(layers)), info_(std::move(info)) {
         if (layers_.empty()) throw std::invalid_argument("a model needs at least one layer");
         if (info_.prewarm_samples < 0) throw std::invalid_argument("prewarm_samples must be >= 0");
+        if (!info_.controls.empty() && in_size_ != 1 + num_controls())
+            throw std::invalid_argument("a model with K controls needs in_size 1 + K");
+        defaults_.assign(info_.controls.size(), 0.0f);
+        for (std::size_t j = 0; j < info_.controls.size(); ++j) defaults_[j] = static_cast<float>(info_.controls[j].default_value);
         prepare(kDefaultMaxBlock);
     }
 
@@ -56,6 +76,8 @@ public:
     Model& operator=(const Model&) = delete;
 
     int in_size() const noexcept { return in_size_; }
+    /// K, the number of controls (0 for an unconditioned model).
+    int num_controls() const noexcept { return static_cast<int>(info_.controls.size()); }
     int out_size() const noexcept { return layers_.back()->out_size(); }
     int max_block() const noexcept { return max_block_; }
     std::size_t num_layers() const noexcept { return layers_.size(); }
@@ -97,6 +119,7 @@ public:
         pong_.assign(static_cast<std::size_t>(piece) * widest, 0.0f);
         silence_.assign(info_.prewarm_samples > 0 ? static_cast<std::size_t>(piece) * in_size_ : 0, 0.0f);
         discard_.assign(info_.prewarm_samples > 0 ? static_cast<std::size_t>(piece) * out_size() : 0, 0.0f);
+        frames_.assign(num_controls() > 0 ? static_cast<std::size_t>(piece) * in_size_ : 0, 0.0f);
         max_block_ = max_block;
         piece_ = piece;
         reset();
@@ -130,6 +153,32 @@ public:
         }
     }
 
+    /// Processes n samples of a conditioned model: in holds n audio samples, controls n * K floats
+    /// (row-major, row t the K control values at sample t), out receives n * out_size() floats.
+    /// controls == nullptr holds every control at its default. For K = 0 this is process(in, out, n)
+    /// and controls is not read. Any n is accepted; the result does not depend on how a signal is cut.
+    void process(const float* in, float* out, int n, const float* controls) noexcept {
+        const int k = num_controls();
+        if (k == 0) {
+            process(in, out, n);
+            return;
+        }
+        DenormalGuard ftz;
+        const int os = out_size();
+        float* frames = frames_.data();
+        for (int done = 0; done < n;) {
+            const int m = std::min(piece_, n - done);
+            for (int t = 0; t < m; ++t) {
+                float* frame = frames + static_cast<long>(t) * in_size_;
+                const float* c = controls ? controls + static_cast<long>(done + t) * k : defaults_.data();
+                frame[0] = in[done + t];
+                for (int j = 0; j < k; ++j) frame[1 + j] = c[j];
+            }
+            run_piece(frames, out + static_cast<long>(done) * os, m);
+            done += m;
+        }
+    }
+
 private:
     /// m <= piece_ frames through every layer.
     void run_piece(const float* in, float* out, int m) noexcept {
@@ -159,7 +208,8 @@ private:
     bool prewarm_on_reset_ = true;
     int max_block_ = 0;
     int piece_ = 0;
-    FloatVec ping_, pong_, silence_, discard_;
+    FloatVec ping_, pong_, silence_, discard_, frames_;
+    std::vector<float> defaults_;
 };
 
 }  // namespace rtnt
