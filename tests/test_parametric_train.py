@@ -80,6 +80,7 @@ def test_exported_file_has_its_controls_and_matches_keras_at_every_setting_and_t
     import keras
 
     import rtnt.model.build  # noqa: F401  (registers SmoothTanh)
+    from rtnt.native import NativeModel, native_available
     from rtnt.runtime.reference import ReferenceModel
     from rtnt.validate.parity import keras_predict
 
@@ -89,7 +90,9 @@ def test_exported_file_has_its_controls_and_matches_keras_at_every_setting_and_t
     assert doc["controls"] == [{"name": "gain", "minimum": 0.1, "maximum": 0.9, "default": 0.1}]
     table = pd.read_csv(out / "settings" / "settings.csv")
     assert (table["parity_error"] <= 1e-4).all(), table  # float32 tolerance of the gate
-    model = keras.models.load_model(out / "model.keras")
+    if native_available():  # native validation ran at every setting, the unseen one included
+        assert (table["native_parity_error"] <= 1e-4).all(), table
+    model = keras.models.load_model(out / "model.keras", compile=False)
     reference = ReferenceModel.from_json(out / "model.json")
     x = np.random.default_rng(4).uniform(-0.8, 0.8, 4000).astype(np.float32)
     outputs = []
@@ -98,5 +101,9 @@ def test_exported_file_has_its_controls_and_matches_keras_at_every_setting_and_t
         y_ref = reference.process(x, np.array([gain], dtype=np.float32))
         y_keras = keras_predict(model, x, (gain,))
         np.testing.assert_allclose(y_ref, y_keras, atol=1e-4)
+        if native_available():
+            native = NativeModel.from_file(out / "model.json")
+            native.prepare(512)
+            np.testing.assert_allclose(native.process(x, np.array([gain], dtype=np.float32)), y_keras, atol=1e-4)
         outputs.append(y_keras)
     assert np.max(np.abs(outputs[0] - outputs[2])) > 1e-3  # the knob changes the output

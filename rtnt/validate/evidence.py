@@ -33,19 +33,18 @@ class Renderer:
 
     def __init__(self, model_path: Path, prefer_native: bool, prewarm: bool = True):
         from rtnt.native import NativeModel, native_available
-        from rtnt.runtime import load_reference
 
         self.model_path = model_path
-        reference = load_reference(model_path, prewarm=prewarm)
-        self.controls = list(getattr(reference, "controls", []))
-        native_takes_controls = hasattr(NativeModel, "controls")  # an extension built before knob support has none
-        if prefer_native and native_available() and (native_takes_controls or not self.controls):
+        if prefer_native and native_available():
             self.runtime = "native"
             self.model: Any = NativeModel.from_file(model_path, prewarm=prewarm)
             self.model.prepare(1024)
         else:
+            from rtnt.runtime import load_reference
+
             self.runtime = "reference (native runtime unavailable)"
-            self.model = reference
+            self.model = load_reference(model_path, prewarm=prewarm)
+        self.controls = list(getattr(self.model, "controls", []))  # a knob-conditioned file's controls
 
     @property
     def native(self) -> bool:
