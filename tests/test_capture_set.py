@@ -144,5 +144,19 @@ def test_sampler_draws_every_setting_with_its_knob_values_as_constant_channels()
     assert bx.shape == (64, 116, 2) and by.shape == (64, 116, 1)
     assert np.all(bx[..., 1] == bx[:, :1, 1])  # constant over each segment
     np.testing.assert_allclose(by[..., 0], bx[..., 1] * bx[..., 0], atol=1e-6)
-    assert set(np.round(bx[:, 0, 1], 3)) == {0.2, 0.4, 0.8}
+    assert set(np.round(bx[:, 0, 1].astype(np.float64), 3).tolist()) == {0.2, 0.4, 0.8}
     assert sampler.segments_per_pass == 3 * ((6000 - 100 - 16) // 100 + 1)
+
+
+def test_validation_esr_of_a_capture_set_is_the_mean_over_its_settings() -> None:
+    import keras
+
+    from rtnt.model.conditioning import settings_input
+    from rtnt.train.fit import validation_esr
+
+    model = keras.Sequential([keras.Input((None, 2)), keras.layers.Conv1D(1, 1, use_bias=False)])
+    model.layers[0].set_weights([np.array([[[1.0], [0.0]]], dtype=np.float32)])  # passes the audio, ignores the knob
+    x = np.random.default_rng(1).standard_normal(500).astype(np.float32)
+    inputs = settings_input(x, np.array([[0.2], [0.8]]))
+    targets = np.stack([x, 2 * x])  # ESR 0 at the first setting, 0.25 at the second
+    assert validation_esr(model, (inputs, targets), history=10) == pytest.approx(0.125, rel=1e-6)
