@@ -194,8 +194,9 @@ def print_summary(result: JobResult, evidence: ExportEvidence, command: str = "r
     print(f"{command} done (all figures measured on the exported file)")
     print(f"  ESR test {m['esr']:.4g}, validation {m['esr_val']:.4g}; ASR mean {m['asr_mean_db']:.1f} dB")
     if evidence.settings:
+        trained = sum(s.role == "train" for s in evidence.settings)
         held = f", held out {m['esr_holdout']:.4g}" if "esr_holdout" in m else ""
-        print(f"  {len(evidence.settings)} settings: ESR mean {m['esr']:.4g}, worst {m['esr_worst_setting']:.4g}{held}")
+        print(f"  {trained} trained settings: ESR mean {m['esr']:.4g}, worst {m['esr_worst_setting']:.4g}{held}")
     print(f"  parity error {m['parity_error']:.3g} (reference), {m.get('native_parity_error', nan):.3g} (native)")
     print(f"  native RTF worst {m.get('native_rtf_worst', nan):.1f}, block 128 {m.get('native_rtf_b128', nan):.1f}")
     failed = ", ".join(gate.failed) or "none"
