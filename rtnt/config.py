@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
@@ -47,12 +47,33 @@ class GearConfig:
 
 
 @dataclass
+class KnobConfig:
+    """A knob of a capture set: its name and the range its values are declared in (the device's own scale)."""
+
+    name: str = "???"
+    minimum: float = 0.0
+    maximum: float = 1.0
+
+
+@dataclass
+class CaptureTargetConfig:
+    """One target of a capture set: the device's output for the set's dry input at one knob setting."""
+
+    target: str = "???"
+    knobs: dict[str, float] = field(default_factory=dict)  # a value for every knob of the set, by name
+
+
+@dataclass
 class CaptureConfig:
-    """A paired capture: dry input and the device's output, 48 kHz mono."""
+    """A paired capture: dry input and the device's output, 48 kHz mono. A capture set (`capture=parametric_amp`)
+    gives `knobs` and `targets` (one per knob setting, all from the same dry `input`) instead of `target`."""
 
     name: str = "demo"
     input: str = "???"
-    target: str = "???"
+    target: str = ""  # the device's output; empty in a capture set
+    knobs: list[KnobConfig] = field(default_factory=list)  # a capture set's knobs, in the model's control order
+    targets: list[CaptureTargetConfig] = field(default_factory=list)  # a capture set's settings
+    holdout: list[float] = field(default_factory=list)  # knob values whose settings are kept out of training
     latency: Any = "auto"  # "auto" or a whole number of samples the target lags the input
     latency_nudge: int = 0  # added to the automatic estimate
     max_latency_ms: float = 100.0  # the automatic estimate searches +-this window
@@ -110,6 +131,8 @@ class TcnPresetConfig:
     scaled_smoothing: bool = False  # alpha * tanh(x/alpha) instead
     description: str = ""
 
+    CONDITIONING: ClassVar[tuple[str, ...]] = ("none", "concat")  # the knobs widen the first conv's input
+
 
 @dataclass
 class LegacyPresetConfig(TcnPresetConfig):
@@ -121,6 +144,8 @@ class LegacyPresetConfig(TcnPresetConfig):
     hidden_size: int = 0  # recurrent state size for gru, lstm, conv_gru
     num_layers: int = 0  # hidden layers of the dense fixture
 
+    CONDITIONING: ClassVar[tuple[str, ...]] = ("none",)  # test fixtures of RTNeural's mono layer types
+
 
 @dataclass
 class WaveNetPresetConfig:
@@ -131,6 +156,8 @@ class WaveNetPresetConfig:
     layer_arrays: list[LayerArrayConfig] = field(default_factory=list)  # in order
     head_scale: float = 0.02  # fixed output scale, as in NAM's trainer
     description: str = ""
+
+    CONDITIONING: ClassVar[tuple[str, ...]] = ("none",)  # `.nam` takes a mono input
 
 
 PresetConfig = TcnPresetConfig | LegacyPresetConfig | WaveNetPresetConfig | GrayBoxPresetConfig
@@ -202,6 +229,17 @@ class ValidateConfig:
     asr: AsrConfig = field(default_factory=AsrConfig)
 
 
+CONDITIONING_METHODS = ("none", "concat")
+
+
+@dataclass
+class ConditioningConfig:
+    """How a model of a capture set takes its knobs: `none` (no knobs: a single capture) or `concat` (the knob
+    values as extra input channels, constant over each setting's audio)."""
+
+    method: str = "none"
+
+
 @dataclass
 class TrackingConfig:
     uri: str = ""  # empty: $MLFLOW_TRACKING_URI, else sqlite:///<repo>/mlruns/mlflow.db
@@ -213,6 +251,7 @@ class TrackingConfig:
 class RtntConfig:
     capture: CaptureConfig = field(default_factory=CaptureConfig)
     preset: Any = MISSING  # a Tcn-, Legacy-, WaveNet- or GrayBoxPresetConfig (the preset file's defaults)
+    conditioning: ConditioningConfig = field(default_factory=ConditioningConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
     gate: GateConfig = field(default_factory=GateConfig)
@@ -231,6 +270,7 @@ def register_configs() -> None:
     cs.store(group="preset", name="wavenet_schema", node=WaveNetPresetConfig)
     cs.store(group="preset", name="legacy_schema", node=LegacyPresetConfig)
     cs.store(group="preset", name="graybox_schema", node=GrayBoxPresetConfig)
+    cs.store(group="conditioning", name="conditioning_schema", node=ConditioningConfig)
     cs.store(group="train", name="train_schema", node=TrainConfig)
     cs.store(group="validate", name="validate_schema", node=ValidateConfig)
     cs.store(group="gate", name="gate_schema", node=GateConfig)
@@ -308,9 +348,11 @@ def preset_family(preset: PresetConfig | DictConfig) -> str:
 def validate_config(cfg: DictConfig) -> None:
     """Check value ranges and cross-field rules; raise ConfigError naming the key and the fix."""
     t, p, c, v = cfg.train, cfg.preset, cfg.capture, cfg.validate
-    for leaf in ("input", "target"):  # checked first: the capture's name interpolates its target
+    for leaf in ("input", "target", "knobs", "targets"):  # checked first: the capture's name interpolates its target
         if OmegaConf.is_missing(cfg.capture, leaf):
             raise ConfigError(f"config capture.{leaf} is not set; pass it on the command line (capture.{leaf}=...)")
+    if not c.targets and not c.target:
+        raise ConfigError("config capture.target is not set; pass it on the command line (capture.target=...)")
     for key in sorted(OmegaConf.missing_keys(cfg)):
         raise ConfigError(f"config {key} is not set; pass it on the command line ({key}=...)")
     _check(t.epochs >= 0, "train.epochs", t.epochs, "must be >= 0")
@@ -353,6 +395,7 @@ def validate_config(cfg: DictConfig) -> None:
     for key, allowed in (("type", GEAR_TYPES), ("tone_type", TONE_TYPES)):  # NAM's enums
         value = c.gear[key]
         _check(value in (None, *allowed), f"capture.gear.{key}", value, f"must be one of {', '.join(allowed)}")
+    validate_conditioning(cfg)
 
     for key in ("bench_block_sizes", "validation_block_sizes"):
         for b in v[key]:
@@ -361,6 +404,38 @@ def validate_config(cfg: DictConfig) -> None:
     _check(len(v.asr.levels_dbfs) >= 1, "validate.asr.levels_dbfs", list(v.asr.levels_dbfs), "needs at least one level")
     for lvl in v.asr.levels_dbfs:
         _check(lvl <= 0, "validate.asr.levels_dbfs", list(v.asr.levels_dbfs), "levels are dBFS, <= 0")
+
+
+def conditioning_methods(preset: PresetConfig | DictConfig) -> tuple[str, ...]:
+    """The conditioning methods the preset's family supports (`CONDITIONING` of its schema)."""
+    return preset_schema(str(preset.arch)).CONDITIONING
+
+
+def validate_conditioning(cfg: DictConfig) -> None:
+    """The conditioning method is known, supported by the preset's family and matches the capture: `none` for a
+    single capture, a knob-taking method for a capture set (whose own checks run in `rtnt.capture.capture_set`)."""
+    method, p, c = cfg.conditioning.method, cfg.preset, cfg.capture
+    _check(method in CONDITIONING_METHODS, "conditioning", method, f"must be one of {', '.join(CONDITIONING_METHODS)}")
+    supported = conditioning_methods(p)
+    if method not in supported:
+        raise ConfigError(
+            f"preset {p.name} (arch {p.arch}) does not support conditioning={method}; it supports "
+            f"{', '.join(supported)}: choose a tcn preset (e.g. preset=wavenet_tcn_edge) or conditioning=none"
+        )
+    if c.targets and method == "none":
+        raise ConfigError(
+            f"capture {c.name} is a capture set of {len(c.targets)} knob settings but conditioning=none; "
+            "pass conditioning=concat so that the model takes the knobs"
+        )
+    if c.targets:
+        from rtnt.capture.capture_set import knob_settings
+
+        knob_settings(c)
+    if not c.targets and method != "none":
+        raise ConfigError(
+            f"conditioning={method} needs a capture set with knobs, but capture {c.name} is a single capture; "
+            "choose capture=parametric_amp, capture=parametric_ts9 or capture=files_parametric, or conditioning=none"
+        )
 
 
 def validate_conv_stack(p: TcnPresetConfig | LegacyPresetConfig | DictConfig) -> None:

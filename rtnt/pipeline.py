@@ -8,18 +8,25 @@ available, else the numpy reference runtime), never on the in-memory model.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
+from rtnt.capture.capture_set import prepare_capture_set
 from rtnt.capture.prepare import prepare_capture
 from rtnt.config import preset_family
+from rtnt.constants import SAMPLE_RATE
 from rtnt.data.splits import split_by_time
+from rtnt.model.conditioning import control_specs, unseen_setting
+from rtnt.runtime.controls import ControlSpec
 from rtnt.sweep.contract import JobResult, with_native_placeholders
 from rtnt.sweep.trial import trial_run_context
 from rtnt.tracking.record import (
     record_capture,
+    record_capture_set,
     record_checkpoint,
     record_device,
     record_evidence,
@@ -30,7 +37,7 @@ from rtnt.tracking.record import (
 from rtnt.tracking.redact import redact_files, redact_text
 from rtnt.tracking.run import flatten, git_commit, log_params_flat, run_name, tracked_run
 from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri
-from rtnt.validate.evidence import ExportEvidence
+from rtnt.validate.evidence import ExportEvidence, Setting
 
 log = logging.getLogger("rtnt")
 
@@ -45,6 +52,7 @@ def _tags(cfg: DictConfig, overrides: list[str]) -> dict[str, str]:
     return {
         "preset": cfg.preset.name,
         "capture": cfg.capture.name,
+        "conditioning": cfg.conditioning.method,
         "family": preset_family(cfg.preset),
         "git_commit": git_commit(),
         "sweep": str(cfg.sweep.get("name", "none")) if cfg.sweep else "none",
@@ -77,10 +85,48 @@ def run_training(cfg: DictConfig, out_dir: Path) -> JobResult:
         return _train_export_validate(cfg, out_dir, run.info.run_id, overrides)
 
 
+@dataclass(frozen=True)
+class TrainingData:
+    """What the model trains on and is measured at. One capture: `y` (samples,), no knobs, `settings` is `y`.
+    A capture set: `y` (training settings, samples) with their `knobs` (training settings, K), `settings` every
+    setting (held-out ones included) plus one unseen setting, and the exported file's `controls`."""
+
+    x: np.ndarray
+    y: np.ndarray
+    sample_rate: int
+    knobs: np.ndarray | None = None
+    settings: np.ndarray | tuple[Setting, ...] = ()
+    controls: tuple[ControlSpec, ...] = ()
+
+
+def prepare_training_data(cfg: DictConfig, out_dir: Path) -> TrainingData:
+    """Load, check, align and record the capture (or capture set); crop it to `train.max_seconds`."""
+    c = cfg.capture
+    crop = int(cfg.train.max_seconds * SAMPLE_RATE) if cfg.train.max_seconds > 0 else None
+    if not c.targets:
+        prepared = prepare_capture(c)
+        record_capture(prepared, c, out_dir)
+        x, y = prepared.x[:crop], prepared.y[:crop]
+        return TrainingData(x, y, prepared.sample_rate, settings=y)
+    capture_set = prepare_capture_set(c)
+    record_capture_set(capture_set, c, out_dir)
+    if crop:
+        capture_set = capture_set.cropped(crop)
+    knobs = np.array([s.knobs for s in capture_set.training], dtype=np.float64)
+    settings = tuple(Setting(s.knobs, s.y, "holdout" if s.held_out else "train") for s in capture_set.settings)
+    return TrainingData(
+        capture_set.x,
+        np.stack([s.y for s in capture_set.training]),
+        capture_set.sample_rate,
+        knobs.astype(np.float32),
+        (*settings, Setting(unseen_setting(knobs), None, "unseen")),
+        tuple(control_specs(capture_set.knob_names, knobs)),
+    )
+
+
 def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str, overrides: list[str]) -> JobResult:
     with stage("capture"):  # before TensorFlow loads: a bad capture fails in seconds
-        prepared = prepare_capture(cfg.capture)
-        record_capture(prepared, cfg.capture, out_dir)
+        data = prepare_training_data(cfg, out_dir)
     from rtnt.train.device import select_device
 
     record_device(select_device(cfg.train.device))  # before TensorFlow creates its devices
@@ -92,12 +138,9 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str, override
     from rtnt.validate.evidence import measure_exported
     from rtnt.validate.parity import keras_predict
 
-    x, y, sr = prepared.x, prepared.y, prepared.sample_rate
-    if cfg.train.max_seconds > 0:
-        x, y = x[: int(cfg.train.max_seconds * sr)], y[: int(cfg.train.max_seconds * sr)]
-
+    x, sr = data.x, data.sample_rate
     checkpoint = resolve_checkpoint(cfg.continue_from, mlflow.get_tracking_uri()) if cfg.continue_from else None
-    session = TrainingSession.create(cfg, out_dir, run_id, checkpoint)
+    session = TrainingSession.create(cfg, out_dir, run_id, checkpoint, len(data.controls))
     if session.continued_from:
         mlflow.set_tags(session.continued_from)
     rf = session.receptive_field
@@ -105,14 +148,23 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str, override
     size_metrics = session.summary_metrics()
     mlflow.log_metrics(size_metrics)
     with stage("train"):
-        fit_result = session.train(x, y, splits, on_validation=record_validation)
+        fit_result = session.train(x, data.y, splits, on_validation=record_validation, knobs=data.knobs)
     record_fit(fit_result, out_dir)
 
     session.model.save(out_dir / "model.keras")  # the exact Keras model the file is exported from
     metadata = ModelMetadata.for_run(cfg.capture, cfg.preset.name, run_id, sr)
-    model_path = export_model(session.model, out_dir, metadata)
+    model_path = export_model(session.model, out_dir, metadata, data.controls)
     mlflow.log_artifact(str(model_path))
-    evidence = measure_exported(cfg, model_path, lambda x_in: keras_predict(session.model, x_in), rf, x, y, splits, sr)
+    evidence = measure_exported(
+        cfg,
+        model_path,
+        lambda x_in, knobs=(): keras_predict(session.model, x_in, knobs),
+        rf,
+        x,
+        data.settings,
+        splits,
+        sr,
+    )
     record_evidence(evidence, out_dir)
     # As NAM's trainer does, the file records its ESRs; only its metadata changes, the weights stay as validated.
     set_training_metadata(model_path, validation_esr=evidence.splits.val.esr, test_esr=evidence.splits.test.esr)
@@ -144,6 +196,10 @@ def print_summary(result: JobResult, evidence: ExportEvidence, command: str = "r
     nan = float("nan")
     print(f"{command} done (all figures measured on the exported file)")
     print(f"  ESR test {m['esr']:.4g}, validation {m['esr_val']:.4g}; ASR mean {m['asr_mean_db']:.1f} dB")
+    if evidence.settings:
+        trained = sum(s.role == "train" for s in evidence.settings)
+        held = f", held out {m['esr_holdout']:.4g}" if "esr_holdout" in m else ""
+        print(f"  {trained} trained settings: ESR mean {m['esr']:.4g}, worst {m['esr_worst_setting']:.4g}{held}")
     print(f"  parity error {m['parity_error']:.3g} (reference), {m.get('native_parity_error', nan):.3g} (native)")
     print(f"  native RTF worst {m.get('native_rtf_worst', nan):.1f}, block 128 {m.get('native_rtf_b128', nan):.1f}")
     failed = ", ".join(gate.failed) or "none"

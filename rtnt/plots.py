@@ -2,7 +2,7 @@
 log axis, PNG at 110 dpi. Each function takes computed results and a path, writes the PNG and returns its path
 (None where there is nothing to draw).
 
-- a run: `training_curves`, `capture_plots`, `asr_plots`, `residual_spectrum`;
+- a run: `training_curves`, `capture_plots`, `asr_plots`, `residual_spectrum`, `esr_vs_knob` (a capture set);
 - a comparison of runs (`rtnt-compare`): `esr_against`, `esr_per_capture`, `loss_curves`;
 - a sweep report: `pareto_front`, `trials_esr_vs_asr`, `param_importances`.
 """
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from rtnt.metrics.asr import AsrReport
     from rtnt.sweep.outcome import Objective
     from rtnt.train.fit import Validation
+    from rtnt.validate.evidence import SettingEvidence
 
 DPI = 110
 GRID_ALPHA = 0.3
@@ -151,6 +152,28 @@ def asr_plots(report: AsrReport, out_dir: Path) -> list[Path]:
     _grid(ax)
     ax.legend(loc="upper right")
     return [per_probe, _save(fig, out / "asr_worst_spectrum.png")]
+
+
+def esr_vs_knob(settings: Sequence[SettingEvidence], knob: str, path: Path) -> Path | None:
+    """Test ESR of the exported file against the (first) knob's value: trained settings as a line with dots,
+    held-out settings as open squares; None when no setting has a target."""
+    fig = Figure(figsize=(6, 3.8))
+    ax = fig.add_subplot()
+    drawn = False
+    for role, style, label in (("train", "o-", "trained setting"), ("holdout", "s", "held-out setting")):
+        points = sorted((s.knobs[0], s.splits.test.esr) for s in settings if s.role == role and s.splits)
+        if points:
+            xs, ys = zip(*points)
+            ax.semilogy(xs, ys, style, label=label, markerfacecolor="none" if role == "holdout" else None)
+            drawn = True
+    if not drawn:
+        return None
+    ax.set_xlabel(knob)
+    ax.set_ylabel(ESR_AXIS)
+    ax.set_title(f"ESR against {knob}")
+    _grid(ax)
+    ax.legend()
+    return _save(fig, path)
 
 
 def residual_spectrum(y: np.ndarray, y_pred: np.ndarray, sample_rate: int, path: Path) -> Path:

@@ -34,6 +34,9 @@ def split_by_time(n_samples: int, val_fraction: float, test_fraction: float, rec
 
     Validation and test targets are never trained on. Their first samples are predicted from the
     preceding region's input as history (see `region_with_history`), as a streaming model would.
+    A capture set's settings are renders of one input of one length: the regions are taken per setting,
+    at the same times, so every setting is trained, validated and tested on the same passages of the
+    performance and the settings' ESRs compare like with like (a held-out setting is scored on its test region).
     """
     n_test = int(round(n_samples * test_fraction))
     n_val = int(round(n_samples * val_fraction))
@@ -52,12 +55,16 @@ def split_by_time(n_samples: int, val_fraction: float, test_fraction: float, rec
 
 
 def region_with_history(signal: np.ndarray, region: Region, receptive_field: int) -> np.ndarray:
-    """The region's samples preceded by up to `receptive_field - 1` samples of real history (zeros before t=0)."""
+    """The region's samples preceded by up to `receptive_field - 1` samples of real history (zeros before t=0).
+
+    Time is the last axis: a capture set's targets (settings, samples) give each setting's region."""
     hist = receptive_field - 1
     lo = region.start - hist
     pad = max(0, -lo)
-    out = signal[max(lo, 0) : region.stop]
-    return np.concatenate([np.zeros(pad, dtype=signal.dtype), out]) if pad else out.copy()
+    out = signal[..., max(lo, 0) : region.stop]
+    if not pad:
+        return out.copy()
+    return np.concatenate([np.zeros((*signal.shape[:-1], pad), dtype=signal.dtype), out], axis=-1)
 
 
 def segment_starts(

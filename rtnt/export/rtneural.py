@@ -21,6 +21,7 @@ Anything RTNeural cannot load raises ExportError naming the layer. Keras is impo
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import numpy as np
 
 from rtnt.errors import ExportError
 from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels
+from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec
 
 ACTIVATION_NAMES = ("tanh", "relu", "sigmoid", "softmax", "elu")
 FOLDS_ACTIVATION = ("dense", "time-distributed-dense", "conv1d")
@@ -46,41 +48,57 @@ class _JsonLayer:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def export_rtneural(model: Any, metadata: ModelMetadata | None = None, *, loudness: bool = True) -> dict[str, Any]:
-    """The RTNeural JSON dict of a single-input, single-output, sequential Keras model; with `metadata`, plus the
-    top-level `metadata` object (`loudness=False` skips the loudness pass through the numpy reference runtime)."""
+def export_rtneural(
+    model: Any, metadata: ModelMetadata | None = None, controls: Sequence[ControlSpec] = (), *, loudness: bool = True
+) -> dict[str, Any]:
+    """The RTNeural JSON dict of a single-input, single-output, sequential Keras model. A knob-conditioned model
+    (input 1 + K channels) also gets the top-level `controls` list of its K controls (rtnt's extension, which
+    RTNeural's loader ignores); K must match the input width. With `metadata`, plus the top-level `metadata`
+    object (`loudness=False` skips the loudness pass)."""
     chain = _sequential_chain(model)
     in_shape = tuple(model.inputs[0].shape)
+    if controls and int(in_shape[-1]) != 1 + len(controls):
+        raise ExportError(
+            f"cannot export model '{model.name}': its input has {in_shape[-1]} channel(s) but {len(controls)} "
+            "control(s) were given; a conditioned model's input is 1 audio channel + 1 per control"
+        )
     lead = [None] * (len(in_shape) - 1)
     graph = _Graph(int(in_shape[-1]))
     for layer in chain:
         graph.add(layer)
     graph.finish()
     data: dict[str, Any] = {"in_shape": [*lead, graph.in_dims], "layers": [_to_json(jl, lead) for jl in graph.layers]}
+    if controls:
+        data[CONTROLS_KEY] = [c.to_json() for c in controls]
     if metadata is not None:
         data["metadata"] = metadata_object(metadata, (lambda: rtneural_loudness(data)) if loudness else None)
     return data
 
 
 def rtneural_loudness(data: dict[str, Any]) -> Levels:
-    """(RMS dB, BS.1770-4 LUFS) of an RTNeural JSON object's output on the loudness input, from a reset state: the
-    native runtime when it is built (a recurrent fixture takes seconds in numpy), else the numpy reference runtime
-    (the two agree within the parity tolerance, 1e-4 max abs)."""
+    """(RMS dB, BS.1770-4 LUFS) of an RTNeural JSON object's output on the loudness input, from a reset state, with
+    any controls at their defaults: the native runtime when it is built (a recurrent fixture takes seconds in
+    numpy), else the numpy reference runtime (the two agree within the parity tolerance, 1e-4 max abs)."""
     from rtnt.native import NativeModel, native_available
     from rtnt.runtime.reference import ReferenceModel
 
     x = loudness_input()
-    if native_available():
-        return output_levels(NativeModel.from_json_text(json.dumps(data)).process(x))
-    return output_levels(ReferenceModel.from_json(data).process(x))
+    model = NativeModel.from_json_text(json.dumps(data)) if native_available() else ReferenceModel.from_json(data)
+    defaults = np.array([c.default for c in model.controls], dtype=np.float32) if model.controls else None
+    return output_levels(model.process(x, defaults))
 
 
 def save_rtneural(
-    model: Any, path: str | Path, metadata: ModelMetadata | None = None, *, loudness: bool = True
+    model: Any,
+    path: str | Path,
+    metadata: ModelMetadata | None = None,
+    controls: Sequence[ControlSpec] = (),
+    *,
+    loudness: bool = True,
 ) -> Path:
-    """Write `export_rtneural(model, metadata)` to `path` (parent folders created); returns the path."""
+    """Write `export_rtneural(model, metadata, controls)` to `path` (parent folders created); returns the path."""
     path = Path(path)
-    data = export_rtneural(model, metadata, loudness=loudness)
+    data = export_rtneural(model, metadata, controls, loudness=loudness)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path

@@ -12,7 +12,7 @@ from collections.abc import Callable
 import keras
 from omegaconf import DictConfig
 
-from rtnt.config import PresetConfig, kernel_size_per_layer
+from rtnt.config import PresetConfig, kernel_size_per_layer, preset_schema
 from rtnt.errors import ConfigError
 from rtnt.model.graybox.build import build_graybox
 from rtnt.model.layers import SmoothTanh
@@ -21,8 +21,10 @@ from rtnt.model.wavenet import build_wavenet
 Tensor = keras.KerasTensor
 
 
-def build_model(preset: PresetConfig | DictConfig) -> keras.Model:
-    """Build the uncompiled model of `preset.arch` with the preset's sizes."""
+def build_model(preset: PresetConfig | DictConfig, n_knobs: int = 0) -> keras.Model:
+    """Build the uncompiled model of `preset.arch` with the preset's sizes. With `n_knobs` > 0 (`conditioning=
+    concat`, tcn presets) the input has 1 + n_knobs channels: the audio, then the knob values (the first conv
+    mixes them in)."""
     builders: dict[str, Callable[[PresetConfig | DictConfig, Tensor], Tensor]] = {
         "tcn": _tcn,
         "wavenet": build_wavenet,
@@ -36,7 +38,9 @@ def build_model(preset: PresetConfig | DictConfig) -> keras.Model:
     }
     if preset.arch not in builders:
         raise ConfigError(f"config preset.arch={preset.arch!r} is invalid: must be one of {', '.join(builders)}")
-    inputs = keras.Input(shape=(None, 1), name="input")
+    if n_knobs and "concat" not in preset_schema(str(preset.arch)).CONDITIONING:
+        raise ConfigError(f"preset {preset.name} (arch {preset.arch}) does not support conditioning=concat")
+    inputs = keras.Input(shape=(None, 1 + n_knobs), name="input")
     return keras.Model(inputs, builders[preset.arch](preset, inputs), name=str(preset.name))
 
 

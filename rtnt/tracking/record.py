@@ -16,13 +16,16 @@ from typing import TYPE_CHECKING
 
 import mlflow
 import mlflow.data
+import numpy as np
 
 from rtnt import plots
 from rtnt.tracking.machine import machine_tags
 
 if TYPE_CHECKING:
+    import pandas as pd
     from omegaconf import DictConfig
 
+    from rtnt.capture.capture_set import PreparedCaptureSet
     from rtnt.capture.prepare import PreparedCapture
     from rtnt.config import CaptureConfig
     from rtnt.train.device import TrainingDevice
@@ -83,6 +86,40 @@ def record_device(device: TrainingDevice) -> None:
     mlflow.set_tags(
         {"train.device": device.kind, "train.device_name": device.name, "train.device_requested": device.requested}
     )
+
+
+def record_capture_set(prepared: PreparedCaptureSet, capture: CaptureConfig | DictConfig, out_dir: Path) -> None:
+    """capture/capture_set.json (the set's latency evidence, level trend and every file's report), the capture
+    plots of the first setting, the set's alignment metrics and level per setting, and the aligned set (the
+    input, one target column per setting) as the run's MLflow dataset input."""
+    cap_dir = out_dir / "capture"
+    cap_dir.mkdir(parents=True, exist_ok=True)
+    (cap_dir / "capture_set.json").write_text(json.dumps(prepared.to_dict(), indent=2, default=str))
+    for warning in prepared.warnings:
+        log.warning("capture set: %s", warning)
+    log.info("capture set %s: %s", prepared.name, prepared.level_trend.describe())
+    plots.capture_plots(prepared.settings[0].report, cap_dir)
+    mlflow.log_artifacts(str(cap_dir), "capture")
+    targets = np.stack([s.y for s in prepared.settings], axis=1)
+    source = str(Path(capture.input).resolve())
+    dataset = mlflow.data.from_numpy(prepared.x, targets=targets, source=source, name=prepared.name)
+    tags = {
+        "input": str(capture.input),
+        "targets": " ".join(s.target_path for s in prepared.settings)[:5000],
+        "seconds": f"{len(prepared.x) / prepared.sample_rate:.2f}",
+        "sample_rate": str(prepared.sample_rate),
+    }
+    mlflow.log_input(dataset, context="capture", tags=tags)
+    trend = prepared.level_trend
+    mlflow.log_metrics(
+        {
+            "capture.latency_samples": float(prepared.latency.latency),
+            "capture.latency_onset_spread": float(max(prepared.latency.onsets) - min(prepared.latency.onsets)),
+            "capture.polarity": float(prepared.polarity),
+            **{f"capture.rms_dbfs.{trend.knob}_{v:g}": r for v, r in zip(trend.values, trend.rms_dbfs)},
+        }
+    )
+    mlflow.set_tag("capture.level_trend", trend.direction)
 
 
 def record_validation(point: Validation) -> None:
@@ -171,6 +208,72 @@ def record_evidence(evidence: ExportEvidence, out_dir: Path) -> None:
     residual = plots.residual_spectrum(p.y, p.prediction, p.sample_rate, preview_dir / "residual_spectrum.png")
     mlflow.log_artifacts(str(preview_dir), "preview")
 
-    mlflow.log_metrics({k: v for k, v in evidence.metrics().items() if not k.startswith("gate.")})
     links = [f"asr/{path.name}" for path in asr_plots] + [f"preview/{residual.name}"]
+    if evidence.settings:
+        links += record_settings(evidence, out_dir)
+    mlflow.log_metrics({k: v for k, v in evidence.metrics().items() if not k.startswith("gate.")})
     log_gate(mlflow.MlflowClient(), mlflow.active_run().info.run_id, evidence.gate, links)
+
+
+SETTING_COLUMNS = (
+    "role",
+    "esr",
+    "esr_val",
+    "esr_preemph",
+    "asr_mean_db",
+    "asr_max_db",
+    "parity_error",
+    "native_parity_error",
+)
+
+
+def settings_table(evidence: ExportEvidence) -> list[dict[str, float | str]]:
+    """One row per setting of a capture set: the knob values, the role and the exported file's figures there
+    (NaN where a figure does not apply: no ESR at the unseen setting, no native error where it did not run)."""
+    nan = float("nan")
+    rows: list[dict[str, float | str]] = []
+    for s in evidence.settings:
+        test, val = (s.splits.test, s.splits.val) if s.splits else (None, None)
+        rows.append(
+            {
+                **dict(zip(evidence.knob_names, s.knobs)),
+                "role": s.role,
+                "esr": test.esr if test else nan,
+                "esr_val": val.esr if val else nan,
+                "esr_preemph": test.esr_preemph if test else nan,
+                "asr_mean_db": s.asr.asr_mean_db,
+                "asr_max_db": s.asr.asr_max_db,
+                "parity_error": s.parity_error,
+                "native_parity_error": s.native.max_error if s.native else nan,
+            }
+        )
+    return rows
+
+
+def record_settings(evidence: ExportEvidence, out_dir: Path) -> list[str]:
+    """settings/settings.csv and settings.md (ESR and ASR per setting), settings/esr_vs_knob.png, and per-setting
+    metrics `setting.<knob>_<value>.<figure>`; returns the artifact paths for the gate report."""
+    import pandas as pd
+
+    settings_dir = out_dir / "settings"
+    settings_dir.mkdir(exist_ok=True)
+    frame = pd.DataFrame(settings_table(evidence), columns=[*evidence.knob_names, *SETTING_COLUMNS])
+    frame.to_csv(settings_dir / "settings.csv", index=False, float_format="%.6g")
+    (settings_dir / "settings.md").write_text(markdown_table(frame))
+    plot = plots.esr_vs_knob(evidence.settings, evidence.knob_names[0], settings_dir / "esr_vs_knob.png")
+    mlflow.log_artifacts(str(settings_dir), "settings")
+    metrics = {}
+    for row in frame.to_dict("records"):
+        label = "_".join(f"{k}_{row[k]:g}" for k in evidence.knob_names)
+        for key in ("esr", "asr_mean_db", "parity_error"):
+            if not pd.isna(row[key]):
+                metrics[f"setting.{label}.{key}"] = float(row[key])
+    mlflow.log_metrics(metrics)
+    return ["settings/settings.md"] + ([f"settings/{plot.name}"] if plot else [])
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """A pipe table of `frame`, numbers to 4 significant digits."""
+    cells = [[v if isinstance(v, str) else f"{v:.4g}" for v in row] for row in frame.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"

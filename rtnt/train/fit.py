@@ -37,7 +37,9 @@ class SegmentSampler:
     """Random fully-conditioned training segments of one region, gathered into reused buffers.
 
     Every draw picks `batch_size` scored windows of `segment_length` samples uniformly inside the
-    region; each comes with `receptive_field - 1` samples of real history before it.
+    region; each comes with `receptive_field - 1` samples of real history before it. For a capture set,
+    `y` holds one target row per setting and `knobs` one row of knob values per setting: each segment
+    also draws a setting, and its knob values are broadcast as constant input channels after the audio.
     """
 
     def __init__(
@@ -49,29 +51,39 @@ class SegmentSampler:
         segment_length: int,
         batch_size: int,
         seed: int,
+        knobs: np.ndarray | None = None,
     ):
         first = segment_starts(region, receptive_field, segment_length)[0]  # raises a clear error if none fits
-        self.x, self.y = np.asarray(x, np.float32), np.asarray(y, np.float32)
+        self.x = np.asarray(x, np.float32)
+        self.y = np.atleast_2d(np.asarray(y, np.float32))  # (settings, samples)
+        self.knobs = np.zeros((len(self.y), 0), np.float32) if knobs is None else np.asarray(knobs, np.float32)
         self.low, self.high = int(first), region.stop - segment_length  # inclusive start range
         self.offsets = np.arange(-(receptive_field - 1), segment_length)
         self.segment_length, self.batch_size = segment_length, batch_size
         self.rng = np.random.default_rng(seed)
         shape = (batch_size, len(self.offsets))
         self._idx = np.empty(shape, dtype=np.int64)
-        self._bx = np.empty((*shape, 1), dtype=np.float32)
+        self._bx = np.empty((*shape, 1 + self.knobs.shape[1]), dtype=np.float32)
         self._by = np.empty((*shape, 1), dtype=np.float32)
 
     @property
     def segments_per_pass(self) -> int:
-        """How many non-overlapping segments tile the region: the batches of one epoch, times batch_size."""
-        return max(1, (self.high - self.low) // self.segment_length + 1)
+        """How many non-overlapping segments tile the region (of every setting): the batches of one epoch, times
+        batch_size."""
+        return len(self.y) * max(1, (self.high - self.low) // self.segment_length + 1)
 
     def draw(self) -> tuple[np.ndarray, np.ndarray]:
-        """One batch (inputs, targets), each (batch, history + segment, 1); the buffers are reused."""
+        """One batch (inputs, targets), (batch, history + segment, 1 + knobs) and (..., 1); the buffers are reused."""
         starts = self.rng.integers(self.low, self.high + 1, size=self.batch_size)
         np.add(starts[:, None], self.offsets[None, :], out=self._idx)
         np.take(self.x, self._idx, out=self._bx[..., 0])
-        np.take(self.y, self._idx, out=self._by[..., 0])
+        if len(self.y) == 1:
+            np.take(self.y[0], self._idx, out=self._by[..., 0])
+            return self._bx, self._by
+        setting = self.rng.integers(0, len(self.y), size=self.batch_size)
+        np.add(self._idx, (setting * self.y.shape[1])[:, None], out=self._idx)  # indices into the flat targets
+        np.take(self.y.reshape(-1), self._idx, out=self._by[..., 0])
+        self._bx[..., 1:] = self.knobs[setting][:, None, :]
         return self._bx, self._by
 
 
@@ -239,11 +251,16 @@ class Checkpointer:
 
 
 def validation_esr(model: keras.Model, val_xy: tuple[np.ndarray, np.ndarray], history: int) -> float:
-    """ESR of the model's one-pass prediction on the validation region (its first `history` samples are context)."""
+    """ESR of the model's one-pass prediction on the validation region (its first `history` samples are context).
+
+    `val_xy` is the input (samples,) and target (samples,) of one capture, or of a capture set the inputs
+    (settings, samples, 1 + knobs) and targets (settings, samples): then the mean of the settings' ESRs."""
     xv, yv = val_xy
-    pred = np.asarray(model.predict_on_batch(xv[None, :, None]), dtype=np.float64).reshape(-1)[history:]
-    target = np.asarray(yv, dtype=np.float64)[history:]
-    return float(np.sum((target - pred) ** 2) / max(np.sum(target**2), 1e-12))
+    inputs = xv[None, :, None] if xv.ndim == 1 else xv
+    pred = np.asarray(model.predict_on_batch(inputs), dtype=np.float64).reshape(len(inputs), -1)[:, history:]
+    target = np.atleast_2d(np.asarray(yv, dtype=np.float64))[:, history:]
+    per_setting = np.sum((target - pred) ** 2, axis=1) / np.maximum(np.sum(target**2, axis=1), 1e-12)
+    return float(np.mean(per_setting))
 
 
 class DeferredStop:

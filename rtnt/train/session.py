@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from rtnt.constants import SAMPLE_RATE
 from rtnt.data.splits import Splits, region_with_history
 from rtnt.errors import ConfigError, exception_summary
+from rtnt.model.conditioning import settings_input
 from rtnt.train.fit import (
     Budget,
     Cadence,
@@ -54,9 +55,10 @@ class TrainingSession:
 
     @classmethod
     def create(
-        cls, cfg: DictConfig, out_dir: Path, run_id: str, checkpoint: Checkpoint | None = None
+        cls, cfg: DictConfig, out_dir: Path, run_id: str, checkpoint: Checkpoint | None = None, n_knobs: int = 0
     ) -> TrainingSession:
-        """Build and compile the preset's model, or load `checkpoint` (from `continue_from`)."""
+        """Build and compile the preset's model with 1 + `n_knobs` input channels (the audio, then the knobs of a
+        capture set under `conditioning=concat`), or load `checkpoint` (from `continue_from`)."""
         from rtnt.model.build import build_model
         from rtnt.model.summary import model_summary
 
@@ -77,9 +79,16 @@ class TrainingSession:
             }
             if checkpoint.parent_run_id:
                 tags["rtnt.parent_run"] = checkpoint.parent_run_id
+            width = int(model.inputs[0].shape[-1])
+            if width != 1 + n_knobs:
+                raise ConfigError(
+                    f"continue_from checkpoint {checkpoint.path} takes {width} input channel(s) but this capture "
+                    f"and conditioning give {1 + n_knobs}; continue with the capture set and conditioning it was "
+                    "trained on"
+                )
             rf = model_summary(model).receptive_field_samples
             return cls(cfg, out_dir, run_id, model, rf, checkpoint.state, tags)
-        model = build_model(cfg.preset)
+        model = build_model(cfg.preset, n_knobs)
         rf = model_summary(model).receptive_field_samples
         t = cfg.train
         compile_model(model, t.learning_rate, rf - 1, t.pre_emphasis, t.stft_weight, t.dc_weight, t.clipnorm)
@@ -106,9 +115,12 @@ class TrainingSession:
         y: np.ndarray,
         splits: Splits,
         on_validation: Callable[[Validation], None] | None = None,
+        knobs: np.ndarray | None = None,
     ) -> FitResult:
         """Train on the train region within the configured budget, validating and checkpointing on the
-        validation region; the model ends with its best validation weights."""
+        validation region; the model ends with its best validation weights. For a capture set, `y` holds one
+        target per training setting (settings, samples) and `knobs` their knob values (settings, knobs): segments
+        are drawn from every setting, and the validation ESR is the mean over the settings."""
         from rtnt.train.progress import TrainingProgress
 
         t = self.cfg.train
@@ -125,12 +137,15 @@ class TrainingSession:
             int(round(t.segment_seconds * SAMPLE_RATE)),
             t.batch_size,
             t.seed + self.state.steps_completed,
+            knobs,
         )
         steps_per_epoch = t.steps_per_epoch or max(1, math.ceil(sampler.segments_per_pass / t.batch_size))
         self.state.steps_per_epoch = steps_per_epoch
         budget = training_budget(t, steps_per_epoch)
         val_x = region_with_history(x, splits.val, self.receptive_field)
         val_y = region_with_history(y, splits.val, self.receptive_field)
+        if knobs is not None:
+            val_x = settings_input(val_x, knobs)
         self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         (self.checkpoint_dir / RUN_FILE).write_text(json.dumps({"run_id": self.run_id}))
         cadence = Cadence(t.validate_every_steps, t.validate_every_s)
