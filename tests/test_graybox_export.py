@@ -137,7 +137,7 @@ def test_a_graybox_file_renders_in_the_reference_and_is_not_native_validated(tmp
     renderer = Renderer(path, prefer_native=True)
     assert not renderer.native and renderer.graybox and "gray-box" in renderer.runtime
     cfg = OmegaConf.create({"validate": {"native": True}})
-    evidence = native_evidence(cfg, renderer, _x(100), np.zeros(100, np.float32))
+    evidence = native_evidence(cfg, renderer, [])
     assert evidence == NativeEvidence("unsupported") and evidence.metrics() == {"native_validation": 0.0}
 
 
