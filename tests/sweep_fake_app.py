@@ -16,6 +16,7 @@ Run it like rtnt-train: `python tests/sweep_fake_app.py -m sweep=dilations_smoot
 from __future__ import annotations
 
 import math
+import os
 import time
 
 import hydra
@@ -71,6 +72,7 @@ def fake_train(cfg: DictConfig) -> JobResult:
     validate_config(cfg)
     fake = cfg.sweep.get("fake", {}) or {}
     trial = cfg.sweep.get("trial")
+    print(f"rtnt-fake-pid={os.getpid()}", flush=True)  # which process ran the job (launcher tests)
     time.sleep(float(fake.get("sleep_s", 0.0)))
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     parent_run_id, trial_tags = trial_run_context(cfg.sweep)
