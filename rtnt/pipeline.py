@@ -18,6 +18,7 @@ from rtnt.config import preset_family
 from rtnt.data.splits import split_by_time
 from rtnt.sweep.contract import JobResult, with_native_placeholders
 from rtnt.sweep.trial import trial_run_context
+from rtnt.tracking.machine import machine_tags
 from rtnt.tracking.record import (
     record_capture,
     record_checkpoint,
@@ -131,6 +132,7 @@ def job_result(
         constraints=dict(evidence.gate.constraints),
         gate_ready=evidence.gate.ready,
         overrides=overrides,
+        machine=machine_tags(),
     )
 
 

@@ -60,6 +60,7 @@ def fake_metrics(cfg: DictConfig) -> dict[str, float]:
         "native_parity_error": 1e-6,
         "native_validation": 1.0,
         "native_rtf_worst": 2.0e6 / macs,
+        "native_efficiency_b128": 0.5,
         "native_cost_stability_worst": 0.9,
     }
 

@@ -385,6 +385,7 @@ class SweepRunner:
             self._progress(
                 f"study {study_name}: {report.n_complete} complete, {report.n_failed} failed, Pareto front "
                 f"{report.pareto_trials}; report in {report.directory}"
+                + (f"; speed compared as {report.speed.metric}" if report.speed else "")
             )
             if parent is not None:
                 parent.log_artifacts(report.files, "sweep")
@@ -392,6 +393,7 @@ class SweepRunner:
                     {
                         "sweep.pareto_size": str(len(report.pareto_trials)),
                         "sweep.pareto_trials": str(report.pareto_trials),
+                        "sweep.speed_metric": report.speed.metric if report.speed else "",
                     }
                 )
                 parent.end(status, reason)
@@ -552,6 +554,8 @@ class SweepRunner:
 
         trial = item.trial
         trial.set_user_attr("metrics", outcome.metrics)
+        if outcome.machine:
+            trial.set_user_attr("machine", outcome.machine)
         run_id = outcome.run_id or (parent.find_child(trial.number) if parent is not None else None)
         if run_id:
             trial.set_user_attr("run_id", run_id)
