@@ -8,7 +8,8 @@ trials takes seconds. `sweep.fake` (free-form) makes chosen trials misbehave:
 - `raise_on: [N, ...]`  trial N raises inside its MLflow run;
 - `nan_on: [N, ...]`    trial N returns a NaN ESR;
 - `infeasible_on: [N]`  trial N violates the RTF-headroom constraint;
-- `sleep_s: x`          each job sleeps x seconds (lets concurrent workers interleave).
+- `sleep_s: x`          each job sleeps x seconds (lets concurrent workers interleave);
+- `kill_on: [N, ...]`   trial N's job process kills itself with SIGKILL (a job the launcher loses).
 
 Run it like rtnt-train: `python tests/sweep_fake_app.py -m sweep=dilations_smoothing ...`.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 
 import hydra
@@ -75,6 +77,8 @@ def fake_train(cfg: DictConfig) -> JobResult:
     trial = cfg.sweep.get("trial")
     print(f"rtnt-fake-pid={os.getpid()}", flush=True)  # which process ran the job (launcher tests)
     time.sleep(float(fake.get("sleep_s", 0.0)))
+    if trial in list(fake.get("kill_on", [])):
+        os.kill(os.getpid(), signal.SIGKILL)
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     parent_run_id, trial_tags = trial_run_context(cfg.sweep)
     tags = {"preset": cfg.preset.name, "sweep": str(cfg.sweep.get("name", "none")), **trial_tags}

@@ -103,6 +103,24 @@ def test_several_sweeper_processes_keep_working_while_one_trial_is_slow(postgres
     assert len(during) >= 2, [(t.number, t.datetime_start, t.datetime_complete) for t in trials]
 
 
+def test_a_job_process_the_launcher_loses_fails_its_batch_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    setup = SweepSetup(tmp_path)
+    proc = setup.run_fake(
+        "lost",
+        2,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "hydra.sweeper.n_jobs=2",
+        "hydra.sweeper.max_failure_rate=1.0",
+        "++sweep.fake.kill_on=[1]",
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    trials = setup.study("lost").trials
+    assert [t.state for t in trials] == [optuna.trial.TrialState.FAIL] * 2
+    assert all(t.user_attrs["fail_reason"].startswith("the launcher lost the job: ") for t in trials)
+    assert list(setup.parents("lost")["status"]) == ["FINISHED"]
+
+
 @pytest.mark.parametrize("name", ["submitit_local", "submitit_slurm"])
 def test_shipped_launcher_configs_have_exactly_the_plugin_s_fields(name: str) -> None:
     """conf/hydra/launcher/<name>.yaml takes the place of the plugin's own config: same fields, same target."""
