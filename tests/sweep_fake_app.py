@@ -75,8 +75,10 @@ def fake_train(cfg: DictConfig) -> JobResult:
     validate_config(cfg)
     fake = cfg.sweep.get("fake", {}) or {}
     trial = cfg.sweep.get("trial")
-    print(f"rtnt-fake-pid={os.getpid()}", flush=True)  # which process ran the job (launcher tests)
+    start = time.time()
     time.sleep(float(fake.get("sleep_s", 0.0)))
+    # Which process ran the job, and when it slept (launcher tests).
+    print(f"rtnt-fake-job trial={trial} pid={os.getpid()} slept={start:.3f}:{time.time():.3f}", flush=True)
     if trial in list(fake.get("kill_on", [])):
         os.kill(os.getpid(), signal.SIGKILL)
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)

@@ -76,14 +76,17 @@ def test_a_killed_worker_s_trial_is_failed_by_the_heartbeat_and_its_retry_comple
 
 @pytest.mark.postgres
 def test_several_sweeper_processes_keep_working_while_one_trial_is_slow(postgres: str, tmp_path: Path) -> None:
-    """The asynchronous pattern: each process asks Optuna for its next trial as soon as its own finishes."""
+    """The asynchronous pattern: each process asks Optuna for its next trial as soon as its own finishes, and a
+    live worker's long trial is never taken for a dead one's."""
     create_databases(postgres, "async_optuna")
     storage = f"{postgres}/async_optuna"
     setup = SweepSetup(tmp_path)
     # The tracking store exists before the workers start (two processes creating its tables would race).
     mlflow.MlflowClient(setup.tracking_uri).create_experiment("rtnt", artifact_location=(tmp_path / "art").as_uri())
-    slow = _start(setup, "slow", "async", 1, "++sweep.fake.sleep_s=20", storage=storage)
-    fast = _start(setup, "fast", "async", 3, storage=storage)
+    # With a 2 s grace period, the slow trial (20 s) stays alive only through the heartbeats its sweeper sends
+    # while it runs: the fast worker checks for stale trials before each of its asks.
+    slow = _start(setup, "slow", "async", 1, *HEARTBEAT, "++sweep.fake.sleep_s=20", storage=storage)
+    fast = _start(setup, "fast", "async", 3, *HEARTBEAT, storage=storage)
     _finish(setup, fast, "fast")
     _finish(setup, slow, "slow")
 
@@ -147,7 +150,7 @@ def test_submitit_local_launcher_runs_a_shared_study_with_two_workers(postgres: 
         "hydra/launcher=submitit_local",
         "hydra.sweeper.n_jobs=2",
         "hydra.launcher.timeout_min=5",
-        "++sweep.fake.sleep_s=3",  # long enough for the two jobs of a batch to overlap visibly
+        "++sweep.fake.sleep_s=4",  # long enough for the two jobs of a batch to overlap whatever their start-up
         storage=storage,
     )
     proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
@@ -156,16 +159,18 @@ def test_submitit_local_launcher_runs_a_shared_study_with_two_workers(postgres: 
     trials = _trials("submitit", storage)
     assert [t.number for t in trials] == [0, 1, 2, 3]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials), [t.user_attrs for t in trials]
-    # Each job ran in its own submitit process (the sweeper's pid is the worker attribute, not the job's).
-    job_logs = sorted((tmp_path / "sweep" / ".submitit").glob("*/*_log.out"))
-    assert len(job_logs) == 4, job_logs
-    pids = {p.read_text().split("rtnt-fake-pid=")[1].split()[0] for p in job_logs}
+    # Each job ran in its own submitit process (not the sweeper's, whose pid is the trials' worker attribute),
+    # and the two jobs of a batch ran at the same time.
+    jobs = {}
+    for log in (tmp_path / "sweep" / ".submitit").glob("*/*_log.out"):
+        fields = dict(f.split("=", 1) for f in log.read_text().split("rtnt-fake-job ")[1].split()[:3])
+        start, end = map(float, fields["slept"].split(":"))
+        jobs[int(fields["trial"])] = (fields["pid"], start, end)
+    assert sorted(jobs) == [0, 1, 2, 3], jobs
     sweeper_pid = trials[0].user_attrs["worker"].rsplit(":", 1)[1]
-    assert len(pids) == 4 and sweeper_pid not in pids
-    # Two workers: the jobs of a batch overlap in time.
+    assert len({pid for pid, _, _ in jobs.values()} - {sweeper_pid}) == 4
+    for a, b in ((0, 1), (2, 3)):
+        assert jobs[a][1] < jobs[b][2] and jobs[b][1] < jobs[a][2], f"jobs {a} and {b} did not overlap: {jobs}"
     runs = setup.parents("submitit")
     assert list(runs["status"]) == ["FINISHED"]
-    children = setup.children(runs.iloc[0]["run_id"])
-    assert sorted(children["tags.trial"].astype(int)) == [0, 1, 2, 3]
-    spans = sorted((r.start_time, r.end_time) for r in children.itertuples())
-    assert spans[0][1] > spans[1][0] and spans[2][1] > spans[3][0], spans
+    assert sorted(setup.children(runs.iloc[0]["run_id"])["tags.trial"].astype(int)) == [0, 1, 2, 3]

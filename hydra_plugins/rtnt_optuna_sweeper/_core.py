@@ -544,10 +544,9 @@ class SweepRunner:
 
     def _heartbeats(self, group: Sequence[PendingTrial]) -> contextlib.AbstractContextManager[object]:
         """Heartbeats for the group's trials while they run (nothing when the storage has no heartbeat)."""
-        if self.storage is None or self.storage.heartbeat_interval is None:
+        if self.storage is None or self.settings.heartbeat is None:
             return contextlib.nullcontext()
-        ids = [p.trial._trial_id for p in group]
-        return HeartbeatSender(self.storage, ids, self.storage.heartbeat_interval)
+        return HeartbeatSender(self.storage, [p.trial._trial_id for p in group], self.settings.heartbeat.interval)
 
     def _tell(self, study: optuna.Study, item: PendingTrial, outcome: TrialOutcome, parent: ParentRun | None) -> None:
         import optuna
