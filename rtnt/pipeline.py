@@ -24,6 +24,7 @@ from rtnt.model.conditioning import control_specs, unseen_setting
 from rtnt.runtime.controls import ControlSpec
 from rtnt.sweep.contract import JobResult, with_native_placeholders
 from rtnt.sweep.trial import trial_run_context
+from rtnt.tracking.machine import machine_tags
 from rtnt.tracking.record import (
     record_capture,
     record_capture_set,
@@ -186,6 +187,7 @@ def job_result(
         constraints=dict(evidence.gate.constraints),
         gate_ready=evidence.gate.ready,
         overrides=overrides,
+        machine=machine_tags(),
     )
 
 

@@ -8,7 +8,8 @@ trials takes seconds. `sweep.fake` (free-form) makes chosen trials misbehave:
 - `raise_on: [N, ...]`  trial N raises inside its MLflow run;
 - `nan_on: [N, ...]`    trial N returns a NaN ESR;
 - `infeasible_on: [N]`  trial N violates the RTF-headroom constraint;
-- `sleep_s: x`          each job sleeps x seconds (lets concurrent workers interleave).
+- `sleep_s: x`          each job sleeps x seconds (lets concurrent workers interleave);
+- `kill_on: [N, ...]`   trial N's job process kills itself with SIGKILL (a job the launcher loses).
 
 Run it like rtnt-train: `python tests/sweep_fake_app.py -m sweep=dilations_smoothing ...`.
 """
@@ -16,6 +17,8 @@ Run it like rtnt-train: `python tests/sweep_fake_app.py -m sweep=dilations_smoot
 from __future__ import annotations
 
 import math
+import os
+import signal
 import time
 
 import hydra
@@ -59,6 +62,7 @@ def fake_metrics(cfg: DictConfig) -> dict[str, float]:
         "native_parity_error": 1e-6,
         "native_validation": 1.0,
         "native_rtf_worst": 2.0e6 / macs,
+        "native_efficiency_b128": 0.5,
         "native_cost_stability_worst": 0.9,
     }
 
@@ -71,7 +75,12 @@ def fake_train(cfg: DictConfig) -> JobResult:
     validate_config(cfg)
     fake = cfg.sweep.get("fake", {}) or {}
     trial = cfg.sweep.get("trial")
+    start = time.time()
     time.sleep(float(fake.get("sleep_s", 0.0)))
+    # Which process ran the job, and when it slept (launcher tests).
+    print(f"rtnt-fake-job trial={trial} pid={os.getpid()} slept={start:.3f}:{time.time():.3f}", flush=True)
+    if trial in list(fake.get("kill_on", [])):
+        os.kill(os.getpid(), signal.SIGKILL)
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     parent_run_id, trial_tags = trial_run_context(cfg.sweep)
     tags = {"preset": cfg.preset.name, "sweep": str(cfg.sweep.get("name", "none")), **trial_tags}

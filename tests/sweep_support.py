@@ -84,3 +84,15 @@ class SweepSetup:
 def progress_lines(stdout: str) -> list[str]:
     """The sweeper's per-trial progress lines."""
     return [line for line in stdout.splitlines() if line.startswith("[rtnt_optuna] trial ")]
+
+
+def create_databases(server: str, *names: str) -> None:
+    """Create the named databases on the PostgreSQL server of the `postgres` fixture."""
+    import psycopg2
+
+    conn = psycopg2.connect(server.replace("+psycopg2", "") + "/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        for name in names:
+            cur.execute(f"CREATE DATABASE {name}")
+    conn.close()

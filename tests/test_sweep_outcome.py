@@ -103,3 +103,11 @@ def test_a_job_result_holds_every_contract_metric() -> None:
 def test_an_objective_no_job_returns_is_refused_at_parse_time() -> None:
     with pytest.raises(ConfigError, match="does not return"):
         parse_objectives([{"metric": "esr_on_the_moon"}])
+
+
+def test_the_machine_a_job_measured_its_speed_on_is_kept() -> None:
+    base = contract()
+    tags = {"machine.cpu": "AMD EPYC 7B13", "machine.cores": "2", "machine.isa": "avx2"}
+    result = JobResult(base.run_id, base.model_path, base.metrics, base.constraints, gate_ready=True, machine=tags)
+    assert outcome_from_return(result, OBJECTIVES, CONSTRAINTS).machine == tags
+    assert outcome_from_return(base, OBJECTIVES, CONSTRAINTS).machine == {}

@@ -4,6 +4,7 @@ two trials of tiny models, then resumed for one more."""
 from __future__ import annotations
 
 import ast
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,9 @@ from rtnt.sweep.contract import CONTRACT_METRICS
 
 pytestmark = pytest.mark.slow
 
-TINY = ("preset.channels=8", "preset.kernel_sizes=[3]", "validate.bench_seconds=0.5")
+# gate.rtf_headroom: the trials are feasible however loaded the test machine is (its p99 RTF is not what these
+# tests check), so the Pareto front that --rerun-pareto re-benchmarks is never empty.
+TINY = ("preset.channels=8", "preset.kernel_sizes=[3]", "validate.bench_seconds=0.5", "gate.rtf_headroom=0.01")
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +79,40 @@ def test_real_sweep_logs_the_pareto_report(real_sweep: dict, tmp_path: Path) -> 
     parent_id = setup.parents("real").iloc[1]["run_id"]
     logged = {a.path for a in mlflow.MlflowClient(setup.tracking_uri).list_artifacts(parent_id, "sweep")}
     assert {"sweep/pareto_front.csv", "sweep/pareto_front.md", "sweep/trials.csv"} <= logged
+
+
+def _rerun(setup: SweepSetup, run_id: str, out: Path) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "rtnt.cli.bench", "--rerun-pareto", run_id, "--tracking-uri", setup.tracking_uri]
+    cmd += ["--out", str(out), "--seconds", "0.3", "--json"]
+    return subprocess.run(cmd, cwd=setup.root, capture_output=True, text=True, timeout=600)
+
+
+def test_rerun_pareto_benchmarks_the_front_s_model_files_on_this_machine(real_sweep: dict, tmp_path: Path) -> None:
+    from rtnt.tracking.machine import cpu_model
+
+    setup: SweepSetup = real_sweep["setup"]
+    parent = setup.parents("real").iloc[1]
+    front = ast.literal_eval(parent["tags.sweep.pareto_trials"])
+    assert front, "the tiny sweep has no feasible trial to re-benchmark"
+    proc = _rerun(setup, parent["run_id"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    table = json.loads(proc.stdout)
+    assert table["cpu"] == cpu_model() and table["sgemm_gmacs"] > 0
+    assert sorted(row["trial"] for row in table["trials"]) == sorted(front)
+    for row in table["trials"]:
+        assert row["rtf_worst"] > 0 and 0 < row["efficiency_b128"] < 10, row
+        assert row["recorded_cpu"] == cpu_model() and row["recorded_rtf_worst"] > 0
+    assert [r["rtf_worst"] for r in table["trials"]] == sorted((r["rtf_worst"] for r in table["trials"]), reverse=True)
+    logged = {
+        a.path for a in mlflow.MlflowClient(setup.tracking_uri).list_artifacts(parent["run_id"], "sweep/rerun_pareto")
+    }
+    assert logged == {"sweep/rerun_pareto/pareto_rerun.csv", "sweep/rerun_pareto/pareto_rerun.md"}
+
+
+def test_rerun_pareto_of_a_trial_run_is_a_one_line_error(real_sweep: dict, tmp_path: Path) -> None:
+    setup: SweepSetup = real_sweep["setup"]
+    child = setup.children(setup.parents("real").iloc[0]["run_id"]).iloc[0]["run_id"]
+    proc = _rerun(setup, child, tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("error: ") and "is not a sweep's parent run" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

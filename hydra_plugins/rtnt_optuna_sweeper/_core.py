@@ -12,10 +12,12 @@ with their reason and the sweep goes on until more than `max_failure_rate` of `n
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import socket
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
@@ -112,19 +114,97 @@ def make_sampler(name: str, seed: int | None, kwargs: Mapping[str, Any]) -> optu
     raise ConfigError(f"hydra.sweeper.sampler.name={name!r} is invalid: must be one of {', '.join(SAMPLERS)}")
 
 
-def make_storage(storage: str | None, journal_file: str) -> tuple[optuna.storages.BaseStorage, str]:
+@dataclass(frozen=True)
+class HeartbeatSettings:
+    """Optuna's heartbeat for an RDB storage: a running trial's worker records a heartbeat every `interval`
+    seconds; a RUNNING trial without one for `grace_period` seconds (None: 2 x `interval`) is stale."""
+
+    interval: int
+    grace_period: int | None
+    max_retry: int
+
+
+class RequeueStaleTrial:
+    """The storage's heartbeat-stale callback: Optuna's `RetryHeartbeatStaleTrialCallback` (a WAITING copy of
+    the failed trial with the same parameters, at most `max_retry` copies per original), and one progress line."""
+
+    def __init__(self, max_retry: int, progress: Callable[[str], None]) -> None:
+        import optuna
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=max_retry)
+        self.max_retry = max_retry
+        self.progress = progress
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        earlier = len(trial.system_attrs.get("retry_history", []))  # retries that came before this trial
+        self.retry(study, trial)
+        fate = (
+            f"re-queued with the same parameters (retry {earlier + 1} of {self.max_retry})"
+            if earlier < self.max_retry
+            else f"not re-queued: it was retried max_retry={self.max_retry} times"
+        )
+        self.progress(f"trial {trial.number}: its worker stopped sending heartbeats (killed?): FAIL, {fate}")
+
+
+class HeartbeatSender:
+    """Records a heartbeat for each trial id every `interval` seconds in a daemon thread, while in a `with` block.
+
+    The sweeper process beats for the trials it launched: it is alive exactly as long as it can still tell
+    them (a job that dies on its own is told FAIL by the launcher's result)."""
+
+    def __init__(self, storage: optuna.storages.RDBStorage, trial_ids: Sequence[int], interval: int) -> None:
+        self.storage, self.trial_ids, self.interval = storage, list(trial_ids), interval
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._beat, name="rtnt-heartbeat", daemon=True)
+
+    def _beat(self) -> None:
+        while not self.stop.wait(self.interval):
+            for trial_id in self.trial_ids:
+                try:
+                    self.storage.record_heartbeat(trial_id)
+                except Exception as exc:  # noqa: BLE001 - a missed beat is retried at the next interval
+                    print(f"[rtnt_optuna] heartbeat of trial id {trial_id} failed: {exc}", file=sys.stderr)
+
+    def __enter__(self) -> HeartbeatSender:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        self.thread.join()
+
+
+def make_storage(
+    storage: str | None,
+    journal_file: str,
+    heartbeat: HeartbeatSettings | None = None,
+    on_stale: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+) -> tuple[optuna.storages.BaseStorage, str]:
     """The Optuna storage and its URL/path as `optuna-dashboard` takes it.
 
     A URL with `://` is an RDB storage (retried a few times: concurrent workers may race to create
-    its tables); anything else is a journal file path (default `journal_file`), created with its folder.
+    its tables), with `heartbeat` and its stale-trial callback `on_stale` when given; anything else
+    is a journal file path (default `journal_file`), created with its folder (journal storages have
+    no heartbeat).
     """
     import optuna
     import sqlalchemy.exc
 
     if storage and "://" in storage:
+        beat: dict[str, Any] = {}
+        if heartbeat is not None:
+            beat = {
+                "heartbeat_interval": heartbeat.interval,
+                "grace_period": heartbeat.grace_period,
+                "heartbeat_stale_trial_callback": on_stale,
+            }
         for attempt in range(1, STORAGE_ATTEMPTS + 1):
             try:
-                return optuna.storages.RDBStorage(storage), storage
+                with warnings.catch_warnings():  # the heartbeat arguments are "experimental": chosen knowingly
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    return optuna.storages.RDBStorage(storage, **beat), storage
             except ImportError as exc:  # Optuna wraps the driver's ModuleNotFoundError
                 missing = getattr(exc.__cause__, "name", None) or exc.name or "?"
                 extra = " (pip install 'rtnt[postgres]')" if "psycopg" in missing else ""
@@ -152,6 +232,7 @@ class SweepSettings:
     study_name: str | None
     storage: str | None
     journal_file: str
+    heartbeat: HeartbeatSettings | None  # None: off
     n_trials: int
     n_jobs: int
     objectives: list[Objective]
@@ -177,6 +258,17 @@ class SweepSettings:
             raise ConfigError(f"hydra.sweeper.n_jobs={n_jobs} is invalid: must be >= 1")
         if not 0.0 <= max_failure_rate <= 1.0:
             raise ConfigError(f"hydra.sweeper.max_failure_rate={max_failure_rate} is invalid: must be in [0, 1]")
+        heartbeat = None
+        if values.get("heartbeat_interval") is not None:
+            interval, grace = int(values["heartbeat_interval"]), values.get("grace_period")
+            max_retry = int(values.get("max_retry", 0))
+            if interval < 1 or (grace is not None and int(grace) < 1) or max_retry < 0:
+                raise ConfigError(
+                    f"hydra.sweeper.heartbeat_interval={interval}, grace_period={grace}, max_retry={max_retry} "
+                    "are invalid: whole seconds >= 1 (grace_period may be null: 2 x heartbeat_interval), "
+                    "max_retry >= 0"
+                )
+            heartbeat = HeartbeatSettings(interval, None if grace is None else int(grace), max_retry)
         sampler = plain(values["sampler"]) or {}
         if str(sampler.get("name", "tpe")) not in SAMPLERS:
             raise ConfigError(
@@ -186,6 +278,7 @@ class SweepSettings:
             study_name=values["study_name"],
             storage=values["storage"],
             journal_file=str(values["journal_file"]),
+            heartbeat=heartbeat,
             n_trials=n_trials,
             n_jobs=n_jobs,
             objectives=parse_objectives(plain(values["objectives"])),
@@ -214,6 +307,7 @@ class SweepRunner:
         self.hydra_context = hydra_context
         self.launcher = launcher
         self.progress_path: Path | None = None  # <sweep dir>/sweep_progress.log once the sweep starts
+        self.storage: optuna.storages.RDBStorage | None = None  # set when the storage has a heartbeat
 
     # --- the sweep -----------------------------------------------------------------------------
 
@@ -234,12 +328,15 @@ class SweepRunner:
 
         sweep_name = str(OmegaConf.select(self.config, "sweep.name", default=None) or "rtnt")
         study_name = self.settings.study_name or f"{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        storage, storage_url = make_storage(self.settings.storage, self.settings.journal_file)
-        study = self._open_study(study_name, storage, space_spec)
         sweep_dir = Path(str(self.config.hydra.sweep.dir))
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         self.progress_path = sweep_dir / "sweep_progress.log"
+        heartbeat = self.settings.heartbeat
+        on_stale = RequeueStaleTrial(heartbeat.max_retry, self._progress) if heartbeat else None
+        storage, storage_url = make_storage(self.settings.storage, self.settings.journal_file, heartbeat, on_stale)
+        self.storage = storage if heartbeat and isinstance(storage, optuna.storages.RDBStorage) else None
+        study = self._open_study(study_name, storage, space_spec)
+        OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
         parent = (
             self._start_parent(sweep_name, study_name, storage_url, sweep_dir, space_spec)
             if self.settings.tracking
@@ -288,6 +385,7 @@ class SweepRunner:
             self._progress(
                 f"study {study_name}: {report.n_complete} complete, {report.n_failed} failed, Pareto front "
                 f"{report.pareto_trials}; report in {report.directory}"
+                + (f"; speed compared as {report.speed.metric}" if report.speed else "")
             )
             if parent is not None:
                 parent.log_artifacts(report.files, "sweep")
@@ -295,6 +393,7 @@ class SweepRunner:
                     {
                         "sweep.pareto_size": str(len(report.pareto_trials)),
                         "sweep.pareto_trials": str(report.pareto_trials),
+                        "sweep.speed_metric": report.speed.metric if report.speed else "",
                     }
                 )
                 parent.end(status, reason)
@@ -373,7 +472,13 @@ class SweepRunner:
     ) -> PendingTrial:
         import optuna
 
-        trial = study.ask()
+        if self.storage is not None:  # fail (and re-queue) the trials of dead workers before asking
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
+        trial = study.ask()  # a re-queued (WAITING) trial first, with its parameters fixed
+        if self.storage is not None:
+            self.storage.record_heartbeat(trial._trial_id)
         try:
             point = space.suggest(trial, lookup)
         except BaseException as exc:  # a search-space error repeats for every trial: fail this one, stop
@@ -415,8 +520,17 @@ class SweepRunner:
             else:
                 groups.append([item])
         for group in groups:
-            returns = self.launcher.launch([p.job_overrides for p in group], initial_job_idx=group[0].trial.number)
-            redact_files(list(Path(str(self.config.hydra.sweep.dir)).glob("multirun.yaml")))  # written by the launcher
+            try:
+                with self._heartbeats(group):
+                    returns = self.launcher.launch(
+                        [p.job_overrides for p in group], initial_job_idx=group[0].trial.number
+                    )
+            except Exception as exc:  # noqa: BLE001 - e.g. submitit: a job process killed, out of memory or time
+                reason = f"the launcher lost the job: {describe_exception(exc)}"
+                outcomes.update({p.trial.number: failed_outcome(reason) for p in group})
+                continue
+            finally:
+                redact_files(list(Path(str(self.config.hydra.sweep.dir)).glob("multirun.yaml")))  # the launcher's
             for item, ret in zip(group, returns):
                 try:
                     value = ret.return_value
@@ -428,11 +542,19 @@ class SweepRunner:
                     item.trial.set_user_attr("output_dir", str(ret.working_dir))
         return [(item, outcomes[item.trial.number]) for item in batch]
 
+    def _heartbeats(self, group: Sequence[PendingTrial]) -> contextlib.AbstractContextManager[object]:
+        """Heartbeats for the group's trials while they run (nothing when the storage has no heartbeat)."""
+        if self.storage is None or self.settings.heartbeat is None:
+            return contextlib.nullcontext()
+        return HeartbeatSender(self.storage, [p.trial._trial_id for p in group], self.settings.heartbeat.interval)
+
     def _tell(self, study: optuna.Study, item: PendingTrial, outcome: TrialOutcome, parent: ParentRun | None) -> None:
         import optuna
 
         trial = item.trial
         trial.set_user_attr("metrics", outcome.metrics)
+        if outcome.machine:
+            trial.set_user_attr("machine", outcome.machine)
         run_id = outcome.run_id or (parent.find_child(trial.number) if parent is not None else None)
         if run_id:
             trial.set_user_attr("run_id", run_id)

@@ -34,6 +34,13 @@ class RtntOptunaSweeperConf:
     # null uses journal_file.
     storage: Optional[str] = None
     journal_file: str = "outputs/optuna/optuna_journal.log"  # relative to the working directory
+    # Dead workers (RDB storages only: sqlite:///, postgresql+psycopg2://): while a trial runs, its sweeper
+    # process records a heartbeat every heartbeat_interval seconds; a RUNNING trial without one for
+    # grace_period seconds (null: 2 x heartbeat_interval) is failed by the next worker that asks for a trial
+    # and re-queued with the same parameters, at most max_retry times. null heartbeat_interval turns it off.
+    heartbeat_interval: Optional[int] = 60
+    grace_period: Optional[int] = None
+    max_retry: int = 2
     n_trials: int = 20  # trials this process runs (several processes may share one study)
     n_jobs: int = 1  # trials asked and launched together (set the launcher's parallelism to match)
     objectives: List[ObjectiveConf] = field(

@@ -1,12 +1,15 @@
 """`rtnt-bench`: self-check and benchmark any RTNeural JSON or NAM `.nam` model in the native runtime.
 
     rtnt-bench MODEL.json|MODEL.nam [--slim V] [--json] [--seconds S] [--blocks 1,32,64,128,256,512,1024]
+    rtnt-bench --rerun-pareto SWEEP_RUN_ID [--tracking-uri URI] [--out DIR] [--seconds S] [--json]
 
 `--slim` picks a SlimmableContainer's submodel (e.g. `A2.nam --slim 0` is A2-Lite) as NAM Core's
 SetSlimmableSize does. The self-check loads the file and compares block-by-block runs (1, 7, 32, ..., 4096, random, two
 interleaved instances) with a one-pass run. The benchmark is single-threaded at 48 kHz. Prints a
 table, or with --json one JSON object with `rtf`, `rtf_worst`, `gmacs`, `efficiency`,
-`sgemm_gmacs` and more. Errors are one line on stderr, exit status 2.
+`sgemm_gmacs` and more. `--rerun-pareto` benchmarks every Pareto-front model of a finished sweep on this
+machine instead (`rtnt.sweep.rerun`), prints the table and logs it on the sweep's parent run. Errors are one
+line on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -18,11 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rtnt.cli import run_command
+from rtnt.cli import add_tracking_uri_argument, run_command
 from rtnt.constants import BENCH_BLOCK_SIZES
 from rtnt.errors import RtntError
 
 if TYPE_CHECKING:
+    from rtnt.sweep.rerun import ParetoRerun
     from rtnt.validate.bench import BenchmarkResult
     from rtnt.validate.native_check import NativeCheck
 
@@ -32,7 +36,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rtnt-bench", description="Self-check and benchmark an RTNeural JSON or .nam model natively."
     )
-    parser.add_argument("model", type=Path, help="RTNeural JSON or NAM .nam model file")
+    parser.add_argument("model", type=Path, nargs="?", help="RTNeural JSON or NAM .nam model file")
+    parser.add_argument(
+        "--rerun-pareto",
+        metavar="SWEEP_RUN_ID",
+        default=None,
+        help="re-benchmark the Pareto front of this sweep (its MLflow parent run) on this machine",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("outputs/pareto_rerun"),
+        help="folder for --rerun-pareto's table and model files (default outputs/pareto_rerun/<run id>)",
+    )
+    add_tracking_uri_argument(parser)
     parser.add_argument(
         "--slim",
         type=float,
@@ -137,9 +154,37 @@ def _print_table(report: BenchReport) -> None:
     )
 
 
+def rerun_front(args: argparse.Namespace) -> ParetoRerun:
+    """`--rerun-pareto`: the sweep's Pareto front benchmarked on this machine."""
+    from rtnt.sweep.rerun import rerun_pareto
+    from rtnt.tracking.uri import existing_tracking_uri
+
+    if not args.seconds > 0:
+        raise RtntError(f"--seconds {args.seconds} must be > 0")
+    uri = existing_tracking_uri(args.tracking_uri)
+    return rerun_pareto(args.rerun_pareto, uri, args.out / args.rerun_pareto, seconds=args.seconds)
+
+
+def _print_rerun(result: ParetoRerun, *, as_json: bool) -> None:
+    frame = result.frame()
+    if as_json:
+        print(json.dumps({"cpu": result.cpu, "sgemm_gmacs": result.sgemm_gmacs, "trials": frame.to_dict("records")}))
+        return
+    print(
+        f"Pareto front of study {result.study} re-benchmarked on {result.cpu} (sgemm {result.sgemm_gmacs:.1f} GMAC/s)"
+    )
+    print(frame.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    print(f"table: {', '.join(map(str, result.files))} (logged on run {result.sweep_run_id} under sweep/rerun_pareto/)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the rtnt-bench console script."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if (args.model is None) == (args.rerun_pareto is None):
+        parser.error("give either a MODEL file or --rerun-pareto SWEEP_RUN_ID")
+    if args.rerun_pareto is not None:
+        return run_command(lambda: _print_rerun(rerun_front(args), as_json=args.json))
     return run_command(lambda: _report(run(args), as_json=args.json))
 
 

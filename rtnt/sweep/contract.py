@@ -17,8 +17,16 @@ SIZE_METRICS = ("params", "macs_per_sample", "receptive_field", "receptive_field
 """Of the model as built (`rtnt.model.summary`)."""
 EXPORT_METRICS = ("esr", "esr_val", "esr_preemph", "parity_error", "asr_mean", "asr_max", "asr_mean_db", "asr_max_db")
 """Measured on the exported file: ESR on the test (`esr`) and validation split, Keras-to-file parity, aliasing."""
-NATIVE_METRICS = ("native_parity_error", "native_validation", "native_rtf_worst", "native_cost_stability_worst")
-"""Measured in the native runtime; NaN where it did not run (the gate then fails the run)."""
+NATIVE_METRICS = (
+    "native_parity_error",
+    "native_validation",
+    "native_rtf_worst",
+    "native_efficiency_b128",
+    "native_cost_stability_worst",
+)
+"""Measured in the native runtime; NaN where it did not run (the gate then fails the run). `native_rtf_worst` is
+the machine's real-time factor; `native_efficiency_b128` (achieved MAC rate at block 128 / the machine's
+single-thread sgemm MAC rate) is the machine-relative speed that compares across hosts."""
 CONTRACT_METRICS = SIZE_METRICS + EXPORT_METRICS + NATIVE_METRICS
 """Every metric a job returns, so every metric a sweep may optimise."""
 
@@ -26,7 +34,8 @@ CONTRACT_METRICS = SIZE_METRICS + EXPORT_METRICS + NATIVE_METRICS
 @dataclass(frozen=True)
 class JobResult:
     """One job's result: its MLflow run, the exported file, metrics (at least `CONTRACT_METRICS`), the gate's
-    constraints (<= 0 satisfied, one per gate criterion), the gate's verdict and the job's Hydra overrides."""
+    constraints (<= 0 satisfied, one per gate criterion), the gate's verdict, the job's Hydra overrides and the
+    machine its speed was measured on (`rtnt.tracking.machine.machine_tags`)."""
 
     run_id: str
     model_path: str
@@ -34,6 +43,7 @@ class JobResult:
     constraints: Mapping[str, float]
     gate_ready: bool
     overrides: list[str] = field(default_factory=list)
+    machine: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         missing = [m for m in CONTRACT_METRICS if m not in self.metrics]

@@ -59,6 +59,7 @@ class TrialOutcome:
     metrics: dict[str, float | None] = field(default_factory=dict)
     run_id: str | None = None
     fail_reason: str | None = None
+    machine: dict[str, str] = field(default_factory=dict)  # where the job measured its speed
 
     @property
     def failed(self) -> bool:
@@ -121,4 +122,5 @@ def outcome_from_return(result: Any, objectives: Sequence[Objective], constraint
             return failed_outcome(f"constraint {name} is {returned[name]!r} (not a number)", run_id, metrics)
         constraints[name] = bound
     kept = {str(k): _finite_or_none(v) for k, v in metrics.items()}
-    return TrialOutcome(values=values, constraints=constraints, metrics=kept, run_id=run_id)
+    machine = {str(k): str(v) for k, v in result.machine.items()}
+    return TrialOutcome(values=values, constraints=constraints, metrics=kept, run_id=run_id, machine=machine)

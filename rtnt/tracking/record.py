@@ -192,7 +192,6 @@ def record_evidence(evidence: ExportEvidence, out_dir: Path) -> None:
         (bench_dir / "native_bench.md").write_text(benchmark_table_markdown(native.bench))
         (bench_dir / "native_validation.json").write_text(json.dumps(native.check.to_dict(), indent=2, default=float))
         mlflow.log_artifacts(str(bench_dir), "bench")
-        mlflow.log_metric("native_sgemm_gmacs", native.bench.sgemm_gmacs)  # this machine's reference speed
 
     asr_dir = out_dir / "asr"
     asr_dir.mkdir(exist_ok=True)

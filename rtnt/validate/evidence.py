@@ -110,8 +110,10 @@ class NativeEvidence:
     bench: BenchmarkResult | None = None
 
     def metrics(self) -> dict[str, float]:
-        """native_parity_error, native_validation, native_rtf_worst, native_cost_stability_worst and the
-        block-1 and block-128 figures; `native_validation` 0 alone when the runtime is unavailable."""
+        """native_parity_error, native_validation, native_rtf_worst, native_cost_stability_worst, the block-1
+        and block-128 figures and the machine's single-thread sgemm rate `native_sgemm_gmacs` (the reference of
+        `native_efficiency_b128`); `native_validation` 0 alone when the runtime is unavailable or does not run
+        the file."""
         if self.status in ("unavailable", "unsupported"):
             return {"native_validation": 0.0}
         if self.check is None or self.bench is None:
@@ -122,6 +124,7 @@ class NativeEvidence:
             "native_validation": 1.0 if self.check.passed else 0.0,
             "native_rtf_worst": b.rtf_worst,
             "native_cost_stability_worst": b.cost_stability_worst,
+            "native_sgemm_gmacs": b.sgemm_gmacs,
         }
         if 1 in b.rtf:
             out["native_rtf_b1"] = b.rtf[1]
