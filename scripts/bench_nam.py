@@ -230,12 +230,15 @@ def report(rows: list[dict], info: dict, load_before: list[float], load_after: l
         "## How the WaveNet runs",
         "",
         "Each layer is one pass of register tiles over a piece of up to 64 frames (native/include/rtnt/wavenet/"
-        "layer_array.hpp, `detail::fused_tile`): the dilated conv over the layer's history and the input mix-in "
+        "fused.hpp, `detail::fused_tile`): the dilated conv over the layer's history and the input mix-in "
         "accumulate into one tile of rows x channels; its epilogue applies the activation to the tile (in an L1 "
         "scratch of one tile, so every NAM activation shares the code), adds it to the skip accumulator, runs the "
         "layer1x1 product on it with the residual added, and stores the result straight into the next layer's "
         "history ring and its mirror. The residual stream's row stride is a compile-time constant (8 or 16 floats), "
-        "so a 12-row tile keeps its row addresses in registers. Arrays of at most 4 channels (A2-Lite) "
+        "so a tile keeps its row addresses in registers. The current tap and layer1x1, the only parts that wait "
+        "for the sample the layer below has just produced, run in FMA chains of 4 input channels; block size 1 "
+        "has its own path (`LayerArray::fused_one`, bit-identical): every layer's past taps first, then the short "
+        "chains layer by layer. Arrays of at most 4 channels (A2-Lite) "
         "store rows 4 floats apart and run two rows per 8-lane register, an in-lane permute broadcasting "
         "channel i of both (native/include/rtnt/wavenet/narrow.hpp, AVX2 + FMA). "
         "Gated, blended and head1x1 layers, and arrays "

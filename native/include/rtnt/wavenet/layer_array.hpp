@@ -9,6 +9,7 @@
 #include "../core/aligned.hpp"
 #include "../core/tap_gemm.hpp"
 #include "../nam/weights.hpp"
+#include "fused.hpp"
 #include "history.hpp"
 #include "narrow.hpp"
 #include "product.hpp"
@@ -39,83 +40,6 @@ inline void read_bias(nam::WeightCursor& wc, int out, int np, Col col, FloatVec&
 }
 
 inline int identity_col(int o) noexcept { return o; }
-
-/// Everything one fused layer pass reads and writes (see LayerArray::fused_layer).
-struct FusedLayer {
-    const float* window;     // the layer input history: lookback rows, then the n current rows
-    int dilation, taps, channels;
-    const float* cond;
-    int cond_stride, cond_size;
-    const float *conv_w, *conv_b, *mix_w, *l1_w, *l1_b;
-    const Activation* act;
-    float* skip;             // the skip accumulator rows
-    float* scratch;          // one tile of activation outputs
-    History* next;           // the next layer's history, or nullptr: write `out` rows instead
-    float* out;
-};
-
-#if defined(__GNUC__) || defined(__clang__)
-/// Rows t0 .. t0+R-1 of an ungated layer whose residual stream, bottleneck and skip all have
-/// S = 8 NC padded channels: z = conv + mix-in (one product), a = act(z) on the tile, skip += a,
-/// then h_next = h + layer1x1(a) written straight into the next history (and its mirror). The
-/// arithmetic per element is that of the staged path (product(), Activation::apply, add_rows).
-template <int R, int NC>
-inline void fused_tile(const FusedLayer& f, int t0) noexcept {
-    using rtnt::detail::vf;
-    using rtnt::detail::vfu;
-    constexpr int V = NC * 8 / kLanes, S = NC * 8;
-    vf acc[R][V];
-    for (int c = 0; c < V; ++c) {
-        const vf b = *reinterpret_cast<const vfu*>(f.conv_b + kLanes * c);
-        for (int r = 0; r < R; ++r) acc[r][c] = b;
-    }
-    const Term conv{f.window + static_cast<long>(t0) * S, S, f.dilation * S, f.taps, f.channels, f.conv_w};
-    const Term mix{f.cond + static_cast<long>(t0) * f.cond_stride, f.cond_stride, 0, 1, f.cond_size, f.mix_w};
-    accumulate<R, V, S>(acc, conv, S);
-    accumulate<R, V, 0>(acc, mix, S);
-    float* a = f.scratch;
-    for (int r = 0; r < R; ++r)
-        for (int c = 0; c < V; ++c) *reinterpret_cast<vfu*>(a + r * S + kLanes * c) = acc[r][c];
-    f.act->apply(a, R, S, S);
-    for (int r = 0; r < R; ++r) {
-        float* sk = f.skip + static_cast<long>(t0 + r) * S;
-        for (int c = 0; c < V; ++c)
-            *reinterpret_cast<vfu*>(sk + kLanes * c) = vf(*reinterpret_cast<const vfu*>(sk + kLanes * c)) +
-                                                       vf(*reinterpret_cast<const vfu*>(a + r * S + kLanes * c));
-    }
-    for (int c = 0; c < V; ++c) {
-        const vf b = *reinterpret_cast<const vfu*>(f.l1_b + kLanes * c);
-        for (int r = 0; r < R; ++r) acc[r][c] = b;
-    }
-    accumulate<R, V, S>(acc, Term{a, S, 0, 1, f.channels, f.l1_w}, S);
-    const float* h = f.window + static_cast<long>(t0 + (f.taps - 1) * f.dilation) * S;  // the current rows
-    for (int r = 0; r < R; ++r) {
-        float* dst = f.next ? f.next->next_row(t0 + r) : f.out + static_cast<long>(t0 + r) * S;
-        const long mirror = f.next ? f.next->mirror() : 0;
-        for (int c = 0; c < V; ++c) {
-            const vf v = acc[r][c] + vf(*reinterpret_cast<const vfu*>(h + r * S + kLanes * c));
-            *reinterpret_cast<vfu*>(dst + kLanes * c) = v;
-            if (mirror) *reinterpret_cast<vfu*>(dst + mirror + kLanes * c) = v;
-        }
-    }
-}
-
-/// n rows in tiles of R, then R/2, ..., 1 (the same arithmetic per element in every tile).
-template <int R, int NC>
-inline void fused_rows(const FusedLayer& f, int t0, int n) noexcept {
-    int t = t0;
-    for (; t + R <= t0 + n; t += R) fused_tile<R, NC>(f, t);
-    if constexpr (R > 1) {
-        if (t < t0 + n) fused_rows<R / 2, NC>(f, t, t0 + n - t);
-    }
-}
-
-constexpr bool kHasFusedLayer = true;
-#else
-template <int R, int NC>
-inline void fused_rows(const FusedLayer&, int, int) noexcept {}
-constexpr bool kHasFusedLayer = false;
-#endif
 
 }  // namespace detail
 
@@ -183,6 +107,8 @@ public:
         residual_out_.assign(rows * cp_, 0.0f);
         acc_.assign(rows * sp_, 0.0f);
         head_out_.assign(rows * hp_, 0.0f);
+        pre_.assign(std::max<std::size_t>(layers_.size(), 12) * static_cast<std::size_t>(bp_), 0.0f);
+        rows_.resize(layers_.size());
     }
 
     void reset() noexcept {
@@ -196,6 +122,7 @@ public:
     /// the row it receives (n must be 1): the state of a constant input held forever.
     void process(const float* in, int in_stride, const float* cond, int cond_stride, const float* skip_in, int skip_stride,
                  int n, bool settle) noexcept {
+        if (n == 1 && !settle && fused_ && !narrow_) return process_one(in, in_stride, cond, skip_in);
         const ArraySpec& s = spec_;
         Term rechannel{in, in_stride, 0, 1, s.input_size, rechannel_w_.data()};
         const std::size_t L = layers_.size();
@@ -305,10 +232,79 @@ private:
         const LayerSpec& ls = spec_.layers[l];
         detail::FusedLayer f{st.history.window(n), ls.dilation, ls.kernel_size, spec_.channels, cond, cond_stride,
                              spec_.condition_size, st.conv_w.data(), st.conv_b.data(), st.mix_w.data(), st.l1_w.data(),
-                             st.l1_b.data(), &ls.activation, acc_.data(), a_.data(), next, residual_out_.data()};
-        using rtnt::detail::tile_rows;
-        if (bp_ == 8) detail::fused_rows<tile_rows<1>(), 1>(f, 0, n);
-        else detail::fused_rows<tile_rows<2>(), 2>(f, 0, n);
+                             st.l1_b.data(), &ls.activation, acc_.data(), a_.data(), pre_.data(), next, residual_out_.data()};
+        if (bp_ == 8) detail::fused_rows<detail::fused_rows_per_tile<1>(), 1>(f, 0, n);
+        else detail::fused_rows<detail::fused_rows_per_tile<2>(), 2>(f, 0, n);
+    }
+
+    /// Layer l's FusedLayer for one row whose window starts at `window`.
+    detail::FusedLayer fused_row(std::size_t l, const float* window, const float* cond) noexcept {
+        LayerState& st = layers_[l];
+        const LayerSpec& ls = spec_.layers[l];
+        History* next = l + 1 == layers_.size() ? nullptr : &layers_[l + 1].history;
+        return {window, ls.dilation, ls.kernel_size, spec_.channels, cond, 0, spec_.condition_size, st.conv_w.data(),
+                st.conv_b.data(), st.mix_w.data(), st.l1_w.data(), st.l1_b.data(), &ls.activation, acc_.data(), a_.data(),
+                pre_.data(), next, residual_out_.data()};
+    }
+
+    /// One row through the fused layers (the wide ones: padded width 8 or 16): first the past
+    /// part of every layer (detail::fused_past_all, chains of several layers interleaved), then the
+    /// latency-bound rest layer by layer. Layer l's window starts at the same row before and after
+    /// its current row is committed: window(0) before (layers l > 0 here), window(1) after.
+    template <int NC>
+    void fused_one(const float* cond) noexcept {
+        const std::size_t L = layers_.size();
+        const long S = NC * 8;
+        for (std::size_t l = 0; l < L; ++l) rows_[l] = fused_row(l, layers_[l].history.window(l == 0 ? 1 : 0), cond);
+        detail::fused_past_all<detail::past_layers<NC>(), NC>(rows_.data(), static_cast<int>(L), pre_.data());
+        for (std::size_t l = 0; l < L; ++l) {
+            detail::fused_rest_row<NC>(rows_[l], pre_.data() + l * S);
+            if (l + 1 < L) layers_[l + 1].history.commit(1);
+        }
+    }
+
+    /// process() for one row of a wide fused array: the same arithmetic, bit for bit, with the head
+    /// conv's past taps (product()'s chain up to the current tap) also computed before the layers.
+    void process_one(const float* in, int in_stride, const float* cond, const float* skip_in) noexcept {
+        const ArraySpec& s = spec_;
+        Term rechannel{in, in_stride, 0, 1, s.input_size, rechannel_w_.data()};
+        product(&rechannel, 1, zero_bias_.data(), cp_, nullptr, 0, h_.data(), cp_, 1);
+        layers_[0].history.store(h_.data(), cp_, 1);
+        if (skip_in) std::memcpy(acc_.data(), skip_in, sizeof(float) * static_cast<std::size_t>(ss_));
+        else std::fill(acc_.begin(), acc_.begin() + ss_, 0.0f);
+        const bool head_taps = s.head_lookback() > 0;
+        if (head_taps) head_one(head_history_.window(0), 0, s.head_kernel - 1, true);
+        if (bp_ == 8) fused_one<1>(cond);
+        else fused_one<2>(cond);
+        if (head_taps) {
+            head_history_.store(acc_.data(), ss_, 1);
+            head_one(head_history_.newest(1), s.head_kernel - 1, 1, false);
+        } else {
+            Term t{acc_.data(), ss_, 0, 1, s.skip_width(), head_w_.data()};
+            product(&t, 1, head_b_.data(), hp_, nullptr, 0, head_out_.data(), hp_, 1);
+        }
+    }
+
+    /// head_out_ row 0 over columns [0, hp_): the head conv's chain (product()'s order) over taps
+    /// k0 .. k0+taps-1, starting from the bias (`first`) or from head_out_. `rows`: the row of tap k0.
+    void head_one(const float* rows, int k0, int taps, bool first) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+        using rtnt::detail::vf;
+        using rtnt::detail::vfu;
+        constexpr int V = 8 / detail::kLanes;
+        const ArraySpec& s = spec_;
+        const long w0 = static_cast<long>(k0) * s.skip_width() * hp_;
+        for (int c = 0; c < hp_; c += 8) {
+            vf acc[1][V];
+            const float* start = first ? head_b_.data() + c : head_out_.data() + c;
+            for (int v = 0; v < V; ++v) acc[0][v] = *reinterpret_cast<const vfu*>(start + detail::kLanes * v);
+            const Term t{rows, ss_, s.head_dilation * ss_, taps, s.skip_width(), head_w_.data() + w0 + c};
+            detail::accumulate<1, V, 0>(acc, t, hp_);
+            for (int v = 0; v < V; ++v) *reinterpret_cast<vfu*>(head_out_.data() + c + detail::kLanes * v) = acc[0][v];
+        }
+#else
+        (void)rows, (void)k0, (void)taps, (void)first;
+#endif
     }
 
     static void push(History& h, const float* rows, int stride, int n, bool settle) noexcept {
@@ -364,6 +360,8 @@ private:
     std::vector<LayerState> layers_;
     History head_history_;
     FloatVec z_, a_, h_, residual_out_, acc_, head_out_;
+    FloatVec pre_;  // the past part of each layer (fused_one), or of one tile's rows (fused_tile)
+    std::vector<detail::FusedLayer> rows_;  // fused_one's layers
 };
 
 }  // namespace wavenet

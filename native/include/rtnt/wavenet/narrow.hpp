@@ -1,9 +1,9 @@
 // The fused WaveNet layer for arrays of at most 4 channels (A2-Lite has 3) on AVX2 + FMA: rows are
 // stored 4 floats apart, so one 8-lane register holds two consecutive rows, and an in-lane permute
 // broadcasts channel i of both rows at once. Half the FMAs of 8-lane rows with 5 padding lanes.
-// Per element the arithmetic and its order are those of detail::fused_tile: bias, the conv taps and
-// input channels in order, the mix-in, the activation, skip += a, layer1x1 (bias, then inputs in
-// order) + residual. Lanes of one register never mix, so it does not matter which half a row is in.
+// Per element the arithmetic has one fixed order in every tile: bias, the conv taps and input
+// channels in order, the mix-in, the activation, skip += a, layer1x1 (bias, then inputs in order)
+// + residual (at most 4 input channels: one chain is as short as the wide layer's quads). Lanes of one register never mix, so it does not matter which half a row is in.
 #pragma once
 
 #if defined(__AVX2__) && defined(__FMA__)
