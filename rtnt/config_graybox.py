@@ -9,7 +9,7 @@ Nothing here imports TensorFlow; `rtnt.config` registers the schema.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ConfigError
@@ -80,6 +80,8 @@ class GrayBoxBlockConfig:
 @dataclass
 class GrayBoxPresetConfig:
     """`arch: graybox`: a chain of DSP blocks in order (exported as rtnt's gray-box JSON, docs/graybox_format.md)."""
+
+    CONDITIONING: ClassVar[tuple[str, ...]] = ("none",)  # knob-driven block parameters (controllers) are not built
 
     name: str = "???"
     arch: str = "graybox"
