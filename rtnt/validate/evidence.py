@@ -7,7 +7,6 @@ evaluates the gate. It writes no file and logs nothing: `rtnt.tracking.record` r
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -25,27 +24,18 @@ from rtnt.metrics.asr import AsrReport
 from rtnt.validate.bench import BenchmarkResult
 from rtnt.validate.native_check import NativeCheck
 
-log = logging.getLogger("rtnt")
-
 
 class Renderer:
     """Renders audio through the exported file, loaded once: native runtime when available, else the
     reference. Every call starts from a reset state (for `.nam`, prewarmed on silence as NAM Core does,
-    unless `prewarm=False`: zero histories, as Keras' causal padding). A gray-box file (`graybox`) always runs in
-    the reference: the native runtime does not run its layer types yet."""
+    unless `prewarm=False`: zero histories, as Keras' causal padding). rtnt gray-box JSON runs natively like any
+    RTNeural JSON."""
 
     def __init__(self, model_path: Path, prefer_native: bool, prewarm: bool = True):
         from rtnt.native import NativeModel, native_available
-        from rtnt.runtime.graybox import is_graybox_file
 
         self.model_path = model_path
-        self.graybox = is_graybox_file(model_path)
-        if self.graybox:
-            from rtnt.runtime import load_reference
-
-            self.runtime = "reference (the native runtime does not run gray-box layers yet)"
-            self.model = load_reference(model_path, prewarm=prewarm)
-        elif prefer_native and native_available():
+        if prefer_native and native_available():
             self.runtime = "native"
             self.model: Any = NativeModel.from_file(model_path, prewarm=prewarm)
             self.model.prepare(1024)
@@ -91,8 +81,7 @@ class SplitMetrics:
 @dataclass(frozen=True)
 class NativeEvidence:
     """Native validation against the expected output and the real-time benchmark; `status` is `measured`,
-    `unavailable` (the extension is not built: the gate fails), `unsupported` (a gray-box file, whose layer types
-    the native runtime does not run yet: the gate fails) or `disabled` (`validate.native=false`)."""
+    `unavailable` (the extension is not built: the gate fails) or `disabled` (`validate.native=false`)."""
 
     status: str
     check: NativeCheck | None = None
@@ -101,7 +90,7 @@ class NativeEvidence:
     def metrics(self) -> dict[str, float]:
         """native_parity_error, native_validation, native_rtf_worst, native_cost_stability_worst and the
         block-1 and block-128 figures; `native_validation` 0 alone when the runtime is unavailable."""
-        if self.status in ("unavailable", "unsupported"):
+        if self.status == "unavailable":
             return {"native_validation": 0.0}
         if self.check is None or self.bench is None:
             return {}
@@ -221,13 +210,6 @@ def native_evidence(cfg: DictConfig, renderer: Renderer, x_test: np.ndarray, y_e
     `validate.bench_block_sizes`, both on the renderer's native instance of the file."""
     if not cfg.validate.native:
         return NativeEvidence("disabled")
-    if renderer.graybox:
-        log.warning(
-            "%s is a gray-box model: the native runtime does not run its layers yet, so native validation and "
-            "benchmark are skipped and the gate cannot pass native_validation",
-            renderer.model_path.name,
-        )
-        return NativeEvidence("unsupported")
     if not renderer.native:
         return NativeEvidence("unavailable")
     from rtnt.validate.bench import benchmark_native
