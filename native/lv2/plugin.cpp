@@ -29,7 +29,7 @@
 
 namespace {
 
-enum PortIndex : uint32_t { kIn = 0, kOut, kInputGain, kOutputGain, kEnabled, kLatency };
+enum PortIndex : uint32_t { kIn = 0, kOut, kInputGain, kOutputGain, kEnabled, kLatency, kCabinet };
 
 constexpr int kDefaultBlock = 512;       // chunk length when the host announces no block length
 constexpr int kMaxPreparedBlock = 8192;  // longer host blocks are processed in chunks of this
@@ -163,6 +163,8 @@ public:
     Plugin(rtnt::Model model, double sample_rate, int block)
         : model_(std::move(model)), block_(block), dry_(block), x_(block), y_(block) {
         model_.prepare(block_);
+        for (std::size_t i = 0; i < model_.num_layers(); ++i)  // the chain's final gray-box FIR: its cabinet
+            if (dynamic_cast<const rtnt::Fir*>(&model_.layer(i))) cabinet_layer_ = static_cast<long>(i);
         const int ramp = static_cast<int>(std::lround(sample_rate * kRampSeconds));
         in_gain_.set_length(ramp);
         out_gain_.set_length(ramp);
@@ -177,6 +179,7 @@ public:
             case kOutputGain: output_gain_db_ = static_cast<const float*>(data); break;
             case kEnabled: enabled_ = static_cast<const float*>(data); break;
             case kLatency: latency_ = static_cast<float*>(data); break;
+            case kCabinet: cabinet_ = static_cast<const float*>(data); break;
             default: break;
         }
     }
@@ -194,6 +197,8 @@ public:
         const float in_gain = input_gain_.linear(input_gain_db_);
         const float out_gain = output_gain_.linear(output_gain_db_);
         const float mix = (!enabled_ || *enabled_ > 0.5f) ? 1.0f : 0.0f;
+        if (cabinet_layer_ >= 0)  // cabinet off: the final FIR is bypassed (it keeps running, so no stale history)
+            model_.set_bypassed(static_cast<std::size_t>(cabinet_layer_), cabinet_ && *cabinet_ <= 0.5f);
         if (fresh_) {  // first run after activate: start at the port values, no ramp
             in_gain_.snap(in_gain);
             out_gain_.snap(out_gain);
@@ -263,6 +268,8 @@ private:
     const float* output_gain_db_ = nullptr;
     const float* enabled_ = nullptr;
     float* latency_ = nullptr;
+    const float* cabinet_ = nullptr;  // declared only in bundles of a gray-box model with a `fir` layer
+    long cabinet_layer_ = -1;
 };
 
 LV2_Handle instantiate(const LV2_Descriptor*, double sample_rate, const char* bundle_path,

@@ -6,7 +6,8 @@ against the native runtime, and writes `<name>.lv2/`:
 
     rtnt_model.so   the plugin (native/lv2/plugin.cpp on rtnt::runtime), URI compiled in
     manifest.ttl    plugin URI, binary, seeAlso plugin.ttl
-    plugin.ttl      name and ports: in, out, input_gain (dB), output_gain (dB), enabled, latency
+    plugin.ttl      name and ports: in, out, input_gain (dB), output_gain (dB), enabled, latency, and for a
+                    gray-box model with a `fir` layer `cabinet` (0 bypasses the final FIR)
     model.json      the model, loaded by the plugin at instantiate (model.nam for a NAM file)
 
 A `.nam` file (told apart by content) runs as NAM Core runs it, prewarmed on silence at activate;
@@ -43,7 +44,18 @@ NAM_MODEL_FILE = "model.nam"
 PLUGIN_TTL = "plugin.ttl"
 ARTIFACT_DIR = "lv2"
 # Port indices of native/lv2/plugin.ttl.in (and PortIndex in plugin.cpp).
-PORTS = {"in": 0, "out": 1, "input_gain": 2, "output_gain": 3, "enabled": 4, "latency": 5}
+PORTS = {"in": 0, "out": 1, "input_gain": 2, "output_gain": 3, "enabled": 4, "latency": 5, "cabinet": 6}
+CABINET_PORT = """ , [
+        a lv2:ControlPort , lv2:InputPort ;
+        lv2:index 6 ;
+        lv2:symbol "cabinet" ;
+        lv2:name "Cabinet" ;
+        rdfs:comment "0 bypasses the model's final FIR (its cabinet impulse response); switches at a block edge" ;
+        lv2:portProperty lv2:toggled ;
+        lv2:default 1 ;
+        lv2:minimum 0 ;
+        lv2:maximum 1
+    ]"""
 SELF_CHECK_TOLERANCE = 1e-5
 
 _URI_RE = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9:._/~-]+")
@@ -140,7 +152,8 @@ def export_lv2(
                 if run_id
                 else f"{json_path.name} (sha256 {hashlib.sha256(json_bytes).hexdigest()[:16]})"
             )
-            _write_ttl(staging, uri, name, f"rtnt neural model from {origin}; {_rate_note(json_path)}; {gate_note}")
+            comment = f"rtnt neural model from {origin}; {_rate_note(json_path)}; {gate_note}"
+            _write_ttl(staging, uri, name, comment, cabinet=has_cabinet(json_path))
             check_plugin_binary(staging, uri)
             final = out_dir / folder
             _replace_bundle(staging, final)
@@ -338,12 +351,30 @@ def _turtle_string(text: str) -> str:
     return "".join(out)
 
 
-def _write_ttl(bundle: Path, uri: str, name: str, comment: str) -> None:
-    """Write manifest.ttl and plugin.ttl, then parse them back: a bundle whose Turtle a host could not
-    read, or that names the plugin differently, is an ExportError, never a reported success."""
+def has_cabinet(path: Path) -> bool:
+    """True when `path` is rtnt gray-box JSON with a `fir` layer: its bundle gets the `cabinet` port, and the
+    plugin bypasses the last such layer when the port is 0."""
+    from rtnt.runtime.graybox import is_graybox_file
+
+    if not is_graybox_file(path):
+        return False
+    layers = json.loads(path.read_bytes()).get("layers", [])
+    return any(isinstance(layer, dict) and layer.get("type") == "fir" for layer in layers)
+
+
+def _write_ttl(bundle: Path, uri: str, name: str, comment: str, *, cabinet: bool = False) -> None:
+    """Write manifest.ttl and plugin.ttl (with the `cabinet` port if `cabinet`), then parse them back: a bundle
+    whose Turtle a host could not read, or that names the plugin differently, is an ExportError, never a reported
+    success."""
     import rdflib
 
-    values = {"uri": uri, "binary": BINARY, "name": _turtle_string(name), "comment": _turtle_string(comment)}
+    values = {
+        "uri": uri,
+        "binary": BINARY,
+        "name": _turtle_string(name),
+        "comment": _turtle_string(comment),
+        "extra_ports": CABINET_PORT if cabinet else "",
+    }
     graph = rdflib.Graph()
     for template, target in (("manifest.ttl.in", "manifest.ttl"), ("plugin.ttl.in", PLUGIN_TTL)):
         text = Template((PLUGIN_SOURCE / template).read_text()).substitute(values)
