@@ -2,13 +2,13 @@
 
     python scripts/bench_graybox_fir.py [--out docs/benchmarks/graybox_native.md] [--seconds 2]
 
-For 1024 and 2048 taps (the FIRs of graybox/hybrid_tcn and graybox/wiener_hammerstein_cab), and 128 and 256 to place
-the threshold `Fir::kPartitionedFromTaps`, a one-layer
-rtnt gray-box JSON is loaded twice in this process, once with `fir_form="direct"` (K MACs per sample over a
-double-length history ring) and once with `fir_form="partitioned"` (direct-form head of 64 taps + uniformly
-partitioned FFT convolution of the rest, zero latency), and both are timed by `rtnt.validate.bench.benchmark_native`
-at blocks 1, 64, 128 and 4096 (best of round-robin repeats). The 1-minute load average is recorded: on a shared
-machine read the ratio, not the absolute figures, and re-run idle.
+For 1024 and 2048 taps (the FIRs of graybox/hybrid_tcn and graybox/wiener_hammerstein_cab), and 128, 256
+and 512 to place the threshold `Fir::kPartitionedFromTaps`, a one-layer rtnt gray-box JSON is loaded twice in
+this process, once with `fir_form="direct"` (K MACs per sample over a double-length history ring) and once with
+`fir_form="partitioned"` (direct-form head of 64 taps + uniformly partitioned FFT convolution of the rest, zero
+latency), and both are timed by `rtnt.validate.bench.benchmark_native` at blocks 1, 64, 128 and 4096 (best of
+round-robin repeats). The 1-minute load average is recorded: on a shared machine read the ratio, not the
+absolute figures, and re-run idle.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ import numpy as np
 from rtnt.native import NativeModel
 from rtnt.validate.bench import benchmark_native
 
-TAPS = (128, 256, 1024, 2048)
+TAPS = (128, 256, 512, 1024, 2048)
 BLOCKS = (1, 64, 128, 4096)
 FORMS = ("direct", "partitioned")
-PARTITIONED_FROM_TAPS = 256  # Fir::kPartitionedFromTaps in native/include/rtnt/fir/fir.hpp
+PARTITIONED_FROM_TAPS = 512  # Fir::kPartitionedFromTaps in native/include/rtnt/fir/fir.hpp
 
 
 def fir_document(taps: int) -> str:

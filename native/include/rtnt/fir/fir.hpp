@@ -69,7 +69,7 @@ class Fir final : public Layer {
 public:
     static constexpr int kPartition = 64;
     /// The tap count from which `automatic` picks the partitioned form (docs/benchmarks/graybox_native.md).
-    static constexpr int kPartitionedFromTaps = 256;
+    static constexpr int kPartitionedFromTaps = 512;
 
     static FirMethod automatic(int taps) noexcept {
         return taps >= kPartitionedFromTaps ? FirMethod::Partitioned : FirMethod::Direct;
