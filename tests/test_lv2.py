@@ -144,8 +144,8 @@ def test_lilv_loads_the_ttl(exported):
     assert info.returncode == 0 and info.stderr == "", info.stderr
     assert "Name:              Tiny Crunch" in info.stdout
     assert "Has latency:       yes, reported by port 5" in info.stdout
-    for symbol in PORTS:
-        assert f"Symbol:      {symbol}\n" in info.stdout
+    for symbol in PORTS:  # `cabinet` only in the bundle of a gray-box model with a fir
+        assert (f"Symbol:      {symbol}\n" in info.stdout) == (symbol != "cabinet")
     assert "Designation: http://lv2plug.in/ns/lv2core#enabled" in info.stdout
     assert {p.name for p in bundle.iterdir()} == {"manifest.ttl", "plugin.ttl", MODEL_FILE, "rtnt_model.so"}
 
