@@ -29,8 +29,13 @@ MODEL_SUFFIXES = (".json", ".nam")
 
 
 def model_family(path: Path) -> str:
-    """`nam` for a `.nam` file, `rtneural` for an RTNeural JSON."""
-    return "nam" if path.suffix == ".nam" else "rtneural"
+    """`nam` for a `.nam` file, `graybox` for rtnt gray-box JSON (docs/graybox_format.md), `rtneural` for an
+    RTNeural JSON."""
+    from rtnt.runtime.graybox import is_graybox_file
+
+    if path.suffix == ".nam":
+        return "nam"
+    return "graybox" if is_graybox_file(path) else "rtneural"
 
 
 def file_size_metrics(model_path: Path, macs_per_sample: float, receptive_field: int) -> dict[str, float]:
@@ -64,13 +69,6 @@ def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> Job
     if not native_available():
         raise ConfigError("rtnt-evaluate needs the native runtime (rtnt._native); reinstall rtnt with `pip install .`")
     model_path = check_model_file(model_path)
-    from rtnt.runtime.graybox import is_graybox_file
-
-    if is_graybox_file(model_path):
-        raise ConfigError(
-            f"{model_path} is a gray-box model, which the native runtime does not run yet and rtnt-evaluate needs; "
-            "its rtnt-train run holds its figures from the reference runtime"
-        )
     out_dir.mkdir(parents=True, exist_ok=True)
     tracking_uri = resolve_tracking_uri(cfg.tracking.uri)
     digest = hashlib.sha1(model_path.read_bytes()).hexdigest()[:8]

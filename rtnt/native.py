@@ -95,16 +95,28 @@ class NativeModel:
 
     @classmethod
     def from_json_text(
-        cls, text: str, source: str = "<json text>", *, slim: float | None = None, prewarm: bool = True
+        cls,
+        text: str,
+        source: str = "<json text>",
+        *,
+        slim: float | None = None,
+        prewarm: bool = True,
+        fir_form: str = "auto",
     ) -> NativeModel:
-        """Load RTNeural JSON or `.nam` text; raise ModelJsonError naming where and what is wrong."""
+        """Load RTNeural JSON or `.nam` text; raise ModelJsonError naming where and what is wrong.
+
+        `fir_form` chooses how gray-box `fir` layers convolve: `auto` (by tap count, docs/benchmarks/graybox_native.md),
+        `direct` or `partitioned` (zero-latency partitioned FFT); all give the same output within float rounding.
+        """
         mod = _module()
         try:
-            impl = mod.Model.from_json_text(text, slim=None if slim is None else float(slim))
+            impl = mod.Model.from_json_text(text, slim=None if slim is None else float(slim), fir_form=fir_form)
         except mod.ModelError as e:
             raise ModelJsonError(f"{source}: {e}") from None
         model = cls._with_prewarm(impl, source, prewarm)
-        model._twin = lambda: cls.from_json_text(text, source, slim=slim, prewarm=model.prewarm_on_reset)
+        model._twin = lambda: cls.from_json_text(
+            text, source, slim=slim, prewarm=model.prewarm_on_reset, fir_form=fir_form
+        )
         return model
 
     @classmethod

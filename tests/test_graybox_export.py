@@ -1,6 +1,6 @@
 """Gray-box export (rtnt.export.graybox) and its reference runtime (rtnt.runtime.graybox): Keras vs exported JSON
 parity per block and per shipped chain (1e-4 max abs, the pipeline's tolerance), block-size invariance of the
-reference (1e-6), the JSON layer types, config errors, the pipeline's native skip, and `rtnt-export ir`."""
+reference (1e-6), the JSON layer types, config errors, native validation in the pipeline, and `rtnt-export ir`."""
 
 from __future__ import annotations
 
@@ -129,26 +129,53 @@ def test_bad_blocks_are_refused_in_one_line(block: dict, key: str) -> None:
     assert "\n" not in str(info.value)
 
 
-def test_a_graybox_file_renders_in_the_reference_and_is_not_native_validated(tmp_path: Path) -> None:
+def test_a_graybox_file_renders_natively_and_is_native_validated(tmp_path: Path) -> None:
     from rtnt.export import export_model
-    from rtnt.validate.evidence import NativeEvidence, Renderer, native_evidence
+    from rtnt.native import native_available
+    from rtnt.runtime.reference import ReferenceModel
+    from rtnt.validate.evidence import Renderer, native_check, native_evidence
 
-    path = export_model(_model([ONE_BLOCK["peq"], ONE_BLOCK["waveshaper"]]), tmp_path)
+    if not native_available():
+        pytest.skip("rtnt._native is not built")
+    path = export_model(_model([ONE_BLOCK["peq"], ONE_BLOCK["waveshaper"], ONE_BLOCK["fir_long"]]), tmp_path)
     renderer = Renderer(path, prefer_native=True)
-    assert not renderer.native and renderer.graybox and "gray-box" in renderer.runtime
-    cfg = OmegaConf.create({"validate": {"native": True}})
-    evidence = native_evidence(cfg, renderer, [])
-    assert evidence == NativeEvidence("unsupported") and evidence.metrics() == {"native_validation": 0.0}
+    assert renderer.native
+    x = _x(4000)
+    expected = ReferenceModel.from_json(path).process(x)
+    assert np.max(np.abs(renderer(x) - expected)) < 1e-5
+    validate = {"native": True, "validation_block_sizes": [1, 64, 4096], "bench_block_sizes": [1], "bench_seconds": 0.1}
+    cfg = OmegaConf.create({"validate": validate, "gate": {"native_tolerance": 1e-5}})
+    evidence = native_evidence(cfg, renderer, [native_check(cfg, renderer, x, expected)])
+    assert evidence.status == "measured" and evidence.metrics()["native_validation"] == 1.0
+    wrong = native_evidence(cfg, renderer, [native_check(cfg, renderer, x, expected + 1e-2)])  # the check can fail
+    assert wrong.metrics()["native_validation"] == 0.0
 
 
-def test_rtnt_evaluate_refuses_a_graybox_file_in_one_line(tmp_path: Path) -> None:
-    from rtnt.evaluate import evaluate_model_file
+@pytest.mark.slow
+def test_rtnt_evaluate_measures_a_graybox_file(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import mlflow
+
     from rtnt.export import export_model
 
-    path = export_model(_model([ONE_BLOCK["gain"]]), tmp_path)
-    with pytest.raises(ConfigError, match="gray-box model, which the native runtime does not run yet") as info:
-        evaluate_model_file(OmegaConf.structured(RtntConfig), path, tmp_path / "eval")
-    assert "\n" not in str(info.value)
+    path = export_model(_model([ONE_BLOCK["gain"], ONE_BLOCK["fir_long"]]), tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    fast_bench = ["validate.bench_seconds=0.25", "validate.bench_block_sizes=[1,128]"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtnt.cli.evaluate", str(path), "capture=demo", *fast_bench],
+        cwd=tmp_path,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run = mlflow.MlflowClient(uri).get_run(proc.stdout.split("MLflow run:")[1].split()[0])
+    assert run.data.tags["family"] == "graybox" and run.data.metrics["native_validation"] == 1
+    assert np.isfinite(run.data.metrics["native_rtf_worst"])
 
 
 def test_export_ir_writes_the_final_fir_as_a_48k_float_wav(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

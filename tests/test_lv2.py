@@ -145,8 +145,8 @@ def test_lilv_loads_the_ttl(exported):
     assert info.returncode == 0 and info.stderr == "", info.stderr
     assert "Name:              Tiny Crunch" in info.stdout
     assert "Has latency:       yes, reported by port 5" in info.stdout
-    for symbol in PORTS:
-        assert f"Symbol:      {symbol}\n" in info.stdout
+    for symbol in PORTS:  # `cabinet` only in the bundle of a gray-box model with a fir
+        assert (f"Symbol:      {symbol}\n" in info.stdout) == (symbol != "cabinet")
     assert "Designation: http://lv2plug.in/ns/lv2core#enabled" in info.stdout
     assert {p.name for p in bundle.iterdir()} == {"manifest.ttl", "plugin.ttl", MODEL_FILE, "rtnt_model.so"}
 
@@ -478,6 +478,47 @@ def exported_nam(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         pytest.skip(f"NAM conformance files not found at {NAM_DIR}")
     bundle = export_lv2(str(NAM_DIR / "models" / "A2.nam"), "NAM A2", tmp_path_factory.mktemp("lv2nam") / "plugins")
     return bundle, bundle_uri(bundle)
+
+
+def graybox_model(seed: int = 3) -> dict:
+    """rtnt gray-box JSON: a biquad (DC blocker), a waveshaper and a final 300-tap FIR (its cabinet)."""
+    h = np.random.default_rng(seed).standard_normal(300) * 0.05
+    h[0] = 1.0
+    mono = {"activation": "", "shape": [None, None, 1]}
+    return {
+        "rtnt_format": "graybox-1",
+        "in_shape": [None, None, 1],
+        "layers": [
+            {"type": "biquad", **mono, "sections": 1, "weights": [[[1.0, -1.0, 0.0, -0.995, 0.0]]]},
+            {"type": "waveshaper", **mono, "weights": [[6.0, 0.1, 0.5]]},
+            {"type": "fir", **mono, "taps": 300, "weights": [h.tolist()]},
+        ],
+    }
+
+
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
+def test_a_graybox_bundle_has_a_cabinet_port_that_bypasses_the_final_fir(exported, dry, tmp_path):
+    """The bundle of a gray-box model with a `fir` gets the `cabinet` port (a plain RTNeural bundle does not):
+    on (the default) the plugin renders the whole chain, off the chain without its final FIR."""
+    assert '"cabinet"' not in (exported[0] / "plugin.ttl").read_text()
+    doc = graybox_model()
+    json_path = tmp_path / "cab.json"
+    json_path.write_text(json.dumps(doc))
+    bundle = export_lv2(str(json_path), "Cab Sim", tmp_path / "plugins")
+    uri = bundle_uri(bundle)
+    env = dict(os.environ, LV2_PATH=str(bundle.parent))
+    info = subprocess.run(["lv2info", uri], env=env, capture_output=True, text=True, timeout=120)
+    assert info.returncode == 0 and "cabinet" in info.stdout
+    no_cab = tmp_path / "no_cab.json"
+    no_cab.write_text(json.dumps({**doc, "layers": doc["layers"][:-1]}))
+    x = dry[: SR // 4]
+    on, _ = lv2apply(bundle, uri, x, tmp_path)
+    off, _ = lv2apply(bundle, uri, x, tmp_path, cabinet=0.0)
+    assert np.max(np.abs(on - native_out(json_path, x))) < 1e-5
+    assert np.max(np.abs(off - native_out(no_cab, x))) < 1e-5
+    assert np.max(np.abs(on - off)) > 1e-2
 
 
 @needs_lv2apply

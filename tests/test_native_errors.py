@@ -89,6 +89,27 @@ def _control(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     return f
 
 
+def _graybox() -> dict[str, Any]:
+    """A valid gray-box document (docs/graybox_format.md): biquad, fir, waveshaper, gain."""
+    mono = {"activation": "", "shape": [None, None, 1]}
+    return {
+        "rtnt_format": "graybox-1",
+        "in_shape": [None, None, 1],
+        "layers": [
+            {"type": "biquad", **mono, "sections": 1, "weights": [[[1.0, -1.0, 0.0, -0.995, 0.0]]]},
+            {"type": "fir", **mono, "taps": 3, "weights": [[0.5, 0.25, 0.125]]},
+            {"type": "waveshaper", **mono, "weights": [[4.0, 0.2, 0.5]]},
+            {"type": "gain", **mono, "weights": [[0.7]]},
+        ],
+    }
+
+
+def _gray(change: Callable[[dict[str, Any]], None]) -> str:
+    d = _graybox()
+    change(d)
+    return json.dumps(d)
+
+
 CASES: dict[str, tuple[str, str]] = {
     "truncated": (VALID[: len(VALID) // 2], "the file is truncated"),
     "empty_file": ("", "unexpected end of input"),
@@ -216,6 +237,54 @@ CASES: dict[str, tuple[str, str]] = {
         _conditioned(lambda d: (d.update(in_shape=[None, None, 3]), d["controls"].append(dict(GAIN)))),
         "controls[1]: the name 'gain' repeats",
     ),
+    "graybox_type_without_format": (
+        _gray(lambda d: d.pop("rtnt_format")),
+        'layers[0] (biquad): is a gray-box layer type; the file needs the top-level "rtnt_format": "graybox-1"',
+    ),
+    "graybox_unknown_format": (
+        _gray(lambda d: d.update(rtnt_format="graybox-9")),
+        "'rtnt_format' must be \"graybox-1\"",
+    ),
+    "biquad_wrong_shape": (
+        _gray(lambda d: d["layers"][0].update(sections=2)),
+        "layers[0] (biquad): weights[0] has shape (1, 5), expected (2, 5) (sections, 5) of b0, b1, b2, a1, a2",
+    ),
+    "biquad_unstable": (
+        _gray(lambda d: d["layers"][0]["weights"][0][0].__setitem__(3, -1.0)),
+        "layers[0] (biquad): section 0 is unstable (a1 = -1, a2 = 0): its poles must lie inside the unit circle",
+    ),
+    "biquad_nan": (
+        _gray(lambda d: d["layers"][0]["weights"][0][0].__setitem__(0, float("nan"))),
+        "layers[0] (biquad): weights[0][0][0] is NaN; weights must be finite",
+    ),
+    "fir_taps_mismatch": (
+        _gray(lambda d: d["layers"][1].update(taps=4)),
+        "layers[1] (fir): weights[0] has shape (3,), expected (4,) (taps,)",
+    ),
+    "fir_zero_taps": (
+        _gray(lambda d: d["layers"][1].update(taps=0)),
+        "layers[1] (fir): 'taps' is 0, outside [1, 262144]",
+    ),
+    "fir_infinite_tap": (
+        _gray(lambda d: d["layers"][1]["weights"][0].__setitem__(2, float("inf"))),
+        "layers[1] (fir): weights[0][2] is infinite or beyond float range",
+    ),
+    "waveshaper_wrong_shape": (
+        _gray(lambda d: d["layers"][2]["weights"].__setitem__(0, [4.0, 0.2])),
+        "layers[2] (waveshaper): weights[0] has shape (2,), expected (3,) (drive, bias, gain)",
+    ),
+    "gain_two_arrays": (
+        _gray(lambda d: d["layers"][3]["weights"].append([1.0])),
+        "layers[3] (gain): 'weights' holds 2 arrays, expected 1",
+    ),
+    "graybox_not_mono": (
+        _gray(lambda d: d["layers"][3].update(shape=[None, None, 2])),
+        "layers[3] (gain): a gray-box layer is mono in and out, but its input has 1 channels and 'shape' ends in 2",
+    ),
+    "graybox_activation": (
+        _gray(lambda d: d["layers"][2].update(activation="tanh")),
+        "layers[2] (waveshaper): a gray-box layer takes no activation",
+    ),
     # Each layer stays under the per-layer history limit; together they pass the 64 MiB budget.
     "memory_budget": (
         _mutate(
@@ -233,6 +302,7 @@ def test_valid_base_model_loads() -> None:
     assert model.out_size == 1
     conditioned = NativeModel.from_json_text(_conditioned())
     assert conditioned.in_size == 2 and [c.name for c in conditioned.controls] == ["gain"]
+    assert NativeModel.from_json_text(json.dumps(_graybox())).out_size == 1
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -36,6 +36,8 @@
 
 namespace {
 
+// Port indices: the fixed ports, then one knob port per control of a conditioned model (kFirstKnob + j), then,
+// for a gray-box model with a `fir` layer, the `cabinet` toggle (kFirstKnob + number of controls).
 enum PortIndex : uint32_t { kIn = 0, kOut, kInputGain, kOutputGain, kEnabled, kLatency, kFirstKnob };
 
 constexpr int kDefaultBlock = 512;       // chunk length when the host announces no block length
@@ -187,6 +189,8 @@ public:
           knobs_(model_.info().controls.size()),
           controls_(static_cast<std::size_t>(block) * model_.info().controls.size()) {
         model_.prepare(block_);
+        for (std::size_t i = 0; i < model_.num_layers(); ++i)  // the chain's final gray-box FIR: its cabinet
+            if (dynamic_cast<const rtnt::Fir*>(&model_.layer(i))) cabinet_layer_ = static_cast<long>(i);
         const int ramp = static_cast<int>(std::lround(sample_rate * kRampSeconds));
         in_gain_.set_length(ramp);
         out_gain_.set_length(ramp);
@@ -211,6 +215,8 @@ public:
             default:
                 if (port >= kFirstKnob && port - kFirstKnob < knobs_.size())
                     knobs_[port - kFirstKnob].port = static_cast<const float*>(data);
+                else if (port == kFirstKnob + knobs_.size() && cabinet_layer_ >= 0)
+                    cabinet_ = static_cast<const float*>(data);
                 break;
         }
     }
@@ -229,6 +235,8 @@ public:
         const float in_gain = input_gain_.linear(input_gain_db_);
         const float out_gain = output_gain_.linear(output_gain_db_);
         const float mix = (!enabled_ || *enabled_ > 0.5f) ? 1.0f : 0.0f;
+        if (cabinet_layer_ >= 0)  // cabinet off: the final FIR is bypassed (it keeps running, so no stale history)
+            model_.set_bypassed(static_cast<std::size_t>(cabinet_layer_), cabinet_ && *cabinet_ <= 0.5f);
         if (fresh_) {  // first run after activate: start at the port values, no ramp
             in_gain_.snap(in_gain);
             out_gain_.snap(out_gain);
@@ -322,6 +330,8 @@ private:
     const float* output_gain_db_ = nullptr;
     const float* enabled_ = nullptr;
     float* latency_ = nullptr;
+    const float* cabinet_ = nullptr;  // declared only in bundles of a gray-box model with a `fir` layer
+    long cabinet_layer_ = -1;
 };
 
 LV2_Handle instantiate(const LV2_Descriptor*, double sample_rate, const char* bundle_path,

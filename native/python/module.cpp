@@ -27,9 +27,16 @@ using InArray = nb::ndarray<const float, nb::c_contig, nb::device::cpu>;
 using FloatArray = nb::ndarray<nb::numpy, float>;
 using DoubleArray = nb::ndarray<nb::numpy, double, nb::ndim<1>>;
 
-rtnt::LoadOptions load_options(std::optional<double> slim) {
+rtnt::LoadOptions load_options(std::optional<double> slim, const std::string& fir_form = "auto") {
     rtnt::LoadOptions o;
     o.slim = slim;
+    if (fir_form == "direct") {
+        o.fir_form = rtnt::LoadOptions::FirForm::Direct;
+    } else if (fir_form == "partitioned") {
+        o.fir_form = rtnt::LoadOptions::FirForm::Partitioned;
+    } else if (fir_form != "auto") {
+        throw nb::value_error(("fir_form must be 'auto', 'direct' or 'partitioned', got '" + fir_form + "'").c_str());
+    }
     return o;
 }
 
@@ -268,10 +275,13 @@ NB_MODULE(_native, m) {
     nb::class_<rtnt::Model>(m, "Model")
         .def_static(
             "from_json_text",
-            [](std::string_view text, std::optional<double> slim) { return rtnt::load_model(text, load_options(slim)); },
-            "text"_a, "slim"_a = nb::none(),
+            [](std::string_view text, std::optional<double> slim, const std::string& fir_form) {
+                return rtnt::load_model(text, load_options(slim, fir_form));
+            },
+            "text"_a, "slim"_a = nb::none(), "fir_form"_a = "auto",
             "Load a model from RTNeural JSON or .nam text (raises ModelError). slim picks a SlimmableContainer's "
-            "submodel as NAM Core's SetSlimmableSize does.")
+            "submodel as NAM Core's SetSlimmableSize does; fir_form ('auto', 'direct', 'partitioned') how gray-box "
+            "fir layers convolve.")
         .def_static(
             "from_file",
             [](const std::string& path, std::optional<double> slim) { return rtnt::load_model_file(path, load_options(slim)); },

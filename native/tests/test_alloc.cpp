@@ -133,6 +133,21 @@ int main(int argc, char** argv) {
         texts.push_back(ss.str());
     }
     texts.push_back(conv_stack_json(24, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512}, 3, 9));
+    // Gray-box: biquads, waveshaper, gain and a 2048-tap FIR (partitioned FFT form) and a 100-tap one (direct).
+    {
+        std::string fir2048 = "[", fir100 = "[";
+        for (int k = 0; k < 2048; ++k) fir2048 += (k ? "," : "") + std::to_string(0.01 * ((k * 37) % 11 - 5));
+        for (int k = 0; k < 100; ++k) fir100 += (k ? "," : "") + std::to_string(0.02 * ((k * 13) % 7 - 3));
+        const std::string mono = "\"activation\": \"\", \"shape\": [null, null, 1], ";
+        texts.push_back(
+            "{\"rtnt_format\": \"graybox-1\", \"in_shape\": [null, null, 1], \"layers\": ["
+            "{\"type\": \"biquad\", " + mono + "\"sections\": 2, \"weights\": [[[1, -1, 0, -0.995, 0], "
+            "[0.2, 0.4, 0.2, -0.3, 0.1]]]},"
+            "{\"type\": \"waveshaper\", " + mono + "\"weights\": [[4.0, 0.2, 0.5]]},"
+            "{\"type\": \"fir\", " + mono + "\"taps\": 100, \"weights\": [" + fir100 + "]]},"
+            "{\"type\": \"gain\", " + mono + "\"weights\": [[0.7]]},"
+            "{\"type\": \"fir\", " + mono + "\"taps\": 2048, \"weights\": [" + fir2048 + "]]}]}");
+    }
     std::vector<rtnt::Model> models;
     for (const auto& text : texts) models.push_back(rtnt::load_model(text));
     // .nam: A1 WaveNet, the A2 container (both submodels), an LSTM (its reset() prewarms 24000 samples).

@@ -7,7 +7,8 @@ against the native runtime, and writes `<name>.lv2/`:
     rtnt_model.so   the plugin (native/lv2/plugin.cpp on rtnt::runtime), URI compiled in
     manifest.ttl    plugin URI, binary, seeAlso plugin.ttl
     plugin.ttl      name and ports: in, out, input_gain (dB), output_gain (dB), enabled, latency, and for a
-                    conditioned model one knob port per control (index 6 + j, see `knob_ports_ttl`)
+                    conditioned model one knob port per control (index 6 + j, see `knob_ports_ttl`), and for a
+                    gray-box model with a `fir` layer `cabinet` after them (0 bypasses the final FIR)
     model.json      the model, loaded by the plugin at instantiate (model.nam for a NAM file)
 
 A conditioned model's knob ports take lv2:name from the control name, lv2:symbol from `knob_symbols`,
@@ -212,13 +213,8 @@ def export_lv2(
                 if run_id
                 else f"{json_path.name} (sha256 {hashlib.sha256(json_bytes).hexdigest()[:16]})"
             )
-            _write_ttl(
-                staging,
-                uri,
-                name,
-                f"rtnt neural model from {origin}; {_rate_note(json_path)}; {gate_note}",
-                _model_controls(json_path),
-            )
+            comment = f"rtnt neural model from {origin}; {_rate_note(json_path)}; {gate_note}"
+            _write_ttl(staging, uri, name, comment, _model_controls(json_path), cabinet=has_cabinet(json_path))
             check_plugin_binary(staging, uri)
             final = out_dir / folder
             _replace_bundle(staging, final)
@@ -453,9 +449,40 @@ def _turtle_string(text: str) -> str:
     return "".join(out)
 
 
-def _write_ttl(bundle: Path, uri: str, name: str, comment: str, controls: Sequence[ControlSpec] = ()) -> None:
-    """Write manifest.ttl and plugin.ttl (with a knob port per control), then parse them back: a bundle whose
-    Turtle a host could not read, or that names the plugin differently, is an ExportError, never a reported
+def has_cabinet(path: Path) -> bool:
+    """True when `path` is rtnt gray-box JSON with a `fir` layer: its bundle gets the `cabinet` port, and the
+    plugin bypasses the last such layer when the port is 0."""
+    from rtnt.runtime.graybox import is_graybox_file
+
+    if not is_graybox_file(path):
+        return False
+    layers = json.loads(path.read_bytes()).get("layers", [])
+    return any(isinstance(layer, dict) and layer.get("type") == "fir" for layer in layers)
+
+
+def cabinet_port_ttl(index: int) -> str:
+    """The Turtle of a gray-box bundle's `cabinet` toggle at port `index` (after any knob ports)."""
+    return (
+        " , [\n"
+        "        a lv2:ControlPort , lv2:InputPort ;\n"
+        f"        lv2:index {index} ;\n"
+        '        lv2:symbol "cabinet" ;\n'
+        '        lv2:name "Cabinet" ;\n'
+        '        rdfs:comment "0 bypasses the model\'s final FIR (its cabinet impulse response); switches at a block edge" ;\n'
+        "        lv2:portProperty lv2:toggled ;\n"
+        "        lv2:default 1 ;\n"
+        "        lv2:minimum 0 ;\n"
+        "        lv2:maximum 1\n"
+        "    ]"
+    )
+
+
+def _write_ttl(
+    bundle: Path, uri: str, name: str, comment: str, controls: Sequence[ControlSpec] = (), *, cabinet: bool = False
+) -> None:
+    """Write manifest.ttl and plugin.ttl (with a knob port per control, then the `cabinet` port if `cabinet`), then
+    parse them back: a bundle whose Turtle a host could not read, or that names the plugin differently, is an
+    ExportError, never a reported
     success."""
     import rdflib
 
@@ -464,7 +491,8 @@ def _write_ttl(bundle: Path, uri: str, name: str, comment: str, controls: Sequen
         "binary": BINARY,
         "name": _turtle_string(name),
         "comment": _turtle_string(comment),
-        "knob_ports": knob_ports_ttl(controls),
+        "extra_ports": knob_ports_ttl(controls)
+        + (cabinet_port_ttl(FIRST_KNOB_PORT + len(controls)) if cabinet else ""),
     }
     graph = rdflib.Graph()
     for template, target in (("manifest.ttl.in", "manifest.ttl"), ("plugin.ttl.in", PLUGIN_TTL)):

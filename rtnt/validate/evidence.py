@@ -7,7 +7,6 @@ evaluates the gate. It writes no file and logs nothing: `rtnt.tracking.record` r
 
 from __future__ import annotations
 
-import logging
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -25,28 +24,19 @@ from rtnt.metrics.asr import AsrReport
 from rtnt.validate.bench import BenchmarkResult
 from rtnt.validate.native_check import NativeCheck
 
-log = logging.getLogger("rtnt")
-
 
 class Renderer:
     """Renders audio through the exported file, loaded once: native runtime when available, else the
     reference. Every call starts from a reset state (for `.nam`, prewarmed on silence as NAM Core does,
-    unless `prewarm=False`: zero histories, as Keras' causal padding). A gray-box file (`graybox`) always runs in
-    the reference: the native runtime does not run its layer types yet. A knob-conditioned file renders at the
-    setting `knobs` (`at(knobs)` gives a one-argument renderer fixed at a setting)."""
+    unless `prewarm=False`: zero histories, as Keras' causal padding). rtnt gray-box JSON runs natively like any
+    RTNeural JSON. A knob-conditioned file renders at the setting `knobs` (`at(knobs)` gives a one-argument
+    renderer fixed at a setting)."""
 
     def __init__(self, model_path: Path, prefer_native: bool, prewarm: bool = True):
         from rtnt.native import NativeModel, native_available
-        from rtnt.runtime.graybox import is_graybox_file
 
         self.model_path = model_path
-        self.graybox = is_graybox_file(model_path)
-        if self.graybox:
-            from rtnt.runtime import load_reference
-
-            self.runtime = "reference (the native runtime does not run gray-box layers yet)"
-            self.model = load_reference(model_path, prewarm=prewarm)
-        elif prefer_native and native_available():
+        if prefer_native and native_available():
             self.runtime = "native"
             self.model: Any = NativeModel.from_file(model_path, prewarm=prewarm)
             self.model.prepare(1024)
@@ -102,8 +92,7 @@ class SplitMetrics:
 @dataclass(frozen=True)
 class NativeEvidence:
     """Native validation against the expected output and the real-time benchmark; `status` is `measured`,
-    `unavailable` (the extension is not built: the gate fails), `unsupported` (a gray-box file, whose layer types
-    the native runtime does not run yet: the gate fails) or `disabled` (`validate.native=false`)."""
+    `unavailable` (the extension is not built: the gate fails) or `disabled` (`validate.native=false`)."""
 
     status: str
     check: NativeCheck | None = None
@@ -112,9 +101,8 @@ class NativeEvidence:
     def metrics(self) -> dict[str, float]:
         """native_parity_error, native_validation, native_rtf_worst, native_cost_stability_worst, the block-1
         and block-128 figures and the machine's single-thread sgemm rate `native_sgemm_gmacs` (the reference of
-        `native_efficiency_b128`); `native_validation` 0 alone when the runtime is unavailable or does not run
-        the file."""
-        if self.status in ("unavailable", "unsupported"):
+        `native_efficiency_b128`); `native_validation` 0 alone when the runtime is unavailable."""
+        if self.status == "unavailable":
             return {"native_validation": 0.0}
         if self.check is None or self.bench is None:
             return {}
@@ -366,13 +354,6 @@ def native_evidence(cfg: DictConfig, renderer: Renderer, checks: Sequence[Native
     at `validate.bench_block_sizes`, on the renderer's native instance of the file."""
     if not cfg.validate.native:
         return NativeEvidence("disabled")
-    if renderer.graybox:
-        log.warning(
-            "%s is a gray-box model: the native runtime does not run its layers yet, so native validation and "
-            "benchmark are skipped and the gate cannot pass native_validation",
-            renderer.model_path.name,
-        )
-        return NativeEvidence("unsupported")
     if not renderer.native:
         return NativeEvidence("unavailable")
     from rtnt.validate.bench import benchmark_native

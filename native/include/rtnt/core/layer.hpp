@@ -36,4 +36,12 @@ private:
     int out_size_;
 };
 
+/// Writes one mono sample as row t of a layer output (row stride `stride`), zeroing the row's padding lanes
+/// as every layer does, so a following layer may read whole rows.
+inline void store_mono(float* out, int stride, int t, float v) noexcept {
+    float* row = out + static_cast<long>(t) * stride;
+    row[0] = v;
+    for (int c = 1; c < stride; ++c) row[c] = 0.0f;
+}
+
 }  // namespace rtnt

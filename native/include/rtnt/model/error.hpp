@@ -24,6 +24,8 @@ struct LoaderLimits {
     static constexpr int max_dilation = 1 << 20;
     static constexpr long max_lookback = 1L << 22;     // (kernel_size - 1) * dilation, samples
     static constexpr long max_history_floats = 1L << 24;  // lookback * in_channels per conv layer
+    static constexpr int max_fir_taps = 1 << 18;       // gray-box fir: 5.5 s at 48 kHz
+    static constexpr int max_biquad_sections = 1024;
     /// The largest model file read (16 MiB, 25x NAM's A2 full): parsing costs tens of bytes per
     /// byte of JSON, so the cap also bounds the parser's memory.
     static constexpr std::size_t max_file_bytes = std::size_t(16) << 20;
@@ -42,6 +44,9 @@ struct LoadOptions {
     /// bytes, checked while loading, before anything large is allocated. Block buffers, sized by
     /// prepare(max_block), come on top.
     std::size_t memory_budget_bytes = LoaderLimits::default_memory_budget_bytes;
+    /// How a gray-box `fir` layer convolves: Auto picks by tap count (Fir::automatic); Direct or
+    /// Partitioned force one form (benchmarks, tests). Both give the same output within float rounding.
+    enum class FirForm { Auto, Direct, Partitioned } fir_form = FirForm::Auto;
 };
 
 namespace detail {

@@ -13,13 +13,17 @@
 
 #include "../activation/activation.hpp"
 #include "../batchnorm/batchnorm.hpp"
+#include "../biquad/biquad.hpp"
 #include "../conv1d/conv1d.hpp"
 #include "../dense/dense.hpp"
+#include "../fir/fir.hpp"
+#include "../gain/gain.hpp"
 #include "../gru/gru.hpp"
 #include "../json/json.hpp"
 #include "../lstm/lstm.hpp"
 #include "../nam/loader.hpp"
 #include "../prelu/prelu.hpp"
+#include "../waveshaper/waveshaper.hpp"
 #include "error.hpp"
 #include "model.hpp"
 
@@ -104,21 +108,40 @@ public:
 
     /// Flattens weights[k], which must have exactly the shape `dims` and finite entries.
     std::vector<float> tensor(const Value& w, std::size_t k, const std::vector<long>& dims, const char* meaning) const {
+        return values<float>(w, k, dims, meaning);
+    }
+
+    /// As tensor(), keeping the values as written (double precision; biquad coefficients).
+    std::vector<double> doubles(const Value& w, std::size_t k, const std::vector<long>& dims, const char* meaning) const {
+        return values<double>(w, k, dims, meaning);
+    }
+
+    /// A JSON key that must be absent or the empty activation: gray-box layers apply none.
+    void no_activation() const {
+        const Value* a = v_.find("activation");
+        if (a && !(a->is_string() && a->string.empty()))
+            fail("a gray-box layer takes no activation; 'activation' must be \"\" or absent");
+    }
+
+private:
+    template <typename T>
+    std::vector<T> values(const Value& w, std::size_t k, const std::vector<long>& dims, const char* meaning) const {
         const Value& t = w.items[k];
         const std::vector<long> actual = shape_of(t);
         const std::string name = "weights[" + std::to_string(k) + "]";
         if (actual != dims)
             fail(name + " has shape " + shape_str(actual) + ", expected " + shape_str(dims) + " " + meaning);
-        std::vector<float> out;
+        std::vector<T> out;
         std::size_t total = 1;
         for (long d : dims) total *= static_cast<std::size_t>(d);
-        charge(double(total));
+        charge(double(total) * (sizeof(T) / sizeof(float)));
         out.reserve(total);
         std::string path;
         flatten(t, dims, 0, name, path, out);
         return out;
     }
 
+public:
     static std::vector<long> shape_of(const Value& t) {
         std::vector<long> dims;
         const Value* cur = &t;
@@ -135,11 +158,12 @@ private:
     std::string where_;
     MemoryBudget& budget_;
 
+    template <typename T>
     void flatten(const Value& t, const std::vector<long>& dims, std::size_t depth, const std::string& name,
-                 std::string& path, std::vector<float>& out) const {
+                 std::string& path, std::vector<T>& out) const {
         if (depth == dims.size()) {
             if (!t.is_number()) fail(name + path + " is " + json::type_name(t.type) + ", expected a number");
-            const float f = static_cast<float>(t.number);
+            const T f = static_cast<T>(t.number);
             if (!std::isfinite(f))
                 fail(name + path + " is " + (std::isnan(t.number) ? "NaN" : "infinite or beyond float range") +
                      "; weights must be finite");
@@ -158,8 +182,60 @@ private:
     }
 };
 
+/// The value of the top-level 'rtnt_format' that allows the gray-box layer types (docs/graybox_format.md).
+inline constexpr const char* kGrayBoxFormat = "graybox-1";
+
+inline bool is_graybox_type(const std::string& type) {
+    return type == "biquad" || type == "fir" || type == "waveshaper" || type == "gain";
+}
+
+/// One gray-box layer (biquad, fir, waveshaper, gain): mono in and out, no activation.
+inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std::string& type, int in,
+                                                 const LoadOptions& options) {
+    if (in != 1 || r.out_size() != 1)
+        r.fail("a gray-box layer is mono in and out, but its input has " + std::to_string(in) +
+               " channels and 'shape' ends in " + std::to_string(r.out_size()));
+    r.no_activation();
+    const Value& w = r.weights(1, 1, "1");
+    if (type == "biquad") {
+        const int n = r.integer("sections", 1, LoaderLimits::max_biquad_sections);
+        const std::vector<double> c = r.doubles(w, 0, {n, 5}, "(sections, 5) of b0, b1, b2, a1, a2");
+        r.charge(4.0 * n);  // double state
+        std::vector<BiquadCoefficients> sections;
+        for (int k = 0; k < n; ++k) {
+            const BiquadCoefficients s{c[5 * k], c[5 * k + 1], c[5 * k + 2], c[5 * k + 3], c[5 * k + 4]};
+            if (!biquad_is_stable(s))
+                r.fail("section " + std::to_string(k) + " is unstable (a1 = " + number_str(s.a1) + ", a2 = " +
+                       number_str(s.a2) + "): its poles must lie inside the unit circle, |a2| < 1 and |a1| < 1 + a2");
+            sections.push_back(s);
+        }
+        return std::make_unique<Biquads>(std::move(sections));
+    }
+    if (type == "fir") {
+        const int k = r.integer("taps", 1, LoaderLimits::max_fir_taps);
+        std::vector<float> taps = r.tensor(w, 0, {k}, "(taps,)");
+        FirMethod method = Fir::automatic(k);
+        if (options.fir_form == LoadOptions::FirForm::Direct) method = FirMethod::Direct;
+        if (options.fir_form == LoadOptions::FirForm::Partitioned) method = FirMethod::Partitioned;
+        r.charge(method == FirMethod::Direct ? 3.0 * k : 7.0 * k + 1024.0);  // history (+ spectra, delay line)
+        return std::make_unique<Fir>(taps, method);
+    }
+    if (type == "waveshaper") {
+        const std::vector<float> v = r.tensor(w, 0, {3}, "(drive, bias, gain)");
+        return std::make_unique<Waveshaper>(v[0], v[1], v[2]);
+    }
+    return std::make_unique<Gain>(r.tensor(w, 0, {1}, "(gain,)")[0]);
+}
+
 inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string& type, int in,
-                                         std::vector<std::unique_ptr<Layer>>& extra) {
+                                         std::vector<std::unique_ptr<Layer>>& extra, bool graybox,
+                                         const LoadOptions& options) {
+    if (is_graybox_type(type)) {
+        if (!graybox)
+            r.fail(std::string("is a gray-box layer type; the file needs the top-level \"rtnt_format\": \"") +
+                   kGrayBoxFormat + "\" (docs/graybox_format.md)");
+        return read_graybox_layer(r, type, in, options);
+    }
     const int out = r.out_size();
     const Activation act = r.activation();
     if (type == "dense" || type == "time-distributed-dense") {
@@ -232,7 +308,8 @@ inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string
     } else if (type == "activation") {
         return std::make_unique<ActivationLayer>(in, act);
     } else {
-        r.fail("unknown layer type (supported: dense, time-distributed-dense, conv1d, gru, lstm, prelu, batchnorm, activation)");
+        r.fail("unknown layer type (supported: dense, time-distributed-dense, conv1d, gru, lstm, prelu, batchnorm, activation; "
+               "with \"rtnt_format\": \"graybox-1\" also biquad, fir, waveshaper, gain)");
     }
     if (act != Activation::Identity) extra.push_back(std::make_unique<ActivationLayer>(in, act));
     return layer;
@@ -332,6 +409,13 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
         throw ModelError("'layers' holds " + std::to_string(layers->items.size()) + " layers, more than the limit " +
                          std::to_string(LoaderLimits::max_layers));
 
+    bool graybox = false;
+    if (const json::Value* format = doc.find("rtnt_format")) {
+        if (!format->is_string() || format->string != detail::kGrayBoxFormat)
+            throw ModelError(std::string("'rtnt_format' must be \"") + detail::kGrayBoxFormat +
+                             "\" (rtnt's gray-box JSON, docs/graybox_format.md); this runtime reads no other version");
+        graybox = true;
+    }
     const int in_size = static_cast<int>(in_last.number);
     std::vector<ControlSpec> controls = detail::read_controls(doc, in_size);
     detail::MemoryBudget budget(options.memory_budget_bytes);
@@ -344,12 +428,13 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
         const std::string type = r.require("type", Type::String).string;
         r.set_type(type);
         std::vector<std::unique_ptr<Layer>> extra;
-        chain.push_back(detail::read_layer(r, type, size, extra));
+        chain.push_back(detail::read_layer(r, type, size, extra, graybox, options));
         for (auto& e : extra) chain.push_back(std::move(e));
         size = chain.back()->out_size();
     }
     ModelInfo info;
-    info.description = "RTNeural JSON: " + std::to_string(layers->items.size()) + " layers";
+    info.description = std::string(graybox ? "rtnt gray-box JSON: " : "RTNeural JSON: ") +
+                       std::to_string(layers->items.size()) + " layers";
     if (!controls.empty()) info.description += ", " + std::to_string(controls.size()) + " control(s)";
     info.controls = std::move(controls);
     return Model(in_size, std::move(chain), std::move(info));

@@ -60,7 +60,7 @@ public:
     /// Takes ownership of a non-empty chain of layers whose sizes match (the loader checks this),
     /// and prepares for blocks of kDefaultMaxBlock.
     Model(int in_size, std::vector<std::unique_ptr<Layer>> layers, ModelInfo info = {})
-        : in_size_(in_size), layers_(std::move(layers)), info_(std::move(info)) {
+        : in_size_(in_size), layers_(std::move(layers)), info_(std::move(info)), bypassed_(layers_.size(), 0) {
         if (layers_.empty()) throw std::invalid_argument("a model needs at least one layer");
         if (info_.prewarm_samples < 0) throw std::invalid_argument("prewarm_samples must be >= 0");
         if (!info_.controls.empty() && in_size_ != 1 + num_controls())
@@ -98,6 +98,17 @@ public:
         for (const auto& l : layers_) r += l->lookback();
         return r;
     }
+
+    /// Bypasses layer i (its output becomes its input) or restores it; only a layer whose input and
+    /// output sizes match can be bypassed (returns false otherwise). A bypassed layer keeps running, so
+    /// its state follows the signal and restoring it has no stale history; bypass takes effect at the
+    /// next process() call, without a crossfade. Allocates nothing.
+    bool set_bypassed(std::size_t i, bool on) noexcept {
+        if (i >= layers_.size() || layers_[i]->in_size() != layers_[i]->out_size()) return false;
+        bypassed_[i] = on ? 1 : 0;
+        return true;
+    }
+    bool bypassed(std::size_t i) const noexcept { return i < bypassed_.size() && bypassed_[i] != 0; }
 
     /// Whether reset() prewarms (NAM Core's SetPrewarmOnReset; on by default, and without effect
     /// when info().prewarm_samples is 0). Off, reset() leaves zeroed histories and the initial
@@ -187,11 +198,13 @@ private:
         int stride = in_size_;
         float* bufs[2] = {ping_.data(), pong_.data()};
         int which = 0;
-        for (auto& l : layers_) {
+        for (std::size_t i = 0; i < layers_.size(); ++i) {
+            Layer& l = *layers_[i];
             float* dst = bufs[which];
-            l->process(cur, stride, dst, m);
+            l.process(cur, stride, dst, m);
+            if (bypassed_[i]) copy_rows(cur, stride, dst, padded(l.out_size()), l.out_size(), m);
             cur = dst;
-            stride = padded(l->out_size());
+            stride = padded(l.out_size());
             which ^= 1;
         }
         if (os == stride) {
@@ -202,9 +215,18 @@ private:
         }
     }
 
+    /// Row t of `src` (stride s) into row t of `dst` (stride d, padding lanes zeroed), m rows of c channels.
+    static void copy_rows(const float* src, int s, float* dst, int d, int c, int m) noexcept {
+        for (int t = 0; t < m; ++t) {
+            float* row = dst + static_cast<long>(t) * d;
+            for (int k = 0; k < d; ++k) row[k] = k < c ? src[static_cast<long>(t) * s + k] : 0.0f;
+        }
+    }
+
     int in_size_;
     std::vector<std::unique_ptr<Layer>> layers_;
     ModelInfo info_;
+    std::vector<char> bypassed_;
     bool prewarm_on_reset_ = true;
     int max_block_ = 0;
     int piece_ = 0;
