@@ -468,7 +468,8 @@ def cabinet_port_ttl(index: int) -> str:
         f"        lv2:index {index} ;\n"
         '        lv2:symbol "cabinet" ;\n'
         '        lv2:name "Cabinet" ;\n'
-        '        rdfs:comment "0 bypasses the model\'s final FIR (its cabinet impulse response); switches at a block edge" ;\n'
+        "        rdfs:comment \"0 bypasses the model's final FIR (its cabinet impulse response); "
+        'switches at a block edge" ;\n'
         "        lv2:portProperty lv2:toggled ;\n"
         "        lv2:default 1 ;\n"
         "        lv2:minimum 0 ;\n"
