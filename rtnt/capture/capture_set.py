@@ -25,8 +25,8 @@ import numpy as np
 from scipy import fft as sfft
 
 from rtnt.capture.io import load_capture_pair
-from rtnt.capture.prepare import align, silence_bounds
-from rtnt.capture.report import CaptureReport, inspect_capture, level_stats
+from rtnt.capture.prepare import align, inspect_configured, silence_bounds
+from rtnt.capture.report import CaptureReport, level_stats
 from rtnt.errors import CaptureError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -298,19 +298,7 @@ def prepare_capture_set(capture: Any) -> PreparedCaptureSet:
     ]
     _check_equal_lengths(c.name, pairs)
     sr = pairs[0].sample_rate
-    reports = [
-        inspect_capture(
-            p,
-            latency="auto" if c.latency == "auto" else int(c.latency),
-            latency_nudge=int(c.latency_nudge),
-            max_latency_ms=float(c.max_latency_ms),
-            silence_threshold_db=float(c.silence_threshold_db),
-            cold_peak_dbfs=float(c.cold_peak_dbfs),
-            long_silence_s=float(c.long_silence_s),
-            low_information_warn=float(c.low_information_warn),
-        )
-        for p in pairs
-    ]
+    reports = [inspect_configured(p, c) for p in pairs]
     lat = set_latency(c.name, reports, [xcorr_peak(p.x, p.y, sr) for p in pairs], c.latency, sr)
     reports = [
         replace(r, latency_samples=lat.latency, latency_ms=round(lat.latency / sr * 1e3, 4), latency_source=lat.source)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from rtnt.capture.io import load_capture_pair
+from rtnt.capture.io import CapturePair, load_capture_pair
 from rtnt.capture.report import FRAME_S, CaptureReport, frame_levels_db, inspect_capture
 from rtnt.errors import CaptureError
 
@@ -56,6 +56,20 @@ def _check_length(n: int, sample_rate: int, c: Any, when: str) -> None:
         )
 
 
+def inspect_configured(pair: CapturePair, c: Any) -> CaptureReport:
+    """`inspect_capture` of `pair` with the capture config's latency setting and check thresholds."""
+    return inspect_capture(
+        pair,
+        latency="auto" if c.latency == "auto" else int(c.latency),
+        latency_nudge=int(c.latency_nudge),
+        max_latency_ms=float(c.max_latency_ms),
+        silence_threshold_db=float(c.silence_threshold_db),
+        cold_peak_dbfs=float(c.cold_peak_dbfs),
+        long_silence_s=float(c.long_silence_s),
+        low_information_warn=float(c.low_information_warn),
+    )
+
+
 def prepare_capture(capture_cfg: Any) -> PreparedCapture:
     """Load and align the capture named by a `CaptureConfig` (or the composed `cfg.capture`)."""
     c = capture_cfg
@@ -67,16 +81,7 @@ def prepare_capture(capture_cfg: Any) -> PreparedCapture:
         length_tolerance_s=float(c.length_tolerance_s),
     )
     _check_length(len(pair.x), pair.sample_rate, c, "")
-    report = inspect_capture(
-        pair,
-        latency=c.latency,
-        latency_nudge=int(c.latency_nudge),
-        max_latency_ms=float(c.max_latency_ms),
-        silence_threshold_db=float(c.silence_threshold_db),
-        cold_peak_dbfs=float(c.cold_peak_dbfs),
-        long_silence_s=float(c.long_silence_s),
-        low_information_warn=float(c.low_information_warn),
-    )
+    report = inspect_configured(pair, c)
     warnings = list(report.warnings)
     x, y = align(pair.x, pair.y, report.latency_samples)
     polarity = report.polarity
