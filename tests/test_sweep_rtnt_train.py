@@ -15,6 +15,7 @@ import pytest
 from sweep_support import SweepSetup, progress_lines
 
 from rtnt.sweep.contract import CONTRACT_METRICS
+from rtnt.tracking.machine import machine_tags
 
 pytestmark = pytest.mark.slow
 
@@ -49,6 +50,7 @@ def test_real_trials_are_told_with_objectives_and_gate_constraints(real_sweep: d
         returned = trial.user_attrs["metrics"]  # what the real pipeline's JobResult held
         assert set(CONTRACT_METRICS) <= set(returned)
         assert all(returned[m] is not None for m in CONTRACT_METRICS), returned
+        assert trial.user_attrs["machine"] == machine_tags()  # the machine its speed was measured on (#18)
     assert len(progress_lines(real_sweep["first"].stdout)) == 2
     assert {t.number for t in study.best_trials} <= {
         t.number for t in study.trials if all(v <= 0 for v in t.constraints.values())
