@@ -170,17 +170,17 @@ def _timed_runs(
         probe, min(64, max(block_sizes)), warmup=16, controls=sweep_controls(model.controls, len(probe))
     ).total
     cost = max(probe_wall / len(probe), 1e-10)  # seconds per sample, rough
-    signals = {}
+    signals, knobs = {}, {}
     for b in block_sizes:
         n = int(min(max(per_run / cost, MIN_BLOCKS * b), MAX_SAMPLES)) // b * b
         signals[b] = _signal(max(n, b))
+        knobs[b] = sweep_controls(model.controls, len(signals[b]))
 
     runs: dict[int, list[BlockTiming]] = {b: [] for b in block_sizes}
     for _ in range(repeats):
         for b in block_sizes:
             model.reset()
-            knobs = sweep_controls(model.controls, len(signals[b]))
-            runs[b].append(model.time_blocks(signals[b], b, warmup=max(16, 8192 // b), controls=knobs))
+            runs[b].append(model.time_blocks(signals[b], b, warmup=max(16, 8192 // b), controls=knobs[b]))
     return runs
 
 
