@@ -264,17 +264,11 @@ def _resolve_source(source: str, tmp: Path, force: bool, tracking_uri: str) -> t
     from mlflow.exceptions import MlflowException
 
     from rtnt.tracking.registry import RUN_MODEL_FILES, gate_problem, run_model_artifact
-    from rtnt.tracking.uri import existing_tracking_uri
+    from rtnt.tracking.uri import existing_tracking_uri, fetch_run
 
     uri = existing_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=uri)
-    try:
-        run = client.get_run(source)
-    except MlflowException:
-        raise ExportError(
-            f"{source!r} is neither a model JSON file nor a run in tracking store {uri}; "
-            "check the path or run id, or pass --tracking-uri"
-        ) from None
+    run = fetch_run(client, source, uri, "give a model file path or a run id, or pass --tracking-uri", ExportError)
     problem = gate_problem(run)
     if problem is not None:
         if not force:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 from rtnt.errors import RtntError
+from rtnt.tracking.uri import fetch_run
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -67,15 +68,8 @@ def _metric(run: Run, name: str) -> float:
 
 
 def _sweep_parent(client: MlflowClient, run_id: str) -> Run:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise SweepRunError(
-            f"no MLflow run {run_id!r} in this tracking store; pass the sweep's parent run id (tag "
-            "rtnt.sweep.role=parent) and --tracking-uri if the sweep logged elsewhere"
-        ) from None
+    hint = "pass the sweep's parent run id (tag rtnt.sweep.role=parent) and --tracking-uri if it logged elsewhere"
+    run = fetch_run(client, run_id, client.tracking_uri, hint, SweepRunError)
     if run.data.tags.get("rtnt.sweep.role") != "parent":
         raise SweepRunError(
             f"run {run_id} is not a sweep's parent run (tag rtnt.sweep.role=parent); a trial's own run names its "

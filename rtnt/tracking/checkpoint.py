@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import mlflow
 
 from rtnt.errors import ConfigError
+from rtnt.tracking.uri import fetch_run
 
 if TYPE_CHECKING:
     from rtnt.train.session import Checkpoint
@@ -28,13 +29,13 @@ def resolve_checkpoint(continue_from: str, tracking_uri: str | None = None) -> C
     parent = ""
     if path.suffix != ".keras":
         client = mlflow.tracking.MlflowClient(tracking_uri)
-        try:
-            run = client.get_run(continue_from)
-        except Exception as exc:  # MLflow raises its own exception types for unknown ids
-            raise ConfigError(
-                f"continue_from={continue_from!r} is neither a .keras checkpoint nor a run id in the tracking store "
-                f"({mlflow.get_tracking_uri()}): {type(exc).__name__}; pass a checkpoint path or a valid run id"
-            ) from None
+        run = fetch_run(
+            client,
+            continue_from,
+            mlflow.get_tracking_uri(),
+            "continue_from takes a .keras checkpoint path or a run id of this store",
+            ConfigError,
+        )
         parent = continue_from
         local = Path(run.data.tags.get("rtnt.output_dir", "/nonexistent")) / "checkpoints" / LAST_CHECKPOINT
         if local.exists():

@@ -19,7 +19,7 @@ from typing import Any
 
 from rtnt.errors import RtntError
 from rtnt.export import NAM_FILE, RTNEURAL_FILE
-from rtnt.tracking.uri import existing_tracking_uri
+from rtnt.tracking.uri import existing_tracking_uri, fetch_run
 
 # Run artifacts that hold the exported model, looked for in this order (the first one a run has is used).
 RUN_MODEL_FILES = (RTNEURAL_FILE, NAM_FILE)
@@ -70,12 +70,7 @@ def register_model(run_id: str, name: str | None = None, tracking_uri: str = "")
 
     uri = existing_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=uri)
-    try:
-        run = client.get_run(run_id)
-    except MlflowException:
-        raise RtntError(
-            f"run {run_id} not found in tracking store {uri}; check the run id or pass --tracking-uri"
-        ) from None
+    run = fetch_run(client, run_id, uri, "check the run id or pass --tracking-uri", RtntError)
     problem = gate_problem(run)
     if problem is not None:
         raise RtntError(f"run {run_id} {problem}; only runs that passed their export gate can be registered")

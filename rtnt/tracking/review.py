@@ -15,7 +15,7 @@ from pathlib import Path, PurePosixPath
 
 from rtnt.errors import RtntError
 from rtnt.gate import GateResult, gate_from_dict
-from rtnt.tracking.uri import existing_tracking_uri
+from rtnt.tracking.uri import existing_tracking_uri, fetch_run
 
 GATE_DIR = "gate"
 GATE_JSON = f"{GATE_DIR}/gate.json"
@@ -71,12 +71,7 @@ def record_review(run_id: str, decision: str, note: str = "", tracking_uri: str 
         raise RtntError(f"review decision {decision!r} is invalid; use approved or rejected")
     uri = existing_tracking_uri(tracking_uri)
     client = MlflowClient(tracking_uri=uri)
-    try:
-        client.get_run(run_id)
-    except MlflowException:
-        raise RtntError(
-            f"run {run_id} not found in tracking store {uri}; check the run id or set MLFLOW_TRACKING_URI"
-        ) from None
+    fetch_run(client, run_id, uri, "check the run id or set MLFLOW_TRACKING_URI", RtntError)
     with tempfile.TemporaryDirectory() as tmp:
         try:
             if GATE_JSON not in {a.path for a in client.list_artifacts(run_id, GATE_DIR)}:

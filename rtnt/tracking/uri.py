@@ -1,4 +1,5 @@
-"""Where runs are tracked: the configured URI, else $MLFLOW_TRACKING_URI, else a local sqlite store.
+"""Where runs are tracked: the configured URI, else $MLFLOW_TRACKING_URI, else a local sqlite store; and
+`fetch_run`, the one way commands read a run by id.
 
 The local store is `<project>/mlruns/mlflow.db` with artifacts under `<project>/mlruns/artifacts`, where the
 project is the source checkout, or the working directory of a regular install.
@@ -8,9 +9,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rtnt.config import project_dir
-from rtnt.errors import TrackingError
+from rtnt.errors import RtntError, TrackingError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import Run
 
 
 def local_store_dir() -> Path:
@@ -56,6 +62,17 @@ def existing_tracking_uri(configured: str = "") -> str:
             "pass --tracking-uri of an existing store (or set MLFLOW_TRACKING_URI)"
         )
     return uri
+
+
+def fetch_run(client: MlflowClient, run_id: str, uri: str, hint: str, error: type[RtntError] = TrackingError) -> Run:
+    """Run `run_id` of the store at `uri`. An unknown id raises `error` with one line: "run ID not found in
+    tracking store URI; HINT"."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_run(run_id)
+    except MlflowException:
+        raise error(f"run {run_id} not found in tracking store {uri}; {hint}") from None
 
 
 def resolve_artifact_location(tracking_uri: str, configured: str = "") -> str | None:
