@@ -106,6 +106,19 @@ def test_the_filters_history_is_counted_in_the_receptive_field() -> None:
     assert graybox_receptive_field(_preset([WAVESHAPER, MLP], 2)) == 1 + 2 * 47
 
 
+def test_an_oversampled_model_saves_and_reloads(tmp_path: Any) -> None:
+    import keras
+
+    from rtnt.model.build import build_model
+
+    model = build_model(_preset([WAVESHAPER, MLP], 4))
+    model.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", compile=False)
+    x = _x(1000)[None, :, None]
+    np.testing.assert_array_equal(np.asarray(loaded(x)), np.asarray(model(x)))
+    assert [layer.trainable for layer in loaded.layers if "_up" in layer.name or "_down" in layer.name] == [False] * 4
+
+
 @needs_native
 def test_a_hard_driven_waveshaper_aliases_less_oversampled() -> None:
     from rtnt.export.graybox import export_graybox
