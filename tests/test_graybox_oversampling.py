@@ -201,3 +201,14 @@ def test_the_config_refuses_bad_factors_and_conv_stacks_in_one_line() -> None:
     with pytest.raises(ConfigError, match="no static nonlinearity"):
         validate_graybox(_preset([{"type": "gain"}], 2))
     validate_graybox(load_preset(CONF_DIR / "preset" / "graybox" / "ts9.yaml", oversampling=4))
+
+
+def test_the_oversampled_layers_count_their_macs_at_the_high_rate() -> None:
+    from rtnt.model import model_summary
+    from rtnt.model.build import build_model
+
+    plain = model_summary(build_model(_preset([MLP], 1))).macs_per_sample
+    assert plain == 8 + 64 + 8
+    for factor in (2, 4):
+        taps = OVERSAMPLING_TAPS[factor]
+        assert model_summary(build_model(_preset([MLP], factor))).macs_per_sample == factor * plain + 2 * taps
