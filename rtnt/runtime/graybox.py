@@ -168,12 +168,15 @@ def parse_graybox_layer(r: Any, size: int, layers: list[Any]) -> int:
 
 
 def is_graybox_document(data: Any) -> bool:
-    """True when a parsed model document holds a gray-box layer type (so RTNeural and the native runtime cannot
-    load it)."""
+    """True when a parsed model document holds a gray-box layer type or an `oversampling` object (so RTNeural cannot
+    run it as written)."""
     layers = data.get("layers") if isinstance(data, Mapping) else None
     if not isinstance(layers, list):
         return False
-    return any(isinstance(spec, Mapping) and spec.get("type") in GRAYBOX_LAYER_TYPES for spec in layers)
+    return any(
+        isinstance(spec, Mapping) and (spec.get("type") in GRAYBOX_LAYER_TYPES or "oversampling" in spec)
+        for spec in layers
+    )
 
 
 def is_graybox_file(path: str | Path) -> bool:
