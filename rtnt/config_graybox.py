@@ -18,6 +18,19 @@ BLOCK_TYPES = ("gain", "dc_blocker", "peq", "fir", "waveshaper", "mlp", "conv_st
 BIQUAD_KINDS = ("peaking", "low_shelf", "high_shelf", "lowpass", "highpass")
 MLP_ACTIVATIONS = ("tanh", "relu")
 CONV_ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
+STATIC_NONLINEARITIES = ("waveshaper", "mlp")  # the blocks `oversampling` applies to
+OVERSAMPLING_FACTORS = (1, 2, 4)
+OVERSAMPLING_TAPS = {2: 48, 4: 96}  # minimum-phase filter length per factor (rtnt.model.graybox.oversampling)
+
+
+def oversampling_span(factor: int) -> int:
+    """Base-rate history the polyphase filter pair of `factor` adds: the interpolator reads ceil(L / F) input
+    samples (ceil(L / F) - 1 of history), the decimator reads the L high-rate samples up to the kept one, i.e.
+    ceil((L - 1) / F) earlier base-rate frames; 0 for factor 1."""
+    if factor == 1:
+        return 0
+    taps = OVERSAMPLING_TAPS[factor]
+    return -(-taps // factor) - 1 + -(-(taps - 1) // factor)
 
 
 @dataclass
@@ -86,6 +99,7 @@ class GrayBoxPresetConfig:
     name: str = "???"
     arch: str = "graybox"
     blocks: list[GrayBoxBlockConfig] = field(default_factory=list)
+    oversampling: int = 1  # 1, 2 or 4: every static nonlinearity (waveshaper, mlp) runs at this multiple of the rate
     description: str = ""
 
 
@@ -104,6 +118,21 @@ def validate_graybox(p: Any) -> None:
         key = f"preset.blocks.{i}"
         _check(b.type in BLOCK_TYPES, f"{key}.type", b.type, f"must be one of {', '.join(BLOCK_TYPES)}")
         _VALIDATORS.get(b.type, lambda b, key: None)(b, key)
+    _oversampling(p, blocks)
+
+
+def _oversampling(p: Any, blocks: list[Any]) -> None:
+    factor = getattr(p, "oversampling", 1)
+    allowed = ", ".join(str(f) for f in OVERSAMPLING_FACTORS)
+    _check(factor in OVERSAMPLING_FACTORS, "preset.oversampling", factor, f"must be one of {allowed}")
+    if factor == 1:
+        return
+    types = [b.type for b in blocks]
+    _check("conv_stack" not in types, "preset.oversampling", factor,
+           "a conv_stack block has memory, and only static nonlinearities (waveshaper, mlp) are oversampled; "
+           "use preset.oversampling=1 with a conv_stack")  # fmt: skip
+    _check(any(t in STATIC_NONLINEARITIES for t in types), "preset.oversampling", factor,
+           "the chain has no static nonlinearity (waveshaper, mlp) to oversample")  # fmt: skip
 
 
 def _gain(b: Any, key: str) -> None:
@@ -176,10 +205,13 @@ _VALIDATORS = {
 
 def graybox_receptive_field(p: Any) -> int:
     """1 + the history each block needs: FIR taps - 1, conv spans, and `warmup` for each recursive block (`peq`,
-    `dc_blocker`). Recursive blocks have unbounded memory; `warmup` is the history training gives them to settle."""
+    `dc_blocker`), plus `oversampling_span` for each static nonlinearity when `oversampling` > 1. Recursive blocks have
+    unbounded memory; `warmup` is the history training gives them to settle."""
     span = 0
     for b in p.blocks:
-        if b.type == "fir":
+        if b.type in STATIC_NONLINEARITIES:
+            span += oversampling_span(getattr(p, "oversampling", 1))
+        elif b.type == "fir":
             span += b.taps - 1
         elif b.type in ("peq", "dc_blocker"):
             span += b.warmup

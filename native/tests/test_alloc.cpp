@@ -147,6 +147,29 @@ int main(int argc, char** argv) {
             "{\"type\": \"fir\", " + mono + "\"taps\": 100, \"weights\": [" + fir100 + "]]},"
             "{\"type\": \"gain\", " + mono + "\"weights\": [[0.7]]},"
             "{\"type\": \"fir\", " + mono + "\"taps\": 2048, \"weights\": [" + fir2048 + "]]}]}");
+        // Oversampled runs: a 4x waveshaper and a 2x MLP (dense tanh 8, dense 1) between polyphase filters.
+        std::string taps = "[";
+        for (int k = 0; k < 48; ++k) taps += (k ? "," : "") + std::to_string(0.03 * ((k * 11) % 5 - 2));
+        taps += "]";
+        std::string w8 = "[[", b8 = "[", w1 = "[";
+        for (int k = 0; k < 8; ++k) {
+            w8 += (k ? "," : "") + std::to_string(0.3 * (k - 4));
+            b8 += (k ? "," : "") + std::to_string(0.05 * k);
+            w1 += std::string(k ? "," : "") + "[" + std::to_string(0.2 * (3 - k)) + "]";
+        }
+        w8 += "]]";
+        b8 += "]";
+        w1 += "]";
+        auto over = [&](int factor, int layers) {
+            return "\"oversampling\": {\"factor\": " + std::to_string(factor) + ", \"layers\": " + std::to_string(layers) +
+                   ", \"taps\": 48, \"up\": " + taps + ", \"down\": " + taps + "}, ";
+        };
+        texts.push_back(
+            "{\"rtnt_format\": \"graybox-1\", \"in_shape\": [null, null, 1], \"layers\": ["
+            "{\"type\": \"waveshaper\", " + mono + over(4, 1) + "\"weights\": [[8.0, 0.2, 0.5]]},"
+            "{\"type\": \"dense\", \"activation\": \"tanh\", \"shape\": [null, null, 8], " + over(2, 2) +
+            "\"weights\": [" + w8 + ", " + b8 + "]},"
+            "{\"type\": \"dense\", \"activation\": \"\", \"shape\": [null, null, 1], \"weights\": [" + w1 + ", [0.1]]}]}");
     }
     std::vector<rtnt::Model> models;
     for (const auto& text : texts) models.push_back(rtnt::load_model(text));

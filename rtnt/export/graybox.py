@@ -5,7 +5,9 @@ express keep its layer types: the MLP's Dense layers become `dense`, the conv st
 RTNeural exporter, with its activation folding), an FIR of at most `conv1d_max_taps` taps a `conv1d` of one
 channel. The rest use the layer types of docs/graybox_format.md: `biquad` (a parametric EQ or DC blocker: the
 exact recursion of its sections' coefficients b0 b1 b2 a1 a2, a0 normalised to 1, written as doubles), `fir`
-(long taps), `waveshaper` (drive, bias, gain) and `gain`. Keras is imported lazily.
+(long taps), `waveshaper` (drive, bias, gain) and `gain`. An oversampled static nonlinearity (`Upsample`, its
+layers, `Downsample`) keeps its layers and gives the first of them the `oversampling` object (factor, number of
+layers in the run, the up and down taps). Keras is imported lazily.
 """
 
 from __future__ import annotations
@@ -68,17 +70,35 @@ def save_graybox(model: Any, path: str | Path, metadata: ModelMetadata | None = 
 
 
 class _GrayBoxGraph(_Graph):
-    """RTNeural's layer accumulator, taught the gray-box blocks."""
+    """RTNeural's layer accumulator, taught the gray-box blocks. The JSON layers between an `Upsample` and its
+    `Downsample` form one oversampled run: the first of them gets the `oversampling` object."""
+
+    def __init__(self, in_dims: int) -> None:
+        super().__init__(in_dims)
+        self.run_start: int | None = None  # index of the first JSON layer after an Upsample
 
     def add(self, layer: Any) -> None:
-        from rtnt.model.graybox.blocks import GrayBoxBlock
+        from rtnt.model.graybox.blocks import Downsample, GrayBoxBlock, Upsample
 
         if not isinstance(layer, GrayBoxBlock):
             super().add(layer)
             return
         if self.dims != 1:
             raise _refuse(layer, f"a gray-box block processes a mono signal, but its input has {self.dims} channels")
-        self.emit(layer, block_json(layer))
+        if isinstance(layer, Upsample):
+            self.run_start = len(self.layers)
+        elif isinstance(layer, Downsample):
+            self.close_run(layer)
+        else:
+            self.emit(layer, block_json(layer))
+
+    def close_run(self, layer: Any) -> None:
+        """Attach the `oversampling` object to the first layer of the run that `layer` (a Downsample) ends."""
+        start, self.run_start = self.run_start, None
+        if start is None or start == len(self.layers):
+            raise _refuse(layer, "a Downsample must follow an Upsample and at least one layer")
+        run = self.layers[start:]
+        self.layers[start].extra["oversampling"] = layer.filters.to_json(len(run))
 
 
 def block_json(layer: Any) -> _JsonLayer:

@@ -36,7 +36,8 @@ def model_summary(model_or_preset: keras.Model | PresetConfig | DictConfig) -> M
     its rechannel, dilated convs, input mix-ins, layer1x1s and head conv the same way, and adds
     sum (k - 1) * dilation + head kernel - 1 to the receptive field; the head scale is not counted as a MAC.
     A gray-box block (`rtnt.model.graybox.blocks`) counts its own `macs_per_sample` (5 per biquad section, one per
-    FIR tap) and `receptive_span` (FIR taps - 1; the warm-up history of a recursive block).
+    FIR tap; each oversampling filter its taps, the layers between them times the factor) and `receptive_span` (FIR
+    taps - 1; the warm-up history of a recursive block; the oversampling filters' history).
     """
     if isinstance(model_or_preset, (PresetConfig, DictConfig)):
         from rtnt.model.build import build_model
@@ -47,10 +48,25 @@ def model_summary(model_or_preset: keras.Model | PresetConfig | DictConfig) -> M
     rf = 1 + sum(_dilated_span(layer) for layer in model.layers)
     return ModelSummary(
         params=int(model.count_params()),
-        macs_per_sample=sum(_macs(layer) for layer in model.layers),
+        macs_per_sample=_chain_macs(model.layers),
         receptive_field_samples=rf,
         receptive_field_ms=samples_to_ms(rf),
     )
+
+
+def _chain_macs(layers: Any) -> int:
+    """MACs per base-rate sample of a chain: a layer between a gray-box `Upsample` and `Downsample` (an oversampled
+    static nonlinearity) runs `factor` times per sample."""
+    from rtnt.model.graybox.blocks import Downsample, Upsample
+
+    total, factor = 0, 1
+    for layer in layers:
+        if isinstance(layer, Downsample):
+            factor = 1
+        total += factor * _macs(layer)
+        if isinstance(layer, Upsample):
+            factor = layer.factor
+    return total
 
 
 def _macs(layer: Any) -> int:

@@ -4,6 +4,9 @@
 float64 coefficients and state carried across calls); `fir`: causal convolution with a carried input history of taps - 1
 samples (FFT convolution, float64); `waveshaper`: gain * (tanh(drive * x + bias) - tanh(bias)); `gain`: gain * x.
 Every layer is mono in and out and keeps its state across `process` calls, so any chunking gives the same output.
+A layer with an `oversampling` object starts a run of memoryless layers (`OVERSAMPLED_LAYER_TYPES`) that runs at
+factor times the rate between the file's interpolation and decimation taps (`Oversampled`, the direct form:
+zero-stuffing and full convolutions in float64, every factor-th output kept).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import numpy as np
 import scipy.signal
 
 GRAYBOX_LAYER_TYPES = ("biquad", "fir", "waveshaper", "gain")
+OVERSAMPLING_FACTORS = (2, 4)
+OVERSAMPLED_LAYER_TYPES = ("dense", "time-distributed-dense", "activation", "waveshaper", "gain")  # memoryless
+MAX_OVERSAMPLING_TAPS = 1024
 
 
 class Biquads:
@@ -77,7 +83,70 @@ class Gain:
         return self.gain * x
 
 
-GrayBoxLayer = Biquads | Fir | Waveshaper | Gain
+class Oversampled:
+    """`inner` (memoryless layers) at `factor` times the rate: zero-stuff and filter with `up`, run `inner`, filter
+    with `down` and keep every factor-th sample (phase 0); the last taps - 1 input samples of each filter are
+    kept as history."""
+
+    def __init__(self, factor: int, up: np.ndarray, down: np.ndarray, inner: list[Any]) -> None:
+        self.factor, self.inner = factor, inner
+        self.up, self.down = np.asarray(up, dtype=np.float64), np.asarray(down, dtype=np.float64)
+        self.reset()
+
+    def reset(self) -> None:
+        self.up_history = np.zeros(len(self.up) - 1)
+        self.down_history = np.zeros(len(self.down) - 1)
+        for layer in self.inner:
+            layer.reset()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        stuffed = np.zeros(len(x) * self.factor)
+        stuffed[:: self.factor] = x[:, 0]
+        u, self.up_history = _stream_convolve(self.up_history, stuffed, self.up)
+        h = u.astype(np.float32)[:, None]
+        for layer in self.inner:
+            h = layer.forward(h)
+        w, self.down_history = _stream_convolve(self.down_history, h[:, 0].astype(np.float64), self.down)
+        return w[:: self.factor].astype(np.float32)[:, None]
+
+
+def _stream_convolve(history: np.ndarray, x: np.ndarray, taps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Causal convolution of `x` with `taps` continuing from `history` (the previous len(taps) - 1 inputs);
+    returns the output and the new history."""
+    padded = np.concatenate([history, x])
+    y = np.convolve(padded, taps, mode="valid")
+    return y, padded[len(padded) - len(history) :] if len(history) else history
+
+
+GrayBoxLayer = Biquads | Fir | Waveshaper | Gain | Oversampled
+
+
+def parse_oversampling(r: Any, size: int, remaining: int) -> tuple[int, np.ndarray, np.ndarray, int]:
+    """Factor, up taps, down taps and run length of the `oversampling` object of the layer read by `r`
+    (docs/graybox_format.md); one-line errors through `r.fail`."""
+    o = r.spec["oversampling"]
+    if not isinstance(o, Mapping):
+        r.fail("'oversampling' must be an object with factor, layers, taps, up and down")
+    factor = o.get("factor")
+    if factor not in OVERSAMPLING_FACTORS or isinstance(factor, bool):
+        r.fail(f"'oversampling.factor' must be one of {', '.join(map(str, OVERSAMPLING_FACTORS))}, got {factor!r}")
+    count, taps = o.get("layers"), o.get("taps")
+    if not (isinstance(count, int) and not isinstance(count, bool) and 1 <= count <= remaining):
+        r.fail(f"'oversampling.layers' must be a count of layers from this one, 1 to {remaining}, got {count!r}")
+    if not (isinstance(taps, int) and not isinstance(taps, bool) and 1 <= taps <= MAX_OVERSAMPLING_TAPS):
+        r.fail(f"'oversampling.taps' must be an integer in [1, {MAX_OVERSAMPLING_TAPS}], got {taps!r}")
+    if size != 1:
+        r.fail(f"an oversampled run is mono in and out, but its input has {size} channels")
+    filters = []
+    for key in ("up", "down"):
+        try:
+            values = np.asarray(o.get(key), dtype=np.float64)
+        except (TypeError, ValueError):
+            r.fail(f"'oversampling.{key}' must be a list of {taps} numbers")
+        if values.shape != (taps,) or not np.all(np.isfinite(values)):
+            r.fail(f"'oversampling.{key}' must be a list of {taps} finite numbers ('taps'), got shape {values.shape}")
+        filters.append(values)
+    return factor, filters[0], filters[1], count
 
 
 def parse_graybox_layer(r: Any, size: int, layers: list[Any]) -> int:
@@ -99,12 +168,15 @@ def parse_graybox_layer(r: Any, size: int, layers: list[Any]) -> int:
 
 
 def is_graybox_document(data: Any) -> bool:
-    """True when a parsed model document holds a gray-box layer type (so RTNeural and the native runtime cannot
-    load it)."""
+    """True when a parsed model document holds a gray-box layer type or an `oversampling` object (so RTNeural cannot
+    run it as written)."""
     layers = data.get("layers") if isinstance(data, Mapping) else None
     if not isinstance(layers, list):
         return False
-    return any(isinstance(spec, Mapping) and spec.get("type") in GRAYBOX_LAYER_TYPES for spec in layers)
+    return any(
+        isinstance(spec, Mapping) and (spec.get("type") in GRAYBOX_LAYER_TYPES or "oversampling" in spec)
+        for spec in layers
+    )
 
 
 def is_graybox_file(path: str | Path) -> bool:

@@ -26,7 +26,14 @@ import numpy as np
 
 from rtnt.errors import ModelJsonError
 from rtnt.runtime.controls import ControlSpec, control_block, parse_controls
-from rtnt.runtime.graybox import GRAYBOX_LAYER_TYPES, GrayBoxLayer, parse_graybox_layer
+from rtnt.runtime.graybox import (
+    GRAYBOX_LAYER_TYPES,
+    OVERSAMPLED_LAYER_TYPES,
+    GrayBoxLayer,
+    Oversampled,
+    parse_graybox_layer,
+    parse_oversampling,
+)
 from rtnt.runtime.model_file import read_model_document
 
 BLOCK = 16384  # samples processed per pass through the layers
@@ -294,13 +301,35 @@ def _parse(data: Mapping[str, Any], source: str) -> tuple[list[Layer], list[Cont
     if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
         raise ModelJsonError(f"{source}: 'layers' must be a non-empty list")
     layers: list[Layer] = []
-    size = in_shape[-1]
-    for index, spec in enumerate(specs):
-        r = _Reader(source, index, spec)
-        size = _parse_layer(r, size, layers)
+    size, index = in_shape[-1], 0
+    while index < len(specs):
+        r = _Reader(source, index, specs[index])
+        if "oversampling" in r.spec:
+            size, count = _parse_oversampled(r, specs, size, layers), r.spec["oversampling"]["layers"]
+            index += count
+        else:
+            size = _parse_layer(r, size, layers)
+            index += 1
     if size != 1:
         r.fail(f"is the last layer but has {size} outputs; a mono model must end with 1")
     return layers, controls
+
+
+def _parse_oversampled(r: _Reader, specs: Sequence[Any], size: int, layers: list[Layer]) -> int:
+    """Append the `Oversampled` run that layer `r` starts (docs/graybox_format.md); returns its output size, 1."""
+    factor, up, down, count = parse_oversampling(r, size, len(specs) - r.index)
+    inner: list[Layer] = []
+    for k in range(count):
+        ri = r if k == 0 else _Reader(r.source, r.index + k, specs[r.index + k])
+        if k and "oversampling" in ri.spec:
+            ri.fail(f"starts an oversampled run inside the run of layer {r.index}; runs cannot nest")
+        if ri.type not in OVERSAMPLED_LAYER_TYPES:
+            ri.fail(f"cannot run oversampled: only memoryless layers ({', '.join(OVERSAMPLED_LAYER_TYPES)}) can")
+        size = _parse_layer(ri, size, inner)
+    if size != 1:
+        r.fail(f"its oversampled run of {count} layers ends with {size} channels; it must end mono")
+    layers.append(Oversampled(factor, up, down, inner))
+    return 1
 
 
 def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:

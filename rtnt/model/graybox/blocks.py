@@ -6,7 +6,9 @@ mapped parameters as numpy (what a player reads, and what the exporter writes). 
 `receptive_span` (history it needs) and `macs_per_sample` for `rtnt.model.summary`.
 
 The memoryless MLP is plain Keras `Dense` layers and the conv stack is rtnt's `tcn` stack (`rtnt.model.build`);
-`rtnt.model.graybox.build` composes all of them from a preset.
+`rtnt.model.graybox.build` composes all of them from a preset. With `preset.oversampling` > 1 it brackets each
+static nonlinearity (waveshaper, MLP) between `Upsample` and `Downsample`, the fixed polyphase filter pair of
+`rtnt.model.graybox.oversampling`.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import tensorflow as tf
 
 from rtnt.constants import SAMPLE_RATE
 from rtnt.model.graybox.dsp import fft_convolve, filter_biquads
+from rtnt.model.graybox.oversampling import down_kernel, oversampling_filters, up_kernel
 from rtnt.model.graybox.rbj import rbj_coefficients
 
 
@@ -291,3 +294,64 @@ class Waveshaper(GrayBoxBlock):
             "max_bias": self.max_bias,
             "max_gain_db": self.max_gain_db,
         }
+
+
+class _Resample(GrayBoxBlock):
+    """Base of the oversampling pair around a static nonlinearity (`rtnt.model.graybox.oversampling`): fixed,
+    non-trainable minimum-phase taps applied as a polyphase causal convolution (left zero padding, the runtimes'
+    zero initial state), so eager, graph and XLA execution agree."""
+
+    def __init__(self, factor: int = 2, **kwargs: Any) -> None:
+        kwargs["trainable"] = False
+        super().__init__(**kwargs)
+        self.factor = int(factor)
+        self.filters = oversampling_filters(self.factor)
+        self.macs_per_sample = int(self.filters.up.size)
+
+    def values(self) -> dict[str, Any]:
+        return {"factor": self.factor, "up": self.filters.up, "down": self.filters.down}
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("trainable", None)
+        return {**config, "factor": self.factor}
+
+
+@keras.saving.register_keras_serializable(package="rtnt")
+class Upsample(_Resample):
+    """Zero-stuff by `factor` and interpolate: (batch, T, 1) -> (batch, T * factor, 1), phase p of frame n being
+    factor * sum_j h[p + j factor] x[n - j]."""
+
+    def __init__(self, factor: int = 2, **kwargs: Any) -> None:
+        super().__init__(factor, **kwargs)
+        self.kernel_taps = up_kernel(self.filters.up, self.factor)
+        self.receptive_span = self.kernel_taps.shape[0] - 1
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        padded = tf.pad(x, [[0, 0], [self.receptive_span, 0], [0, 0]])
+        phases = tf.nn.conv1d(padded, tf.constant(self.kernel_taps, dtype=x.dtype), stride=1, padding="VALID")
+        return tf.reshape(phases, [tf.shape(x)[0], -1, 1])
+
+    def compute_output_shape(self, input_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        time = input_shape[1]
+        return (input_shape[0], None if time is None else time * self.factor, input_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="rtnt")
+class Downsample(_Resample):
+    """Anti-alias filter and keep every `factor`-th sample: (batch, T * factor, 1) -> (batch, T, 1), y[n] =
+    sum_k h[k] v[n factor - k] (only the kept outputs are computed)."""
+
+    def __init__(self, factor: int = 2, **kwargs: Any) -> None:
+        super().__init__(factor, **kwargs)
+        self.kernel_taps = down_kernel(self.filters.down, self.factor)
+        self.receptive_span = self.kernel_taps.shape[0] - 1
+
+    def call(self, v: tf.Tensor) -> tf.Tensor:
+        frames = tf.reshape(v, [tf.shape(v)[0], -1, self.factor])
+        padded = tf.pad(frames, [[0, 0], [self.receptive_span, 0], [0, 0]])
+        return tf.nn.conv1d(padded, tf.constant(self.kernel_taps, dtype=v.dtype), stride=1, padding="VALID")
+
+    def compute_output_shape(self, input_shape: tuple[Any, ...]) -> tuple[Any, ...]:
+        time = input_shape[1]
+        return (input_shape[0], None if time is None else time // self.factor, input_shape[2])

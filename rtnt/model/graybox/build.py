@@ -7,15 +7,23 @@ from typing import Any
 import keras
 from omegaconf import DictConfig, OmegaConf
 
-from rtnt.model.graybox.blocks import FIR, DCBlocker, Gain, ParametricEQ, Waveshaper
+from rtnt.config_graybox import STATIC_NONLINEARITIES
+from rtnt.model.graybox.blocks import FIR, DCBlocker, Downsample, Gain, ParametricEQ, Upsample, Waveshaper
 
 Tensor = keras.KerasTensor
 
 
 def build_graybox(preset: DictConfig, x: Tensor) -> Tensor:
-    """The chain of `preset.blocks` applied to `x`; layers are named `b<index>_<type>`."""
+    """The chain of `preset.blocks` applied to `x`; layers are named `b<index>_<type>`. With `preset.oversampling`
+    F > 1 each static nonlinearity runs at F times the rate between `b<index>_up` and `b<index>_down`."""
+    factor = int(preset.get("oversampling", 1))
     for i, block in enumerate(preset.blocks):
+        oversampled = factor > 1 and block.type in STATIC_NONLINEARITIES
+        if oversampled:
+            x = Upsample(factor, name=f"b{i}_up")(x)
         x = _BUILDERS[block.type](block, x, f"b{i}_{block.type}")
+        if oversampled:
+            x = Downsample(factor, name=f"b{i}_down")(x)
     return x
 
 

@@ -22,6 +22,7 @@
 #include "../json/json.hpp"
 #include "../lstm/lstm.hpp"
 #include "../nam/loader.hpp"
+#include "../oversampling/oversampling.hpp"
 #include "../prelu/prelu.hpp"
 #include "../waveshaper/waveshaper.hpp"
 #include "error.hpp"
@@ -227,6 +228,51 @@ inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std
     return std::make_unique<Gain>(r.tensor(w, 0, {1}, "(gain,)")[0]);
 }
 
+/// Layer types an oversampled run may hold: the memoryless ones.
+inline bool is_memoryless_type(const std::string& type) {
+    return type == "dense" || type == "time-distributed-dense" || type == "activation" || type == "waveshaper" ||
+           type == "gain";
+}
+
+/// The `oversampling` object of a layer (docs/graybox_format.md): factor 2 or 4, `layers` (the run's length from
+/// this layer, at most `remaining`), `taps`, and the `up` and `down` taps of that length.
+struct OversamplingSpec {
+    int factor = 0;
+    int layers = 0;
+    std::vector<float> up, down;
+};
+
+inline OversamplingSpec read_oversampling(const LayerReader& r, const Value& o, int remaining) {
+    if (!o.is_object()) r.fail("'oversampling' must be an object with factor, layers, taps, up and down");
+    auto whole = [&](const char* key, long lo, long hi) {
+        const Value* m = o.find(key);
+        if (!m || !m->is_number() || m->number != std::floor(m->number) || m->number < double(lo) || m->number > double(hi))
+            r.fail(std::string("'oversampling.") + key + "' must be a whole number in [" + std::to_string(lo) + ", " +
+                   std::to_string(hi) + "]");
+        return static_cast<int>(m->number);
+    };
+    OversamplingSpec spec;
+    const Value* f = o.find("factor");
+    if (!f || !f->is_number() || (f->number != 2.0 && f->number != 4.0))
+        r.fail("'oversampling.factor' must be 2 or 4");
+    spec.factor = static_cast<int>(f->number);
+    spec.layers = whole("layers", 1, remaining);
+    const int taps = whole("taps", 1, LoaderLimits::max_oversampling_taps);
+    for (const char* key : {"up", "down"}) {
+        const Value* a = o.find(key);
+        if (!a || !a->is_array() || static_cast<int>(a->items.size()) != taps)
+            r.fail(std::string("'oversampling.") + key + "' must be a list of " + std::to_string(taps) + " numbers ('taps')");
+        std::vector<float>& dst = key[0] == 'u' ? spec.up : spec.down;
+        for (const Value& item : a->items) {
+            const float v = item.is_number() ? static_cast<float>(item.number) : NAN;
+            if (!std::isfinite(v)) r.fail(std::string("'oversampling.") + key + "' must hold finite numbers only");
+            dst.push_back(v);
+        }
+    }
+    r.charge(2.0 * taps);
+    return spec;
+}
+
 inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string& type, int in,
                                          std::vector<std::unique_ptr<Layer>>& extra, bool graybox,
                                          const LoadOptions& options) {
@@ -367,6 +413,25 @@ inline std::vector<ControlSpec> read_controls(const Value& doc, int in_size) {
     return controls;
 }
 
+/// Where a layer sits: outside an oversampled run, first in one, or later in one.
+enum class Run { None, First, Later };
+
+/// Reads layer `index` (plus its activation layer) onto `chain`. A layer in an oversampled run must be memoryless,
+/// and only the run's first layer holds the `oversampling` object.
+inline void read_one(const Value& lv, int index, MemoryBudget& budget, int size, std::vector<std::unique_ptr<Layer>>& chain,
+                     bool graybox, const LoadOptions& options, Run run) {
+    LayerReader r(lv, index, budget);
+    if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
+    const std::string type = r.require("type", Type::String).string;
+    r.set_type(type);
+    if (run == Run::Later && lv.find("oversampling")) r.fail("starts an oversampled run inside another one; runs cannot nest");
+    if (run != Run::None && !is_memoryless_type(type))
+        r.fail("cannot run oversampled: only memoryless layers (dense, time-distributed-dense, activation, waveshaper, gain) can");
+    std::vector<std::unique_ptr<Layer>> extra;
+    chain.push_back(read_layer(r, type, size, extra, graybox, options));
+    for (auto& e : extra) chain.push_back(std::move(e));
+}
+
 }  // namespace detail
 
 /// Parses a model into a prepared Model: RTNeural JSON, or a NAM .nam file (recognised by its
@@ -421,16 +486,34 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
     detail::MemoryBudget budget(options.memory_budget_bytes);
     int size = in_size;
     std::vector<std::unique_ptr<Layer>> chain;
-    for (std::size_t i = 0; i < layers->items.size(); ++i) {
-        const json::Value& lv = layers->items[i];
-        detail::LayerReader r(lv, static_cast<int>(i), budget);
-        if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
-        const std::string type = r.require("type", Type::String).string;
-        r.set_type(type);
-        std::vector<std::unique_ptr<Layer>> extra;
-        chain.push_back(detail::read_layer(r, type, size, extra, graybox, options));
-        for (auto& e : extra) chain.push_back(std::move(e));
-        size = chain.back()->out_size();
+    const std::size_t count = layers->items.size();
+    for (std::size_t i = 0; i < count;) {
+        const json::Value* over = layers->items[i].is_object() ? layers->items[i].find("oversampling") : nullptr;
+        if (!over) {
+            detail::read_one(layers->items[i], static_cast<int>(i), budget, size, chain, graybox, options, detail::Run::None);
+            size = chain.back()->out_size();
+            ++i;
+            continue;
+        }
+        detail::LayerReader r(layers->items[i], static_cast<int>(i), budget);
+        if (!graybox)
+            r.fail(std::string("has an 'oversampling' object; the file needs the top-level \"rtnt_format\": \"") +
+                   detail::kGrayBoxFormat + "\" (docs/graybox_format.md)");
+        if (size != 1) r.fail("an oversampled run is mono in and out, but its input has " + std::to_string(size) + " channels");
+        detail::OversamplingSpec spec = detail::read_oversampling(r, *over, static_cast<int>(count - i));
+        std::vector<std::unique_ptr<Layer>> inner;
+        int inner_size = size;
+        for (int k = 0; k < spec.layers; ++k) {
+            detail::read_one(layers->items[i + k], static_cast<int>(i + k), budget, inner_size, inner, graybox, options,
+                             k == 0 ? detail::Run::First : detail::Run::Later);
+            inner_size = inner.back()->out_size();
+        }
+        if (inner_size != 1)
+            r.fail("its oversampled run of " + std::to_string(spec.layers) + " layers ends with " +
+                   std::to_string(inner_size) + " channels; it must end mono");
+        chain.push_back(std::make_unique<Oversampled>(spec.factor, std::move(spec.up), std::move(spec.down), std::move(inner)));
+        size = 1;
+        i += static_cast<std::size_t>(spec.layers);
     }
     ModelInfo info;
     info.description = std::string(graybox ? "rtnt gray-box JSON: " : "RTNeural JSON: ") +
