@@ -4,8 +4,8 @@
 // FilmSplit is the model's first layer: it takes the frames [x, c1..cK] and passes x on, and hands the
 // controls to its FilmConditioner. The conditioner runs the conditioning MLP (tanh dense layers) and every
 // adaptor only at a sample whose controls differ from the previous sample's, so constant knobs cost nothing
-// and the values do not depend on how a signal is cut into blocks. FilmLayer follows a conv (before its
-// activation) and computes gamma * z + beta per sample and channel. Everything process() touches is
+// and the values do not depend on how a signal is cut into blocks. FilmEpilogue runs in a modulated conv's
+// epilogue (before its activation) and computes gamma * z + beta per sample and channel. Everything process() touches is
 // allocated in prepare().
 #pragma once
 
@@ -151,24 +151,23 @@ public:
     }
 
 private:
-    std::unique_ptr<FilmConditioner> conditioner_;  // owned here; FilmLayers hold its address (stable on the heap)
+    std::unique_ptr<FilmConditioner> conditioner_;  // owned here; FilmEpilogues hold its address (stable on the heap)
 };
 
-/// gamma * z + beta after a conv, per sample and channel, with the conditioner's rows of the current piece.
-class FilmLayer final : public Layer {
+/// The conv epilogue of a modulated layer: gamma * z + beta per sample and channel, before the conv's activation,
+/// with the conditioner's rows of the current piece.
+class FilmEpilogue final : public Epilogue {
 public:
-    FilmLayer(const FilmConditioner* conditioner, std::size_t adaptor)
-        : Layer(conditioner->channels(adaptor), conditioner->channels(adaptor)), conditioner_(conditioner), adaptor_(adaptor) {}
+    FilmEpilogue(const FilmConditioner* conditioner, std::size_t adaptor) noexcept
+        : conditioner_(conditioner), adaptor_(adaptor) {}
 
-    void process(const float* in, int in_stride, float* out, int n) noexcept override {
-        const int c = out_size();
-        const int stride = padded(c);
+    int channels() const noexcept { return conditioner_->channels(adaptor_); }
+
+    void apply(float* out, int stride, int channels, int n) const noexcept override {
         for (int t = 0; t < n; ++t) {
             const float* gb = conditioner_->gamma_beta(adaptor_, t);
-            const float* z = in + static_cast<long>(t) * in_stride;
             float* y = out + static_cast<long>(t) * stride;
-            for (int ch = 0; ch < c; ++ch) y[ch] = gb[ch] * z[ch] + gb[c + ch];
-            for (int ch = c; ch < stride; ++ch) y[ch] = 0.0f;
+            for (int ch = 0; ch < channels; ++ch) y[ch] = gb[ch] * y[ch] + gb[channels + ch];
         }
     }
 

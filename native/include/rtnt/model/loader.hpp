@@ -231,7 +231,7 @@ inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std
 
 inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string& type, int in,
                                          std::vector<std::unique_ptr<Layer>>& extra, bool graybox,
-                                         const LoadOptions& options, std::unique_ptr<Layer> film = nullptr) {
+                                         const LoadOptions& options, std::unique_ptr<FilmEpilogue> film = nullptr) {
     if (film && type != "conv1d") r.fail("has a FiLM adaptor, but adaptors modulate conv1d layers only");
     if (is_graybox_type(type)) {
         if (!graybox)
@@ -264,13 +264,14 @@ inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string
         auto kernel = r.tensor(w, 0, {K, in / groups, out}, "(kernel_size, in/groups, out)");
         std::vector<float> bias;
         if (w.items.size() == 2) bias = r.tensor(w, 1, {out}, "(out,)");
-        if (!film) return std::make_unique<Conv1d>(in, out, K, d, groups, kernel, bias, act);
-        if (film->out_size() != out)
-            r.fail("has a FiLM adaptor of " + std::to_string(2 * film->out_size()) + " outputs, expected 2 x " +
-                   std::to_string(out) + " (gamma and beta per channel)");
-        extra.push_back(std::move(film));  // gamma * conv(x) + beta, then the activation
-        if (act != Activation::Identity) extra.push_back(std::make_unique<ActivationLayer>(out, act));
-        return std::make_unique<Conv1d>(in, out, K, d, groups, kernel, bias, Activation::Identity);
+        auto conv = std::make_unique<Conv1d>(in, out, K, d, groups, kernel, bias, act);
+        if (film) {
+            if (film->channels() != out)
+                r.fail("has a FiLM adaptor of " + std::to_string(2 * film->channels()) + " outputs, expected 2 x " +
+                       std::to_string(out) + " (gamma and beta per channel)");
+            conv->set_epilogue(std::move(film));  // gamma * conv(x) + beta, then the activation
+        }
+        return conv;
     }
     if (type == "gru") {
         const Value& w = r.weights(3, 3, "3 (kernel, recurrent kernel, bias)");
@@ -523,9 +524,9 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
             size = 1;
             continue;
         }
-        std::unique_ptr<Layer> modulation;
+        std::unique_ptr<FilmEpilogue> modulation;
         if (film && plan.adaptor_of_layer[i] >= 0)
-            modulation = std::make_unique<FilmLayer>(conditioner, static_cast<std::size_t>(plan.adaptor_of_layer[i]));
+            modulation = std::make_unique<FilmEpilogue>(conditioner, static_cast<std::size_t>(plan.adaptor_of_layer[i]));
         std::vector<std::unique_ptr<Layer>> extra;
         chain.push_back(detail::read_layer(r, type, size, extra, graybox, options, std::move(modulation)));
         for (auto& e : extra) chain.push_back(std::move(e));
