@@ -131,7 +131,8 @@ class TcnPresetConfig:
     scaled_smoothing: bool = False  # alpha * tanh(x/alpha) instead
     description: str = ""
 
-    CONDITIONING: ClassVar[tuple[str, ...]] = ("none", "concat")  # the knobs widen the first conv's input
+    CONDITIONING: ClassVar[tuple[str, ...]] = ("none", "concat", "film")  # concat: the knobs widen the first conv's
+    # input; film: a conditioning MLP modulates every hidden conv (rtnt.model.film)
 
 
 @dataclass
@@ -229,15 +230,19 @@ class ValidateConfig:
     asr: AsrConfig = field(default_factory=AsrConfig)
 
 
-CONDITIONING_METHODS = ("none", "concat")
+CONDITIONING_METHODS = ("none", "concat", "film")
 
 
 @dataclass
 class ConditioningConfig:
-    """How a model of a capture set takes its knobs: `none` (no knobs: a single capture) or `concat` (the knob
-    values as extra input channels, constant over each setting's audio)."""
+    """How a model of a capture set takes its knobs: `none` (no knobs: a single capture), `concat` (the knob
+    values as extra input channels, constant over each setting's audio) or `film` (feature-wise affine modulation
+    of every hidden conv from a conditioning MLP of `film_layers` tanh layers of `film_hidden` units; Perez et al.
+    2018)."""
 
     method: str = "none"
+    film_hidden: int = 16  # units of each conditioning-MLP layer (film only)
+    film_layers: int = 2  # tanh layers of the conditioning MLP (film only)
 
 
 @dataclass
@@ -422,10 +427,12 @@ def validate_conditioning(cfg: DictConfig) -> None:
             f"preset {p.name} (arch {p.arch}) does not support conditioning={method}; it supports "
             f"{', '.join(supported)}: choose a tcn preset (e.g. preset=wavenet_tcn_edge) or conditioning=none"
         )
+    _check(cfg.conditioning.film_hidden >= 1, "conditioning.film_hidden", cfg.conditioning.film_hidden, "must be >= 1")
+    _check(cfg.conditioning.film_layers >= 1, "conditioning.film_layers", cfg.conditioning.film_layers, "must be >= 1")
     if c.targets and method == "none":
         raise ConfigError(
             f"capture {c.name} is a capture set of {len(c.targets)} knob settings but conditioning=none; "
-            "pass conditioning=concat so that the model takes the knobs"
+            "pass conditioning=concat or conditioning=film so that the model takes the knobs"
         )
     if c.targets:
         from rtnt.capture.capture_set import knob_settings

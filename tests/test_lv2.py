@@ -32,7 +32,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from rtnt.config import PACKAGE_DIR, shared_dir
+from rtnt.config import PACKAGE_DIR, REPO_DIR, shared_dir
 from rtnt.errors import ExportError
 from rtnt.export.lv2 import MODEL_FILE, PORTS, LV2Descriptor, bundle_uri, export_lv2, knob_symbols, smoothed_knob
 from rtnt.native import NativeModel, native_available
@@ -827,3 +827,34 @@ def test_plugin_names_with_control_characters_or_surrogates_are_refused(tmp_path
     for name in ("Amp\nTwo", "Amp \udcff"):
         with pytest.raises(ExportError, match="is empty or holds control characters"):
             export_lv2("unused.json", name, tmp_path)
+
+
+# --------------------------------------------------------------------------- a FiLM-conditioned model
+
+
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
+def test_film_bundle_has_its_knob_ports_and_renders_as_the_native_runtime(dry, tmp_path):
+    """The fuzz corpus's two-knob film-1 model (docs/film_format.md): one port per knob, in order, and lv2apply's
+    render with the gain knob set equals the native runtime given the plugin's 20 ms ramp."""
+    if not native_available():
+        pytest.skip("rtnt._native is not built (pip install -e .)")
+    json_path = REPO_DIR / "native" / "fuzz" / "corpus" / "film.json"
+    bundle = export_lv2(str(json_path), "Film Knobs", tmp_path / "plugins")
+    uri = bundle_uri(bundle)
+    info = subprocess.run(
+        ["lv2info", uri], env=dict(os.environ, LV2_PATH=str(bundle.parent)), capture_output=True, text=True
+    )
+    assert info.returncode == 0, info.stderr
+    assert (
+        "Symbol:      gain" in info.stdout.split("Port 6:")[1]
+        and "Symbol:      tone" in info.stdout.split("Port 7:")[1]
+    )
+    y, stderr = lv2apply(bundle, uri, dry, tmp_path, gain=0.8)
+    assert stderr == ""
+    native = NativeModel.from_file(json_path)
+    native.prepare(4096)
+    gain = smoothed_knob(0.5, [0.8], [len(dry)], SR)
+    controls = np.stack([gain, np.full(len(dry), 0.5, np.float32)], axis=1)
+    assert np.max(np.abs(y - np.asarray(native.process(dry, controls), np.float64))) <= TOL

@@ -194,6 +194,26 @@ int main(int argc, char** argv) {
         std::printf("allocations during process with changing controls (%d control(s)): %ld\n", k, n);
         CHECK(n == 0);
     }
+    // A FiLM model (docs/film_format.md; the fuzz corpus's film.json): its gamma/beta recomputed whenever the
+    // controls change, at every sample here.
+    {
+        rtnt::Model m = rtnt::load_model(R"({"rtnt_format": "film-1", "in_shape": [null, null, 3], "controls": [
+            {"name": "gain", "minimum": 0, "maximum": 1, "default": 0.5}, {"name": "tone", "minimum": 0, "maximum": 1, "default": 0.5}],
+            "layers": [{"type": "film-split", "activation": "", "shape": [null, null, 1]},
+            {"type": "conv1d", "activation": "tanh", "shape": [null, null, 2], "kernel_size": [2], "dilation": [2], "groups": 1,
+             "weights": [[[[0.3, -0.2]], [[0.6, 0.4]]], [0.05, -0.02]]},
+            {"type": "conv1d", "activation": "", "shape": [null, null, 1], "kernel_size": [1], "dilation": [1], "groups": 1,
+             "weights": [[[[0.8], [-0.6]]], [0.01]]}],
+            "film": {"mlp": [{"type": "dense", "activation": "tanh", "shape": [null, 3],
+                              "weights": [[[0.5, -0.3, 0.2], [0.1, 0.4, -0.6]], [0.0, 0.1, -0.1]]}],
+                     "adaptors": [{"layer": 1, "weights": [[[0.2, -0.1, 0.3, 0.05], [0.1, 0.2, -0.2, 0.1],
+                                                           [-0.3, 0.1, 0.1, -0.05]], [1.0, 1.0, 0.0, 0.0]]}]}})");
+        CHECK(m.num_controls() == 2 && m.in_size() == 3);
+        m.prepare(256);
+        const long n = allocations_with_controls(m, x, y);
+        std::printf("allocations during process with changing controls (FiLM, 2 controls): %ld\n", n);
+        CHECK(n == 0);
+    }
     std::printf("allocation test passed\n");
     return 0;
 }

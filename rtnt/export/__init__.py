@@ -25,11 +25,13 @@ def export_model(
 ) -> Path:
     """Write `model` into `out_dir` in its family's format and return the file: `model.nam` (NAM WaveNet) for
     `arch: wavenet` models, `model.json` in rtnt's gray-box extension of RTNeural JSON for `arch: graybox`, else
-    `model.json` (RTNeural, with the knob `controls` of a conditioned model). `metadata` becomes the file's
+    `model.json` (RTNeural, with the knob `controls` of a conditioned model; rtnt's `film-1` extension for a FiLM
+    tcn, docs/film_format.md). `metadata` becomes the file's
     `metadata` object (`rtnt.export.metadata`); without it a `.nam` still gets NAM's minimal one and a JSON none."""
     from rtnt.export.graybox import is_graybox, save_graybox
     from rtnt.export.nam import is_nam_wavenet, save_nam
     from rtnt.export.rtneural import save_rtneural
+    from rtnt.model.film import is_film
 
     out_dir = Path(out_dir)
     if is_nam_wavenet(model):
@@ -38,4 +40,8 @@ def export_model(
         return save_nam(model, out_dir / NAM_FILE, metadata)
     if is_graybox(model):
         return save_graybox(model, out_dir / RTNEURAL_FILE, metadata)
+    if is_film(model):
+        from rtnt.export.film import save_film
+
+        return save_film(model, out_dir / RTNEURAL_FILE, controls, metadata)
     return save_rtneural(model, out_dir / RTNEURAL_FILE, metadata, controls)

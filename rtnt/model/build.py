@@ -1,7 +1,7 @@
 """Keras 3 builders of every preset architecture: mono (batch, time, 1) in, (batch, time, 1) out, causal.
 
-Importing this module registers `SmoothTanh`, the WaveNet layers (`rtnt.model.wavenet`) and the gray-box
-blocks (`rtnt.model.graybox.blocks`), so
+Importing this module registers `SmoothTanh`, the FiLM layers (`rtnt.model.film`), the WaveNet layers
+(`rtnt.model.wavenet`) and the gray-box blocks (`rtnt.model.graybox.blocks`), so
 `keras.models.load_model` can read rtnt checkpoints.
 """
 
@@ -12,8 +12,9 @@ from collections.abc import Callable
 import keras
 from omegaconf import DictConfig
 
-from rtnt.config import PresetConfig, kernel_size_per_layer, preset_schema
+from rtnt.config import ConditioningConfig, PresetConfig, kernel_size_per_layer, preset_schema
 from rtnt.errors import ConfigError
+from rtnt.model.film import build_tcn_film
 from rtnt.model.graybox.build import build_graybox
 from rtnt.model.layers import SmoothTanh
 from rtnt.model.wavenet import build_wavenet
@@ -21,10 +22,12 @@ from rtnt.model.wavenet import build_wavenet
 Tensor = keras.KerasTensor
 
 
-def build_model(preset: PresetConfig | DictConfig, n_knobs: int = 0) -> keras.Model:
-    """Build the uncompiled model of `preset.arch` with the preset's sizes. With `n_knobs` > 0 (`conditioning=
-    concat`, tcn presets) the input has 1 + n_knobs channels: the audio, then the knob values (the first conv
-    mixes them in)."""
+def build_model(
+    preset: PresetConfig | DictConfig, n_knobs: int = 0, conditioning: ConditioningConfig | DictConfig | None = None
+) -> keras.Model:
+    """Build the uncompiled model of `preset.arch` with the preset's sizes. With `n_knobs` > 0 (tcn presets) the
+    input has 1 + n_knobs channels: the audio, then the knob values; `conditioning.method` `concat` (the default)
+    lets the first conv mix them in, `film` feeds them to a FiLM conditioning network (`rtnt.model.film`)."""
     builders: dict[str, Callable[[PresetConfig | DictConfig, Tensor], Tensor]] = {
         "tcn": _tcn,
         "wavenet": build_wavenet,
@@ -38,9 +41,12 @@ def build_model(preset: PresetConfig | DictConfig, n_knobs: int = 0) -> keras.Mo
     }
     if preset.arch not in builders:
         raise ConfigError(f"config preset.arch={preset.arch!r} is invalid: must be one of {', '.join(builders)}")
-    if n_knobs and "concat" not in preset_schema(str(preset.arch)).CONDITIONING:
-        raise ConfigError(f"preset {preset.name} (arch {preset.arch}) does not support conditioning=concat")
+    method = str(conditioning.method) if conditioning is not None and n_knobs else ("concat" if n_knobs else "none")
+    if method not in preset_schema(str(preset.arch)).CONDITIONING:
+        raise ConfigError(f"preset {preset.name} (arch {preset.arch}) does not support conditioning={method}")
     inputs = keras.Input(shape=(None, 1 + n_knobs), name="input")
+    if method == "film":
+        return keras.Model(inputs, build_tcn_film(preset, inputs, conditioning), name=str(preset.name))
     return keras.Model(inputs, builders[preset.arch](preset, inputs), name=str(preset.name))
 
 

@@ -10,7 +10,8 @@ optional bias; `conv1d` weights are Keras' (kernel, in / groups, out), tap i rea
 i, f, c, o); `prelu` alphas broadcast when one is given; `batchnorm` is affine (gamma, beta, mean,
 variance) or not (mean, variance); the `activation` field applies after dense, conv1d and activation
 layers only (RTNeural ignores it on the others). rtnt's gray-box layer types (`biquad`, `fir`, `waveshaper`,
-`gain`; docs/graybox_format.md) run in `rtnt.runtime.graybox`.
+`gain`; docs/graybox_format.md) run in `rtnt.runtime.graybox`, rtnt's FiLM extension (`film-1`,
+docs/film_format.md) in `rtnt.runtime.film`.
 
 A conditioned model (`controls`, see rtnt.runtime.controls) has `in_shape [.., 1 + K]`; `process(x, controls)`
 feeds the first layer the frame [x[t], c1[t], .., cK[t]] at every sample t.
@@ -26,6 +27,7 @@ import numpy as np
 
 from rtnt.errors import ModelJsonError
 from rtnt.runtime.controls import ControlSpec, control_block, parse_controls
+from rtnt.runtime.film import SPLIT_LAYER, Modulation, Split, parse_conditioner
 from rtnt.runtime.graybox import (
     GRAYBOX_LAYER_TYPES,
     OVERSAMPLED_LAYER_TYPES,
@@ -177,7 +179,7 @@ class _Elementwise:
         return self.fn(x)
 
 
-Layer = _Dense | _Conv1D | _GRU | _LSTM | _Elementwise | GrayBoxLayer
+Layer = _Dense | _Conv1D | _GRU | _LSTM | _Elementwise | GrayBoxLayer | Split | Modulation
 
 
 class ReferenceModel:
@@ -300,16 +302,31 @@ def _parse(data: Mapping[str, Any], source: str) -> tuple[list[Layer], list[Cont
     controls = parse_controls(data, in_shape[-1], source)
     if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
         raise ModelJsonError(f"{source}: 'layers' must be a non-empty list")
+    conditioner = parse_conditioner(data, len(controls), source)
     layers: list[Layer] = []
     size, index = in_shape[-1], 0
     while index < len(specs):
         r = _Reader(source, index, specs[index])
+        if (r.type == SPLIT_LAYER) != (conditioner is not None and index == 0):
+            r.fail(f"a FiLM model (rtnt_format film-1) starts with one '{SPLIT_LAYER}' layer, and only it")
+        if r.type == SPLIT_LAYER:
+            if r.dims() != 1:
+                r.fail(f"'{SPLIT_LAYER}' passes the audio channel on: its 'shape' must end in 1")
+            layers.append(Split(conditioner))
+            size, index = 1, index + 1
+            continue
         if "oversampling" in r.spec:
             size, count = _parse_oversampled(r, specs, size, layers), r.spec["oversampling"]["layers"]
             index += count
-        else:
-            size = _parse_layer(r, size, layers)
-            index += 1
+            continue
+        adaptor = conditioner.adaptors.get(index) if conditioner is not None else None
+        if adaptor is not None and (r.type != "conv1d" or adaptor[0].shape[1] != 2 * r.dims()):
+            r.fail(f"has a FiLM adaptor of {adaptor[0].shape[1]} outputs; adaptors modulate conv1d layers (2 x C)")
+        film = Modulation(conditioner, index, r.dims()) if adaptor is not None else None
+        size = _parse_layer(r, size, layers, film)
+        index += 1
+    if conditioner is not None and max(conditioner.adaptors) >= len(specs):
+        raise ModelJsonError(f"{source}: a FiLM adaptor names layer {max(conditioner.adaptors)}, beyond the last layer")
     if size != 1:
         r.fail(f"is the last layer but has {size} outputs; a mono model must end with 1")
     return layers, controls
@@ -332,8 +349,9 @@ def _parse_oversampled(r: _Reader, specs: Sequence[Any], size: int, layers: list
     return 1
 
 
-def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
-    """Append the runtime layers of one JSON layer (plus its activation); return its output size."""
+def _parse_layer(r: _Reader, size: int, layers: list[Layer], film: Modulation | None = None) -> int:
+    """Append the runtime layers of one JSON layer (plus `film`, a conv's FiLM, and its activation); return its
+    output size."""
     t, dims = r.type, r.dims()
     if t in ("dense", "time-distributed-dense"):
         w = r.weights((1, 2))
@@ -347,6 +365,8 @@ def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
         w = r.weights((2,))
         kernel = r.expect(0, w[0], (k, size // groups, dims))
         layers.append(_Conv1D(kernel, r.expect(1, w[1], (dims,)), d, groups))
+        if film is not None:
+            layers.append(film)
     elif t == "gru":
         w = r.weights((3,))
         if w[2].ndim != 2:

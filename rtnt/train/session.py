@@ -58,7 +58,7 @@ class TrainingSession:
         cls, cfg: DictConfig, out_dir: Path, run_id: str, checkpoint: Checkpoint | None = None, n_knobs: int = 0
     ) -> TrainingSession:
         """Build and compile the preset's model with 1 + `n_knobs` input channels (the audio, then the knobs of a
-        capture set under `conditioning=concat`), or load `checkpoint` (from `continue_from`)."""
+        capture set under `conditioning=concat` or `film`), or load `checkpoint` (from `continue_from`)."""
         from rtnt.model.build import build_model
         from rtnt.model.summary import model_summary
 
@@ -88,7 +88,7 @@ class TrainingSession:
                 )
             rf = model_summary(model).receptive_field_samples
             return cls(cfg, out_dir, run_id, model, rf, checkpoint.state, tags)
-        model = build_model(cfg.preset, n_knobs)
+        model = build_model(cfg.preset, n_knobs, cfg.conditioning)
         rf = model_summary(model).receptive_field_samples
         t = cfg.train
         compile_model(model, t.learning_rate, rf - 1, t.pre_emphasis, t.stft_weight, t.dc_weight, t.clipnorm)

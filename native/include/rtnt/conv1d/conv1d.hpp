@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 #include "../activation/activation.hpp"
@@ -12,7 +13,7 @@
 
 namespace rtnt {
 
-/// y[t] = act(b + sum_k W[k] x[t - (K-1-k) d]).
+/// y[t] = act(b + sum_k W[k] x[t - (K-1-k) d]), or act(e(b + sum_k ...)) with an epilogue e (FiLM).
 ///
 /// The input history lives in a mirrored ring of capacity cap = (K-1) d + max_block rows (the
 /// model prepares layers for one piece of kPieceFrames, not for the host's block): every
@@ -38,6 +39,9 @@ public:
             }
         for (std::size_t o = 0; o < bias.size(); ++o) b_[o] = bias[o];
     }
+
+    /// Applies `e` to every output row before the activation (FiLM); the conv owns it.
+    void set_epilogue(std::unique_ptr<Epilogue> e) noexcept { epilogue_ = std::move(e); }
 
     void prepare(int max_block) override {
         if (lookback() == 0) return;
@@ -71,6 +75,7 @@ public:
             if (start < 0) start += cap_;
             tap_gemm(ring + static_cast<long>(start) * cin, cin, d_ * cin, K_, cin, w_.data(), np_, b_.data(), out, np_, n);
         }
+        if (epilogue_) epilogue_->apply(out, np_, out_size(), n);
         apply_activation(act_, out, n, np_, out_size());
     }
 
@@ -96,6 +101,7 @@ private:
     FloatVec w_;
     FloatVec b_;
     Activation act_;
+    std::unique_ptr<Epilogue> epilogue_;
     FloatVec ring_;
     int cap_ = 0;
     int pos_ = 0;

@@ -36,6 +36,14 @@ private:
     int out_size_;
 };
 
+/// A per-sample transform a layer applies to its n output rows (row stride `stride`, `channels` channels) right
+/// before its activation: FiLM's gamma * z + beta (film/film.hpp). Allocates nothing.
+class Epilogue {
+public:
+    virtual ~Epilogue() = default;
+    virtual void apply(float* out, int stride, int channels, int n) const noexcept = 0;
+};
+
 /// Writes one mono sample as row t of a layer output (row stride `stride`), zeroing the row's padding lanes
 /// as every layer does, so a following layer may read whole rows.
 inline void store_mono(float* out, int stride, int t, float v) noexcept {

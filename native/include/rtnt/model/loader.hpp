@@ -16,6 +16,7 @@
 #include "../biquad/biquad.hpp"
 #include "../conv1d/conv1d.hpp"
 #include "../dense/dense.hpp"
+#include "../film/film.hpp"
 #include "../fir/fir.hpp"
 #include "../gain/gain.hpp"
 #include "../gru/gru.hpp"
@@ -45,6 +46,7 @@ class LayerReader {
 public:
     LayerReader(const Value& v, int index, MemoryBudget& budget)
         : v_(v), where_("layers[" + std::to_string(index) + "]"), budget_(budget) {}
+    LayerReader(const Value& v, std::string where, MemoryBudget& budget) : v_(v), where_(std::move(where)), budget_(budget) {}
 
     [[noreturn]] void fail(const std::string& what) const { throw ModelError(where_ + ": " + what); }
 
@@ -275,7 +277,8 @@ inline OversamplingSpec read_oversampling(const LayerReader& r, const Value& o, 
 
 inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string& type, int in,
                                          std::vector<std::unique_ptr<Layer>>& extra, bool graybox,
-                                         const LoadOptions& options) {
+                                         const LoadOptions& options, std::unique_ptr<FilmEpilogue> film = nullptr) {
+    if (film && type != "conv1d") r.fail("has a FiLM adaptor, but adaptors modulate conv1d layers only");
     if (is_graybox_type(type)) {
         if (!graybox)
             r.fail(std::string("is a gray-box layer type; the file needs the top-level \"rtnt_format\": \"") +
@@ -307,7 +310,14 @@ inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string
         auto kernel = r.tensor(w, 0, {K, in / groups, out}, "(kernel_size, in/groups, out)");
         std::vector<float> bias;
         if (w.items.size() == 2) bias = r.tensor(w, 1, {out}, "(out,)");
-        return std::make_unique<Conv1d>(in, out, K, d, groups, kernel, bias, act);
+        auto conv = std::make_unique<Conv1d>(in, out, K, d, groups, kernel, bias, act);
+        if (film) {
+            if (film->channels() != out)
+                r.fail("has a FiLM adaptor of " + std::to_string(2 * film->channels()) + " outputs, expected 2 x " +
+                       std::to_string(out) + " (gamma and beta per channel)");
+            conv->set_epilogue(std::move(film));  // gamma * conv(x) + beta, then the activation
+        }
+        return conv;
     }
     if (type == "gru") {
         const Value& w = r.weights(3, 3, "3 (kernel, recurrent kernel, bias)");
@@ -432,6 +442,76 @@ inline void read_one(const Value& lv, int index, MemoryBudget& budget, int size,
     for (auto& e : extra) chain.push_back(std::move(e));
 }
 
+/// The value of the top-level 'rtnt_format' of a FiLM-conditioned model, and its first layer's type
+/// (docs/film_format.md).
+inline constexpr const char* kFilmFormat = "film-1";
+inline constexpr const char* kFilmSplit = "film-split";
+
+/// The conditioner of a film-1 model and, per JSON layer index, its adaptor number (-1: not modulated).
+struct FilmPlan {
+    std::unique_ptr<FilmConditioner> conditioner;
+    std::vector<int> adaptor_of_layer;
+};
+
+/// One dense layer of the 'film' object: weights [kernel (in, out), bias (out,)]; an adaptor's out must be even.
+inline FilmConditioner::Dense read_film_dense(const Value& v, const std::string& where, int in, MemoryBudget& budget,
+                                              bool adaptor) {
+    LayerReader r(v, where, budget);
+    if (!v.is_object()) r.fail(std::string("must be an object, got ") + json::type_name(v.type));
+    if (!adaptor) {
+        if (r.require("type", Type::String).string != "dense") r.fail("'type' must be \"dense\"");
+        if (r.activation() != Activation::Tanh) r.fail("'activation' must be \"tanh\" (the conditioning MLP's)");
+    } else {
+        r.require("layer", Type::Number);
+    }
+    const Value& w = r.weights(2, 2, "2 (kernel, bias)");
+    const std::vector<long> dims = LayerReader::shape_of(w.items[0]);
+    if (dims.size() != 2 || dims[0] != in || dims[1] < 1 || dims[1] > LoaderLimits::max_size || (adaptor && dims[1] % 2))
+        r.fail("weights[0] has shape " + shape_str(dims) + ", expected (" + std::to_string(in) +
+               (adaptor ? ", 2 x channels) (gamma rows, then beta rows)" : ", units)"));
+    FilmConditioner::Dense d;
+    d.in = in;
+    d.out = static_cast<int>(dims[1]);
+    d.kernel = r.tensor(w, 0, {in, d.out}, "(in, out)");
+    d.bias = r.tensor(w, 1, {d.out}, "(out,)");
+    return d;
+}
+
+/// The top-level 'film' object of a film-1 model with K controls and `num_layers` layers, checked.
+inline FilmPlan read_film(const Value& doc, int num_controls, int num_layers, MemoryBudget& budget) {
+    const Value* film = doc.find("film");
+    if (!film)
+        throw ModelError(std::string("'rtnt_format' is \"") + kFilmFormat +
+                         "\" but the top-level 'film' object is missing; re-export the model (docs/film_format.md)");
+    if (num_controls == 0)
+        throw ModelError("a FiLM model needs 'controls' (K >= 1) and 'in_shape' ending in 1 + K; re-export the model");
+    if (!film->is_object()) throw ModelError(std::string("'film' must be an object, got ") + json::type_name(film->type));
+    const Value* mlp = film->find("mlp");
+    const Value* adaptors = film->find("adaptors");
+    if (!mlp || !mlp->is_array() || mlp->items.empty())
+        throw ModelError("film.mlp must be a non-empty array of dense layers (the conditioning MLP)");
+    if (!adaptors || !adaptors->is_array() || adaptors->items.empty())
+        throw ModelError("film.adaptors must be a non-empty array of {layer, weights} (one per modulated conv1d)");
+    std::vector<FilmConditioner::Dense> dense, adapt;
+    int width = num_controls;
+    for (std::size_t j = 0; j < mlp->items.size(); ++j) {
+        dense.push_back(read_film_dense(mlp->items[j], "film.mlp[" + std::to_string(j) + "]", width, budget, false));
+        width = dense.back().out;
+    }
+    FilmPlan plan;
+    plan.adaptor_of_layer.assign(static_cast<std::size_t>(num_layers), -1);
+    for (std::size_t j = 0; j < adaptors->items.size(); ++j) {
+        const std::string where = "film.adaptors[" + std::to_string(j) + "]";
+        adapt.push_back(read_film_dense(adaptors->items[j], where, width, budget, true));
+        const int layer = LayerReader(adaptors->items[j], where, budget).integer("layer", 1, num_layers - 1);
+        if (plan.adaptor_of_layer[layer] >= 0)
+            throw ModelError(where + ": layer " + std::to_string(layer) + " already has an adaptor; one per conv1d layer");
+        plan.adaptor_of_layer[layer] = static_cast<int>(j);
+    }
+    plan.conditioner = std::make_unique<FilmConditioner>(num_controls, std::move(dense), std::move(adapt));
+    return plan;
+}
+
 }  // namespace detail
 
 /// Parses a model into a prepared Model: RTNeural JSON, or a NAM .nam file (recognised by its
@@ -474,49 +554,77 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
         throw ModelError("'layers' holds " + std::to_string(layers->items.size()) + " layers, more than the limit " +
                          std::to_string(LoaderLimits::max_layers));
 
-    bool graybox = false;
+    bool graybox = false, film = false;
     if (const json::Value* format = doc.find("rtnt_format")) {
-        if (!format->is_string() || format->string != detail::kGrayBoxFormat)
+        film = format->is_string() && format->string == detail::kFilmFormat;
+        if (!film && (!format->is_string() || format->string != detail::kGrayBoxFormat))
             throw ModelError(std::string("'rtnt_format' must be \"") + detail::kGrayBoxFormat +
-                             "\" (rtnt's gray-box JSON, docs/graybox_format.md); this runtime reads no other version");
-        graybox = true;
+                             "\" (rtnt's gray-box JSON, docs/graybox_format.md) or \"" + detail::kFilmFormat +
+                             "\" (FiLM, docs/film_format.md); this runtime reads no other version");
+        graybox = !film;
     }
+    if (!film && doc.find("film"))
+        throw ModelError(std::string("the file has a 'film' object but no \"rtnt_format\": \"") + detail::kFilmFormat +
+                         "\"; re-export the model (docs/film_format.md)");
     const int in_size = static_cast<int>(in_last.number);
     std::vector<ControlSpec> controls = detail::read_controls(doc, in_size);
     detail::MemoryBudget budget(options.memory_budget_bytes);
+    detail::FilmPlan plan;
+    if (film) plan = detail::read_film(doc, static_cast<int>(controls.size()), static_cast<int>(layers->items.size()), budget);
+    FilmConditioner* conditioner = plan.conditioner.get();
     int size = in_size;
     std::vector<std::unique_ptr<Layer>> chain;
     const std::size_t count = layers->items.size();
     for (std::size_t i = 0; i < count;) {
         const json::Value* over = layers->items[i].is_object() ? layers->items[i].find("oversampling") : nullptr;
-        if (!over) {
-            detail::read_one(layers->items[i], static_cast<int>(i), budget, size, chain, graybox, options, detail::Run::None);
-            size = chain.back()->out_size();
+        if (over) {
+            detail::LayerReader r(layers->items[i], static_cast<int>(i), budget);
+            if (!graybox)
+                r.fail(std::string("has an 'oversampling' object; the file needs the top-level \"rtnt_format\": \"") +
+                       detail::kGrayBoxFormat + "\" (docs/graybox_format.md)");
+            if (size != 1) r.fail("an oversampled run is mono in and out, but its input has " + std::to_string(size) + " channels");
+            detail::OversamplingSpec spec = detail::read_oversampling(r, *over, static_cast<int>(count - i));
+            std::vector<std::unique_ptr<Layer>> inner;
+            int inner_size = size;
+            for (int k = 0; k < spec.layers; ++k) {
+                detail::read_one(layers->items[i + k], static_cast<int>(i + k), budget, inner_size, inner, graybox, options,
+                                 k == 0 ? detail::Run::First : detail::Run::Later);
+                inner_size = inner.back()->out_size();
+            }
+            if (inner_size != 1)
+                r.fail("its oversampled run of " + std::to_string(spec.layers) + " layers ends with " +
+                       std::to_string(inner_size) + " channels; it must end mono");
+            chain.push_back(std::make_unique<Oversampled>(spec.factor, std::move(spec.up), std::move(spec.down), std::move(inner)));
+            size = 1;
+            i += static_cast<std::size_t>(spec.layers);
+            continue;
+        }
+        const json::Value& lv = layers->items[i];
+        detail::LayerReader r(lv, static_cast<int>(i), budget);
+        if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
+        const std::string type = r.require("type", Type::String).string;
+        r.set_type(type);
+        if ((type == detail::kFilmSplit) != (film && i == 0))
+            r.fail(std::string("a FiLM model (\"rtnt_format\": \"") + detail::kFilmFormat + "\") starts with one '" +
+                   detail::kFilmSplit + "' layer, and only it");
+        if (film && i == 0) {
+            if (r.out_size() != 1) r.fail("'film-split' passes the audio channel on: its 'shape' must end in 1");
+            chain.push_back(std::make_unique<FilmSplit>(std::move(plan.conditioner)));
+            size = 1;
             ++i;
             continue;
         }
-        detail::LayerReader r(layers->items[i], static_cast<int>(i), budget);
-        if (!graybox)
-            r.fail(std::string("has an 'oversampling' object; the file needs the top-level \"rtnt_format\": \"") +
-                   detail::kGrayBoxFormat + "\" (docs/graybox_format.md)");
-        if (size != 1) r.fail("an oversampled run is mono in and out, but its input has " + std::to_string(size) + " channels");
-        detail::OversamplingSpec spec = detail::read_oversampling(r, *over, static_cast<int>(count - i));
-        std::vector<std::unique_ptr<Layer>> inner;
-        int inner_size = size;
-        for (int k = 0; k < spec.layers; ++k) {
-            detail::read_one(layers->items[i + k], static_cast<int>(i + k), budget, inner_size, inner, graybox, options,
-                             k == 0 ? detail::Run::First : detail::Run::Later);
-            inner_size = inner.back()->out_size();
-        }
-        if (inner_size != 1)
-            r.fail("its oversampled run of " + std::to_string(spec.layers) + " layers ends with " +
-                   std::to_string(inner_size) + " channels; it must end mono");
-        chain.push_back(std::make_unique<Oversampled>(spec.factor, std::move(spec.up), std::move(spec.down), std::move(inner)));
-        size = 1;
-        i += static_cast<std::size_t>(spec.layers);
+        std::unique_ptr<FilmEpilogue> modulation;
+        if (film && plan.adaptor_of_layer[i] >= 0)
+            modulation = std::make_unique<FilmEpilogue>(conditioner, static_cast<std::size_t>(plan.adaptor_of_layer[i]));
+        std::vector<std::unique_ptr<Layer>> extra;
+        chain.push_back(detail::read_layer(r, type, size, extra, graybox, options, std::move(modulation)));
+        for (auto& e : extra) chain.push_back(std::move(e));
+        size = chain.back()->out_size();
+        ++i;
     }
     ModelInfo info;
-    info.description = std::string(graybox ? "rtnt gray-box JSON: " : "RTNeural JSON: ") +
+    info.description = std::string(graybox ? "rtnt gray-box JSON: " : film ? "rtnt FiLM JSON: " : "RTNeural JSON: ") +
                        std::to_string(layers->items.size()) + " layers";
     if (!controls.empty()) info.description += ", " + std::to_string(controls.size()) + " control(s)";
     info.controls = std::move(controls);
