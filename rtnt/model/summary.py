@@ -36,7 +36,8 @@ def model_summary(model_or_preset: keras.Model | PresetConfig | DictConfig) -> M
     its rechannel, dilated convs, input mix-ins, layer1x1s and head conv the same way, and adds
     sum (k - 1) * dilation + head kernel - 1 to the receptive field; the head scale is not counted as a MAC.
     A gray-box block (`rtnt.model.graybox.blocks`) counts its own `macs_per_sample` (5 per biquad section, one per
-    FIR tap) and `receptive_span` (FIR taps - 1; the warm-up history of a recursive block).
+    FIR tap) and `receptive_span` (FIR taps - 1; the warm-up history of a recursive block); a gray-box `parallel`
+    block (an Add layer) counts the MACs of all its branches and the receptive span of its longest branch.
     """
     if isinstance(model_or_preset, (PresetConfig, DictConfig)):
         from rtnt.model.build import build_model
@@ -44,7 +45,7 @@ def model_summary(model_or_preset: keras.Model | PresetConfig | DictConfig) -> M
         model = build_model(model_or_preset)
     else:
         model = model_or_preset
-    rf = 1 + sum(_dilated_span(layer) for layer in model.layers)
+    rf = 1 + _receptive_span(model)
     return ModelSummary(
         params=int(model.count_params()),
         macs_per_sample=sum(_macs(layer) for layer in model.layers),
@@ -71,6 +72,17 @@ def _macs(layer: Any) -> int:
     if isinstance(layer, (keras.layers.GRU, keras.layers.LSTM)):
         return _size(layer.cell.kernel) + _size(layer.cell.recurrent_kernel)
     return 0
+
+
+def _receptive_span(model: Any) -> int:
+    """The sum of the layers' spans along the chain; through a gray-box parallel block, its longest branch's."""
+    import keras
+
+    if any(isinstance(layer, keras.layers.Add) for layer in model.layers):
+        from rtnt.model.graybox.chain import graybox_span, graybox_steps
+
+        return graybox_span(graybox_steps(model), _dilated_span)
+    return sum(_dilated_span(layer) for layer in model.layers)
 
 
 def _dilated_span(layer: Any) -> int:

@@ -2,20 +2,23 @@
 
 `biquad`: a cascade of sections run as the exact recursion (scipy.signal.sosfilt, transposed direct form II,
 float64 coefficients and state carried across calls); `fir`: causal convolution with a carried input history of taps - 1
-samples (FFT convolution, float64); `waveshaper`: gain * (tanh(drive * x + bias) - tanh(bias)); `gain`: gain * x.
-Every layer is mono in and out and keeps its state across `process` calls, so any chunking gives the same output.
+samples (FFT convolution, float64); `waveshaper`: gain * (tanh(drive * x + bias) - tanh(bias)); `gain`: gain * x;
+`parallel`: each branch (a list of layers of any type, [] the identity) on the layer's input, the branch outputs
+summed in float32 in branch order. Every layer is mono in and out and keeps its state across `process` calls, so
+any chunking gives the same output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.signal
 
-GRAYBOX_LAYER_TYPES = ("biquad", "fir", "waveshaper", "gain")
+GRAYBOX_LAYER_TYPES = ("biquad", "fir", "waveshaper", "gain", "parallel")
+MAX_PARALLEL_DEPTH = 8  # nested parallel layers, as in the native loader
 
 
 class Biquads:
@@ -77,7 +80,57 @@ class Gain:
         return self.gain * x
 
 
-GrayBoxLayer = Biquads | Fir | Waveshaper | Gain
+class Parallel:
+    """The sum of the branches' outputs, each branch a chain of runtime layers run on the input ([]: the input)."""
+
+    def __init__(self, branches: list[list[Any]]) -> None:
+        self.branches = branches
+
+    def reset(self) -> None:
+        for branch in self.branches:
+            for layer in branch:
+                layer.reset()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        total: np.ndarray | None = None
+        for branch in self.branches:
+            h = x
+            for layer in branch:
+                h = layer.forward(h)
+            total = h.copy() if total is None else total + h
+        assert total is not None
+        return total
+
+
+GrayBoxLayer = Biquads | Fir | Waveshaper | Gain | Parallel
+
+
+def parse_parallel(r: Any, size: int, layers: list[Any], parse_layer: Callable[[Any, int, list[Any]], int]) -> int:
+    """Append the `Parallel` of one JSON `parallel` layer read by `reference._Reader` `r`, its branches' layers
+    parsed by `parse_layer` (reference.py's, so a branch holds any layer type); returns 1 (mono)."""
+    if size != 1 or r.dims() != 1:
+        r.fail(f"a gray-box layer is mono in and out, but its input has {size} channels and 'shape' ends in {r.dims()}")
+    r.weights((0,))
+    depth = r.source.count("(parallel) branch") + 1
+    if depth > MAX_PARALLEL_DEPTH:
+        r.fail(f"parallel layers nest at most {MAX_PARALLEL_DEPTH} deep")
+    specs = r.spec.get("branches")
+    if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
+        r.fail("'branches' must be a non-empty list of branches, each a list of layers ([] for the identity)")
+    branches = []
+    for k, branch in enumerate(specs):
+        if not isinstance(branch, Sequence) or isinstance(branch, str):
+            r.fail(f"branches[{k}] must be a list of layers ([] for the identity), got {type(branch).__name__}")
+        out: list[Any] = []
+        width = 1
+        for j, spec in enumerate(branch):
+            nested = type(r)(f"{r.source} layer {r.index} (parallel) branch {k}", j, spec)
+            width = parse_layer(nested, width, out)
+        if width != 1:
+            r.fail(f"branches[{k}] ends in {width} channels; every branch must end mono")
+        branches.append(out)
+    layers.append(Parallel(branches))
+    return 1
 
 
 def parse_graybox_layer(r: Any, size: int, layers: list[Any]) -> int:

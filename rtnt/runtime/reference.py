@@ -10,7 +10,7 @@ optional bias; `conv1d` weights are Keras' (kernel, in / groups, out), tap i rea
 i, f, c, o); `prelu` alphas broadcast when one is given; `batchnorm` is affine (gamma, beta, mean,
 variance) or not (mean, variance); the `activation` field applies after dense, conv1d and activation
 layers only (RTNeural ignores it on the others). rtnt's gray-box layer types (`biquad`, `fir`, `waveshaper`,
-`gain`; docs/graybox_format.md) run in `rtnt.runtime.graybox`.
+`gain`, `parallel`; docs/graybox_format.md) run in `rtnt.runtime.graybox`.
 
 A conditioned model (`controls`, see rtnt.runtime.controls) has `in_shape [.., 1 + K]`; `process(x, controls)`
 feeds the first layer the frame [x[t], c1[t], .., cK[t]] at every sample t.
@@ -26,7 +26,7 @@ import numpy as np
 
 from rtnt.errors import ModelJsonError
 from rtnt.runtime.controls import ControlSpec, control_block, parse_controls
-from rtnt.runtime.graybox import GRAYBOX_LAYER_TYPES, GrayBoxLayer, parse_graybox_layer
+from rtnt.runtime.graybox import GRAYBOX_LAYER_TYPES, GrayBoxLayer, parse_graybox_layer, parse_parallel
 from rtnt.runtime.model_file import read_model_document
 
 BLOCK = 16384  # samples processed per pass through the layers
@@ -358,12 +358,14 @@ def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
     elif t == "activation":
         _same_size(r, size, dims)
         r.weights((0,))
+    elif t == "parallel":
+        return parse_parallel(r, size, layers, _parse_layer)
     elif t in GRAYBOX_LAYER_TYPES:
         return parse_graybox_layer(r, size, layers)
     else:
         r.fail(
             "unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, "
-            "batchnorm, activation, and the gray-box biquad, fir, waveshaper, gain)"
+            "batchnorm, activation, and the gray-box biquad, fir, waveshaper, gain, parallel)"
         )
     name = r.activation()
     if name:

@@ -7,16 +7,28 @@ from typing import Any
 import keras
 from omegaconf import DictConfig, OmegaConf
 
+from rtnt.config_graybox import branch_blocks
 from rtnt.model.graybox.blocks import FIR, DCBlocker, Gain, ParametricEQ, Waveshaper
 
 Tensor = keras.KerasTensor
 
 
 def build_graybox(preset: DictConfig, x: Tensor) -> Tensor:
-    """The chain of `preset.blocks` applied to `x`; layers are named `b<index>_<type>`."""
-    for i, block in enumerate(preset.blocks):
-        x = _BUILDERS[block.type](block, x, f"b{i}_{block.type}")
+    """The chain of `preset.blocks` applied to `x`; layers are named `b<index>_<type>`, and the blocks of a
+    parallel block's branch k `<its name>_br<k>_b<index>_<type>` (e.g. `b1_parallel_br0_b0_peq`)."""
+    return _chain(list(preset.blocks), x, "")
+
+
+def _chain(blocks: list[Any], x: Tensor, prefix: str) -> Tensor:
+    for i, block in enumerate(blocks):
+        x = _BUILDERS[block.type](block, x, f"{prefix}b{i}_{block.type}")
     return x
+
+
+def _parallel(b: DictConfig, x: Tensor, name: str) -> Tensor:
+    """Each branch on `x` (an empty branch is `x` itself), summed in branch order by an Add layer named `name`."""
+    outputs = [_chain(branch, x, f"{name}_br{k}_") for k, branch in enumerate(branch_blocks(b, name))]
+    return keras.layers.Add(name=name)(outputs)
 
 
 def _gain(b: DictConfig, x: Tensor, name: str) -> Tensor:
@@ -83,4 +95,5 @@ _BUILDERS = {
     "waveshaper": _waveshaper,
     "mlp": _mlp,
     "conv_stack": _conv_stack,
+    "parallel": _parallel,
 }

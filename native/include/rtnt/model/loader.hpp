@@ -22,6 +22,7 @@
 #include "../json/json.hpp"
 #include "../lstm/lstm.hpp"
 #include "../nam/loader.hpp"
+#include "../parallel/parallel.hpp"
 #include "../prelu/prelu.hpp"
 #include "../waveshaper/waveshaper.hpp"
 #include "error.hpp"
@@ -44,6 +45,11 @@ class LayerReader {
 public:
     LayerReader(const Value& v, int index, MemoryBudget& budget)
         : v_(v), where_("layers[" + std::to_string(index) + "]"), budget_(budget) {}
+    LayerReader(const Value& v, std::string where, MemoryBudget& budget) : v_(v), where_(std::move(where)), budget_(budget) {}
+
+    /// A reader of `v`, a layer nested in this one (a parallel layer's branch), named `where() + suffix`.
+    LayerReader nested(const Value& v, const std::string& suffix) const { return LayerReader(v, where_ + suffix, budget_); }
+    const std::string& where() const noexcept { return where_; }
 
     [[noreturn]] void fail(const std::string& what) const { throw ModelError(where_ + ": " + what); }
 
@@ -186,7 +192,7 @@ private:
 inline constexpr const char* kGrayBoxFormat = "graybox-1";
 
 inline bool is_graybox_type(const std::string& type) {
-    return type == "biquad" || type == "fir" || type == "waveshaper" || type == "gain";
+    return type == "biquad" || type == "fir" || type == "waveshaper" || type == "gain" || type == "parallel";
 }
 
 /// One gray-box layer (biquad, fir, waveshaper, gain): mono in and out, no activation.
@@ -227,13 +233,16 @@ inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std
     return std::make_unique<Gain>(r.tensor(w, 0, {1}, "(gain,)")[0]);
 }
 
+inline std::unique_ptr<Layer> read_parallel(const LayerReader& r, int in, const LoadOptions& options, int depth);
+
 inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string& type, int in,
                                          std::vector<std::unique_ptr<Layer>>& extra, bool graybox,
-                                         const LoadOptions& options) {
+                                         const LoadOptions& options, int depth = 0) {
     if (is_graybox_type(type)) {
         if (!graybox)
             r.fail(std::string("is a gray-box layer type; the file needs the top-level \"rtnt_format\": \"") +
                    kGrayBoxFormat + "\" (docs/graybox_format.md)");
+        if (type == "parallel") return read_parallel(r, in, options, depth + 1);
         return read_graybox_layer(r, type, in, options);
     }
     const int out = r.out_size();
@@ -309,10 +318,49 @@ inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string
         return std::make_unique<ActivationLayer>(in, act);
     } else {
         r.fail("unknown layer type (supported: dense, time-distributed-dense, conv1d, gru, lstm, prelu, batchnorm, activation; "
-               "with \"rtnt_format\": \"graybox-1\" also biquad, fir, waveshaper, gain)");
+               "with \"rtnt_format\": \"graybox-1\" also biquad, fir, waveshaper, gain, parallel)");
     }
     if (act != Activation::Identity) extra.push_back(std::make_unique<ActivationLayer>(in, act));
     return layer;
+}
+
+/// A gray-box `parallel` layer: mono in and out, no weights of its own, and 'branches', a non-empty array of
+/// branches, each an array of layers of any type read as top-level layers are ([] is the identity) that starts
+/// from and ends in one channel. Errors name the nested layer, e.g. "layers[0] (parallel) branches[1][0] (gain)".
+inline std::unique_ptr<Layer> read_parallel(const LayerReader& r, int in, const LoadOptions& options, int depth) {
+    if (in != 1 || r.out_size() != 1)
+        r.fail("a gray-box layer is mono in and out, but its input has " + std::to_string(in) +
+               " channels and 'shape' ends in " + std::to_string(r.out_size()));
+    if (depth > LoaderLimits::max_parallel_depth)
+        r.fail("parallel layers nest at most " + std::to_string(LoaderLimits::max_parallel_depth) + " deep");
+    r.no_activation();
+    r.weights(0, 0, "0 (a parallel layer's weights are in its branches)");
+    const Value& list = r.require("branches", Type::Array);
+    if (list.items.empty()) r.fail("'branches' is empty; a parallel layer needs at least one branch ([] is the identity)");
+    std::vector<Parallel::Branch> branches;
+    for (std::size_t k = 0; k < list.items.size(); ++k) {
+        const Value& bv = list.items[k];
+        const std::string where = " branches[" + std::to_string(k) + "]";
+        if (!bv.is_array())
+            r.fail("'branches[" + std::to_string(k) + "]' must be an array of layers ([] for the identity), got " +
+                   json::type_name(bv.type));
+        Parallel::Branch branch;
+        int size = 1;
+        for (std::size_t j = 0; j < bv.items.size(); ++j) {
+            LayerReader nr = r.nested(bv.items[j], where + "[" + std::to_string(j) + "]");
+            if (!bv.items[j].is_object()) nr.fail(std::string("expected an object, got ") + json::type_name(bv.items[j].type));
+            const std::string type = nr.require("type", Type::String).string;
+            nr.set_type(type);
+            std::vector<std::unique_ptr<Layer>> extra;
+            branch.push_back(read_layer(nr, type, size, extra, true, options, depth));
+            for (auto& e : extra) branch.push_back(std::move(e));
+            size = branch.back()->out_size();
+        }
+        if (size != 1)
+            r.fail("'branches[" + std::to_string(k) + "]' ends in " + std::to_string(size) + " channels; every branch must end mono");
+        branches.push_back(std::move(branch));
+    }
+    return std::make_unique<Parallel>(std::move(branches));
 }
 
 /// One member of a control entry, a number finite in float32, or a ModelError naming the entry.
