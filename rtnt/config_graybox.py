@@ -11,10 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
 from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ConfigError
 
-BLOCK_TYPES = ("gain", "dc_blocker", "peq", "fir", "waveshaper", "mlp", "conv_stack")
+BLOCK_TYPES = ("gain", "dc_blocker", "peq", "fir", "waveshaper", "mlp", "conv_stack", "parallel")
+MAX_PARALLEL_DEPTH = 8  # nested parallel blocks; the native loader refuses deeper files
 BIQUAD_KINDS = ("peaking", "low_shelf", "high_shelf", "lowpass", "highpass")
 MLP_ACTIVATIONS = ("tanh", "relu")
 CONV_ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
@@ -58,6 +62,10 @@ class GrayBoxBlockConfig:
     - `mlp`: memoryless Dense layers of sizes `hidden` with `activation`, then Dense(1), per sample.
     - `conv_stack`: rtnt's causal conv stack (`arch: tcn`): `channels`, `kernel_sizes`, `dilations`,
       `activation`, `smoothing_alpha`, `scaled_smoothing`, then a 1x1 conv to one channel.
+    - `parallel`: `branches`, a list of branches, each a list of blocks (any type, nested `parallel` included, up
+      to MAX_PARALLEL_DEPTH levels) run on the block's input; the output is the sum of the branch outputs, and an
+      empty branch `[]` is the identity (the dry path). Its receptive span is the longest branch's, its cost the
+      sum of its branches'. It has no parameters of its own (`trainable` applies to the blocks inside).
     `trainable: false` freezes a block's parameters at their initial values (a `conv_stack` is always trainable).
     """
 
@@ -88,6 +96,7 @@ class GrayBoxBlockConfig:
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
     smoothing_alpha: float = 1.0
     scaled_smoothing: bool = False
+    branches: list[Any] = field(default_factory=list)  # untyped: OmegaConf does not type nested lists of blocks
 
 
 @dataclass
@@ -114,11 +123,21 @@ def validate_graybox(p: Any) -> None:
     """Check a gray-box preset's blocks: types, ranges and initial values inside them; ConfigError names the key."""
     blocks = list(p.blocks)
     _check(len(blocks) >= 1, "preset.blocks", len(blocks), "arch graybox needs at least one block")
-    for i, b in enumerate(blocks):
-        key = f"preset.blocks.{i}"
-        _check(b.type in BLOCK_TYPES, f"{key}.type", b.type, f"must be one of {', '.join(BLOCK_TYPES)}")
-        _VALIDATORS.get(b.type, lambda b, key: None)(b, key)
+    _validate_blocks(blocks, "preset.blocks", 0)
     _oversampling(p, blocks)
+
+
+def _validate_blocks(blocks: list[Any], key: str, depth: int) -> None:
+    for i, b in enumerate(blocks):
+        bkey = f"{key}.{i}"
+        _check(b.type in BLOCK_TYPES, f"{bkey}.type", b.type, f"must be one of {', '.join(BLOCK_TYPES)}")
+        if b.type == "parallel":
+            _check(depth < MAX_PARALLEL_DEPTH, f"{bkey}.type", b.type,
+                   f"parallel blocks nest at most {MAX_PARALLEL_DEPTH} deep")  # fmt: skip
+            for k, branch in enumerate(branch_blocks(b, bkey)):
+                _validate_blocks(branch, f"{bkey}.branches.{k}", depth + 1)
+        else:
+            _VALIDATORS.get(b.type, lambda b, key: None)(b, bkey)
 
 
 def _oversampling(p: Any, blocks: list[Any]) -> None:
@@ -127,12 +146,44 @@ def _oversampling(p: Any, blocks: list[Any]) -> None:
     _check(factor in OVERSAMPLING_FACTORS, "preset.oversampling", factor, f"must be one of {allowed}")
     if factor == 1:
         return
-    types = [b.type for b in blocks]
+    types = _block_types(blocks, "preset.blocks")
     _check("conv_stack" not in types, "preset.oversampling", factor,
            "a conv_stack block has memory, and only static nonlinearities (waveshaper, mlp) are oversampled; "
            "use preset.oversampling=1 with a conv_stack")  # fmt: skip
     _check(any(t in STATIC_NONLINEARITIES for t in types), "preset.oversampling", factor,
            "the chain has no static nonlinearity (waveshaper, mlp) to oversample")  # fmt: skip
+
+
+def _block_types(blocks: list[Any], key: str) -> list[str]:
+    """The types of `blocks` and of every block inside their parallel blocks' branches."""
+    types = []
+    for i, b in enumerate(blocks):
+        types.append(b.type)
+        if b.type == "parallel":
+            for k, branch in enumerate(branch_blocks(b, f"{key}.{i}")):
+                types += _block_types(branch, f"{key}.{i}.branches.{k}")
+    return types
+
+
+def branch_blocks(b: Any, key: str) -> list[list[Any]]:
+    """The branches of parallel block `b` (config key `key`), each block merged onto the block schema (its
+    defaults filled in); ConfigError for no branches, a branch that is not a list, or an unknown block key."""
+    branches = b.branches
+    _check(len(branches) >= 1, f"{key}.branches", list(branches),
+           "a parallel block needs at least one branch (a list of blocks; [] is the dry path)")  # fmt: skip
+    typed = []
+    for k, branch in enumerate(branches):
+        _check(OmegaConf.is_list(branch) or isinstance(branch, list), f"{key}.branches.{k}", branch,
+               "each branch must be a list of blocks ([] for the dry path)")  # fmt: skip
+        blocks = []
+        for j, block in enumerate(branch):
+            try:
+                blocks.append(OmegaConf.merge(OmegaConf.structured(GrayBoxBlockConfig), block))
+            except OmegaConfBaseException as exc:
+                problem = str(exc).splitlines()[0]
+                _check(False, f"{key}.branches.{k}.{j}", block, f"not a gray-box block ({problem})")
+        typed.append(blocks)
+    return typed
 
 
 def _gain(b: Any, key: str) -> None:
@@ -205,12 +256,17 @@ _VALIDATORS = {
 
 def graybox_receptive_field(p: Any) -> int:
     """1 + the history each block needs: FIR taps - 1, conv spans, and `warmup` for each recursive block (`peq`,
-    `dc_blocker`), plus `oversampling_span` for each static nonlinearity when `oversampling` > 1. Recursive blocks have
-    unbounded memory; `warmup` is the history training gives them to settle."""
+    `dc_blocker`), plus `oversampling_span` for each static nonlinearity when `oversampling` > 1; a `parallel` block
+    needs its longest branch's. Recursive blocks have unbounded memory; `warmup` is the history training gives them
+    to settle."""
+    return 1 + _blocks_span(list(p.blocks), "preset.blocks", getattr(p, "oversampling", 1))
+
+
+def _blocks_span(blocks: list[Any], key: str, factor: int) -> int:
     span = 0
-    for b in p.blocks:
+    for i, b in enumerate(blocks):
         if b.type in STATIC_NONLINEARITIES:
-            span += oversampling_span(getattr(p, "oversampling", 1))
+            span += oversampling_span(factor)
         elif b.type == "fir":
             span += b.taps - 1
         elif b.type in ("peq", "dc_blocker"):
@@ -218,4 +274,7 @@ def graybox_receptive_field(p: Any) -> int:
         elif b.type == "conv_stack":
             ks = list(b.kernel_sizes) * (len(b.dilations) if len(b.kernel_sizes) == 1 else 1)
             span += sum((k - 1) * d for k, d in zip(ks, b.dilations))
-    return 1 + span
+        elif b.type == "parallel":
+            bkey = f"{key}.{i}"
+            span += max(_blocks_span(br, f"{bkey}.branches.{k}", factor) for k, br in enumerate(branch_blocks(b, bkey)))
+    return span

@@ -5,9 +5,11 @@ express keep its layer types: the MLP's Dense layers become `dense`, the conv st
 RTNeural exporter, with its activation folding), an FIR of at most `conv1d_max_taps` taps a `conv1d` of one
 channel. The rest use the layer types of docs/graybox_format.md: `biquad` (a parametric EQ or DC blocker: the
 exact recursion of its sections' coefficients b0 b1 b2 a1 a2, a0 normalised to 1, written as doubles), `fir`
-(long taps), `waveshaper` (drive, bias, gain) and `gain`. An oversampled static nonlinearity (`Upsample`, its
-layers, `Downsample`) keeps its layers and gives the first of them the `oversampling` object (factor, number of
-layers in the run, the up and down taps). Keras is imported lazily.
+(long taps), `waveshaper` (drive, bias, gain) and `gain`; a parallel block (`rtnt.model.graybox.chain`) becomes a
+`parallel` layer whose `branches` hold each branch's layers, written the same way. An oversampled static
+nonlinearity (`Upsample`, its layers, `Downsample`), at the top level or inside a branch, keeps its layers and gives
+the first of them the `oversampling` object (factor, number of layers in the run, the up and down taps). Keras is
+imported lazily.
 """
 
 from __future__ import annotations
@@ -23,31 +25,35 @@ from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata
 from rtnt.export.rtneural import _Graph, _JsonLayer, _refuse, _sequential_chain, _to_json
 
 FORMAT = "graybox-1"
-GRAYBOX_LAYER_TYPES = ("biquad", "fir", "waveshaper", "gain")
+GRAYBOX_LAYER_TYPES = ("biquad", "fir", "waveshaper", "gain", "parallel")
 
 
 def is_graybox(model: Any) -> bool:
-    """True when `model` holds a gray-box DSP block."""
+    """True when `model` holds a gray-box DSP block or a parallel block's Add layer."""
+    import keras
+
     from rtnt.model.graybox.blocks import GrayBoxBlock
 
-    return any(isinstance(layer, GrayBoxBlock) for layer in model.layers)
+    return any(isinstance(layer, (GrayBoxBlock, keras.layers.Add)) for layer in model.layers)
 
 
 def export_graybox(model: Any, metadata: ModelMetadata | None = None, *, loudness: bool = True) -> dict[str, Any]:
-    """The gray-box JSON dict of a sequential Keras model of gray-box blocks and RTNeural layers; with `metadata`,
+    """The gray-box JSON dict of a Keras chain of gray-box blocks, RTNeural layers and parallel blocks; with `metadata`,
     plus the top-level `metadata` object (its loudness measured in the numpy reference runtime, which runs every
     gray-box layer; `loudness=False` skips it)."""
-    chain = _sequential_chain(model)
+    import keras
+
+    from rtnt.model.graybox.chain import graybox_steps
+
+    has_parallel = any(isinstance(layer, keras.layers.Add) for layer in model.layers)
+    chain = graybox_steps(model) if has_parallel else _sequential_chain(model)
     in_shape = tuple(model.inputs[0].shape)
     lead = [None] * (len(in_shape) - 1)
     graph = _GrayBoxGraph(int(in_shape[-1]))
-    for layer in chain:
-        graph.add(layer)
+    for step in chain:
+        graph.add(step)
     graph.finish()
-    layers = [_to_json(j, lead) for j in graph.layers]
-    for spec, j in zip(layers, graph.layers):
-        if j.type == "biquad":  # doubles: see rtnt.model.graybox.blocks._Recursive
-            spec["weights"] = [np.asarray(j.weights[0], dtype=np.float64).tolist()]
+    layers = [_layer_json(j, lead) for j in graph.layers]
     data: dict[str, Any] = {"rtnt_format": FORMAT, "in_shape": [*lead, graph.in_dims], "layers": layers}
     if metadata is not None:
         data["metadata"] = metadata_object(metadata, (lambda: graybox_loudness(data)) if loudness else None)
@@ -69,9 +75,19 @@ def save_graybox(model: Any, path: str | Path, metadata: ModelMetadata | None = 
     return path
 
 
+def _layer_json(j: _JsonLayer, lead: list[None]) -> dict[str, Any]:
+    """One JSON layer: biquad coefficients as doubles, a parallel layer's branches written recursively."""
+    spec = _to_json(j, lead)
+    if j.type == "biquad":  # doubles: see rtnt.model.graybox.blocks._Recursive
+        spec["weights"] = [np.asarray(j.weights[0], dtype=np.float64).tolist()]
+    if j.type == "parallel":
+        spec["branches"] = [[_layer_json(b, lead) for b in branch] for branch in j.extra["branches"]]
+    return spec
+
+
 class _GrayBoxGraph(_Graph):
-    """RTNeural's layer accumulator, taught the gray-box blocks. The JSON layers between an `Upsample` and its
-    `Downsample` form one oversampled run: the first of them gets the `oversampling` object."""
+    """RTNeural's layer accumulator, taught the gray-box blocks and parallel blocks. The JSON layers between an
+    `Upsample` and its `Downsample` form one oversampled run: the first of them gets the `oversampling` object."""
 
     def __init__(self, in_dims: int) -> None:
         super().__init__(in_dims)
@@ -79,7 +95,11 @@ class _GrayBoxGraph(_Graph):
 
     def add(self, layer: Any) -> None:
         from rtnt.model.graybox.blocks import Downsample, GrayBoxBlock, Upsample
+        from rtnt.model.graybox.chain import ParallelStep
 
+        if isinstance(layer, ParallelStep):
+            self.parallel(layer)
+            return
         if not isinstance(layer, GrayBoxBlock):
             super().add(layer)
             return
@@ -99,6 +119,21 @@ class _GrayBoxGraph(_Graph):
             raise _refuse(layer, "a Downsample must follow an Upsample and at least one layer")
         run = self.layers[start:]
         self.layers[start].extra["oversampling"] = layer.filters.to_json(len(run))
+
+    def parallel(self, step: Any) -> None:
+        """A `parallel` layer: each branch accumulated on its own from a mono input, which it must end in too."""
+        if self.dims != 1:
+            raise _refuse(step.add, f"a parallel block processes a mono signal, but its input has {self.dims} channels")
+        branches = []
+        for k, steps in enumerate(step.branches):
+            graph = _GrayBoxGraph(1)
+            for s in steps:
+                graph.add(s)
+            graph.finish()
+            if graph.dims != 1:
+                raise _refuse(step.add, f"its branch {k} ends in {graph.dims} channels, not one")
+            branches.append(graph.layers)
+        self.emit(step.add, _JsonLayer("parallel", 1, [], extra={"branches": branches}))
 
 
 def block_json(layer: Any) -> _JsonLayer:

@@ -2,23 +2,26 @@
 
 `biquad`: a cascade of sections run as the exact recursion (scipy.signal.sosfilt, transposed direct form II,
 float64 coefficients and state carried across calls); `fir`: causal convolution with a carried input history of taps - 1
-samples (FFT convolution, float64); `waveshaper`: gain * (tanh(drive * x + bias) - tanh(bias)); `gain`: gain * x.
-Every layer is mono in and out and keeps its state across `process` calls, so any chunking gives the same output.
-A layer with an `oversampling` object starts a run of memoryless layers (`OVERSAMPLED_LAYER_TYPES`) that runs at
-factor times the rate between the file's interpolation and decimation taps (`Oversampled`, the direct form:
-zero-stuffing and full convolutions in float64, every factor-th output kept).
+samples (FFT convolution, float64); `waveshaper`: gain * (tanh(drive * x + bias) - tanh(bias)); `gain`: gain * x;
+`parallel`: each branch (a list of layers of any type, [] the identity) on the layer's input, the branch outputs
+summed in float32 in branch order. Every layer is mono in and out and keeps its state across `process` calls, so
+any chunking gives the same output. A layer with an `oversampling` object (at the top level or inside a branch)
+starts a run of memoryless layers (`OVERSAMPLED_LAYER_TYPES`) that runs at factor times the rate between the file's
+interpolation and decimation taps (`Oversampled`, the direct form: zero-stuffing and full convolutions in float64,
+every factor-th output kept).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.signal
 
-GRAYBOX_LAYER_TYPES = ("biquad", "fir", "waveshaper", "gain")
+GRAYBOX_LAYER_TYPES = ("biquad", "fir", "waveshaper", "gain", "parallel")
+MAX_PARALLEL_DEPTH = 8  # nested parallel layers, as in the native loader
 OVERSAMPLING_FACTORS = (2, 4)
 OVERSAMPLED_LAYER_TYPES = ("dense", "time-distributed-dense", "activation", "waveshaper", "gain")  # memoryless
 MAX_OVERSAMPLING_TAPS = 1024
@@ -83,6 +86,55 @@ class Gain:
         return self.gain * x
 
 
+class Parallel:
+    """The sum of the branches' outputs, each branch a chain of runtime layers run on the input ([]: the input)."""
+
+    def __init__(self, branches: list[list[Any]]) -> None:
+        self.branches = branches
+
+    def reset(self) -> None:
+        for branch in self.branches:
+            for layer in branch:
+                layer.reset()
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        total: np.ndarray | None = None
+        for branch in self.branches:
+            h = x
+            for layer in branch:
+                h = layer.forward(h)
+            total = h.copy() if total is None else total + h
+        assert total is not None
+        return total
+
+
+def parse_parallel(
+    r: Any, size: int, layers: list[Any], parse_chain: Callable[[Sequence[Any], str, int, list[Any]], int]
+) -> int:
+    """Append the `Parallel` of one JSON `parallel` layer read by `reference._Reader` `r`, each branch's layers
+    parsed by `parse_chain` (reference.py's, so a branch holds any layer type and oversampled runs); returns 1."""
+    if size != 1 or r.dims() != 1:
+        r.fail(f"a gray-box layer is mono in and out, but its input has {size} channels and 'shape' ends in {r.dims()}")
+    r.weights((0,))
+    depth = r.source.count("(parallel) branch") + 1
+    if depth > MAX_PARALLEL_DEPTH:
+        r.fail(f"parallel layers nest at most {MAX_PARALLEL_DEPTH} deep")
+    specs = r.spec.get("branches")
+    if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
+        r.fail("'branches' must be a non-empty list of branches, each a list of layers ([] for the identity)")
+    branches = []
+    for k, branch in enumerate(specs):
+        if not isinstance(branch, Sequence) or isinstance(branch, str):
+            r.fail(f"branches[{k}] must be a list of layers ([] for the identity), got {type(branch).__name__}")
+        out: list[Any] = []
+        width = parse_chain(branch, f"{r.source} layer {r.index} (parallel) branch {k}", 1, out)
+        if width != 1:
+            r.fail(f"branches[{k}] ends in {width} channels; every branch must end mono")
+        branches.append(out)
+    layers.append(Parallel(branches))
+    return 1
+
+
 class Oversampled:
     """`inner` (memoryless layers) at `factor` times the rate: zero-stuff and filter with `up`, run `inner`, filter
     with `down` and keep every factor-th sample (phase 0); the last taps - 1 input samples of each filter are
@@ -118,7 +170,7 @@ def _stream_convolve(history: np.ndarray, x: np.ndarray, taps: np.ndarray) -> tu
     return y, padded[len(padded) - len(history) :] if len(history) else history
 
 
-GrayBoxLayer = Biquads | Fir | Waveshaper | Gain | Oversampled
+GrayBoxLayer = Biquads | Fir | Waveshaper | Gain | Oversampled | Parallel
 
 
 def parse_oversampling(r: Any, size: int, remaining: int) -> tuple[int, np.ndarray, np.ndarray, int]:

@@ -10,7 +10,7 @@ optional bias; `conv1d` weights are Keras' (kernel, in / groups, out), tap i rea
 i, f, c, o); `prelu` alphas broadcast when one is given; `batchnorm` is affine (gamma, beta, mean,
 variance) or not (mean, variance); the `activation` field applies after dense, conv1d and activation
 layers only (RTNeural ignores it on the others). rtnt's gray-box layer types (`biquad`, `fir`, `waveshaper`,
-`gain`; docs/graybox_format.md) run in `rtnt.runtime.graybox`.
+`gain`, `parallel`; docs/graybox_format.md) run in `rtnt.runtime.graybox`.
 
 A conditioned model (`controls`, see rtnt.runtime.controls) has `in_shape [.., 1 + K]`; `process(x, controls)`
 feeds the first layer the frame [x[t], c1[t], .., cK[t]] at every sample t.
@@ -33,6 +33,7 @@ from rtnt.runtime.graybox import (
     Oversampled,
     parse_graybox_layer,
     parse_oversampling,
+    parse_parallel,
 )
 from rtnt.runtime.model_file import read_model_document
 
@@ -301,7 +302,18 @@ def _parse(data: Mapping[str, Any], source: str) -> tuple[list[Layer], list[Cont
     if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
         raise ModelJsonError(f"{source}: 'layers' must be a non-empty list")
     layers: list[Layer] = []
-    size, index = in_shape[-1], 0
+    size = _parse_chain(specs, source, in_shape[-1], layers)
+    if size != 1:
+        _Reader(source, len(specs) - 1, specs[-1]).fail(
+            f"is the last layer but has {size} outputs; a mono model must end with 1"
+        )
+    return layers, controls
+
+
+def _parse_chain(specs: Sequence[Any], source: str, size: int, layers: list[Layer]) -> int:
+    """Append the runtime layers of a list of JSON layers (the file's, or a parallel branch's; an `oversampling`
+    object starts an `Oversampled` run) on an input of `size` channels; returns the output size."""
+    index = 0
     while index < len(specs):
         r = _Reader(source, index, specs[index])
         if "oversampling" in r.spec:
@@ -310,9 +322,7 @@ def _parse(data: Mapping[str, Any], source: str) -> tuple[list[Layer], list[Cont
         else:
             size = _parse_layer(r, size, layers)
             index += 1
-    if size != 1:
-        r.fail(f"is the last layer but has {size} outputs; a mono model must end with 1")
-    return layers, controls
+    return size
 
 
 def _parse_oversampled(r: _Reader, specs: Sequence[Any], size: int, layers: list[Layer]) -> int:
@@ -387,12 +397,14 @@ def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
     elif t == "activation":
         _same_size(r, size, dims)
         r.weights((0,))
+    elif t == "parallel":
+        return parse_parallel(r, size, layers, _parse_chain)
     elif t in GRAYBOX_LAYER_TYPES:
         return parse_graybox_layer(r, size, layers)
     else:
         r.fail(
             "unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, "
-            "batchnorm, activation, and the gray-box biquad, fir, waveshaper, gain)"
+            "batchnorm, activation, and the gray-box biquad, fir, waveshaper, gain, parallel)"
         )
     name = r.activation()
     if name:

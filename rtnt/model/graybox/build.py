@@ -7,24 +7,39 @@ from typing import Any
 import keras
 from omegaconf import DictConfig, OmegaConf
 
-from rtnt.config_graybox import STATIC_NONLINEARITIES
+from rtnt.config_graybox import STATIC_NONLINEARITIES, branch_blocks
 from rtnt.model.graybox.blocks import FIR, DCBlocker, Downsample, Gain, ParametricEQ, Upsample, Waveshaper
 
 Tensor = keras.KerasTensor
 
 
 def build_graybox(preset: DictConfig, x: Tensor) -> Tensor:
-    """The chain of `preset.blocks` applied to `x`; layers are named `b<index>_<type>`. With `preset.oversampling`
-    F > 1 each static nonlinearity runs at F times the rate between `b<index>_up` and `b<index>_down`."""
-    factor = int(preset.get("oversampling", 1))
-    for i, block in enumerate(preset.blocks):
+    """The chain of `preset.blocks` applied to `x`; layers are named `b<index>_<type>`, and the blocks of a
+    parallel block's branch k `<its name>_br<k>_b<index>_<type>` (e.g. `b1_parallel_br0_b0_peq`). With
+    `preset.oversampling` F > 1 each static nonlinearity, in a branch too, runs at F times the rate between
+    `<prefix>b<index>_up` and `<prefix>b<index>_down`."""
+    return _chain(list(preset.blocks), x, "", int(preset.get("oversampling", 1)))
+
+
+def _chain(blocks: list[Any], x: Tensor, prefix: str, factor: int) -> Tensor:
+    for i, block in enumerate(blocks):
+        name = f"{prefix}b{i}_{block.type}"
+        if block.type == "parallel":
+            x = _parallel(block, x, name, factor)
+            continue
         oversampled = factor > 1 and block.type in STATIC_NONLINEARITIES
         if oversampled:
-            x = Upsample(factor, name=f"b{i}_up")(x)
-        x = _BUILDERS[block.type](block, x, f"b{i}_{block.type}")
+            x = Upsample(factor, name=f"{prefix}b{i}_up")(x)
+        x = _BUILDERS[block.type](block, x, name)
         if oversampled:
-            x = Downsample(factor, name=f"b{i}_down")(x)
+            x = Downsample(factor, name=f"{prefix}b{i}_down")(x)
     return x
+
+
+def _parallel(b: DictConfig, x: Tensor, name: str, factor: int) -> Tensor:
+    """Each branch on `x` (an empty branch is `x` itself), summed in branch order by an Add layer named `name`."""
+    outputs = [_chain(branch, x, f"{name}_br{k}_", factor) for k, branch in enumerate(branch_blocks(b, name))]
+    return keras.layers.Add(name=name)(outputs)
 
 
 def _gain(b: DictConfig, x: Tensor, name: str) -> Tensor:

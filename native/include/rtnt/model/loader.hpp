@@ -23,6 +23,7 @@
 #include "../lstm/lstm.hpp"
 #include "../nam/loader.hpp"
 #include "../oversampling/oversampling.hpp"
+#include "../parallel/parallel.hpp"
 #include "../prelu/prelu.hpp"
 #include "../waveshaper/waveshaper.hpp"
 #include "error.hpp"
@@ -45,6 +46,11 @@ class LayerReader {
 public:
     LayerReader(const Value& v, int index, MemoryBudget& budget)
         : v_(v), where_("layers[" + std::to_string(index) + "]"), budget_(budget) {}
+    LayerReader(const Value& v, std::string where, MemoryBudget& budget) : v_(v), where_(std::move(where)), budget_(budget) {}
+
+    /// A reader of `v`, a layer nested in this one (a parallel layer's branch), named `where() + suffix`.
+    LayerReader nested(const Value& v, const std::string& suffix) const { return LayerReader(v, where_ + suffix, budget_); }
+    const std::string& where() const noexcept { return where_; }
 
     [[noreturn]] void fail(const std::string& what) const { throw ModelError(where_ + ": " + what); }
 
@@ -187,7 +193,7 @@ private:
 inline constexpr const char* kGrayBoxFormat = "graybox-1";
 
 inline bool is_graybox_type(const std::string& type) {
-    return type == "biquad" || type == "fir" || type == "waveshaper" || type == "gain";
+    return type == "biquad" || type == "fir" || type == "waveshaper" || type == "gain" || type == "parallel";
 }
 
 /// One gray-box layer (biquad, fir, waveshaper, gain): mono in and out, no activation.
@@ -273,13 +279,16 @@ inline OversamplingSpec read_oversampling(const LayerReader& r, const Value& o, 
     return spec;
 }
 
+inline std::unique_ptr<Layer> read_parallel(const LayerReader& r, int in, const LoadOptions& options, int depth);
+
 inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string& type, int in,
                                          std::vector<std::unique_ptr<Layer>>& extra, bool graybox,
-                                         const LoadOptions& options) {
+                                         const LoadOptions& options, int depth = 0) {
     if (is_graybox_type(type)) {
         if (!graybox)
             r.fail(std::string("is a gray-box layer type; the file needs the top-level \"rtnt_format\": \"") +
                    kGrayBoxFormat + "\" (docs/graybox_format.md)");
+        if (type == "parallel") return read_parallel(r, in, options, depth + 1);
         return read_graybox_layer(r, type, in, options);
     }
     const int out = r.out_size();
@@ -355,10 +364,96 @@ inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string
         return std::make_unique<ActivationLayer>(in, act);
     } else {
         r.fail("unknown layer type (supported: dense, time-distributed-dense, conv1d, gru, lstm, prelu, batchnorm, activation; "
-               "with \"rtnt_format\": \"graybox-1\" also biquad, fir, waveshaper, gain)");
+               "with \"rtnt_format\": \"graybox-1\" also biquad, fir, waveshaper, gain, parallel)");
     }
     if (act != Activation::Identity) extra.push_back(std::make_unique<ActivationLayer>(in, act));
     return layer;
+}
+
+/// Where a layer sits: outside an oversampled run, first in one, or later in one.
+enum class Run { None, First, Later };
+
+/// Reads the layer of reader `r` (plus its activation layer) onto `chain`. A layer in an oversampled run must be
+/// memoryless, and only the run's first layer holds the `oversampling` object.
+inline void read_one(LayerReader r, const Value& lv, int size, std::vector<std::unique_ptr<Layer>>& chain, bool graybox,
+                     const LoadOptions& options, int depth, Run run) {
+    if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
+    const std::string type = r.require("type", Type::String).string;
+    r.set_type(type);
+    if (run == Run::Later && lv.find("oversampling")) r.fail("starts an oversampled run inside another one; runs cannot nest");
+    if (run != Run::None && !is_memoryless_type(type))
+        r.fail("cannot run oversampled: only memoryless layers (dense, time-distributed-dense, activation, waveshaper, gain) can");
+    std::vector<std::unique_ptr<Layer>> extra;
+    chain.push_back(read_layer(r, type, size, extra, graybox, options, depth));
+    for (auto& e : extra) chain.push_back(std::move(e));
+}
+
+/// Reads a list of layers (the file's, or a parallel branch's at nesting `depth`) onto `chain` from an input of
+/// `size` channels; a layer with an `oversampling` object starts an `Oversampled` run of `layers` layers.
+/// `reader_at(i)` names layer i in errors. Returns the output size (`size` for an empty list).
+template <class ReaderAt>
+int read_chain(const std::vector<Value>& items, ReaderAt reader_at, int size, std::vector<std::unique_ptr<Layer>>& chain,
+               bool graybox, const LoadOptions& options, int depth) {
+    const std::size_t count = items.size();
+    for (std::size_t i = 0; i < count;) {
+        const Value* over = items[i].is_object() ? items[i].find("oversampling") : nullptr;
+        if (!over) {
+            read_one(reader_at(i), items[i], size, chain, graybox, options, depth, Run::None);
+            size = chain.back()->out_size();
+            ++i;
+            continue;
+        }
+        LayerReader r = reader_at(i);
+        if (!graybox)
+            r.fail(std::string("has an 'oversampling' object; the file needs the top-level \"rtnt_format\": \"") +
+                   kGrayBoxFormat + "\" (docs/graybox_format.md)");
+        if (size != 1) r.fail("an oversampled run is mono in and out, but its input has " + std::to_string(size) + " channels");
+        OversamplingSpec spec = read_oversampling(r, *over, static_cast<int>(count - i));
+        std::vector<std::unique_ptr<Layer>> inner;
+        int inner_size = size;
+        for (int k = 0; k < spec.layers; ++k) {
+            read_one(reader_at(i + k), items[i + k], inner_size, inner, graybox, options, depth,
+                     k == 0 ? Run::First : Run::Later);
+            inner_size = inner.back()->out_size();
+        }
+        if (inner_size != 1)
+            r.fail("its oversampled run of " + std::to_string(spec.layers) + " layers ends with " +
+                   std::to_string(inner_size) + " channels; it must end mono");
+        chain.push_back(std::make_unique<Oversampled>(spec.factor, std::move(spec.up), std::move(spec.down), std::move(inner)));
+        size = 1;
+        i += static_cast<std::size_t>(spec.layers);
+    }
+    return size;
+}
+
+/// A gray-box `parallel` layer: mono in and out, no weights of its own, and 'branches', a non-empty array of
+/// branches, each an array of layers of any type read as top-level layers are ([] is the identity) that starts
+/// from and ends in one channel. Errors name the nested layer, e.g. "layers[0] (parallel) branches[1][0] (gain)".
+inline std::unique_ptr<Layer> read_parallel(const LayerReader& r, int in, const LoadOptions& options, int depth) {
+    if (in != 1 || r.out_size() != 1)
+        r.fail("a gray-box layer is mono in and out, but its input has " + std::to_string(in) +
+               " channels and 'shape' ends in " + std::to_string(r.out_size()));
+    if (depth > LoaderLimits::max_parallel_depth)
+        r.fail("parallel layers nest at most " + std::to_string(LoaderLimits::max_parallel_depth) + " deep");
+    r.no_activation();
+    r.weights(0, 0, "0 (a parallel layer's weights are in its branches)");
+    const Value& list = r.require("branches", Type::Array);
+    if (list.items.empty()) r.fail("'branches' is empty; a parallel layer needs at least one branch ([] is the identity)");
+    std::vector<Parallel::Branch> branches;
+    for (std::size_t k = 0; k < list.items.size(); ++k) {
+        const Value& bv = list.items[k];
+        const std::string where = " branches[" + std::to_string(k) + "]";
+        if (!bv.is_array())
+            r.fail("'branches[" + std::to_string(k) + "]' must be an array of layers ([] for the identity), got " +
+                   json::type_name(bv.type));
+        Parallel::Branch branch;
+        auto reader_at = [&](std::size_t j) { return r.nested(bv.items[j], where + "[" + std::to_string(j) + "]"); };
+        const int size = read_chain(bv.items, reader_at, 1, branch, true, options, depth);
+        if (size != 1)
+            r.fail("'branches[" + std::to_string(k) + "]' ends in " + std::to_string(size) + " channels; every branch must end mono");
+        branches.push_back(std::move(branch));
+    }
+    return std::make_unique<Parallel>(std::move(branches));
 }
 
 /// One member of a control entry, a number finite in float32, or a ModelError naming the entry.
@@ -413,25 +508,6 @@ inline std::vector<ControlSpec> read_controls(const Value& doc, int in_size) {
     return controls;
 }
 
-/// Where a layer sits: outside an oversampled run, first in one, or later in one.
-enum class Run { None, First, Later };
-
-/// Reads layer `index` (plus its activation layer) onto `chain`. A layer in an oversampled run must be memoryless,
-/// and only the run's first layer holds the `oversampling` object.
-inline void read_one(const Value& lv, int index, MemoryBudget& budget, int size, std::vector<std::unique_ptr<Layer>>& chain,
-                     bool graybox, const LoadOptions& options, Run run) {
-    LayerReader r(lv, index, budget);
-    if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
-    const std::string type = r.require("type", Type::String).string;
-    r.set_type(type);
-    if (run == Run::Later && lv.find("oversampling")) r.fail("starts an oversampled run inside another one; runs cannot nest");
-    if (run != Run::None && !is_memoryless_type(type))
-        r.fail("cannot run oversampled: only memoryless layers (dense, time-distributed-dense, activation, waveshaper, gain) can");
-    std::vector<std::unique_ptr<Layer>> extra;
-    chain.push_back(read_layer(r, type, size, extra, graybox, options));
-    for (auto& e : extra) chain.push_back(std::move(e));
-}
-
 }  // namespace detail
 
 /// Parses a model into a prepared Model: RTNeural JSON, or a NAM .nam file (recognised by its
@@ -484,37 +560,9 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
     const int in_size = static_cast<int>(in_last.number);
     std::vector<ControlSpec> controls = detail::read_controls(doc, in_size);
     detail::MemoryBudget budget(options.memory_budget_bytes);
-    int size = in_size;
     std::vector<std::unique_ptr<Layer>> chain;
-    const std::size_t count = layers->items.size();
-    for (std::size_t i = 0; i < count;) {
-        const json::Value* over = layers->items[i].is_object() ? layers->items[i].find("oversampling") : nullptr;
-        if (!over) {
-            detail::read_one(layers->items[i], static_cast<int>(i), budget, size, chain, graybox, options, detail::Run::None);
-            size = chain.back()->out_size();
-            ++i;
-            continue;
-        }
-        detail::LayerReader r(layers->items[i], static_cast<int>(i), budget);
-        if (!graybox)
-            r.fail(std::string("has an 'oversampling' object; the file needs the top-level \"rtnt_format\": \"") +
-                   detail::kGrayBoxFormat + "\" (docs/graybox_format.md)");
-        if (size != 1) r.fail("an oversampled run is mono in and out, but its input has " + std::to_string(size) + " channels");
-        detail::OversamplingSpec spec = detail::read_oversampling(r, *over, static_cast<int>(count - i));
-        std::vector<std::unique_ptr<Layer>> inner;
-        int inner_size = size;
-        for (int k = 0; k < spec.layers; ++k) {
-            detail::read_one(layers->items[i + k], static_cast<int>(i + k), budget, inner_size, inner, graybox, options,
-                             k == 0 ? detail::Run::First : detail::Run::Later);
-            inner_size = inner.back()->out_size();
-        }
-        if (inner_size != 1)
-            r.fail("its oversampled run of " + std::to_string(spec.layers) + " layers ends with " +
-                   std::to_string(inner_size) + " channels; it must end mono");
-        chain.push_back(std::make_unique<Oversampled>(spec.factor, std::move(spec.up), std::move(spec.down), std::move(inner)));
-        size = 1;
-        i += static_cast<std::size_t>(spec.layers);
-    }
+    auto reader_at = [&](std::size_t i) { return detail::LayerReader(layers->items[i], static_cast<int>(i), budget); };
+    detail::read_chain(layers->items, reader_at, in_size, chain, graybox, options, 0);
     ModelInfo info;
     info.description = std::string(graybox ? "rtnt gray-box JSON: " : "RTNeural JSON: ") +
                        std::to_string(layers->items.size()) + " layers";
