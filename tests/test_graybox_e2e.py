@@ -81,3 +81,12 @@ def test_export_ir_of_the_run_writes_its_trained_fir(graybox_run: dict, tmp_path
     wav, sr = sf.read(out, dtype="float32")
     assert sr == 48000 and wav.shape == (2048,)
     np.testing.assert_array_equal(wav, np.asarray(taps, dtype=np.float32))
+
+
+def test_the_run_logs_the_graybox_pictures_and_parameters(graybox_run: dict) -> None:
+    client, run = mlflow.MlflowClient(graybox_run["uri"]), graybox_run["run"]
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "graybox")}
+    names = ("eq_response.png", "nonlinearity.png", "parameters.csv", "parameters.md")
+    assert logged == {f"graybox/{n}" for n in names}
+    table = (Path(run.data.tags["rtnt.output_dir"]) / "graybox" / "parameters.csv").read_text().splitlines()
+    assert len(table) == 1 + 4 + 1 + 4  # header, PEQ(4), gain, PEQ(4)
