@@ -6,8 +6,12 @@ Computed from the exported gray-box JSON, never from the Keras model, so the pic
   on a log frequency grid (scipy.signal.sosfreqz of the stored coefficients);
 - every memoryless nonlinearity (a `waveshaper` layer, or a run of `dense` layers from one channel to one
   channel: a `mlp` block): its transfer curve y(x), run through the numpy reference runtime's own layer code;
-- the learned parameters of those blocks as a table (`parameter_rows`): each section's kind, frequency, Q and
+- the learned parameters of those blocks as a table (`parameters`): each section's kind, frequency, Q and
   gain, the DC blocker's pole, the waveshaper's drive, bias and gain, a gain block's gain.
+
+In a knob-conditioned file the curves and responses are drawn with every control at its default (the middle
+training value), as the reference runtime computes the controlled parameters there; the table gives the stored
+(static) values, which a controller offsets.
 
 `write_graybox_view(view, out_dir)` writes eq_response.png, nonlinearity.png, parameters.csv and parameters.md;
 `rtnt.tracking.record.record_graybox_view` logs them for a run, `rtnt-export graybox-view` for any file.
@@ -92,13 +96,39 @@ def _db(h: np.ndarray) -> np.ndarray:
     return 20.0 * np.log10(np.maximum(np.abs(h), 1e-12))
 
 
-def transfer_curve(layers: Sequence[Mapping[str, Any]], x: np.ndarray) -> np.ndarray:
-    """y(x) of the memoryless JSON `layers` (mono in, mono out), run sample by sample through the reference
-    runtime (`rtnt.runtime.reference`) as a model of just those layers."""
+def _submodel(layers: Sequence[Mapping[str, Any]], controls: Sequence[Mapping[str, Any]]) -> Any:
+    """The reference runtime's model of just `layers` (with the file's controls when one of them is controlled)."""
     from rtnt.runtime.reference import ReferenceModel
 
-    model = ReferenceModel.from_json({"in_shape": [None, None, 1], "layers": list(layers)})
-    return model.process(np.asarray(x, dtype=np.float32))
+    controls = list(controls) if any(spec.get("controllers") for spec in layers) else []
+    doc = {"rtnt_format": "graybox-1", "in_shape": [None, None, 1 + len(controls)], "layers": list(layers)}
+    return ReferenceModel.from_json({**doc, "controls": controls})
+
+
+def _defaults(model: Any) -> np.ndarray | None:
+    return np.array([c.default for c in model.controls], dtype=np.float32) if model.controls else None
+
+
+def transfer_curve(
+    layers: Sequence[Mapping[str, Any]], x: np.ndarray, controls: Sequence[Mapping[str, Any]] = ()
+) -> np.ndarray:
+    """y(x) of the memoryless JSON `layers` (mono in, mono out), run sample by sample through the reference
+    runtime (`rtnt.runtime.reference`) as a model of just those layers; knob-controlled parameters at the
+    `controls`' defaults."""
+    model = _submodel(layers, controls)
+    return model.process(np.asarray(x, dtype=np.float32), _defaults(model))
+
+
+def _biquad_at_defaults(spec: Mapping[str, Any], controls: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, tuple]:
+    """A biquad layer's coefficients (sections, 5) and section parameters, controlled sections recomputed by the
+    reference runtime at the controls' defaults."""
+    params = tuple(spec.get("parameters", ()))
+    if not spec.get("controllers"):
+        return np.asarray(spec["weights"][0], dtype=np.float64), params
+    model = _submodel([spec], controls)
+    layer = model.layers[0]
+    layer.recompute(_defaults(model))
+    return layer.sos[:, [0, 1, 2, 4, 5]].copy(), tuple(layer.current)
 
 
 def graybox_view(document: Mapping[str, Any], source: str = "model JSON", n_points: int = 601) -> GrayBoxView:
@@ -111,6 +141,7 @@ def graybox_view(document: Mapping[str, Any], source: str = "model JSON", n_poin
             "of an arch: graybox run (preset=graybox/...)"
         )
     layers: list[Any] = list(document["layers"])
+    controls = list(document.get("controls") or [])
     grid = frequency_grid()
     x = np.linspace(-CURVE_RANGE, CURVE_RANGE, n_points).astype(np.float32)
     eqs, curves, rows = [], [], []
@@ -119,17 +150,17 @@ def graybox_view(document: Mapping[str, Any], source: str = "model JSON", n_poin
         spec = layers[i]
         kind = spec.get("type")
         if kind == "biquad":
-            total, per_section = biquad_response(np.asarray(spec["weights"][0], dtype=np.float64), grid)
-            params = tuple(spec.get("parameters", ()))
+            coefficients, params = _biquad_at_defaults(spec, controls)
+            total, per_section = biquad_response(coefficients, grid)
             eqs.append(EqResponse(i, grid, total, per_section, params))
             rows += [_section_row(i, j, p) for j, p in enumerate(params)]
         elif kind == "waveshaper":
-            curves.append(TransferCurve(i, i, "waveshaper", x, transfer_curve([spec], x)))
+            curves.append(TransferCurve(i, i, "waveshaper", x, transfer_curve([spec], x, controls)))
             rows.append(_waveshaper_row(i, spec["weights"][0]))
         elif kind == "gain":
             g = float(np.asarray(spec["weights"][0]).reshape(-1)[0])
             rows.append(_row(i, "gain", kind="linear", gain_db=20.0 * math.log10(abs(g)) if g else -math.inf))
-        elif kind == "dense" and _width_before(document, layers, i) == 1:
+        elif kind == "dense" and _width_before(layers, i) == 1:
             last = _dense_run_end(layers, i)
             if last is not None:
                 curves.append(TransferCurve(i, last, "mlp", x, transfer_curve(layers[i : last + 1], x)))
@@ -138,9 +169,9 @@ def graybox_view(document: Mapping[str, Any], source: str = "model JSON", n_poin
     return GrayBoxView(source, tuple(eqs), tuple(curves), tuple(rows))
 
 
-def _width_before(document: Mapping[str, Any], layers: Sequence[Any], i: int) -> int:
-    """The channel count into layer i (the previous layer's shape, or the model input's)."""
-    shape = layers[i - 1].get("shape") if i else document.get("in_shape")
+def _width_before(layers: Sequence[Any], i: int) -> int:
+    """The channel count into layer i of a gray-box chain (the previous layer's shape; the chain starts mono)."""
+    shape = layers[i - 1].get("shape") if i else [1]
     return int(shape[-1]) if shape else 0
 
 

@@ -13,7 +13,9 @@ layers only (RTNeural ignores it on the others). rtnt's gray-box layer types (`b
 `gain`; docs/graybox_format.md) run in `rtnt.runtime.graybox`.
 
 A conditioned model (`controls`, see rtnt.runtime.controls) has `in_shape [.., 1 + K]`; `process(x, controls)`
-feeds the first layer the frame [x[t], c1[t], .., cK[t]] at every sample t.
+feeds the first layer the frame [x[t], c1[t], .., cK[t]] at every sample t. In a conditioned gray-box file
+(`"rtnt_format": "graybox-1"`) the layers chain over the audio alone and the controls feed the `controllers` of
+the layers that have them.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 
 from rtnt.errors import ModelJsonError
 from rtnt.runtime.controls import ControlSpec, control_block, parse_controls
-from rtnt.runtime.graybox import GRAYBOX_LAYER_TYPES, GrayBoxLayer, parse_graybox_layer
+from rtnt.runtime.graybox import GRAYBOX_LAYER_TYPES, GRAYBOX_LAYERS, GrayBoxLayer, parse_graybox_layer
 from rtnt.runtime.model_file import read_model_document
 
 BLOCK = 16384  # samples processed per pass through the layers
@@ -181,6 +183,8 @@ class ReferenceModel:
         self.layers = layers
         self._controls = tuple(controls)
         self.source = source
+        # a conditioned gray-box chain takes the audio alone; its controlled layers get the controls separately
+        self.split_controls = bool(self._controls) and any(isinstance(layer, GRAYBOX_LAYERS) for layer in layers)
 
     @property
     def controls(self) -> list[ControlSpec]:
@@ -211,12 +215,15 @@ class ReferenceModel:
         if x.ndim != 1:
             raise ValueError(f"process expects a 1-D signal, got shape {x.shape}")
         c = control_block(controls, len(x), len(self._controls), self.source)
-        frames = np.concatenate([x[:, None], c], axis=1) if c.shape[1] else x[:, None]
+        frames = np.concatenate([x[:, None], c], axis=1) if c.shape[1] and not self.split_controls else x[:, None]
         out = np.empty(len(x), dtype=np.float32)
         for start in range(0, len(x), BLOCK):
             h = frames[start : start + BLOCK]
             for layer in self.layers:
-                h = layer.forward(h)
+                if getattr(layer, "takes_controls", False):
+                    h = layer.forward(h, c[start : start + BLOCK])  # type: ignore[call-arg]
+                else:
+                    h = layer.forward(h)
             out[start : start + BLOCK] = h[:, 0]
         return out
 
@@ -226,6 +233,7 @@ class _Reader:
 
     def __init__(self, source: str, index: int, spec: Any) -> None:
         self.source, self.index = source, index
+        self.n_controls = 0  # the model's K, for gray-box controllers
         if not isinstance(spec, Mapping):
             self.fail("is not a JSON object")
         self.spec = spec
@@ -294,9 +302,11 @@ def _parse(data: Mapping[str, Any], source: str) -> tuple[list[Layer], list[Cont
     if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
         raise ModelJsonError(f"{source}: 'layers' must be a non-empty list")
     layers: list[Layer] = []
-    size = in_shape[-1]
+    graybox = data.get("rtnt_format") == "graybox-1"
+    size = 1 if graybox else in_shape[-1]  # a gray-box chain runs on the audio; the controls feed its controllers
     for index, spec in enumerate(specs):
         r = _Reader(source, index, spec)
+        r.n_controls = len(controls)
         size = _parse_layer(r, size, layers)
     if size != 1:
         r.fail(f"is the last layer but has {size} outputs; a mono model must end with 1")
@@ -359,7 +369,7 @@ def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
         _same_size(r, size, dims)
         r.weights((0,))
     elif t in GRAYBOX_LAYER_TYPES:
-        return parse_graybox_layer(r, size, layers)
+        return parse_graybox_layer(r, size, layers, r.n_controls)
     else:
         r.fail(
             "unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, "

@@ -1,6 +1,7 @@
 // Builds a Model from RTNeural's JSON format, checking every key, shape and value on the way.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -189,14 +190,101 @@ inline bool is_graybox_type(const std::string& type) {
     return type == "biquad" || type == "fir" || type == "waveshaper" || type == "gain";
 }
 
-/// One gray-box layer (biquad, fir, waveshaper, gain): mono in and out, no activation.
+/// A finite number member `key` of a JSON object `e`, or r.fail naming `where`.
+inline double member_number(const LayerReader& r, const Value& e, const char* key, const std::string& where) {
+    const Value* m = e.find(key);
+    if (!m || !m->is_number() || !std::isfinite(m->number)) r.fail(where + " needs a finite number '" + key + "'");
+    return m->number;
+}
+
+/// The 'controllers' of a gray-box layer (docs/graybox_format.md), checked against the model's K controls.
+inline std::vector<Controller> read_controllers(const LayerReader& r, const std::string& type, int num_controls) {
+    if (!r.has("controllers")) return {};
+    const Value& list = r.require("controllers", Type::Array);
+    if (!list.items.empty() && num_controls == 0)
+        r.fail("has 'controllers' but the model lists no 'controls'; a controlled layer needs the knob inputs");
+    const std::vector<std::string> names = type == "biquad"       ? std::vector<std::string>{"freq_hz", "q", "gain_db"}
+                                           : type == "waveshaper" ? std::vector<std::string>{"drive_db", "bias", "gain_db"}
+                                           : type == "gain"       ? std::vector<std::string>{"gain_db"}
+                                                                  : std::vector<std::string>{};
+    std::vector<Controller> out;
+    for (std::size_t i = 0; i < list.items.size(); ++i) {
+        const Value& e = list.items[i];
+        const std::string where = "controllers[" + std::to_string(i) + "]";
+        const Value* parameter = e.find("parameter");
+        const auto it = parameter && parameter->is_string() ? std::find(names.begin(), names.end(), parameter->string)
+                                                            : names.end();
+        if (!e.is_object() || it == names.end()) r.fail(where + " must be an object naming a controllable 'parameter'");
+        Controller c;
+        c.parameter = static_cast<int>(it - names.begin());
+        const Value* mapping = e.find("mapping");
+        const std::string m = mapping && mapping->is_string() ? mapping->string : "";
+        if (m == "sigmoid") c.mapping = ControlMapping::Sigmoid;
+        else if (m == "log_sigmoid") c.mapping = ControlMapping::LogSigmoid;
+        else if (m == "tanh") c.mapping = ControlMapping::Tanh;
+        else r.fail(where + ": 'mapping' must be one of sigmoid, log_sigmoid, tanh");
+        c.minimum = member_number(r, e, "minimum", where);
+        c.maximum = member_number(r, e, "maximum", where);
+        c.raw = member_number(r, e, "raw", where);
+        if (!(c.minimum < c.maximum) || (c.mapping == ControlMapping::LogSigmoid && c.minimum <= 0.0))
+            r.fail(where + " needs minimum < maximum (both > 0 for log_sigmoid)");
+        const Value* w = e.find("weights");
+        if (!w || !w->is_array() || static_cast<int>(w->items.size()) != num_controls)
+            r.fail(where + " needs " + std::to_string(num_controls) + " weights (one per control)");
+        for (const Value& v : w->items) {
+            if (!v.is_number() || !std::isfinite(v.number)) r.fail(where + ": its weights must be finite numbers");
+            c.weights.push_back(v.number);
+        }
+        if (type == "biquad") {
+            const Value* section = e.find("section");
+            if (!section || !section->is_number() || section->number != std::floor(section->number) || section->number < 0)
+                r.fail(where + " of a biquad needs the integer 'section' it controls");
+            c.section = static_cast<int>(section->number);
+        }
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
+/// The RBJ 'parameters' of a biquad layer whose sections `controllers` recompute (else empty).
+inline std::vector<RbjSection> read_rbj_sections(const LayerReader& r, int n, const std::vector<Controller>& controllers) {
+    if (controllers.empty()) return {};
+    const Value& list = r.require("parameters", Type::Array);
+    if (static_cast<int>(list.items.size()) != n)
+        r.fail("a controlled biquad needs 'parameters' for its " + std::to_string(n) + " sections (kind, freq_hz, q, gain_db)");
+    std::vector<RbjSection> sections(static_cast<std::size_t>(n));
+    for (const Controller& c : controllers) {
+        const std::string where = "controlled section " + std::to_string(c.section);
+        if (c.section >= n) r.fail(where + " does not exist");
+        const Value& p = list.items[static_cast<std::size_t>(c.section)];
+        const Value* kind = p.find("kind");
+        const std::string k = kind && kind->is_string() ? kind->string : "";
+        RbjSection& s = sections[static_cast<std::size_t>(c.section)];
+        if (k == "peaking") s.kind = BiquadKind::Peaking;
+        else if (k == "low_shelf") s.kind = BiquadKind::LowShelf;
+        else if (k == "high_shelf") s.kind = BiquadKind::HighShelf;
+        else if (k == "lowpass") s.kind = BiquadKind::Lowpass;
+        else if (k == "highpass") s.kind = BiquadKind::Highpass;
+        else r.fail(where + " needs RBJ parameters with a kind in peaking, low_shelf, high_shelf, lowpass, highpass");
+        s.freq_hz = member_number(r, p, "freq_hz", where);
+        s.q = member_number(r, p, "q", where);
+        s.gain_db = member_number(r, p, "gain_db", where);
+        if (!(s.freq_hz > 0.0 && s.freq_hz < kBiquadSampleRate / 2 && s.q > 0.0))
+            r.fail(where + " needs 0 < freq_hz < 24000 and q > 0");
+    }
+    return sections;
+}
+
+/// One gray-box layer (biquad, fir, waveshaper, gain): mono in and out, no activation; `num_controls` is the
+/// model's K, which a layer's 'controllers' read.
 inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std::string& type, int in,
-                                                 const LoadOptions& options) {
+                                                 const LoadOptions& options, int num_controls = 0) {
     if (in != 1 || r.out_size() != 1)
         r.fail("a gray-box layer is mono in and out, but its input has " + std::to_string(in) +
                " channels and 'shape' ends in " + std::to_string(r.out_size()));
     r.no_activation();
     const Value& w = r.weights(1, 1, "1");
+    std::vector<Controller> controllers = read_controllers(r, type, num_controls);
     if (type == "biquad") {
         const int n = r.integer("sections", 1, LoaderLimits::max_biquad_sections);
         const std::vector<double> c = r.doubles(w, 0, {n, 5}, "(sections, 5) of b0, b1, b2, a1, a2");
@@ -209,7 +297,8 @@ inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std
                        number_str(s.a2) + "): its poles must lie inside the unit circle, |a2| < 1 and |a1| < 1 + a2");
             sections.push_back(s);
         }
-        return std::make_unique<Biquads>(std::move(sections));
+        std::vector<RbjSection> rbj = read_rbj_sections(r, n, controllers);
+        return std::make_unique<Biquads>(std::move(sections), std::move(controllers), std::move(rbj), num_controls);
     }
     if (type == "fir") {
         const int k = r.integer("taps", 1, LoaderLimits::max_fir_taps);
@@ -222,19 +311,19 @@ inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std
     }
     if (type == "waveshaper") {
         const std::vector<float> v = r.tensor(w, 0, {3}, "(drive, bias, gain)");
-        return std::make_unique<Waveshaper>(v[0], v[1], v[2]);
+        return std::make_unique<Waveshaper>(v[0], v[1], v[2], std::move(controllers), num_controls);
     }
-    return std::make_unique<Gain>(r.tensor(w, 0, {1}, "(gain,)")[0]);
+    return std::make_unique<Gain>(r.tensor(w, 0, {1}, "(gain,)")[0], std::move(controllers), num_controls);
 }
 
 inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string& type, int in,
                                          std::vector<std::unique_ptr<Layer>>& extra, bool graybox,
-                                         const LoadOptions& options) {
+                                         const LoadOptions& options, int num_controls = 0) {
     if (is_graybox_type(type)) {
         if (!graybox)
             r.fail(std::string("is a gray-box layer type; the file needs the top-level \"rtnt_format\": \"") +
                    kGrayBoxFormat + "\" (docs/graybox_format.md)");
-        return read_graybox_layer(r, type, in, options);
+        return read_graybox_layer(r, type, in, options, num_controls);
     }
     const int out = r.out_size();
     const Activation act = r.activation();
@@ -419,7 +508,8 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
     const int in_size = static_cast<int>(in_last.number);
     std::vector<ControlSpec> controls = detail::read_controls(doc, in_size);
     detail::MemoryBudget budget(options.memory_budget_bytes);
-    int size = in_size;
+    // A gray-box chain runs on the audio (channel 0) alone; its controllers read the control channels 1..K.
+    int size = graybox ? 1 : in_size;
     std::vector<std::unique_ptr<Layer>> chain;
     for (std::size_t i = 0; i < layers->items.size(); ++i) {
         const json::Value& lv = layers->items[i];
@@ -428,7 +518,7 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
         const std::string type = r.require("type", Type::String).string;
         r.set_type(type);
         std::vector<std::unique_ptr<Layer>> extra;
-        chain.push_back(detail::read_layer(r, type, size, extra, graybox, options));
+        chain.push_back(detail::read_layer(r, type, size, extra, graybox, options, static_cast<int>(controls.size())));
         for (auto& e : extra) chain.push_back(std::move(e));
         size = chain.back()->out_size();
     }
