@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from rtnt.config_graybox import GrayBoxPresetConfig, validate_graybox
+from rtnt.config_graybox import GrayBoxPresetConfig, validate_graybox, validate_graybox_conditioning
 from rtnt.constants import BENCH_BLOCK_SIZES, GEAR_TYPES, TONE_TYPES
 from rtnt.errors import ConfigError
 
@@ -422,6 +422,8 @@ def validate_conditioning(cfg: DictConfig) -> None:
             f"preset {p.name} (arch {p.arch}) does not support conditioning={method}; it supports "
             f"{', '.join(supported)}: choose a tcn preset (e.g. preset=wavenet_tcn_edge) or conditioning=none"
         )
+    if p.arch == "graybox":
+        validate_graybox_conditioning(p, method)
     if c.targets and method == "none":
         raise ConfigError(
             f"capture {c.name} is a capture set of {len(c.targets)} knob settings but conditioning=none; "

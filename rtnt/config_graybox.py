@@ -8,6 +8,7 @@ Nothing here imports TensorFlow; `rtnt.config` registers the schema.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -35,6 +36,10 @@ def oversampling_span(factor: int) -> int:
         return 0
     taps = OVERSAMPLING_TAPS[factor]
     return -(-taps // factor) - 1 + -(-(taps - 1) // factor)
+
+
+# The block parameters a knob controller may set (`preset.controlled`), by block type; a peq's are per section.
+CONTROLLABLE = {"waveshaper": ("drive_db", "bias", "gain_db"), "gain": ("gain_db",), "peq": ("freq_hz", "q", "gain_db")}
 
 
 @dataclass
@@ -103,13 +108,80 @@ class GrayBoxBlockConfig:
 class GrayBoxPresetConfig:
     """`arch: graybox`: a chain of DSP blocks in order (exported as rtnt's gray-box JSON, docs/graybox_format.md)."""
 
-    CONDITIONING: ClassVar[tuple[str, ...]] = ("none",)  # knob-driven block parameters (controllers) are not built
+    CONDITIONING: ClassVar[tuple[str, ...]] = ("none", "concat")  # concat feeds the knob controllers
 
     name: str = "???"
     arch: str = "graybox"
     blocks: list[GrayBoxBlockConfig] = field(default_factory=list)
     oversampling: int = 1  # 1, 2 or 4: every static nonlinearity (waveshaper, mlp) runs at this multiple of the rate
+    # Block parameters set by a knob controller under conditioning=concat (`resolve_controlled` reads the names):
+    # `<block>.<parameter>` or, in a peq, `<block>.s<section>.<parameter>`; <block> is `b<index>` (the block's
+    # index in `blocks`) or its type when the chain has one block of that type, e.g. `waveshaper.drive_db`,
+    # `b2.s1.gain_db`. Parameters: CONTROLLABLE.
+    controlled: list[str] = field(default_factory=list)
     description: str = ""
+
+
+@dataclass(frozen=True)
+class ControlledParameter:
+    """One knob-controlled block parameter: the block's index in the chain, the peq section (None for other
+    blocks) and the parameter's name (CONTROLLABLE)."""
+
+    block: int
+    section: int | None
+    parameter: str
+
+
+_CONTROLLED_RE = re.compile(r"^(?P<block>[a-z_0-9]+)\.(?:s(?P<section>[0-9]+)\.)?(?P<parameter>[a-z_]+)$")
+
+
+def resolve_controlled(p: Any) -> list[ControlledParameter]:
+    """The preset's `controlled` names as ControlledParameters; a name that names no parameter of the chain, or
+    one given twice, is a ConfigError."""
+    blocks = list(p.blocks)
+    resolved: list[ControlledParameter] = []
+    for name in p.controlled:
+        resolved.append(_resolve_one(str(name), blocks))
+    _check(len(set(resolved)) == len(resolved), "preset.controlled", list(p.controlled), "names a parameter twice")
+    return resolved
+
+
+def _resolve_one(name: str, blocks: list[Any]) -> ControlledParameter:
+    _check(".branches." not in name, "preset.controlled", name,
+           "knob controllers reach top-level blocks only; a block inside a parallel branch (e.g. "
+           "b0.branches.1.1.drive_db) cannot be controlled yet")  # fmt: skip
+    m = _CONTROLLED_RE.match(name)
+    rule = (
+        "name a parameter as <block>.<parameter> or <block>.s<section>.<parameter> (peq), with <block> b<index> "
+        "or a block type that occurs once, e.g. waveshaper.drive_db, b0.s1.gain_db"
+    )
+    _check(m is not None, "preset.controlled", name, rule)
+    assert m is not None
+    ref = m["block"]
+    if re.fullmatch(r"b[0-9]+", ref):
+        index = int(ref[1:])
+        _check(index < len(blocks), "preset.controlled", name, f"the chain has blocks b0..b{len(blocks) - 1}")
+    else:
+        matches = [i for i, b in enumerate(blocks) if b.type == ref]
+        _check(len(matches) == 1, "preset.controlled", name,
+               f"the chain has {len(matches)} block(s) of type {ref!r} at the top level; "
+               "name the block as b<index>")  # fmt: skip
+        index = matches[0]
+    b = blocks[index]
+    allowed = CONTROLLABLE.get(b.type, ())
+    _check(m["parameter"] in allowed, "preset.controlled", name,
+           f"block b{index} ({b.type}) has controllable parameters {', '.join(allowed) or 'none'}")  # fmt: skip
+    section = None
+    if b.type == "peq":
+        _check(m["section"] is not None and int(m["section"]) < len(b.sections), "preset.controlled", name,
+               f"block b{index} (peq) has sections s0..s{len(b.sections) - 1}: name one")  # fmt: skip
+        section = int(m["section"])
+        kind = b.sections[section].kind
+        _check(not (m["parameter"] == "gain_db" and kind in ("lowpass", "highpass")), "preset.controlled", name,
+               f"section s{section} is a {kind}, which has no gain")  # fmt: skip
+    else:
+        _check(m["section"] is None, "preset.controlled", name, f"block b{index} ({b.type}) has no sections")
+    return ControlledParameter(index, section, m["parameter"])
 
 
 def _check(ok: bool, key: str, value: Any, rule: str) -> None:
@@ -125,6 +197,11 @@ def validate_graybox(p: Any) -> None:
     _check(len(blocks) >= 1, "preset.blocks", len(blocks), "arch graybox needs at least one block")
     _validate_blocks(blocks, "preset.blocks", 0)
     _oversampling(p, blocks)
+    controlled = resolve_controlled(p)
+    nonlinear = [c for c in controlled if blocks[c.block].type in STATIC_NONLINEARITIES]
+    _check(not (nonlinear and getattr(p, "oversampling", 1) > 1), "preset.controlled", list(p.controlled),
+           "a knob-controlled waveshaper cannot run oversampled yet; control another block or pass "
+           "preset.oversampling=1")  # fmt: skip
 
 
 def _validate_blocks(blocks: list[Any], key: str, depth: int) -> None:
@@ -184,6 +261,21 @@ def branch_blocks(b: Any, key: str) -> list[list[Any]]:
                 _check(False, f"{key}.branches.{k}.{j}", block, f"not a gray-box block ({problem})")
         typed.append(blocks)
     return typed
+
+
+def validate_graybox_conditioning(p: Any, method: str) -> None:
+    """A gray-box chain takes knobs through its controllers: conditioning=concat needs at least one controlled
+    parameter, and controlled parameters need conditioning=concat."""
+    if method != "none" and not list(p.controlled):
+        raise ConfigError(
+            f"preset {p.name} has conditioning={method} but no knob-controlled parameter; name some in "
+            "preset.controlled (e.g. 'preset.controlled=[waveshaper.drive_db]') or pass conditioning=none"
+        )
+    if method == "none" and list(p.controlled):
+        raise ConfigError(
+            f"preset {p.name} names controlled parameters {list(p.controlled)} but conditioning=none; train it on "
+            "a capture set with conditioning=concat, or pass 'preset.controlled=[]'"
+        )
 
 
 def _gain(b: Any, key: str) -> None:

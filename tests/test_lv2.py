@@ -827,3 +827,29 @@ def test_plugin_names_with_control_characters_or_surrogates_are_refused(tmp_path
     for name in ("Amp\nTwo", "Amp \udcff"):
         with pytest.raises(ExportError, match="is empty or holds control characters"):
             export_lv2("unused.json", name, tmp_path)
+
+
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
+def test_a_knob_controlled_graybox_bundle_plays_its_knob(dry, tmp_path):
+    """A gray-box chain whose waveshaper drive follows a knob (`controllers`, docs/graybox_format.md) gets the
+    knob port like any conditioned model, and lv2apply renders what the native runtime does with the ramped knob."""
+    doc = graybox_model()
+    doc["in_shape"], doc["controls"] = [None, None, 2], [DRIVE.to_json()]
+    doc["layers"][1]["controllers"] = [
+        {"parameter": "drive_db", "mapping": "sigmoid", "minimum": -24.0, "maximum": 48.0, "raw": 0.3, "weights": [2.0]}
+    ]
+    json_path = tmp_path / "knob_cab.json"
+    json_path.write_text(json.dumps(doc))
+    bundle = export_lv2(str(json_path), "Knob Cab", tmp_path / "plugins")
+    x, outputs = dry[: SR // 4], {}
+    for value in (0.8, 0.2):
+        y, stderr = lv2apply(bundle, bundle_uri(bundle), x, tmp_path, Drive_level=value)
+        assert stderr == ""
+        native = NativeModel.from_file(json_path)
+        native.prepare(4096)
+        knob = smoothed_knob(DRIVE.default, [value], [len(x)], SR)
+        assert np.max(np.abs(y - np.asarray(native.process(x, knob[:, None]), np.float64))) <= TOL
+        outputs[value] = y
+    assert np.max(np.abs(outputs[0.8] - outputs[0.2])) > 1e-2

@@ -209,6 +209,27 @@ int main(int argc, char** argv) {
         std::printf("allocations during process with changing controls (%d control(s)): %ld\n", k, n);
         CHECK(n == 0);
     }
+    // A conditioned gray-box chain: controllers recompute a peaking section (RBJ), the waveshaper's drive and the
+    // gain whenever the control changes, here at almost every sample.
+    {
+        const std::string mono = "\"activation\": \"\", \"shape\": [null, null, 1], ";
+        const std::string ctl = "\"mapping\": \"tanh\", \"minimum\": -24, \"maximum\": 24, \"raw\": 0.1, \"weights\": [0.5]";
+        rtnt::Model m = rtnt::load_model(
+            "{\"rtnt_format\": \"graybox-1\", \"in_shape\": [null, null, 2], \"controls\": [{\"name\": \"drive\", "
+            "\"minimum\": 0, \"maximum\": 1, \"default\": 0.5}], \"layers\": ["
+            "{\"type\": \"biquad\", " + mono + "\"sections\": 2, \"parameters\": [{\"kind\": \"peaking\", \"freq_hz\": 700, "
+            "\"q\": 0.8, \"gain_db\": 3}, {\"kind\": \"dc_blocker\", \"pole\": 0.995}], \"controllers\": [{\"parameter\": "
+            "\"gain_db\", \"section\": 0, " + ctl + "}], \"weights\": [[[1, 0, 0, 0, 0], [1, -1, 0, -0.995, 0]]]},"
+            "{\"type\": \"waveshaper\", " + mono + "\"controllers\": [{\"parameter\": \"drive_db\", " + ctl +
+            "}], \"weights\": [[4.0, 0.2, 0.5]]},"
+            "{\"type\": \"gain\", " + mono + "\"controllers\": [{\"parameter\": \"gain_db\", " + ctl +
+            "}], \"weights\": [[0.7]]}]}");
+        CHECK(m.num_controls() == 1 && m.in_size() == 2);
+        m.prepare(256);
+        const long n = allocations_with_controls(m, x, y);
+        std::printf("allocations during process with changing controls (gray-box controllers): %ld\n", n);
+        CHECK(n == 0);
+    }
     std::printf("allocation test passed\n");
     return 0;
 }

@@ -63,7 +63,7 @@ def write_cabinet_ir(source: str, out: str | Path, tracking_uri: str = "") -> Pa
     path = Path(source).expanduser()
     with tempfile.TemporaryDirectory() as tmp:
         if not path.is_file():
-            path = _download_model(source, Path(tmp), tracking_uri)
+            path = download_model(source, Path(tmp), tracking_uri)
         try:
             document = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
@@ -75,7 +75,7 @@ def write_cabinet_ir(source: str, out: str | Path, tracking_uri: str = "") -> Pa
     return out
 
 
-def _download_model(run_id: str, tmp: Path, tracking_uri: str) -> Path:
+def download_model(run_id: str, tmp: Path, tracking_uri: str) -> Path:
     """The model.json artifact of MLflow run `run_id`, downloaded into `tmp`."""
     if not _RUN_ID_RE.fullmatch(run_id):
         raise ExportError(f"{run_id!r} is neither a model.json file nor an MLflow run id; check the path or run id")

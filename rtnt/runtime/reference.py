@@ -13,7 +13,9 @@ layers only (RTNeural ignores it on the others). rtnt's gray-box layer types (`b
 `gain`, `parallel`; docs/graybox_format.md) run in `rtnt.runtime.graybox`.
 
 A conditioned model (`controls`, see rtnt.runtime.controls) has `in_shape [.., 1 + K]`; `process(x, controls)`
-feeds the first layer the frame [x[t], c1[t], .., cK[t]] at every sample t.
+feeds the first layer the frame [x[t], c1[t], .., cK[t]] at every sample t. In a conditioned gray-box file
+(`"rtnt_format": "graybox-1"`) the layers chain over the audio alone and the controls feed the `controllers` of
+the layers that have them.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from rtnt.errors import ModelJsonError
 from rtnt.runtime.controls import ControlSpec, control_block, parse_controls
 from rtnt.runtime.graybox import (
     GRAYBOX_LAYER_TYPES,
+    GRAYBOX_LAYERS,
     OVERSAMPLED_LAYER_TYPES,
     GrayBoxLayer,
     Oversampled,
@@ -189,6 +192,8 @@ class ReferenceModel:
         self.layers = layers
         self._controls = tuple(controls)
         self.source = source
+        # a conditioned gray-box chain takes the audio alone; its controlled layers get the controls separately
+        self.split_controls = bool(self._controls) and any(isinstance(layer, GRAYBOX_LAYERS) for layer in layers)
 
     @property
     def controls(self) -> list[ControlSpec]:
@@ -219,12 +224,15 @@ class ReferenceModel:
         if x.ndim != 1:
             raise ValueError(f"process expects a 1-D signal, got shape {x.shape}")
         c = control_block(controls, len(x), len(self._controls), self.source)
-        frames = np.concatenate([x[:, None], c], axis=1) if c.shape[1] else x[:, None]
+        frames = np.concatenate([x[:, None], c], axis=1) if c.shape[1] and not self.split_controls else x[:, None]
         out = np.empty(len(x), dtype=np.float32)
         for start in range(0, len(x), BLOCK):
             h = frames[start : start + BLOCK]
             for layer in self.layers:
-                h = layer.forward(h)
+                if getattr(layer, "takes_controls", False):
+                    h = layer.forward(h, c[start : start + BLOCK])  # type: ignore[call-arg]
+                else:
+                    h = layer.forward(h)
             out[start : start + BLOCK] = h[:, 0]
         return out
 
@@ -234,6 +242,7 @@ class _Reader:
 
     def __init__(self, source: str, index: int, spec: Any) -> None:
         self.source, self.index = source, index
+        self.n_controls = 0  # the model's K, for gray-box controllers
         if not isinstance(spec, Mapping):
             self.fail("is not a JSON object")
         self.spec = spec
@@ -302,7 +311,9 @@ def _parse(data: Mapping[str, Any], source: str) -> tuple[list[Layer], list[Cont
     if not isinstance(specs, Sequence) or isinstance(specs, str) or not specs:
         raise ModelJsonError(f"{source}: 'layers' must be a non-empty list")
     layers: list[Layer] = []
-    size = _parse_chain(specs, source, in_shape[-1], layers)
+    graybox = data.get("rtnt_format") == "graybox-1"
+    # a gray-box chain runs on the audio; the controls feed its (top-level) controllers
+    size = _parse_chain(specs, source, 1 if graybox else in_shape[-1], layers, len(controls))
     if size != 1:
         _Reader(source, len(specs) - 1, specs[-1]).fail(
             f"is the last layer but has {size} outputs; a mono model must end with 1"
@@ -310,12 +321,14 @@ def _parse(data: Mapping[str, Any], source: str) -> tuple[list[Layer], list[Cont
     return layers, controls
 
 
-def _parse_chain(specs: Sequence[Any], source: str, size: int, layers: list[Layer]) -> int:
+def _parse_chain(specs: Sequence[Any], source: str, size: int, layers: list[Layer], n_controls: int = 0) -> int:
     """Append the runtime layers of a list of JSON layers (the file's, or a parallel branch's; an `oversampling`
-    object starts an `Oversampled` run) on an input of `size` channels; returns the output size."""
+    object starts an `Oversampled` run) on an input of `size` channels; `n_controls` the K its layers' controllers
+    read (0 in a branch); returns the output size."""
     index = 0
     while index < len(specs):
         r = _Reader(source, index, specs[index])
+        r.n_controls = n_controls
         if "oversampling" in r.spec:
             size, count = _parse_oversampled(r, specs, size, layers), r.spec["oversampling"]["layers"]
             index += count
@@ -335,6 +348,8 @@ def _parse_oversampled(r: _Reader, specs: Sequence[Any], size: int, layers: list
             ri.fail(f"starts an oversampled run inside the run of layer {r.index}; runs cannot nest")
         if ri.type not in OVERSAMPLED_LAYER_TYPES:
             ri.fail(f"cannot run oversampled: only memoryless layers ({', '.join(OVERSAMPLED_LAYER_TYPES)}) can")
+        if ri.spec.get("controllers"):
+            ri.fail("has 'controllers'; a knob-controlled layer cannot run oversampled")
         size = _parse_layer(ri, size, inner)
     if size != 1:
         r.fail(f"its oversampled run of {count} layers ends with {size} channels; it must end mono")
@@ -400,7 +415,7 @@ def _parse_layer(r: _Reader, size: int, layers: list[Layer]) -> int:
     elif t == "parallel":
         return parse_parallel(r, size, layers, _parse_chain)
     elif t in GRAYBOX_LAYER_TYPES:
-        return parse_graybox_layer(r, size, layers)
+        return parse_graybox_layer(r, size, layers, r.n_controls)
     else:
         r.fail(
             "unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, "

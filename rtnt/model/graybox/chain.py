@@ -28,9 +28,10 @@ class ParallelStep:
 Step = Any  # a Keras layer or a ParallelStep
 
 
-def graybox_steps(model: Any) -> list[Step]:
-    """The model's steps from its input to its output; ExportError for a graph that is not a chain of layers and
-    parallel blocks (a layer with several inputs other than an Add, or one used twice)."""
+def graybox_steps(model: Any, start: Any = None) -> list[Step]:
+    """The model's steps from `start` (its input tensor by default; a conditioned chain's audio split) to its output;
+    ExportError for a graph that is not a chain of layers and parallel blocks (a layer with several inputs other than
+    an Add or a knob-controlled block's [signal, knobs], or one used twice)."""
     import keras
 
     producers: dict[int, Any] = {}
@@ -42,7 +43,7 @@ def graybox_steps(model: Any) -> list[Step]:
         producers[id(layer.output)] = layer
     if len(model.inputs) != 1 or len(model.outputs) != 1:
         raise _refuse(model, f"it has {len(model.inputs)} inputs and {len(model.outputs)} outputs")
-    return _steps(model.outputs[0], model.inputs[0], producers, model)
+    return _steps(model.outputs[0], model.inputs[0] if start is None else start, producers, model)
 
 
 def graybox_span(steps: list[Step], span: Callable[[Any], int]) -> int:
@@ -83,6 +84,9 @@ def _steps(end: Any, start: Any, producers: dict[int, Any], model: Any) -> list[
             fork = _block_input(layer, producers, model)
             steps.append(ParallelStep(layer, [_steps(i, fork, producers, model) for i in inputs]))
             t = fork
+        elif isinstance(layer.input, (list, tuple)) and getattr(layer, "controlled", None):
+            steps.append(layer)  # a controlled block: its signal, then the knobs
+            t = layer.input[0]
         elif isinstance(layer.input, (list, tuple, dict)):
             raise _refuse(model, f"layer '{layer.name}' takes several inputs and is not a parallel block's Add")
         else:

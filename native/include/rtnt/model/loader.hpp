@@ -1,6 +1,7 @@
 // Builds a Model from RTNeural's JSON format, checking every key, shape and value on the way.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -196,14 +197,101 @@ inline bool is_graybox_type(const std::string& type) {
     return type == "biquad" || type == "fir" || type == "waveshaper" || type == "gain" || type == "parallel";
 }
 
-/// One gray-box layer (biquad, fir, waveshaper, gain): mono in and out, no activation.
+/// A finite number member `key` of a JSON object `e`, or r.fail naming `where`.
+inline double member_number(const LayerReader& r, const Value& e, const char* key, const std::string& where) {
+    const Value* m = e.find(key);
+    if (!m || !m->is_number() || !std::isfinite(m->number)) r.fail(where + " needs a finite number '" + key + "'");
+    return m->number;
+}
+
+/// The 'controllers' of a gray-box layer (docs/graybox_format.md), checked against the model's K controls.
+inline std::vector<Controller> read_controllers(const LayerReader& r, const std::string& type, int num_controls) {
+    if (!r.has("controllers")) return {};
+    const Value& list = r.require("controllers", Type::Array);
+    if (!list.items.empty() && num_controls == 0)
+        r.fail("has 'controllers' but the model lists no 'controls'; a controlled layer needs the knob inputs");
+    const std::vector<std::string> names = type == "biquad"       ? std::vector<std::string>{"freq_hz", "q", "gain_db"}
+                                           : type == "waveshaper" ? std::vector<std::string>{"drive_db", "bias", "gain_db"}
+                                           : type == "gain"       ? std::vector<std::string>{"gain_db"}
+                                                                  : std::vector<std::string>{};
+    std::vector<Controller> out;
+    for (std::size_t i = 0; i < list.items.size(); ++i) {
+        const Value& e = list.items[i];
+        const std::string where = "controllers[" + std::to_string(i) + "]";
+        const Value* parameter = e.find("parameter");
+        const auto it = parameter && parameter->is_string() ? std::find(names.begin(), names.end(), parameter->string)
+                                                            : names.end();
+        if (!e.is_object() || it == names.end()) r.fail(where + " must be an object naming a controllable 'parameter'");
+        Controller c;
+        c.parameter = static_cast<int>(it - names.begin());
+        const Value* mapping = e.find("mapping");
+        const std::string m = mapping && mapping->is_string() ? mapping->string : "";
+        if (m == "sigmoid") c.mapping = ControlMapping::Sigmoid;
+        else if (m == "log_sigmoid") c.mapping = ControlMapping::LogSigmoid;
+        else if (m == "tanh") c.mapping = ControlMapping::Tanh;
+        else r.fail(where + ": 'mapping' must be one of sigmoid, log_sigmoid, tanh");
+        c.minimum = member_number(r, e, "minimum", where);
+        c.maximum = member_number(r, e, "maximum", where);
+        c.raw = member_number(r, e, "raw", where);
+        if (!(c.minimum < c.maximum) || (c.mapping == ControlMapping::LogSigmoid && c.minimum <= 0.0))
+            r.fail(where + " needs minimum < maximum (both > 0 for log_sigmoid)");
+        const Value* w = e.find("weights");
+        if (!w || !w->is_array() || static_cast<int>(w->items.size()) != num_controls)
+            r.fail(where + " needs " + std::to_string(num_controls) + " weights (one per control)");
+        for (const Value& v : w->items) {
+            if (!v.is_number() || !std::isfinite(v.number)) r.fail(where + ": its weights must be finite numbers");
+            c.weights.push_back(v.number);
+        }
+        if (type == "biquad") {
+            const Value* section = e.find("section");
+            if (!section || !section->is_number() || section->number != std::floor(section->number) || section->number < 0)
+                r.fail(where + " of a biquad needs the integer 'section' it controls");
+            c.section = static_cast<int>(section->number);
+        }
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
+/// The RBJ 'parameters' of a biquad layer whose sections `controllers` recompute (else empty).
+inline std::vector<RbjSection> read_rbj_sections(const LayerReader& r, int n, const std::vector<Controller>& controllers) {
+    if (controllers.empty()) return {};
+    const Value& list = r.require("parameters", Type::Array);
+    if (static_cast<int>(list.items.size()) != n)
+        r.fail("a controlled biquad needs 'parameters' for its " + std::to_string(n) + " sections (kind, freq_hz, q, gain_db)");
+    std::vector<RbjSection> sections(static_cast<std::size_t>(n));
+    for (const Controller& c : controllers) {
+        const std::string where = "controlled section " + std::to_string(c.section);
+        if (c.section >= n) r.fail(where + " does not exist");
+        const Value& p = list.items[static_cast<std::size_t>(c.section)];
+        const Value* kind = p.find("kind");
+        const std::string k = kind && kind->is_string() ? kind->string : "";
+        RbjSection& s = sections[static_cast<std::size_t>(c.section)];
+        if (k == "peaking") s.kind = BiquadKind::Peaking;
+        else if (k == "low_shelf") s.kind = BiquadKind::LowShelf;
+        else if (k == "high_shelf") s.kind = BiquadKind::HighShelf;
+        else if (k == "lowpass") s.kind = BiquadKind::Lowpass;
+        else if (k == "highpass") s.kind = BiquadKind::Highpass;
+        else r.fail(where + " needs RBJ parameters with a kind in peaking, low_shelf, high_shelf, lowpass, highpass");
+        s.freq_hz = member_number(r, p, "freq_hz", where);
+        s.q = member_number(r, p, "q", where);
+        s.gain_db = member_number(r, p, "gain_db", where);
+        if (!(s.freq_hz > 0.0 && s.freq_hz < kBiquadSampleRate / 2 && s.q > 0.0))
+            r.fail(where + " needs 0 < freq_hz < 24000 and q > 0");
+    }
+    return sections;
+}
+
+/// One gray-box layer (biquad, fir, waveshaper, gain): mono in and out, no activation; `num_controls` is the
+/// model's K, which a layer's 'controllers' read.
 inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std::string& type, int in,
-                                                 const LoadOptions& options) {
+                                                 const LoadOptions& options, int num_controls = 0) {
     if (in != 1 || r.out_size() != 1)
         r.fail("a gray-box layer is mono in and out, but its input has " + std::to_string(in) +
                " channels and 'shape' ends in " + std::to_string(r.out_size()));
     r.no_activation();
     const Value& w = r.weights(1, 1, "1");
+    std::vector<Controller> controllers = read_controllers(r, type, num_controls);
     if (type == "biquad") {
         const int n = r.integer("sections", 1, LoaderLimits::max_biquad_sections);
         const std::vector<double> c = r.doubles(w, 0, {n, 5}, "(sections, 5) of b0, b1, b2, a1, a2");
@@ -216,7 +304,8 @@ inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std
                        number_str(s.a2) + "): its poles must lie inside the unit circle, |a2| < 1 and |a1| < 1 + a2");
             sections.push_back(s);
         }
-        return std::make_unique<Biquads>(std::move(sections));
+        std::vector<RbjSection> rbj = read_rbj_sections(r, n, controllers);
+        return std::make_unique<Biquads>(std::move(sections), std::move(controllers), std::move(rbj), num_controls);
     }
     if (type == "fir") {
         const int k = r.integer("taps", 1, LoaderLimits::max_fir_taps);
@@ -229,9 +318,9 @@ inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std
     }
     if (type == "waveshaper") {
         const std::vector<float> v = r.tensor(w, 0, {3}, "(drive, bias, gain)");
-        return std::make_unique<Waveshaper>(v[0], v[1], v[2]);
+        return std::make_unique<Waveshaper>(v[0], v[1], v[2], std::move(controllers), num_controls);
     }
-    return std::make_unique<Gain>(r.tensor(w, 0, {1}, "(gain,)")[0]);
+    return std::make_unique<Gain>(r.tensor(w, 0, {1}, "(gain,)")[0], std::move(controllers), num_controls);
 }
 
 /// Layer types an oversampled run may hold: the memoryless ones.
@@ -283,13 +372,13 @@ inline std::unique_ptr<Layer> read_parallel(const LayerReader& r, int in, const 
 
 inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string& type, int in,
                                          std::vector<std::unique_ptr<Layer>>& extra, bool graybox,
-                                         const LoadOptions& options, int depth = 0) {
+                                         const LoadOptions& options, int depth = 0, int num_controls = 0) {
     if (is_graybox_type(type)) {
         if (!graybox)
             r.fail(std::string("is a gray-box layer type; the file needs the top-level \"rtnt_format\": \"") +
                    kGrayBoxFormat + "\" (docs/graybox_format.md)");
         if (type == "parallel") return read_parallel(r, in, options, depth + 1);
-        return read_graybox_layer(r, type, in, options);
+        return read_graybox_layer(r, type, in, options, num_controls);
     }
     const int out = r.out_size();
     const Activation act = r.activation();
@@ -376,29 +465,31 @@ enum class Run { None, First, Later };
 /// Reads the layer of reader `r` (plus its activation layer) onto `chain`. A layer in an oversampled run must be
 /// memoryless, and only the run's first layer holds the `oversampling` object.
 inline void read_one(LayerReader r, const Value& lv, int size, std::vector<std::unique_ptr<Layer>>& chain, bool graybox,
-                     const LoadOptions& options, int depth, Run run) {
+                     const LoadOptions& options, int depth, Run run, int num_controls) {
     if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
     const std::string type = r.require("type", Type::String).string;
     r.set_type(type);
     if (run == Run::Later && lv.find("oversampling")) r.fail("starts an oversampled run inside another one; runs cannot nest");
     if (run != Run::None && !is_memoryless_type(type))
         r.fail("cannot run oversampled: only memoryless layers (dense, time-distributed-dense, activation, waveshaper, gain) can");
+    if (r.has("controllers") && (run != Run::None || depth > 0))
+        r.fail("has 'controllers'; knob controllers reach top-level layers outside oversampled runs only");
     std::vector<std::unique_ptr<Layer>> extra;
-    chain.push_back(read_layer(r, type, size, extra, graybox, options, depth));
+    chain.push_back(read_layer(r, type, size, extra, graybox, options, depth, num_controls));
     for (auto& e : extra) chain.push_back(std::move(e));
 }
 
 /// Reads a list of layers (the file's, or a parallel branch's at nesting `depth`) onto `chain` from an input of
 /// `size` channels; a layer with an `oversampling` object starts an `Oversampled` run of `layers` layers.
-/// `reader_at(i)` names layer i in errors. Returns the output size (`size` for an empty list).
+/// `reader_at(i)` names layer i in errors; `num_controls` is the model's K (0 in a branch). Returns the output size (`size` for an empty list).
 template <class ReaderAt>
 int read_chain(const std::vector<Value>& items, ReaderAt reader_at, int size, std::vector<std::unique_ptr<Layer>>& chain,
-               bool graybox, const LoadOptions& options, int depth) {
+               bool graybox, const LoadOptions& options, int depth, int num_controls = 0) {
     const std::size_t count = items.size();
     for (std::size_t i = 0; i < count;) {
         const Value* over = items[i].is_object() ? items[i].find("oversampling") : nullptr;
         if (!over) {
-            read_one(reader_at(i), items[i], size, chain, graybox, options, depth, Run::None);
+            read_one(reader_at(i), items[i], size, chain, graybox, options, depth, Run::None, num_controls);
             size = chain.back()->out_size();
             ++i;
             continue;
@@ -413,7 +504,7 @@ int read_chain(const std::vector<Value>& items, ReaderAt reader_at, int size, st
         int inner_size = size;
         for (int k = 0; k < spec.layers; ++k) {
             read_one(reader_at(i + k), items[i + k], inner_size, inner, graybox, options, depth,
-                     k == 0 ? Run::First : Run::Later);
+                     k == 0 ? Run::First : Run::Later, num_controls);
             inner_size = inner.back()->out_size();
         }
         if (inner_size != 1)
@@ -560,9 +651,11 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
     const int in_size = static_cast<int>(in_last.number);
     std::vector<ControlSpec> controls = detail::read_controls(doc, in_size);
     detail::MemoryBudget budget(options.memory_budget_bytes);
+    // A gray-box chain runs on the audio (channel 0) alone; its controllers read the control channels 1..K.
     std::vector<std::unique_ptr<Layer>> chain;
     auto reader_at = [&](std::size_t i) { return detail::LayerReader(layers->items[i], static_cast<int>(i), budget); };
-    detail::read_chain(layers->items, reader_at, in_size, chain, graybox, options, 0);
+    detail::read_chain(layers->items, reader_at, graybox ? 1 : in_size, chain, graybox, options, 0,
+                       static_cast<int>(controls.size()));
     ModelInfo info;
     info.description = std::string(graybox ? "rtnt gray-box JSON: " : "RTNeural JSON: ") +
                        std::to_string(layers->items.size()) + " layers";
