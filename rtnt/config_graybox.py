@@ -117,7 +117,8 @@ class GrayBoxPresetConfig:
     # Block parameters set by a knob controller under conditioning=concat (`resolve_controlled` reads the names):
     # `<block>.<parameter>` or, in a peq, `<block>.s<section>.<parameter>`; <block> is `b<index>` (the block's
     # index in `blocks`) or its type when the chain has one block of that type, e.g. `waveshaper.drive_db`,
-    # `b2.s1.gain_db`. Parameters: CONTROLLABLE.
+    # `b2.s1.gain_db`. Parameters: CONTROLLABLE. Top-level blocks only: a block inside a parallel branch, or a
+    # waveshaper when `oversampling` > 1, is refused (ConfigError).
     controlled: list[str] = field(default_factory=list)
     description: str = ""
 
