@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
-from rtnt.config_graybox import GrayBoxPresetConfig, validate_graybox
+from rtnt.config_graybox import GrayBoxPresetConfig, validate_graybox, validate_graybox_conditioning
 from rtnt.constants import BENCH_BLOCK_SIZES, GEAR_TYPES, TONE_TYPES
 from rtnt.errors import ConfigError
 
@@ -429,6 +429,8 @@ def validate_conditioning(cfg: DictConfig) -> None:
         )
     _check(cfg.conditioning.film_hidden >= 1, "conditioning.film_hidden", cfg.conditioning.film_hidden, "must be >= 1")
     _check(cfg.conditioning.film_layers >= 1, "conditioning.film_layers", cfg.conditioning.film_layers, "must be >= 1")
+    if p.arch == "graybox":
+        validate_graybox_conditioning(p, method)
     if c.targets and method == "none":
         raise ConfigError(
             f"capture {c.name} is a capture set of {len(c.targets)} knob settings but conditioning=none; "

@@ -8,13 +8,18 @@ Nothing here imports TensorFlow; `rtnt.config` registers the schema.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
+
+from omegaconf import OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ConfigError
 
-BLOCK_TYPES = ("gain", "dc_blocker", "peq", "fir", "waveshaper", "mlp", "conv_stack")
+BLOCK_TYPES = ("gain", "dc_blocker", "peq", "fir", "waveshaper", "mlp", "conv_stack", "parallel")
+MAX_PARALLEL_DEPTH = 8  # nested parallel blocks; the native loader refuses deeper files
 BIQUAD_KINDS = ("peaking", "low_shelf", "high_shelf", "lowpass", "highpass")
 MLP_ACTIVATIONS = ("tanh", "relu")
 CONV_ACTIVATIONS = ("tanh", "prelu", "relu", "linear")
@@ -31,6 +36,10 @@ def oversampling_span(factor: int) -> int:
         return 0
     taps = OVERSAMPLING_TAPS[factor]
     return -(-taps // factor) - 1 + -(-(taps - 1) // factor)
+
+
+# The block parameters a knob controller may set (`preset.controlled`), by block type; a peq's are per section.
+CONTROLLABLE = {"waveshaper": ("drive_db", "bias", "gain_db"), "gain": ("gain_db",), "peq": ("freq_hz", "q", "gain_db")}
 
 
 @dataclass
@@ -58,6 +67,10 @@ class GrayBoxBlockConfig:
     - `mlp`: memoryless Dense layers of sizes `hidden` with `activation`, then Dense(1), per sample.
     - `conv_stack`: rtnt's causal conv stack (`arch: tcn`): `channels`, `kernel_sizes`, `dilations`,
       `activation`, `smoothing_alpha`, `scaled_smoothing`, then a 1x1 conv to one channel.
+    - `parallel`: `branches`, a list of branches, each a list of blocks (any type, nested `parallel` included, up
+      to MAX_PARALLEL_DEPTH levels) run on the block's input; the output is the sum of the branch outputs, and an
+      empty branch `[]` is the identity (the dry path). Its receptive span is the longest branch's, its cost the
+      sum of its branches'. It has no parameters of its own (`trainable` applies to the blocks inside).
     `trainable: false` freezes a block's parameters at their initial values (a `conv_stack` is always trainable).
     """
 
@@ -88,19 +101,88 @@ class GrayBoxBlockConfig:
     dilations: list[int] = field(default_factory=lambda: [1, 2, 4, 8, 16, 32, 64])
     smoothing_alpha: float = 1.0
     scaled_smoothing: bool = False
+    branches: list[Any] = field(default_factory=list)  # untyped: OmegaConf does not type nested lists of blocks
 
 
 @dataclass
 class GrayBoxPresetConfig:
     """`arch: graybox`: a chain of DSP blocks in order (exported as rtnt's gray-box JSON, docs/graybox_format.md)."""
 
-    CONDITIONING: ClassVar[tuple[str, ...]] = ("none",)  # knob-driven block parameters (controllers) are not built
+    CONDITIONING: ClassVar[tuple[str, ...]] = ("none", "concat")  # concat feeds the knob controllers
 
     name: str = "???"
     arch: str = "graybox"
     blocks: list[GrayBoxBlockConfig] = field(default_factory=list)
     oversampling: int = 1  # 1, 2 or 4: every static nonlinearity (waveshaper, mlp) runs at this multiple of the rate
+    # Block parameters set by a knob controller under conditioning=concat (`resolve_controlled` reads the names):
+    # `<block>.<parameter>` or, in a peq, `<block>.s<section>.<parameter>`; <block> is `b<index>` (the block's
+    # index in `blocks`) or its type when the chain has one block of that type, e.g. `waveshaper.drive_db`,
+    # `b2.s1.gain_db`. Parameters: CONTROLLABLE. Top-level blocks only: a block inside a parallel branch, or a
+    # waveshaper when `oversampling` > 1, is refused (ConfigError).
+    controlled: list[str] = field(default_factory=list)
     description: str = ""
+
+
+@dataclass(frozen=True)
+class ControlledParameter:
+    """One knob-controlled block parameter: the block's index in the chain, the peq section (None for other
+    blocks) and the parameter's name (CONTROLLABLE)."""
+
+    block: int
+    section: int | None
+    parameter: str
+
+
+_CONTROLLED_RE = re.compile(r"^(?P<block>[a-z_0-9]+)\.(?:s(?P<section>[0-9]+)\.)?(?P<parameter>[a-z_]+)$")
+
+
+def resolve_controlled(p: Any) -> list[ControlledParameter]:
+    """The preset's `controlled` names as ControlledParameters; a name that names no parameter of the chain, or
+    one given twice, is a ConfigError."""
+    blocks = list(p.blocks)
+    resolved: list[ControlledParameter] = []
+    for name in p.controlled:
+        resolved.append(_resolve_one(str(name), blocks))
+    _check(len(set(resolved)) == len(resolved), "preset.controlled", list(p.controlled), "names a parameter twice")
+    return resolved
+
+
+def _resolve_one(name: str, blocks: list[Any]) -> ControlledParameter:
+    _check(".branches." not in name, "preset.controlled", name,
+           "knob controllers reach top-level blocks only; a block inside a parallel branch (e.g. "
+           "b0.branches.1.1.drive_db) cannot be controlled yet")  # fmt: skip
+    m = _CONTROLLED_RE.match(name)
+    rule = (
+        "name a parameter as <block>.<parameter> or <block>.s<section>.<parameter> (peq), with <block> b<index> "
+        "or a block type that occurs once, e.g. waveshaper.drive_db, b0.s1.gain_db"
+    )
+    _check(m is not None, "preset.controlled", name, rule)
+    assert m is not None
+    ref = m["block"]
+    if re.fullmatch(r"b[0-9]+", ref):
+        index = int(ref[1:])
+        _check(index < len(blocks), "preset.controlled", name, f"the chain has blocks b0..b{len(blocks) - 1}")
+    else:
+        matches = [i for i, b in enumerate(blocks) if b.type == ref]
+        _check(len(matches) == 1, "preset.controlled", name,
+               f"the chain has {len(matches)} block(s) of type {ref!r} at the top level; "
+               "name the block as b<index>")  # fmt: skip
+        index = matches[0]
+    b = blocks[index]
+    allowed = CONTROLLABLE.get(b.type, ())
+    _check(m["parameter"] in allowed, "preset.controlled", name,
+           f"block b{index} ({b.type}) has controllable parameters {', '.join(allowed) or 'none'}")  # fmt: skip
+    section = None
+    if b.type == "peq":
+        _check(m["section"] is not None and int(m["section"]) < len(b.sections), "preset.controlled", name,
+               f"block b{index} (peq) has sections s0..s{len(b.sections) - 1}: name one")  # fmt: skip
+        section = int(m["section"])
+        kind = b.sections[section].kind
+        _check(not (m["parameter"] == "gain_db" and kind in ("lowpass", "highpass")), "preset.controlled", name,
+               f"section s{section} is a {kind}, which has no gain")  # fmt: skip
+    else:
+        _check(m["section"] is None, "preset.controlled", name, f"block b{index} ({b.type}) has no sections")
+    return ControlledParameter(index, section, m["parameter"])
 
 
 def _check(ok: bool, key: str, value: Any, rule: str) -> None:
@@ -114,11 +196,26 @@ def validate_graybox(p: Any) -> None:
     """Check a gray-box preset's blocks: types, ranges and initial values inside them; ConfigError names the key."""
     blocks = list(p.blocks)
     _check(len(blocks) >= 1, "preset.blocks", len(blocks), "arch graybox needs at least one block")
-    for i, b in enumerate(blocks):
-        key = f"preset.blocks.{i}"
-        _check(b.type in BLOCK_TYPES, f"{key}.type", b.type, f"must be one of {', '.join(BLOCK_TYPES)}")
-        _VALIDATORS.get(b.type, lambda b, key: None)(b, key)
+    _validate_blocks(blocks, "preset.blocks", 0)
     _oversampling(p, blocks)
+    controlled = resolve_controlled(p)
+    nonlinear = [c for c in controlled if blocks[c.block].type in STATIC_NONLINEARITIES]
+    _check(not (nonlinear and getattr(p, "oversampling", 1) > 1), "preset.controlled", list(p.controlled),
+           "a knob-controlled waveshaper cannot run oversampled yet; control another block or pass "
+           "preset.oversampling=1")  # fmt: skip
+
+
+def _validate_blocks(blocks: list[Any], key: str, depth: int) -> None:
+    for i, b in enumerate(blocks):
+        bkey = f"{key}.{i}"
+        _check(b.type in BLOCK_TYPES, f"{bkey}.type", b.type, f"must be one of {', '.join(BLOCK_TYPES)}")
+        if b.type == "parallel":
+            _check(depth < MAX_PARALLEL_DEPTH, f"{bkey}.type", b.type,
+                   f"parallel blocks nest at most {MAX_PARALLEL_DEPTH} deep")  # fmt: skip
+            for k, branch in enumerate(branch_blocks(b, bkey)):
+                _validate_blocks(branch, f"{bkey}.branches.{k}", depth + 1)
+        else:
+            _VALIDATORS.get(b.type, lambda b, key: None)(b, bkey)
 
 
 def _oversampling(p: Any, blocks: list[Any]) -> None:
@@ -127,12 +224,59 @@ def _oversampling(p: Any, blocks: list[Any]) -> None:
     _check(factor in OVERSAMPLING_FACTORS, "preset.oversampling", factor, f"must be one of {allowed}")
     if factor == 1:
         return
-    types = [b.type for b in blocks]
+    types = _block_types(blocks, "preset.blocks")
     _check("conv_stack" not in types, "preset.oversampling", factor,
            "a conv_stack block has memory, and only static nonlinearities (waveshaper, mlp) are oversampled; "
            "use preset.oversampling=1 with a conv_stack")  # fmt: skip
     _check(any(t in STATIC_NONLINEARITIES for t in types), "preset.oversampling", factor,
            "the chain has no static nonlinearity (waveshaper, mlp) to oversample")  # fmt: skip
+
+
+def _block_types(blocks: list[Any], key: str) -> list[str]:
+    """The types of `blocks` and of every block inside their parallel blocks' branches."""
+    types = []
+    for i, b in enumerate(blocks):
+        types.append(b.type)
+        if b.type == "parallel":
+            for k, branch in enumerate(branch_blocks(b, f"{key}.{i}")):
+                types += _block_types(branch, f"{key}.{i}.branches.{k}")
+    return types
+
+
+def branch_blocks(b: Any, key: str) -> list[list[Any]]:
+    """The branches of parallel block `b` (config key `key`), each block merged onto the block schema (its
+    defaults filled in); ConfigError for no branches, a branch that is not a list, or an unknown block key."""
+    branches = b.branches
+    _check(len(branches) >= 1, f"{key}.branches", list(branches),
+           "a parallel block needs at least one branch (a list of blocks; [] is the dry path)")  # fmt: skip
+    typed = []
+    for k, branch in enumerate(branches):
+        _check(OmegaConf.is_list(branch) or isinstance(branch, list), f"{key}.branches.{k}", branch,
+               "each branch must be a list of blocks ([] for the dry path)")  # fmt: skip
+        blocks = []
+        for j, block in enumerate(branch):
+            try:
+                blocks.append(OmegaConf.merge(OmegaConf.structured(GrayBoxBlockConfig), block))
+            except OmegaConfBaseException as exc:
+                problem = str(exc).splitlines()[0]
+                _check(False, f"{key}.branches.{k}.{j}", block, f"not a gray-box block ({problem})")
+        typed.append(blocks)
+    return typed
+
+
+def validate_graybox_conditioning(p: Any, method: str) -> None:
+    """A gray-box chain takes knobs through its controllers: conditioning=concat needs at least one controlled
+    parameter, and controlled parameters need conditioning=concat."""
+    if method != "none" and not list(p.controlled):
+        raise ConfigError(
+            f"preset {p.name} has conditioning={method} but no knob-controlled parameter; name some in "
+            "preset.controlled (e.g. 'preset.controlled=[waveshaper.drive_db]') or pass conditioning=none"
+        )
+    if method == "none" and list(p.controlled):
+        raise ConfigError(
+            f"preset {p.name} names controlled parameters {list(p.controlled)} but conditioning=none; train it on "
+            "a capture set with conditioning=concat, or pass 'preset.controlled=[]'"
+        )
 
 
 def _gain(b: Any, key: str) -> None:
@@ -205,12 +349,17 @@ _VALIDATORS = {
 
 def graybox_receptive_field(p: Any) -> int:
     """1 + the history each block needs: FIR taps - 1, conv spans, and `warmup` for each recursive block (`peq`,
-    `dc_blocker`), plus `oversampling_span` for each static nonlinearity when `oversampling` > 1. Recursive blocks have
-    unbounded memory; `warmup` is the history training gives them to settle."""
+    `dc_blocker`), plus `oversampling_span` for each static nonlinearity when `oversampling` > 1; a `parallel` block
+    needs its longest branch's. Recursive blocks have unbounded memory; `warmup` is the history training gives them
+    to settle."""
+    return 1 + _blocks_span(list(p.blocks), "preset.blocks", getattr(p, "oversampling", 1))
+
+
+def _blocks_span(blocks: list[Any], key: str, factor: int) -> int:
     span = 0
-    for b in p.blocks:
+    for i, b in enumerate(blocks):
         if b.type in STATIC_NONLINEARITIES:
-            span += oversampling_span(getattr(p, "oversampling", 1))
+            span += oversampling_span(factor)
         elif b.type == "fir":
             span += b.taps - 1
         elif b.type in ("peq", "dc_blocker"):
@@ -218,4 +367,7 @@ def graybox_receptive_field(p: Any) -> int:
         elif b.type == "conv_stack":
             ks = list(b.kernel_sizes) * (len(b.dilations) if len(b.kernel_sizes) == 1 else 1)
             span += sum((k - 1) * d for k, d in zip(ks, b.dilations))
-    return 1 + span
+        elif b.type == "parallel":
+            bkey = f"{key}.{i}"
+            span += max(_blocks_span(br, f"{bkey}.branches.{k}", factor) for k, br in enumerate(branch_blocks(b, bkey)))
+    return span

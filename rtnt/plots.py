@@ -2,7 +2,8 @@
 log axis, PNG at 110 dpi. Each function takes computed results and a path, writes the PNG and returns its path
 (None where there is nothing to draw).
 
-- a run: `training_curves`, `capture_plots`, `asr_plots`, `residual_spectrum`, `esr_vs_knob` (a capture set);
+- a run: `training_curves`, `capture_plots`, `asr_plots`, `residual_spectrum`, `esr_vs_knob` (a capture set),
+  `eq_responses` and `transfer_curves` (a gray-box file);
 - a comparison of runs (`rtnt-compare`): `esr_against`, `esr_per_capture`, `loss_curves`;
 - a sweep report: `pareto_front`, `trials_esr_vs_asr`, `param_importances`.
 """
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from rtnt.capture.report import CaptureReport
+    from rtnt.export.graybox_view import EqResponse, TransferCurve
     from rtnt.metrics.asr import AsrReport
     from rtnt.sweep.outcome import Objective
     from rtnt.train.fit import Validation
@@ -197,6 +199,59 @@ def residual_spectrum(y: np.ndarray, y_pred: np.ndarray, sample_rate: int, path:
     ax.set_title(f"Residual spectrum (ESR {esr(y, p):.4f})")
     _grid(ax)
     ax.legend()
+    return _save(fig, path)
+
+
+def eq_responses(eqs: Sequence[EqResponse], path: Path) -> Path | None:
+    """Magnitude response (dB against log frequency) of every biquad layer of a gray-box file, one panel each:
+    the cascade as a thick line, each section thin and dashed, down to 60 dB below the peak; None when there is
+    none."""
+    if not eqs:
+        return None
+    fig = Figure(figsize=(8, 3.2 * len(eqs)))
+    axes = fig.subplots(len(eqs), 1, squeeze=False)[:, 0]
+    for ax, eq in zip(axes, eqs):
+        for j, db in enumerate(eq.sections_db):
+            p = eq.parameters[j] if j < len(eq.parameters) else {}
+            ax.semilogx(eq.freq_hz, db, "--", lw=0.9, label=_section_label(j, p))
+        ax.semilogx(eq.freq_hz, eq.total_db, "k-", lw=2.0, label="total")
+        ax.set_xlim(eq.freq_hz[0], eq.freq_hz[-1])
+        top = float(np.max(eq.total_db))  # show 60 dB below the peak: a low-pass's zero at Nyquist is -inf
+        ax.set_ylim(max(float(np.min(eq.total_db)), top - 60.0) - 3.0, top + 3.0)
+        ax.set_xlabel("frequency (Hz)")
+        ax.set_ylabel("magnitude (dB)")
+        ax.set_title(f"layer {eq.layer}: biquad cascade of {len(eq.sections_db)} section(s)")
+        _grid(ax)
+        ax.legend(fontsize="small", loc="best")
+    return _save(fig, path)
+
+
+def _section_label(j: int, p: Mapping[str, Any]) -> str:
+    kind = p.get("kind", "section")
+    if kind == "dc_blocker":
+        return f"{j}: DC blocker, pole {p.get('pole', float('nan')):.5f}"
+    if "freq_hz" not in p:
+        return f"{j}: {kind}"
+    gain = "" if kind in ("lowpass", "highpass") else f", {p.get('gain_db', 0.0):+.1f} dB"
+    return f"{j}: {kind} {p['freq_hz']:.0f} Hz, Q {p.get('q', float('nan')):.2f}{gain}"
+
+
+def transfer_curves(curves: Sequence[TransferCurve], path: Path) -> Path | None:
+    """Output against input of every memoryless nonlinearity of a gray-box file, with the identity for
+    reference; None when there is none."""
+    if not curves:
+        return None
+    fig = Figure(figsize=(5.5 * len(curves), 4.2))
+    axes = fig.subplots(1, len(curves), squeeze=False)[0]
+    for ax, c in zip(axes, curves):
+        ax.plot(c.x, c.x, ":", color="grey", label="identity")
+        ax.plot(c.x, c.y, "-", lw=1.8, label=c.kind)
+        layers = f"layer {c.first}" if c.first == c.last else f"layers {c.first}-{c.last}"
+        ax.set_title(f"{c.kind} ({layers})")
+        ax.set_xlabel("input")
+        ax.set_ylabel("output")
+        _grid(ax)
+        ax.legend()
     return _save(fig, path)
 
 

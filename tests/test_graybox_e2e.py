@@ -102,4 +102,55 @@ def test_an_oversampled_chain_runs_end_to_end(tmp_path: Path) -> None:
     assert run.data.metrics["parity_error"] < 1e-4 and run.data.metrics["native_validation"] == 1.0
     assert np.isfinite(run.data.metrics["asr_mean_db"])
     layers = json.loads((Path(run.data.tags["rtnt.output_dir"]) / "model.json").read_text())["layers"]
-    assert [layer.get("oversampling", {}).get("factor") for layer in layers] == [None, 2, None, None, None]
+    assert [layer.get("oversampling") for layer in layers] == [None] * 4  # parallel, PEQ, DC blocker, gain
+    clean, clipped = layers[0]["branches"]  # the waveshaper sits in the clipped branch
+    assert [b.get("oversampling", {}).get("factor") for b in clean + clipped] == [None, None, 2]
+
+
+def test_the_run_logs_the_graybox_pictures_and_parameters(graybox_run: dict) -> None:
+    client, run = mlflow.MlflowClient(graybox_run["uri"]), graybox_run["run"]
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "graybox")}
+    names = ("eq_response.png", "nonlinearity.png", "parameters.csv", "parameters.md")
+    assert logged == {f"graybox/{n}" for n in names}
+    table = (Path(run.data.tags["rtnt.output_dir"]) / "graybox" / "parameters.csv").read_text().splitlines()
+    assert len(table) == 1 + 4 + 1 + 4  # header, PEQ(4), gain, PEQ(4)
+
+
+@pytest.fixture(scope="module")
+def knob_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """`rtnt-train train=smoke` of graybox/ts9 with a knob-controlled peaking gain (top-level PEQ b1) and output
+    gain (b3) on a tiny synthetic capture set (three settings); the waveshaper sits inside ts9's parallel block,
+    where controllers do not reach."""
+    from parametric_support import KNOB_VALUES, write_set
+
+    tmp = tmp_path_factory.mktemp("graybox_knob")
+    inp, targets = write_set(tmp)
+    listed = ",".join(f"{{target:'{t}',knobs:{{gain:{v}}}}}" for t, v in zip(targets, KNOB_VALUES))
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    command = [
+        sys.executable, "-m", "rtnt.cli.train", "train=smoke", "capture=files_parametric", "conditioning=concat",
+        "preset=graybox/ts9", "preset.controlled=[b1.s1.gain_db,b3.gain_db]", f"capture.input={inp}",
+        "capture.knobs=[{name:gain,minimum:0,maximum:1}]", f"capture.targets=[{listed}]", "capture.min_seconds=1",
+        "validate.asr.midi_notes=[52,76]", "validate.asr.levels_dbfs=[-12]", f"hydra.run.dir={tmp / 'run'}",
+    ]  # fmt: skip
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+    proc = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_id = proc.stdout.split("MLflow run:")[1].split()[0]
+    return {"run": mlflow.MlflowClient(uri).get_run(run_id), "out": tmp / "run"}
+
+
+def test_a_knob_controlled_chain_trains_exports_and_matches_at_every_setting(knob_run: dict) -> None:
+    import pandas as pd
+
+    run, out = knob_run["run"], knob_run["out"]
+    assert run.info.status == "FINISHED" and run.data.tags["conditioning"] == "concat"
+    doc = json.loads((out / "model.json").read_text())
+    assert doc["in_shape"] == [None, None, 2] and [c["name"] for c in doc["controls"]] == ["gain"]
+    controlled = {(c["parameter"], c.get("section")) for layer in doc["layers"] for c in layer.get("controllers", [])}
+    assert controlled == {("gain_db", None), ("gain_db", 1)}  # b3 (gain), section 1 of b1 (peq)
+    table = pd.read_csv(out / "settings" / "settings.csv")
+    assert sorted(table["role"]) == ["train", "train", "train", "unseen"]
+    assert table["parity_error"].max() < 1e-4 and table["native_parity_error"].max() < 1e-5
+    assert run.data.metrics["native_validation"] == 1.0
+    assert (out / "graybox" / "nonlinearity.png").is_file()

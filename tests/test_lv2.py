@@ -858,3 +858,29 @@ def test_film_bundle_has_its_knob_ports_and_renders_as_the_native_runtime(dry, t
     gain = smoothed_knob(0.5, [0.8], [len(dry)], SR)
     controls = np.stack([gain, np.full(len(dry), 0.5, np.float32)], axis=1)
     assert np.max(np.abs(y - np.asarray(native.process(dry, controls), np.float64))) <= TOL
+
+
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
+def test_a_knob_controlled_graybox_bundle_plays_its_knob(dry, tmp_path):
+    """A gray-box chain whose waveshaper drive follows a knob (`controllers`, docs/graybox_format.md) gets the
+    knob port like any conditioned model, and lv2apply renders what the native runtime does with the ramped knob."""
+    doc = graybox_model()
+    doc["in_shape"], doc["controls"] = [None, None, 2], [DRIVE.to_json()]
+    doc["layers"][1]["controllers"] = [
+        {"parameter": "drive_db", "mapping": "sigmoid", "minimum": -24.0, "maximum": 48.0, "raw": 0.3, "weights": [2.0]}
+    ]
+    json_path = tmp_path / "knob_cab.json"
+    json_path.write_text(json.dumps(doc))
+    bundle = export_lv2(str(json_path), "Knob Cab", tmp_path / "plugins")
+    x, outputs = dry[: SR // 4], {}
+    for value in (0.8, 0.2):
+        y, stderr = lv2apply(bundle, bundle_uri(bundle), x, tmp_path, Drive_level=value)
+        assert stderr == ""
+        native = NativeModel.from_file(json_path)
+        native.prepare(4096)
+        knob = smoothed_knob(DRIVE.default, [value], [len(x)], SR)
+        assert np.max(np.abs(y - np.asarray(native.process(x, knob[:, None]), np.float64))) <= TOL
+        outputs[value] = y
+    assert np.max(np.abs(outputs[0.8] - outputs[0.2])) > 1e-2

@@ -189,7 +189,7 @@ public:
           knobs_(model_.info().controls.size()),
           controls_(static_cast<std::size_t>(block) * model_.info().controls.size()) {
         model_.prepare(block_);
-        for (std::size_t i = 0; i < model_.num_layers(); ++i)  // the chain's final gray-box FIR: its cabinet
+        for (std::size_t i = 0; i < model_.num_layers(); ++i)  // the final top-level FIR: its cabinet
             if (dynamic_cast<const rtnt::Fir*>(&model_.layer(i))) cabinet_layer_ = static_cast<long>(i);
         const int ramp = static_cast<int>(std::lround(sample_rate * kRampSeconds));
         in_gain_.set_length(ramp);

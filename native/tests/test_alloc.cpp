@@ -133,7 +133,8 @@ int main(int argc, char** argv) {
         texts.push_back(ss.str());
     }
     texts.push_back(conv_stack_json(24, {1, 2, 4, 8, 16, 32, 64, 128, 256, 512}, 3, 9));
-    // Gray-box: biquads, waveshaper, gain and a 2048-tap FIR (partitioned FFT form) and a 100-tap one (direct).
+    // Gray-box: biquads, waveshaper, gain and a 2048-tap FIR (partitioned FFT form) and a 100-tap one (direct);
+    // then a chain with a parallel layer (its branch scratch buffers are allocated in prepare()).
     {
         std::string fir2048 = "[", fir100 = "[";
         for (int k = 0; k < 2048; ++k) fir2048 += (k ? "," : "") + std::to_string(0.01 * ((k * 37) % 11 - 5));
@@ -170,6 +171,20 @@ int main(int argc, char** argv) {
             "{\"type\": \"dense\", \"activation\": \"tanh\", \"shape\": [null, null, 8], " + over(2, 2) +
             "\"weights\": [" + w8 + ", " + b8 + "]},"
             "{\"type\": \"dense\", \"activation\": \"\", \"shape\": [null, null, 1], \"weights\": [" + w1 + ", [0.1]]}]}");
+        // A parallel layer: the identity, biquads + a 2x oversampled waveshaper, a nested parallel, a dense branch
+        // (widths 1-4-1).
+        texts.push_back(
+            "{\"rtnt_format\": \"graybox-1\", \"in_shape\": [null, null, 1], \"layers\": ["
+            "{\"type\": \"parallel\", " + mono + "\"weights\": [], \"branches\": [[], "
+            "[{\"type\": \"biquad\", " + mono + "\"sections\": 1, \"weights\": [[[0.2, 0.4, 0.2, -0.3, 0.1]]]},"
+            "{\"type\": \"waveshaper\", " + mono + over(2, 1) + "\"weights\": [[4.0, 0.2, 0.5]]}],"
+            "[{\"type\": \"parallel\", " + mono + "\"weights\": [], \"branches\": [[], "
+            "[{\"type\": \"fir\", " + mono + "\"taps\": 100, \"weights\": [" + fir100 + "]]}]]}],"
+            "[{\"type\": \"dense\", \"activation\": \"tanh\", \"shape\": [null, null, 4], "
+            "\"weights\": [[[0.5, -0.3, 0.2, 0.1]], [0.0, 0.1, 0.0, -0.1]]},"
+            "{\"type\": \"dense\", \"activation\": \"\", \"shape\": [null, null, 1], "
+            "\"weights\": [[[0.3], [0.2], [-0.4], [0.1]], [0.0]]}]]},"
+            "{\"type\": \"gain\", " + mono + "\"weights\": [[0.7]]}]}");
     }
     std::vector<rtnt::Model> models;
     for (const auto& text : texts) models.push_back(rtnt::load_model(text));
@@ -212,6 +227,27 @@ int main(int argc, char** argv) {
         m.prepare(256);
         const long n = allocations_with_controls(m, x, y);
         std::printf("allocations during process with changing controls (FiLM, 2 controls): %ld\n", n);
+        CHECK(n == 0);
+    }
+    // A conditioned gray-box chain: controllers recompute a peaking section (RBJ), the waveshaper's drive and the
+    // gain whenever the control changes, here at almost every sample.
+    {
+        const std::string mono = "\"activation\": \"\", \"shape\": [null, null, 1], ";
+        const std::string ctl = "\"mapping\": \"tanh\", \"minimum\": -24, \"maximum\": 24, \"raw\": 0.1, \"weights\": [0.5]";
+        rtnt::Model m = rtnt::load_model(
+            "{\"rtnt_format\": \"graybox-1\", \"in_shape\": [null, null, 2], \"controls\": [{\"name\": \"drive\", "
+            "\"minimum\": 0, \"maximum\": 1, \"default\": 0.5}], \"layers\": ["
+            "{\"type\": \"biquad\", " + mono + "\"sections\": 2, \"parameters\": [{\"kind\": \"peaking\", \"freq_hz\": 700, "
+            "\"q\": 0.8, \"gain_db\": 3}, {\"kind\": \"dc_blocker\", \"pole\": 0.995}], \"controllers\": [{\"parameter\": "
+            "\"gain_db\", \"section\": 0, " + ctl + "}], \"weights\": [[[1, 0, 0, 0, 0], [1, -1, 0, -0.995, 0]]]},"
+            "{\"type\": \"waveshaper\", " + mono + "\"controllers\": [{\"parameter\": \"drive_db\", " + ctl +
+            "}], \"weights\": [[4.0, 0.2, 0.5]]},"
+            "{\"type\": \"gain\", " + mono + "\"controllers\": [{\"parameter\": \"gain_db\", " + ctl +
+            "}], \"weights\": [[0.7]]}]}");
+        CHECK(m.num_controls() == 1 && m.in_size() == 2);
+        m.prepare(256);
+        const long n = allocations_with_controls(m, x, y);
+        std::printf("allocations during process with changing controls (gray-box controllers): %ld\n", n);
         CHECK(n == 0);
     }
     std::printf("allocation test passed\n");

@@ -1,12 +1,15 @@
 """`rtnt-export lv2 <run id | model.json> --name NAME [--out DIR] [--force] [--tracking-uri URI] [--portable]`,
 `rtnt-export register <run id> [--name NAME] [--tracking-uri URI]` and
-`rtnt-export ir <run id | model.json> --out cab.wav [--tracking-uri URI]`.
+`rtnt-export ir <run id | model.json> --out cab.wav [--tracking-uri URI]` and
+`rtnt-export graybox-view <run id | model.json> --out DIR [--tracking-uri URI]`.
 
 `lv2` builds an LV2 plugin bundle `<out>/<name>.lv2` from an MLflow run (its model.json artifact; the
 run's export gate must say ready unless --force) or from an RTNeural JSON file, and prints the
 bundle path and the plugin URI. `register` registers a gated run's exported model file in the MLflow
 model registry (`rtnt.tracking.registry.register_model`) and prints the name and version. `ir` writes a
-gray-box run's final FIR (its cabinet) as a 48 kHz float WAV (`rtnt.export.ir`).
+gray-box run's final FIR (its cabinet) as a 48 kHz float WAV (`rtnt.export.ir`). `graybox-view` draws what a
+gray-box file does (each EQ's magnitude response, each nonlinearity's curve, the learned parameters as a table;
+`rtnt.export.graybox_view`) into DIR.
 Errors are one line on stderr (`error: ...`), exit status 2.
 """
 
@@ -61,6 +64,15 @@ def build_parser() -> argparse.ArgumentParser:
     ir.add_argument("source", help="MLflow run id, or the path of a gray-box model.json")
     ir.add_argument("--out", required=True, type=Path, help="the WAV file to write, e.g. cab.wav")
     add_tracking_uri_argument(ir)
+    view = formats.add_parser(
+        "graybox-view",
+        help="plots of a gray-box file's EQ responses and nonlinearity curves, and its learned parameters",
+        description="Write eq_response.png, nonlinearity.png, parameters.csv and parameters.md of a gray-box "
+        "model.json (computed from the file) into a folder.",
+    )
+    view.add_argument("source", help="MLflow run id, or the path of a gray-box model.json")
+    view.add_argument("--out", required=True, type=Path, help="the folder to write into")
+    add_tracking_uri_argument(view)
     return parser
 
 
@@ -84,6 +96,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"impulse response: {write_cabinet_ir(args.source, args.out, args.tracking_uri)}")
 
         return run_command(export_ir)
+    if args.format == "graybox-view":
+        from rtnt.export.graybox_view import export_graybox_view
+
+        def export_view() -> None:
+            for path in export_graybox_view(args.source, args.out, args.tracking_uri):
+                print(path)
+
+        return run_command(export_view)
     from rtnt.export.lv2 import bundle_uri, export_lv2
 
     def export() -> None:

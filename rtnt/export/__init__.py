@@ -39,7 +39,7 @@ def export_model(
             raise ExportError(f"cannot export model '{model.name}' with controls to .nam: its input is mono")
         return save_nam(model, out_dir / NAM_FILE, metadata)
     if is_graybox(model):
-        return save_graybox(model, out_dir / RTNEURAL_FILE, metadata)
+        return save_graybox(model, out_dir / RTNEURAL_FILE, metadata, controls)
     if is_film(model):
         from rtnt.export.film import save_film
 

@@ -444,8 +444,9 @@ def _turtle_string(text: str) -> str:
 
 
 def has_cabinet(path: Path) -> bool:
-    """True when `path` is rtnt gray-box JSON with a `fir` layer: its bundle gets the `cabinet` port, and the
-    plugin bypasses the last such layer when the port is 0."""
+    """True when `path` is rtnt gray-box JSON with a top-level `fir` layer (one inside a `parallel` block's branch
+    does not count): its bundle gets the `cabinet` port, and the plugin bypasses the last such layer when the port
+    is 0."""
     from rtnt.runtime.graybox import is_graybox_file
 
     if not is_graybox_file(path):

@@ -37,7 +37,8 @@ def model_summary(model_or_preset: keras.Model | PresetConfig | DictConfig) -> M
     sum (k - 1) * dilation + head kernel - 1 to the receptive field; the head scale is not counted as a MAC.
     A gray-box block (`rtnt.model.graybox.blocks`) counts its own `macs_per_sample` (5 per biquad section, one per
     FIR tap; each oversampling filter its taps, the layers between them times the factor) and `receptive_span` (FIR
-    taps - 1; the warm-up history of a recursive block; the oversampling filters' history).
+    taps - 1; the warm-up history of a recursive block; the oversampling filters' history); a gray-box `parallel`
+    block (an Add layer) counts the MACs of all its branches and the receptive span of its longest branch.
     """
     if isinstance(model_or_preset, (PresetConfig, DictConfig)):
         from rtnt.model.build import build_model
@@ -45,24 +46,40 @@ def model_summary(model_or_preset: keras.Model | PresetConfig | DictConfig) -> M
         model = build_model(model_or_preset)
     else:
         model = model_or_preset
-    rf = 1 + sum(_dilated_span(layer) for layer in model.layers)
+    rf = 1 + _receptive_span(model)
     return ModelSummary(
         params=int(model.count_params()),
-        macs_per_sample=_chain_macs(model.layers),
+        macs_per_sample=_chain_macs(_steps(model)),
         receptive_field_samples=rf,
         receptive_field_ms=samples_to_ms(rf),
     )
 
 
-def _chain_macs(layers: Any) -> int:
+def _steps(model: Any) -> list[Any]:
+    """The model's layers in chain order; a model with gray-box parallel blocks (Add layers) as
+    `rtnt.model.graybox.chain.graybox_steps`, each parallel block one step holding its branches."""
+    import keras
+
+    if any(isinstance(layer, keras.layers.Add) for layer in model.layers):
+        from rtnt.model.graybox.chain import graybox_steps
+
+        return graybox_steps(model)
+    return list(model.layers)
+
+
+def _chain_macs(layers: list[Any]) -> int:
     """MACs per base-rate sample of a chain: a layer between a gray-box `Upsample` and `Downsample` (an oversampled
-    static nonlinearity) runs `factor` times per sample."""
+    static nonlinearity) runs `factor` times per sample; a parallel block costs the sum of its branches."""
     from rtnt.model.graybox.blocks import Downsample, Upsample
+    from rtnt.model.graybox.chain import ParallelStep
 
     total, factor = 0, 1
     for layer in layers:
         if isinstance(layer, Downsample):
             factor = 1
+        if isinstance(layer, ParallelStep):
+            total += sum(_chain_macs(branch) for branch in layer.branches)
+            continue
         total += factor * _macs(layer)
         if isinstance(layer, Upsample):
             factor = layer.factor
@@ -87,6 +104,13 @@ def _macs(layer: Any) -> int:
     if isinstance(layer, (keras.layers.GRU, keras.layers.LSTM)):
         return _size(layer.cell.kernel) + _size(layer.cell.recurrent_kernel)
     return 0
+
+
+def _receptive_span(model: Any) -> int:
+    """The sum of the layers' spans along the chain; through a gray-box parallel block, its longest branch's."""
+    from rtnt.model.graybox.chain import graybox_span
+
+    return graybox_span(_steps(model), _dilated_span)
 
 
 def _dilated_span(layer: Any) -> int:

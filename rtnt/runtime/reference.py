@@ -10,11 +10,13 @@ optional bias; `conv1d` weights are Keras' (kernel, in / groups, out), tap i rea
 i, f, c, o); `prelu` alphas broadcast when one is given; `batchnorm` is affine (gamma, beta, mean,
 variance) or not (mean, variance); the `activation` field applies after dense, conv1d and activation
 layers only (RTNeural ignores it on the others). rtnt's gray-box layer types (`biquad`, `fir`, `waveshaper`,
-`gain`; docs/graybox_format.md) run in `rtnt.runtime.graybox`, rtnt's FiLM extension (`film-1`,
+`gain`, `parallel`; docs/graybox_format.md) run in `rtnt.runtime.graybox`, rtnt's FiLM extension (`film-1`,
 docs/film_format.md) in `rtnt.runtime.film`.
 
 A conditioned model (`controls`, see rtnt.runtime.controls) has `in_shape [.., 1 + K]`; `process(x, controls)`
-feeds the first layer the frame [x[t], c1[t], .., cK[t]] at every sample t.
+feeds the first layer the frame [x[t], c1[t], .., cK[t]] at every sample t. In a conditioned gray-box file
+(`"rtnt_format": "graybox-1"`) the layers chain over the audio alone and the controls feed the `controllers` of
+the layers that have them.
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ from rtnt.runtime.controls import ControlSpec, control_block, parse_controls
 from rtnt.runtime.film import SPLIT_LAYER, Modulation, Split, parse_conditioner
 from rtnt.runtime.graybox import (
     GRAYBOX_LAYER_TYPES,
+    GRAYBOX_LAYERS,
     OVERSAMPLED_LAYER_TYPES,
     GrayBoxLayer,
     Oversampled,
     parse_graybox_layer,
     parse_oversampling,
+    parse_parallel,
 )
 from rtnt.runtime.model_file import read_model_document
 
@@ -190,6 +194,8 @@ class ReferenceModel:
         self.layers = layers
         self._controls = tuple(controls)
         self.source = source
+        # a conditioned gray-box chain takes the audio alone; its controlled layers get the controls separately
+        self.split_controls = bool(self._controls) and any(isinstance(layer, GRAYBOX_LAYERS) for layer in layers)
 
     @property
     def controls(self) -> list[ControlSpec]:
@@ -220,12 +226,15 @@ class ReferenceModel:
         if x.ndim != 1:
             raise ValueError(f"process expects a 1-D signal, got shape {x.shape}")
         c = control_block(controls, len(x), len(self._controls), self.source)
-        frames = np.concatenate([x[:, None], c], axis=1) if c.shape[1] else x[:, None]
+        frames = np.concatenate([x[:, None], c], axis=1) if c.shape[1] and not self.split_controls else x[:, None]
         out = np.empty(len(x), dtype=np.float32)
         for start in range(0, len(x), BLOCK):
             h = frames[start : start + BLOCK]
             for layer in self.layers:
-                h = layer.forward(h)
+                if getattr(layer, "takes_controls", False):
+                    h = layer.forward(h, c[start : start + BLOCK])  # type: ignore[call-arg]
+                else:
+                    h = layer.forward(h)
             out[start : start + BLOCK] = h[:, 0]
         return out
 
@@ -235,6 +244,7 @@ class _Reader:
 
     def __init__(self, source: str, index: int, spec: Any) -> None:
         self.source, self.index = source, index
+        self.n_controls = 0  # the model's K, for gray-box controllers
         if not isinstance(spec, Mapping):
             self.fail("is not a JSON object")
         self.spec = spec
@@ -304,32 +314,59 @@ def _parse(data: Mapping[str, Any], source: str) -> tuple[list[Layer], list[Cont
         raise ModelJsonError(f"{source}: 'layers' must be a non-empty list")
     conditioner = parse_conditioner(data, len(controls), source)
     layers: list[Layer] = []
-    size, index = in_shape[-1], 0
+    graybox = data.get("rtnt_format") == "graybox-1"
+    # a gray-box chain runs on the audio; the controls feed its (top-level) controllers
+    if conditioner is not None:
+        size = _parse_film_chain(specs, source, in_shape[-1], layers, conditioner)
+    else:
+        size = _parse_chain(specs, source, 1 if graybox else in_shape[-1], layers, len(controls))
+    if size != 1:
+        _Reader(source, len(specs) - 1, specs[-1]).fail(
+            f"is the last layer but has {size} outputs; a mono model must end with 1"
+        )
+    return layers, controls
+
+
+def _parse_chain(specs: Sequence[Any], source: str, size: int, layers: list[Layer], n_controls: int = 0) -> int:
+    """Append the runtime layers of a list of JSON layers (the file's, or a parallel branch's; an `oversampling`
+    object starts an `Oversampled` run) on an input of `size` channels; `n_controls` the K its layers' controllers
+    read (0 in a branch); returns the output size."""
+    index = 0
     while index < len(specs):
         r = _Reader(source, index, specs[index])
-        if (r.type == SPLIT_LAYER) != (conditioner is not None and index == 0):
+        r.n_controls = n_controls
+        if r.type == SPLIT_LAYER:
+            r.fail(f"'{SPLIT_LAYER}' is the first layer of a FiLM model (rtnt_format film-1) only")
+        if "oversampling" in r.spec:
+            size, count = _parse_oversampled(r, specs, size, layers), r.spec["oversampling"]["layers"]
+            index += count
+        else:
+            size = _parse_layer(r, size, layers)
+            index += 1
+    return size
+
+
+def _parse_film_chain(specs: Sequence[Any], source: str, size: int, layers: list[Layer], conditioner: Any) -> int:
+    """Append the runtime layers of a FiLM model (docs/film_format.md): its `film-split` first layer, then the
+    layers, each conv1d with an adaptor followed by its `Modulation`; returns the output size."""
+    for index, spec in enumerate(specs):
+        r = _Reader(source, index, spec)
+        if (r.type == SPLIT_LAYER) != (index == 0):
             r.fail(f"a FiLM model (rtnt_format film-1) starts with one '{SPLIT_LAYER}' layer, and only it")
         if r.type == SPLIT_LAYER:
             if r.dims() != 1:
                 r.fail(f"'{SPLIT_LAYER}' passes the audio channel on: its 'shape' must end in 1")
             layers.append(Split(conditioner))
-            size, index = 1, index + 1
+            size = 1
             continue
-        if "oversampling" in r.spec:
-            size, count = _parse_oversampled(r, specs, size, layers), r.spec["oversampling"]["layers"]
-            index += count
-            continue
-        adaptor = conditioner.adaptors.get(index) if conditioner is not None else None
+        adaptor = conditioner.adaptors.get(index)
         if adaptor is not None and (r.type != "conv1d" or adaptor[0].shape[1] != 2 * r.dims()):
             r.fail(f"has a FiLM adaptor of {adaptor[0].shape[1]} outputs; adaptors modulate conv1d layers (2 x C)")
         film = Modulation(conditioner, index, r.dims()) if adaptor is not None else None
         size = _parse_layer(r, size, layers, film)
-        index += 1
-    if conditioner is not None and max(conditioner.adaptors) >= len(specs):
+    if max(conditioner.adaptors) >= len(specs):
         raise ModelJsonError(f"{source}: a FiLM adaptor names layer {max(conditioner.adaptors)}, beyond the last layer")
-    if size != 1:
-        r.fail(f"is the last layer but has {size} outputs; a mono model must end with 1")
-    return layers, controls
+    return size
 
 
 def _parse_oversampled(r: _Reader, specs: Sequence[Any], size: int, layers: list[Layer]) -> int:
@@ -342,6 +379,8 @@ def _parse_oversampled(r: _Reader, specs: Sequence[Any], size: int, layers: list
             ri.fail(f"starts an oversampled run inside the run of layer {r.index}; runs cannot nest")
         if ri.type not in OVERSAMPLED_LAYER_TYPES:
             ri.fail(f"cannot run oversampled: only memoryless layers ({', '.join(OVERSAMPLED_LAYER_TYPES)}) can")
+        if ri.spec.get("controllers"):
+            ri.fail("has 'controllers'; a knob-controlled layer cannot run oversampled")
         size = _parse_layer(ri, size, inner)
     if size != 1:
         r.fail(f"its oversampled run of {count} layers ends with {size} channels; it must end mono")
@@ -407,12 +446,14 @@ def _parse_layer(r: _Reader, size: int, layers: list[Layer], film: Modulation | 
     elif t == "activation":
         _same_size(r, size, dims)
         r.weights((0,))
+    elif t == "parallel":
+        return parse_parallel(r, size, layers, _parse_chain)
     elif t in GRAYBOX_LAYER_TYPES:
-        return parse_graybox_layer(r, size, layers)
+        return parse_graybox_layer(r, size, layers, r.n_controls)
     else:
         r.fail(
             "unsupported layer type (rtnt loads dense, time-distributed-dense, conv1d, gru, lstm, prelu, "
-            "batchnorm, activation, and the gray-box biquad, fir, waveshaper, gain)"
+            "batchnorm, activation, and the gray-box biquad, fir, waveshaper, gain, parallel)"
         )
     name = r.activation()
     if name:

@@ -19,6 +19,7 @@ import mlflow.data
 import numpy as np
 
 from rtnt import plots
+from rtnt.runtime.graybox import is_graybox_file
 from rtnt.tracking.machine import machine_tags
 
 if TYPE_CHECKING:
@@ -210,6 +211,8 @@ def record_evidence(evidence: ExportEvidence, out_dir: Path) -> None:
     links = [f"asr/{path.name}" for path in asr_plots] + [f"preview/{residual.name}"]
     if evidence.settings:
         links += record_settings(evidence, out_dir)
+    if is_graybox_file(evidence.model_path):
+        links += record_graybox_view(evidence.model_path, out_dir)
     mlflow.log_metrics({k: v for k, v in evidence.metrics().items() if not k.startswith("gate.")})
     log_gate(mlflow.MlflowClient(), mlflow.active_run().info.run_id, evidence.gate, links)
 
@@ -276,3 +279,14 @@ def markdown_table(frame: pd.DataFrame) -> str:
     cells = [[v if isinstance(v, str) else f"{v:.4g}" for v in row] for row in frame.itertuples(index=False)]
     lines = ["| " + " | ".join(map(str, frame.columns)) + " |", "|" + "---|" * len(frame.columns)]
     return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in cells]) + "\n"
+
+
+def record_graybox_view(model_path: Path, out_dir: Path) -> list[str]:
+    """Write and log the pictures and parameter table of an exported gray-box file (`rtnt.export.graybox_view`)
+    under `graybox/`; returns the artifact paths for the gate report."""
+    from rtnt.export.graybox_view import read_graybox_view, write_graybox_view
+
+    view_dir = out_dir / "graybox"
+    paths = write_graybox_view(read_graybox_view(model_path), view_dir)
+    mlflow.log_artifacts(str(view_dir), "graybox")
+    return [f"graybox/{p.name}" for p in paths if p.suffix in (".png", ".md")]

@@ -48,18 +48,87 @@ def _bounded(raw: Any, lo: float, hi: float, log: bool = False) -> Any:
 
 
 class GrayBoxBlock(keras.layers.Layer):
-    """Base of the DSP blocks: a mono signal processor with interpretable parameters."""
+    """Base of the DSP blocks: a mono signal processor with interpretable parameters.
+
+    Knob controllers (NablAFx's "controllers", `preset.controlled`): a block with `controlled` raw parameters is
+    called on [x, knobs] (knobs (batch, time, K)) and adds the affine controller offset knobs @ W (W (K, C), one
+    column per controlled parameter, starting at zero) to those raw weights before their range mapping, so the
+    controlled value stays in its range at every knob setting.
+    """
 
     receptive_span = 0  # history (samples) the block needs in training
     macs_per_sample = 0
     recursive = False  # an IIR filter: unbounded memory, so inference must not be split into chunks
+    raw_names: tuple[str, ...] = ()  # the raw weights, flattened, that a controller may offset
 
     def values(self) -> dict[str, Any]:
         """The block's parameters after their range mapping, as numpy."""
         raise NotImplementedError
 
+    def mapping(self, name: str) -> tuple[str, float, float]:
+        """(`sigmoid` | `log_sigmoid` | `tanh`, minimum, maximum) of the range mapping of raw weight `name`."""
+        raise NotImplementedError
+
+    def _init_controllers(self, controlled: Any, n_knobs: int) -> None:
+        self.controlled = [str(c) for c in controlled or ()]
+        self.n_knobs = int(n_knobs)
+        if not self.controlled:
+            return
+        unknown = [c for c in self.controlled if c not in self.raw_names]
+        if unknown or self.n_knobs < 1:
+            raise ValueError(f"{self.name}: cannot control {unknown or self.controlled} with {self.n_knobs} knobs")
+        select = np.zeros((len(self.controlled), len(self.raw_names)), dtype=np.float32)
+        for i, c in enumerate(self.controlled):
+            select[i, self.raw_names.index(c)] = 1.0
+        self.select = select
+        self.controller = self.add_weight(
+            name="controller", shape=(self.n_knobs, len(self.controlled)), initializer="zeros"
+        )
+
+    def raw_offset(self, knobs: tf.Tensor, dtype: Any = tf.float32) -> tf.Tensor:
+        """knobs (..., K) @ W, scattered onto every raw weight (..., len(raw_names)), in `dtype`."""
+        w = tf.matmul(tf.cast(self.controller, dtype), tf.constant(self.select, dtype=dtype))
+        return tf.tensordot(tf.cast(knobs, dtype), w, axes=1)
+
+    def split(self, inputs: Any) -> tuple[tf.Tensor, tf.Tensor | None]:
+        """(x, knobs) of a controlled block's [x, knobs], (x, None) of a static block's x."""
+        if self.controlled:
+            return inputs[0], inputs[1]
+        return inputs, None
+
+    def controllers(self) -> list[dict[str, Any]]:
+        """Each controlled parameter's controller as written in the gray-box JSON (docs/graybox_format.md): its
+        mapping, range, static raw weight and the K controller weights."""
+        raw = np.asarray(self.raw.numpy(), dtype=np.float64).reshape(-1)
+        w = np.asarray(self.controller.numpy(), dtype=np.float64) if self.controlled else np.zeros((0, 0))
+        out = []
+        for i, name in enumerate(self.controlled):
+            mapping, lo, hi = self.mapping(name)
+            out.append({"parameter": name, "mapping": mapping, "minimum": lo, "maximum": hi,
+                        "raw": float(raw[self.raw_names.index(name)]), "weights": w[:, i].tolist()})  # fmt: skip
+        return out
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return tuple(input_shape[0]) if self.controlled else input_shape
+
+
+@keras.saving.register_keras_serializable(package="rtnt")
+class Channels(keras.layers.Layer):
+    """Channels [start, stop) of a (batch, time, channels) input: a conditioned gray-box chain splits its input
+    into the audio (channel 0) and the knobs (1..K) with two of these."""
+
+    def __init__(self, start: int, stop: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.start, self.stop = int(start), int(stop)
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return x[..., self.start : self.stop]
+
     def compute_output_shape(self, input_shape: tuple[Any, ...]) -> tuple[Any, ...]:
-        return input_shape
+        return (*input_shape[:-1], self.stop - self.start)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "start": self.start, "stop": self.stop}
 
 
 @keras.saving.register_keras_serializable(package="rtnt")
@@ -67,25 +136,34 @@ class Gain(GrayBoxBlock):
     """y = 10^(g / 20) x with g (dB) = max_db * tanh(raw) (NablAFx's gain block)."""
 
     macs_per_sample = 1
+    raw_names = ("gain_db",)
 
-    def __init__(self, gain_db: float = 0.0, max_gain_db: float = 24.0, **kwargs: Any) -> None:
+    def __init__(
+        self, gain_db: float = 0.0, max_gain_db: float = 24.0, controlled: Any = (), n_knobs: int = 0, **kwargs: Any
+    ) -> None:
         super().__init__(**kwargs)
         self.gain_db, self.max_gain_db = float(gain_db), float(max_gain_db)
         init = math.atanh(self.gain_db / self.max_gain_db)
         self.raw = self.add_weight(name="raw_gain", shape=(), initializer=keras.initializers.Constant(init))
+        self._init_controllers(controlled, n_knobs)
 
-    def gain(self) -> tf.Tensor:
-        """The linear gain."""
-        return tf.pow(10.0, self.max_gain_db * tf.tanh(self.raw) / 20.0)
+    def gain(self, offset: Any = 0.0) -> tf.Tensor:
+        """The linear gain (per sample with a controller's raw `offset`)."""
+        return tf.pow(10.0, self.max_gain_db * tf.tanh(self.raw + offset) / 20.0)
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        return x * self.gain()
+    def call(self, inputs: Any) -> tf.Tensor:
+        x, knobs = self.split(inputs)
+        return x * (self.gain() if knobs is None else self.gain(self.raw_offset(knobs)))
+
+    def mapping(self, name: str) -> tuple[str, float, float]:
+        return "tanh", -self.max_gain_db, self.max_gain_db
 
     def values(self) -> dict[str, Any]:
         return {"gain_db": float(self.max_gain_db * np.tanh(float(self.raw.numpy())))}
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "gain_db": self.gain_db, "max_gain_db": self.max_gain_db}
+        cfg = {"gain_db": self.gain_db, "max_gain_db": self.max_gain_db, "controlled": self.controlled}
+        return {**super().get_config(), **cfg, "n_knobs": self.n_knobs}
 
 
 class _Recursive(GrayBoxBlock):
@@ -102,11 +180,17 @@ class _Recursive(GrayBoxBlock):
         self.warmup = int(warmup)
         self.receptive_span = self.warmup
 
-    def coefficients(self) -> tf.Tensor:
+    def coefficients(self, offset: tf.Tensor | None = None) -> tf.Tensor:
+        """(sections, 5), or (batch, sections, 5) with a controller's raw `offset` (batch, raw weights)."""
         raise NotImplementedError
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        return filter_biquads(x, self.coefficients())
+    def call(self, inputs: Any) -> tf.Tensor:
+        """The cascade by frequency sampling. A controlled block takes each segment's knob values at its first
+        sample (training segments are one knob setting each; the exported recursion follows every sample)."""
+        x, knobs = self.split(inputs)
+        if knobs is None:
+            return filter_biquads(x, self.coefficients())
+        return filter_biquads(x, self.coefficients(self.raw_offset(knobs[:, 0, :], tf.float64)))
 
 
 @keras.saving.register_keras_serializable(package="rtnt")
@@ -121,12 +205,13 @@ class DCBlocker(_Recursive):
         self.pole, self.min_pole, self.max_pole = float(pole), float(min_pole), float(max_pole)
         init = _to_raw(self.pole, self.min_pole, self.max_pole)
         self.raw = self.add_weight(name="raw_pole", shape=(), initializer=keras.initializers.Constant(init))
+        self._init_controllers((), 0)
 
     def pole_value(self) -> tf.Tensor:
         """The pole R (float64)."""
         return _bounded(tf.cast(self.raw, tf.float64), self.min_pole, self.max_pole)
 
-    def coefficients(self) -> tf.Tensor:
+    def coefficients(self, offset: tf.Tensor | None = None) -> tf.Tensor:
         r = self.pole_value()
         one, zero = tf.ones_like(r), tf.zeros_like(r)
         return tf.stack([one, -one, zero, -r, zero])[None, :]
@@ -156,6 +241,8 @@ class ParametricEQ(_Recursive):
         min_q: float = 0.1,
         max_q: float = 10.0,
         max_gain_db: float = 24.0,
+        controlled: Any = (),
+        n_knobs: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -178,21 +265,35 @@ class ParametricEQ(_Recursive):
             dtype=np.float32,
         )
         self.raw = self.add_weight(name="raw_sections", shape=init.shape, initializer=keras.initializers.Constant(init))
+        self.raw_names = tuple(f"s{j}.{p}" for j in range(len(self.sections)) for p in ("freq_hz", "q", "gain_db"))
+        self._init_controllers(controlled, n_knobs)
 
-    def parameters(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Frequencies (Hz), Qs and gains (dB) of the sections, each (sections,), in float64."""
+    def parameters(self, offset: tf.Tensor | None = None) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Frequencies (Hz), Qs and gains (dB) of the sections, each (sections,) or, with a controller's raw
+        `offset` (batch, 3 * sections), (batch, sections); in float64."""
         raw = tf.cast(self.raw, tf.float64)
-        freq = _bounded(raw[:, 0], *self.freq_range, log=True)
-        q = _bounded(raw[:, 1], *self.q_range, log=True)
-        return freq, q, self.max_gain_db * tf.tanh(raw[:, 2])
+        if offset is not None:
+            raw = raw[None] + tf.reshape(offset, (-1, len(self.sections), 3))
+        freq = _bounded(raw[..., 0], *self.freq_range, log=True)
+        q = _bounded(raw[..., 1], *self.q_range, log=True)
+        return freq, q, self.max_gain_db * tf.tanh(raw[..., 2])
 
-    def coefficients(self) -> tf.Tensor:
-        freq, q, gain = self.parameters()
+    def coefficients(self, offset: tf.Tensor | None = None) -> tf.Tensor:
+        freq, q, gain = self.parameters(offset)
+        sr = float(SAMPLE_RATE)
         rows = [
-            tf.stack(rbj_coefficients(s["kind"], freq[i], q[i], gain[i], float(SAMPLE_RATE), tf.math))
+            tf.stack(rbj_coefficients(s["kind"], freq[..., i], q[..., i], gain[..., i], sr, tf.math), -1)
             for i, s in enumerate(self.sections)
         ]
-        return tf.stack(rows)
+        return tf.stack(rows, axis=-2)
+
+    def mapping(self, name: str) -> tuple[str, float, float]:
+        parameter = name.split(".")[1]
+        if parameter == "freq_hz":
+            return ("log_sigmoid", *self.freq_range)
+        if parameter == "q":
+            return ("log_sigmoid", *self.q_range)
+        return "tanh", -self.max_gain_db, self.max_gain_db
 
     def values(self) -> dict[str, Any]:
         freq, q, gain = (np.asarray(v) for v in self.parameters())
@@ -213,6 +314,8 @@ class ParametricEQ(_Recursive):
             "max_q": self.q_range[1],
             "max_gain_db": self.max_gain_db,
             "warmup": self.warmup,
+            "controlled": self.controlled,
+            "n_knobs": self.n_knobs,
         }
 
 
@@ -228,6 +331,7 @@ class FIR(GrayBoxBlock):
         impulse = np.zeros(self.taps, dtype=np.float32)
         impulse[0] = 1.0
         self.kernel = self.add_weight(name="taps", shape=(self.taps,), initializer=keras.initializers.Constant(impulse))
+        self._init_controllers((), 0)
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
         return fft_convolve(x, self.kernel)
@@ -247,6 +351,7 @@ class Waveshaper(GrayBoxBlock):
     static nonlinearity)."""
 
     macs_per_sample = 2
+    raw_names = ("drive_db", "bias", "gain_db")
 
     def __init__(
         self,
@@ -257,6 +362,8 @@ class Waveshaper(GrayBoxBlock):
         max_drive_db: float = 48.0,
         max_bias: float = 1.0,
         max_gain_db: float = 24.0,
+        controlled: Any = (),
+        n_knobs: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -269,20 +376,30 @@ class Waveshaper(GrayBoxBlock):
             math.atanh(float(gain_db) / self.max_gain_db),
         ]
         self.raw = self.add_weight(name="raw_shape", shape=(3,), initializer=keras.initializers.Constant(raw))
+        self._init_controllers(controlled, n_knobs)
 
-    def parameters(self) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
-        """Linear drive, bias and linear output gain."""
-        drive_db = _bounded(self.raw[0], *self.drive_range)
-        bias = self.max_bias * tf.tanh(self.raw[1])
-        gain_db = self.max_gain_db * tf.tanh(self.raw[2])
+    def parameters(self, offset: Any = 0.0) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Linear drive, bias and linear output gain, each (1,) or, with a controller's raw `offset`
+        (batch, time, 3), (batch, time, 1)."""
+        raw = self.raw + offset
+        drive_db = _bounded(raw[..., 0:1], *self.drive_range)
+        bias = self.max_bias * tf.tanh(raw[..., 1:2])
+        gain_db = self.max_gain_db * tf.tanh(raw[..., 2:3])
         return tf.pow(10.0, drive_db / 20.0), bias, tf.pow(10.0, gain_db / 20.0)
 
-    def call(self, x: tf.Tensor) -> tf.Tensor:
-        drive, bias, gain = self.parameters()
+    def call(self, inputs: Any) -> tf.Tensor:
+        x, knobs = self.split(inputs)
+        drive, bias, gain = self.parameters() if knobs is None else self.parameters(self.raw_offset(knobs))
         return gain * (tf.tanh(drive * x + bias) - tf.tanh(bias))
 
+    def mapping(self, name: str) -> tuple[str, float, float]:
+        if name == "drive_db":
+            return ("sigmoid", *self.drive_range)
+        limit = self.max_bias if name == "bias" else self.max_gain_db
+        return "tanh", -limit, limit
+
     def values(self) -> dict[str, Any]:
-        drive, bias, gain = (float(v) for v in self.parameters())
+        drive, bias, gain = (float(np.asarray(v).reshape(-1)[0]) for v in self.parameters())
         return {"drive": drive, "bias": bias, "gain": gain}
 
     def get_config(self) -> dict[str, Any]:
@@ -293,6 +410,8 @@ class Waveshaper(GrayBoxBlock):
             "max_drive_db": self.drive_range[1],
             "max_bias": self.max_bias,
             "max_gain_db": self.max_gain_db,
+            "controlled": self.controlled,
+            "n_knobs": self.n_knobs,
         }
 
 

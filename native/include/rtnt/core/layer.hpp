@@ -26,6 +26,15 @@ public:
     virtual bool settle() noexcept { return false; }
     /// Processes n <= max_block samples: in has row stride in_stride, out has stride padded(out_size()).
     virtual void process(const float* in, int in_stride, float* out, int n) noexcept = 0;
+    /// Whether the layer reads the model's control values (a gray-box layer with knob controllers).
+    virtual bool takes_controls() const noexcept { return false; }
+    /// As process(), with the K control values of sample t at controls + t * controls_stride.
+    virtual void process_controlled(const float* in, int in_stride, const float* controls, int controls_stride,
+                                    float* out, int n) noexcept {
+        (void)controls;
+        (void)controls_stride;
+        process(in, in_stride, out, n);
+    }
     /// Multiply-accumulates per sample (the layer's nominal arithmetic, excluding padding).
     virtual double macs_per_sample() const noexcept { return 0.0; }
     /// Past samples this layer looks back over (its contribution to the receptive field).

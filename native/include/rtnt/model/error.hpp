@@ -27,6 +27,7 @@ struct LoaderLimits {
     static constexpr int max_fir_taps = 1 << 18;       // gray-box fir: 5.5 s at 48 kHz
     static constexpr int max_biquad_sections = 1024;
     static constexpr int max_oversampling_taps = 1024;  // gray-box oversampling filters (rtnt ships 48 and 96)
+    static constexpr int max_parallel_depth = 8;       // gray-box parallel layers nested in branches
     /// The largest model file read (16 MiB, 25x NAM's A2 full): parsing costs tens of bytes per
     /// byte of JSON, so the cap also bounds the parser's memory.
     static constexpr std::size_t max_file_bytes = std::size_t(16) << 20;

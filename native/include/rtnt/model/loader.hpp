@@ -1,6 +1,7 @@
 // Builds a Model from RTNeural's JSON format, checking every key, shape and value on the way.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -24,6 +25,7 @@
 #include "../lstm/lstm.hpp"
 #include "../nam/loader.hpp"
 #include "../oversampling/oversampling.hpp"
+#include "../parallel/parallel.hpp"
 #include "../prelu/prelu.hpp"
 #include "../waveshaper/waveshaper.hpp"
 #include "error.hpp"
@@ -47,6 +49,10 @@ public:
     LayerReader(const Value& v, int index, MemoryBudget& budget)
         : v_(v), where_("layers[" + std::to_string(index) + "]"), budget_(budget) {}
     LayerReader(const Value& v, std::string where, MemoryBudget& budget) : v_(v), where_(std::move(where)), budget_(budget) {}
+
+    /// A reader of `v`, a layer nested in this one (a parallel layer's branch), named `where() + suffix`.
+    LayerReader nested(const Value& v, const std::string& suffix) const { return LayerReader(v, where_ + suffix, budget_); }
+    const std::string& where() const noexcept { return where_; }
 
     [[noreturn]] void fail(const std::string& what) const { throw ModelError(where_ + ": " + what); }
 
@@ -189,17 +195,104 @@ private:
 inline constexpr const char* kGrayBoxFormat = "graybox-1";
 
 inline bool is_graybox_type(const std::string& type) {
-    return type == "biquad" || type == "fir" || type == "waveshaper" || type == "gain";
+    return type == "biquad" || type == "fir" || type == "waveshaper" || type == "gain" || type == "parallel";
 }
 
-/// One gray-box layer (biquad, fir, waveshaper, gain): mono in and out, no activation.
+/// A finite number member `key` of a JSON object `e`, or r.fail naming `where`.
+inline double member_number(const LayerReader& r, const Value& e, const char* key, const std::string& where) {
+    const Value* m = e.find(key);
+    if (!m || !m->is_number() || !std::isfinite(m->number)) r.fail(where + " needs a finite number '" + key + "'");
+    return m->number;
+}
+
+/// The 'controllers' of a gray-box layer (docs/graybox_format.md), checked against the model's K controls.
+inline std::vector<Controller> read_controllers(const LayerReader& r, const std::string& type, int num_controls) {
+    if (!r.has("controllers")) return {};
+    const Value& list = r.require("controllers", Type::Array);
+    if (!list.items.empty() && num_controls == 0)
+        r.fail("has 'controllers' but the model lists no 'controls'; a controlled layer needs the knob inputs");
+    const std::vector<std::string> names = type == "biquad"       ? std::vector<std::string>{"freq_hz", "q", "gain_db"}
+                                           : type == "waveshaper" ? std::vector<std::string>{"drive_db", "bias", "gain_db"}
+                                           : type == "gain"       ? std::vector<std::string>{"gain_db"}
+                                                                  : std::vector<std::string>{};
+    std::vector<Controller> out;
+    for (std::size_t i = 0; i < list.items.size(); ++i) {
+        const Value& e = list.items[i];
+        const std::string where = "controllers[" + std::to_string(i) + "]";
+        const Value* parameter = e.find("parameter");
+        const auto it = parameter && parameter->is_string() ? std::find(names.begin(), names.end(), parameter->string)
+                                                            : names.end();
+        if (!e.is_object() || it == names.end()) r.fail(where + " must be an object naming a controllable 'parameter'");
+        Controller c;
+        c.parameter = static_cast<int>(it - names.begin());
+        const Value* mapping = e.find("mapping");
+        const std::string m = mapping && mapping->is_string() ? mapping->string : "";
+        if (m == "sigmoid") c.mapping = ControlMapping::Sigmoid;
+        else if (m == "log_sigmoid") c.mapping = ControlMapping::LogSigmoid;
+        else if (m == "tanh") c.mapping = ControlMapping::Tanh;
+        else r.fail(where + ": 'mapping' must be one of sigmoid, log_sigmoid, tanh");
+        c.minimum = member_number(r, e, "minimum", where);
+        c.maximum = member_number(r, e, "maximum", where);
+        c.raw = member_number(r, e, "raw", where);
+        if (!(c.minimum < c.maximum) || (c.mapping == ControlMapping::LogSigmoid && c.minimum <= 0.0))
+            r.fail(where + " needs minimum < maximum (both > 0 for log_sigmoid)");
+        const Value* w = e.find("weights");
+        if (!w || !w->is_array() || static_cast<int>(w->items.size()) != num_controls)
+            r.fail(where + " needs " + std::to_string(num_controls) + " weights (one per control)");
+        for (const Value& v : w->items) {
+            if (!v.is_number() || !std::isfinite(v.number)) r.fail(where + ": its weights must be finite numbers");
+            c.weights.push_back(v.number);
+        }
+        if (type == "biquad") {
+            const Value* section = e.find("section");
+            if (!section || !section->is_number() || section->number != std::floor(section->number) || section->number < 0)
+                r.fail(where + " of a biquad needs the integer 'section' it controls");
+            c.section = static_cast<int>(section->number);
+        }
+        out.push_back(std::move(c));
+    }
+    return out;
+}
+
+/// The RBJ 'parameters' of a biquad layer whose sections `controllers` recompute (else empty).
+inline std::vector<RbjSection> read_rbj_sections(const LayerReader& r, int n, const std::vector<Controller>& controllers) {
+    if (controllers.empty()) return {};
+    const Value& list = r.require("parameters", Type::Array);
+    if (static_cast<int>(list.items.size()) != n)
+        r.fail("a controlled biquad needs 'parameters' for its " + std::to_string(n) + " sections (kind, freq_hz, q, gain_db)");
+    std::vector<RbjSection> sections(static_cast<std::size_t>(n));
+    for (const Controller& c : controllers) {
+        const std::string where = "controlled section " + std::to_string(c.section);
+        if (c.section >= n) r.fail(where + " does not exist");
+        const Value& p = list.items[static_cast<std::size_t>(c.section)];
+        const Value* kind = p.find("kind");
+        const std::string k = kind && kind->is_string() ? kind->string : "";
+        RbjSection& s = sections[static_cast<std::size_t>(c.section)];
+        if (k == "peaking") s.kind = BiquadKind::Peaking;
+        else if (k == "low_shelf") s.kind = BiquadKind::LowShelf;
+        else if (k == "high_shelf") s.kind = BiquadKind::HighShelf;
+        else if (k == "lowpass") s.kind = BiquadKind::Lowpass;
+        else if (k == "highpass") s.kind = BiquadKind::Highpass;
+        else r.fail(where + " needs RBJ parameters with a kind in peaking, low_shelf, high_shelf, lowpass, highpass");
+        s.freq_hz = member_number(r, p, "freq_hz", where);
+        s.q = member_number(r, p, "q", where);
+        s.gain_db = member_number(r, p, "gain_db", where);
+        if (!(s.freq_hz > 0.0 && s.freq_hz < kBiquadSampleRate / 2 && s.q > 0.0))
+            r.fail(where + " needs 0 < freq_hz < 24000 and q > 0");
+    }
+    return sections;
+}
+
+/// One gray-box layer (biquad, fir, waveshaper, gain): mono in and out, no activation; `num_controls` is the
+/// model's K, which a layer's 'controllers' read.
 inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std::string& type, int in,
-                                                 const LoadOptions& options) {
+                                                 const LoadOptions& options, int num_controls = 0) {
     if (in != 1 || r.out_size() != 1)
         r.fail("a gray-box layer is mono in and out, but its input has " + std::to_string(in) +
                " channels and 'shape' ends in " + std::to_string(r.out_size()));
     r.no_activation();
     const Value& w = r.weights(1, 1, "1");
+    std::vector<Controller> controllers = read_controllers(r, type, num_controls);
     if (type == "biquad") {
         const int n = r.integer("sections", 1, LoaderLimits::max_biquad_sections);
         const std::vector<double> c = r.doubles(w, 0, {n, 5}, "(sections, 5) of b0, b1, b2, a1, a2");
@@ -212,7 +305,8 @@ inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std
                        number_str(s.a2) + "): its poles must lie inside the unit circle, |a2| < 1 and |a1| < 1 + a2");
             sections.push_back(s);
         }
-        return std::make_unique<Biquads>(std::move(sections));
+        std::vector<RbjSection> rbj = read_rbj_sections(r, n, controllers);
+        return std::make_unique<Biquads>(std::move(sections), std::move(controllers), std::move(rbj), num_controls);
     }
     if (type == "fir") {
         const int k = r.integer("taps", 1, LoaderLimits::max_fir_taps);
@@ -225,9 +319,9 @@ inline std::unique_ptr<Layer> read_graybox_layer(const LayerReader& r, const std
     }
     if (type == "waveshaper") {
         const std::vector<float> v = r.tensor(w, 0, {3}, "(drive, bias, gain)");
-        return std::make_unique<Waveshaper>(v[0], v[1], v[2]);
+        return std::make_unique<Waveshaper>(v[0], v[1], v[2], std::move(controllers), num_controls);
     }
-    return std::make_unique<Gain>(r.tensor(w, 0, {1}, "(gain,)")[0]);
+    return std::make_unique<Gain>(r.tensor(w, 0, {1}, "(gain,)")[0], std::move(controllers), num_controls);
 }
 
 /// Layer types an oversampled run may hold: the memoryless ones.
@@ -275,15 +369,19 @@ inline OversamplingSpec read_oversampling(const LayerReader& r, const Value& o, 
     return spec;
 }
 
+inline std::unique_ptr<Layer> read_parallel(const LayerReader& r, int in, const LoadOptions& options, int depth);
+
 inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string& type, int in,
                                          std::vector<std::unique_ptr<Layer>>& extra, bool graybox,
-                                         const LoadOptions& options, std::unique_ptr<FilmEpilogue> film = nullptr) {
+                                         const LoadOptions& options, int depth = 0, int num_controls = 0,
+                                         std::unique_ptr<FilmEpilogue> film = nullptr) {
     if (film && type != "conv1d") r.fail("has a FiLM adaptor, but adaptors modulate conv1d layers only");
     if (is_graybox_type(type)) {
         if (!graybox)
             r.fail(std::string("is a gray-box layer type; the file needs the top-level \"rtnt_format\": \"") +
                    kGrayBoxFormat + "\" (docs/graybox_format.md)");
-        return read_graybox_layer(r, type, in, options);
+        if (type == "parallel") return read_parallel(r, in, options, depth + 1);
+        return read_graybox_layer(r, type, in, options, num_controls);
     }
     const int out = r.out_size();
     const Activation act = r.activation();
@@ -365,10 +463,98 @@ inline std::unique_ptr<Layer> read_layer(const LayerReader& r, const std::string
         return std::make_unique<ActivationLayer>(in, act);
     } else {
         r.fail("unknown layer type (supported: dense, time-distributed-dense, conv1d, gru, lstm, prelu, batchnorm, activation; "
-               "with \"rtnt_format\": \"graybox-1\" also biquad, fir, waveshaper, gain)");
+               "with \"rtnt_format\": \"graybox-1\" also biquad, fir, waveshaper, gain, parallel)");
     }
     if (act != Activation::Identity) extra.push_back(std::make_unique<ActivationLayer>(in, act));
     return layer;
+}
+
+/// Where a layer sits: outside an oversampled run, first in one, or later in one.
+enum class Run { None, First, Later };
+
+/// Reads the layer of reader `r` (plus its activation layer) onto `chain`. A layer in an oversampled run must be
+/// memoryless, and only the run's first layer holds the `oversampling` object.
+inline void read_one(LayerReader r, const Value& lv, int size, std::vector<std::unique_ptr<Layer>>& chain, bool graybox,
+                     const LoadOptions& options, int depth, Run run, int num_controls) {
+    if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
+    const std::string type = r.require("type", Type::String).string;
+    r.set_type(type);
+    if (run == Run::Later && lv.find("oversampling")) r.fail("starts an oversampled run inside another one; runs cannot nest");
+    if (run != Run::None && !is_memoryless_type(type))
+        r.fail("cannot run oversampled: only memoryless layers (dense, time-distributed-dense, activation, waveshaper, gain) can");
+    if (r.has("controllers") && (run != Run::None || depth > 0))
+        r.fail("has 'controllers'; knob controllers reach top-level layers outside oversampled runs only");
+    std::vector<std::unique_ptr<Layer>> extra;
+    chain.push_back(read_layer(r, type, size, extra, graybox, options, depth, num_controls));
+    for (auto& e : extra) chain.push_back(std::move(e));
+}
+
+/// Reads a list of layers (the file's, or a parallel branch's at nesting `depth`) onto `chain` from an input of
+/// `size` channels; a layer with an `oversampling` object starts an `Oversampled` run of `layers` layers.
+/// `reader_at(i)` names layer i in errors; `num_controls` is the model's K (0 in a branch). Returns the output size (`size` for an empty list).
+template <class ReaderAt>
+int read_chain(const std::vector<Value>& items, ReaderAt reader_at, int size, std::vector<std::unique_ptr<Layer>>& chain,
+               bool graybox, const LoadOptions& options, int depth, int num_controls = 0) {
+    const std::size_t count = items.size();
+    for (std::size_t i = 0; i < count;) {
+        const Value* over = items[i].is_object() ? items[i].find("oversampling") : nullptr;
+        if (!over) {
+            read_one(reader_at(i), items[i], size, chain, graybox, options, depth, Run::None, num_controls);
+            size = chain.back()->out_size();
+            ++i;
+            continue;
+        }
+        LayerReader r = reader_at(i);
+        if (!graybox)
+            r.fail(std::string("has an 'oversampling' object; the file needs the top-level \"rtnt_format\": \"") +
+                   kGrayBoxFormat + "\" (docs/graybox_format.md)");
+        if (size != 1) r.fail("an oversampled run is mono in and out, but its input has " + std::to_string(size) + " channels");
+        OversamplingSpec spec = read_oversampling(r, *over, static_cast<int>(count - i));
+        std::vector<std::unique_ptr<Layer>> inner;
+        int inner_size = size;
+        for (int k = 0; k < spec.layers; ++k) {
+            read_one(reader_at(i + k), items[i + k], inner_size, inner, graybox, options, depth,
+                     k == 0 ? Run::First : Run::Later, num_controls);
+            inner_size = inner.back()->out_size();
+        }
+        if (inner_size != 1)
+            r.fail("its oversampled run of " + std::to_string(spec.layers) + " layers ends with " +
+                   std::to_string(inner_size) + " channels; it must end mono");
+        chain.push_back(std::make_unique<Oversampled>(spec.factor, std::move(spec.up), std::move(spec.down), std::move(inner)));
+        size = 1;
+        i += static_cast<std::size_t>(spec.layers);
+    }
+    return size;
+}
+
+/// A gray-box `parallel` layer: mono in and out, no weights of its own, and 'branches', a non-empty array of
+/// branches, each an array of layers of any type read as top-level layers are ([] is the identity) that starts
+/// from and ends in one channel. Errors name the nested layer, e.g. "layers[0] (parallel) branches[1][0] (gain)".
+inline std::unique_ptr<Layer> read_parallel(const LayerReader& r, int in, const LoadOptions& options, int depth) {
+    if (in != 1 || r.out_size() != 1)
+        r.fail("a gray-box layer is mono in and out, but its input has " + std::to_string(in) +
+               " channels and 'shape' ends in " + std::to_string(r.out_size()));
+    if (depth > LoaderLimits::max_parallel_depth)
+        r.fail("parallel layers nest at most " + std::to_string(LoaderLimits::max_parallel_depth) + " deep");
+    r.no_activation();
+    r.weights(0, 0, "0 (a parallel layer's weights are in its branches)");
+    const Value& list = r.require("branches", Type::Array);
+    if (list.items.empty()) r.fail("'branches' is empty; a parallel layer needs at least one branch ([] is the identity)");
+    std::vector<Parallel::Branch> branches;
+    for (std::size_t k = 0; k < list.items.size(); ++k) {
+        const Value& bv = list.items[k];
+        const std::string where = " branches[" + std::to_string(k) + "]";
+        if (!bv.is_array())
+            r.fail("'branches[" + std::to_string(k) + "]' must be an array of layers ([] for the identity), got " +
+                   json::type_name(bv.type));
+        Parallel::Branch branch;
+        auto reader_at = [&](std::size_t j) { return r.nested(bv.items[j], where + "[" + std::to_string(j) + "]"); };
+        const int size = read_chain(bv.items, reader_at, 1, branch, true, options, depth);
+        if (size != 1)
+            r.fail("'branches[" + std::to_string(k) + "]' ends in " + std::to_string(size) + " channels; every branch must end mono");
+        branches.push_back(std::move(branch));
+    }
+    return std::make_unique<Parallel>(std::move(branches));
 }
 
 /// One member of a control entry, a number finite in float32, or a ModelError naming the entry.
@@ -421,25 +607,6 @@ inline std::vector<ControlSpec> read_controls(const Value& doc, int in_size) {
                          std::to_string(controls.size()) + " control(s); a conditioned model's input is 1 audio channel + 1 per control (" +
                          std::to_string(1 + controls.size()) + ")");
     return controls;
-}
-
-/// Where a layer sits: outside an oversampled run, first in one, or later in one.
-enum class Run { None, First, Later };
-
-/// Reads layer `index` (plus its activation layer) onto `chain`. A layer in an oversampled run must be memoryless,
-/// and only the run's first layer holds the `oversampling` object.
-inline void read_one(const Value& lv, int index, MemoryBudget& budget, int size, std::vector<std::unique_ptr<Layer>>& chain,
-                     bool graybox, const LoadOptions& options, Run run) {
-    LayerReader r(lv, index, budget);
-    if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
-    const std::string type = r.require("type", Type::String).string;
-    r.set_type(type);
-    if (run == Run::Later && lv.find("oversampling")) r.fail("starts an oversampled run inside another one; runs cannot nest");
-    if (run != Run::None && !is_memoryless_type(type))
-        r.fail("cannot run oversampled: only memoryless layers (dense, time-distributed-dense, activation, waveshaper, gain) can");
-    std::vector<std::unique_ptr<Layer>> extra;
-    chain.push_back(read_layer(r, type, size, extra, graybox, options));
-    for (auto& e : extra) chain.push_back(std::move(e));
 }
 
 /// The value of the top-level 'rtnt_format' of a FiLM-conditioned model, and its first layer's type
@@ -569,59 +736,40 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
     const int in_size = static_cast<int>(in_last.number);
     std::vector<ControlSpec> controls = detail::read_controls(doc, in_size);
     detail::MemoryBudget budget(options.memory_budget_bytes);
-    detail::FilmPlan plan;
-    if (film) plan = detail::read_film(doc, static_cast<int>(controls.size()), static_cast<int>(layers->items.size()), budget);
-    FilmConditioner* conditioner = plan.conditioner.get();
-    int size = in_size;
     std::vector<std::unique_ptr<Layer>> chain;
-    const std::size_t count = layers->items.size();
-    for (std::size_t i = 0; i < count;) {
-        const json::Value* over = layers->items[i].is_object() ? layers->items[i].find("oversampling") : nullptr;
-        if (over) {
-            detail::LayerReader r(layers->items[i], static_cast<int>(i), budget);
-            if (!graybox)
-                r.fail(std::string("has an 'oversampling' object; the file needs the top-level \"rtnt_format\": \"") +
-                       detail::kGrayBoxFormat + "\" (docs/graybox_format.md)");
-            if (size != 1) r.fail("an oversampled run is mono in and out, but its input has " + std::to_string(size) + " channels");
-            detail::OversamplingSpec spec = detail::read_oversampling(r, *over, static_cast<int>(count - i));
-            std::vector<std::unique_ptr<Layer>> inner;
-            int inner_size = size;
-            for (int k = 0; k < spec.layers; ++k) {
-                detail::read_one(layers->items[i + k], static_cast<int>(i + k), budget, inner_size, inner, graybox, options,
-                                 k == 0 ? detail::Run::First : detail::Run::Later);
-                inner_size = inner.back()->out_size();
+    if (film) {
+        detail::FilmPlan plan =
+            detail::read_film(doc, static_cast<int>(controls.size()), static_cast<int>(layers->items.size()), budget);
+        FilmConditioner* conditioner = plan.conditioner.get();
+        int size = in_size;
+        for (std::size_t i = 0; i < layers->items.size(); ++i) {
+            const json::Value& lv = layers->items[i];
+            detail::LayerReader r(lv, static_cast<int>(i), budget);
+            if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
+            const std::string type = r.require("type", Type::String).string;
+            r.set_type(type);
+            if ((type == detail::kFilmSplit) != (film && i == 0))
+                r.fail(std::string("a FiLM model (\"rtnt_format\": \"") + detail::kFilmFormat + "\") starts with one '" +
+                       detail::kFilmSplit + "' layer, and only it");
+            if (film && i == 0) {
+                if (r.out_size() != 1) r.fail("'film-split' passes the audio channel on: its 'shape' must end in 1");
+                chain.push_back(std::make_unique<FilmSplit>(std::move(plan.conditioner)));
+                size = 1;
+                continue;
             }
-            if (inner_size != 1)
-                r.fail("its oversampled run of " + std::to_string(spec.layers) + " layers ends with " +
-                       std::to_string(inner_size) + " channels; it must end mono");
-            chain.push_back(std::make_unique<Oversampled>(spec.factor, std::move(spec.up), std::move(spec.down), std::move(inner)));
-            size = 1;
-            i += static_cast<std::size_t>(spec.layers);
-            continue;
+            std::unique_ptr<FilmEpilogue> modulation;
+            if (film && plan.adaptor_of_layer[i] >= 0)
+                modulation = std::make_unique<FilmEpilogue>(conditioner, static_cast<std::size_t>(plan.adaptor_of_layer[i]));
+            std::vector<std::unique_ptr<Layer>> extra;
+            chain.push_back(detail::read_layer(r, type, size, extra, graybox, options, 0, 0, std::move(modulation)));
+            for (auto& e : extra) chain.push_back(std::move(e));
+            size = chain.back()->out_size();
         }
-        const json::Value& lv = layers->items[i];
-        detail::LayerReader r(lv, static_cast<int>(i), budget);
-        if (!lv.is_object()) r.fail(std::string("expected an object, got ") + json::type_name(lv.type));
-        const std::string type = r.require("type", Type::String).string;
-        r.set_type(type);
-        if ((type == detail::kFilmSplit) != (film && i == 0))
-            r.fail(std::string("a FiLM model (\"rtnt_format\": \"") + detail::kFilmFormat + "\") starts with one '" +
-                   detail::kFilmSplit + "' layer, and only it");
-        if (film && i == 0) {
-            if (r.out_size() != 1) r.fail("'film-split' passes the audio channel on: its 'shape' must end in 1");
-            chain.push_back(std::make_unique<FilmSplit>(std::move(plan.conditioner)));
-            size = 1;
-            ++i;
-            continue;
-        }
-        std::unique_ptr<FilmEpilogue> modulation;
-        if (film && plan.adaptor_of_layer[i] >= 0)
-            modulation = std::make_unique<FilmEpilogue>(conditioner, static_cast<std::size_t>(plan.adaptor_of_layer[i]));
-        std::vector<std::unique_ptr<Layer>> extra;
-        chain.push_back(detail::read_layer(r, type, size, extra, graybox, options, std::move(modulation)));
-        for (auto& e : extra) chain.push_back(std::move(e));
-        size = chain.back()->out_size();
-        ++i;
+    } else {
+        // A gray-box chain runs on the audio (channel 0) alone; its controllers read the control channels 1..K.
+        auto reader_at = [&](std::size_t i) { return detail::LayerReader(layers->items[i], static_cast<int>(i), budget); };
+        detail::read_chain(layers->items, reader_at, graybox ? 1 : in_size, chain, graybox, options, 0,
+                           static_cast<int>(controls.size()));
     }
     ModelInfo info;
     info.description = std::string(graybox ? "rtnt gray-box JSON: " : film ? "rtnt FiLM JSON: " : "RTNeural JSON: ") +

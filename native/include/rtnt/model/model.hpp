@@ -201,7 +201,10 @@ private:
         for (std::size_t i = 0; i < layers_.size(); ++i) {
             Layer& l = *layers_[i];
             float* dst = bufs[which];
-            l.process(cur, stride, dst, m);
+            if (l.takes_controls())  // a gray-box controller reads the frame's control channels 1..K
+                l.process_controlled(cur, stride, in + 1, in_size_, dst, m);
+            else
+                l.process(cur, stride, dst, m);
             if (bypassed_[i]) copy_rows(cur, stride, dst, padded(l.out_size()), l.out_size(), m);
             cur = dst;
             stride = padded(l.out_size());
