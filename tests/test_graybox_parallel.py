@@ -397,3 +397,30 @@ def _oversampled_model(blocks: list[dict[str, Any]]):
     from rtnt.model.build import build_model
 
     return build_model(preset_config({"name": "t", "arch": "graybox", "oversampling": 2, "blocks": blocks}))
+
+
+def test_the_oversampling_variant_script_puts_the_filters_where_the_exporter_does() -> None:
+    """scripts/graybox_oversampling_variant.py on a 2x file: to 1x removes every `oversampling` object (branches
+    included), and back to 2x gives the exporter's file again, so ASR with and without oversampling can be compared
+    on one set of learned parameters."""
+    import copy
+    import importlib.util
+
+    from rtnt.model.build import build_model
+
+    script = CONF_DIR.parent / "scripts" / "graybox_oversampling_variant.py"
+    spec = importlib.util.spec_from_file_location("variant", script)
+    variant = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(variant)
+    blocks = [
+        {"type": "parallel", "branches": [[{"type": "gain", "gain_db": -3.0}], [PEQ, CLIP]]},
+        {"type": "gain", "gain_db": 6.0},
+        {"type": "mlp", "hidden": [4, 4]},
+    ]
+    doc = _document(build_model(preset_config({"name": "t", "arch": "graybox", "oversampling": 2, "blocks": blocks})))
+    plain = copy.deepcopy(doc)
+    variant.with_oversampling(plain["layers"], 1)
+    assert "oversampling" not in json.dumps(plain)
+    again = copy.deepcopy(plain)
+    variant.with_oversampling(again["layers"], 2)
+    assert again == doc
