@@ -3,7 +3,7 @@ log axis, PNG at 110 dpi. Each function takes computed results and a path, write
 (None where there is nothing to draw).
 
 - a run: `training_curves`, `capture_plots`, `asr_plots`, `residual_spectrum`, `esr_vs_knob` (a capture set),
-  `eq_responses` and `transfer_curves` (a gray-box file);
+  `eq_responses` and `transfer_curves` (a gray-box file), `cabinet_response` (its IR against a capture);
 - a comparison of runs (`rtnt-compare`): `esr_against`, `esr_per_capture`, `loss_curves`;
 - a sweep report: `pareto_front`, `trials_esr_vs_asr`, `param_importances`.
 """
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
     from rtnt.capture.report import CaptureReport
     from rtnt.export.graybox_view import EqResponse, TransferCurve
+    from rtnt.export.ir import CabinetSpectra
     from rtnt.metrics.asr import AsrReport
     from rtnt.sweep.outcome import Objective
     from rtnt.train.fit import Validation
@@ -197,6 +198,25 @@ def residual_spectrum(y: np.ndarray, y_pred: np.ndarray, sample_rate: int, path:
     ax.set_xlabel("frequency (Hz)")
     ax.set_ylabel("PSD (dB re full-scale² / Hz)")
     ax.set_title(f"Residual spectrum (ESR {esr(y, p):.4f})")
+    _grid(ax)
+    ax.legend()
+    return _save(fig, path)
+
+
+def cabinet_response(spectra: CabinetSpectra, path: Path) -> Path:
+    """A cabinet IR's magnitude response over the target's long-term spectrum (and the dry input through the IR)."""
+    fig = Figure(figsize=(8, 4))
+    ax = fig.add_subplot()
+    f = spectra.freqs_hz[1:]
+    ax.semilogx(f, spectra.target_db[1:], lw=0.9, label="target, long-term spectrum")
+    if spectra.dry_through_ir_db is not None:
+        ax.semilogx(f, spectra.dry_through_ir_db[1:], lw=0.9, label="dry input through the IR alone")
+    ax.semilogx(f, spectra.ir_db[1:], "k", lw=1.3, label="IR magnitude response")
+    ax.set_xlim(20, f[-1])
+    ax.set_ylim(-60, 25)
+    ax.set_xlabel("frequency (Hz)")
+    ax.set_ylabel("dB (0 = mean over 100 Hz-5 kHz)")
+    ax.set_title("Cabinet IR against the capture")
     _grid(ax)
     ax.legend()
     return _save(fig, path)

@@ -3,6 +3,9 @@ rendered from one dry signal at a few settings."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,3 +45,34 @@ def write_set(folder: Path, seconds: float = 3.0, values=KNOB_VALUES) -> tuple[P
         sf.write(path, device(x, v), SR, subtype="FLOAT")
         targets.append(path)
     return folder / "input.wav", targets
+
+
+def smoke_parametric_run(tmp: Path, *overrides: str) -> dict:
+    """`rtnt-train train=smoke capture=files_parametric` on `write_set(tmp)` with `overrides` (conditioning, preset,
+    holdout), in a subprocess tracked in tmp/mlflow.db; the run's uri, id, folder and stdout."""
+    inp, targets = write_set(tmp)
+    listed = ",".join(f"{{target:'{t}',knobs:{{gain:{v}}}}}" for t, v in zip(targets, KNOB_VALUES))
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    args = [
+        "train=smoke",
+        "capture=files_parametric",
+        *overrides,
+        f"capture.input={inp}",
+        "capture.knobs=[{name:gain,minimum:0,maximum:1}]",
+        f"capture.targets=[{listed}]",
+        "capture.min_seconds=1",
+        "validate.asr.midi_notes=[52,76]",
+        "validate.asr.levels_dbfs=[-12]",
+        f"hydra.run.dir={tmp / 'run'}",
+    ]
+    proc = subprocess.run(
+        [sys.executable, "-m", "rtnt.cli.train", *args],
+        cwd=tmp,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_id = proc.stdout.split("MLflow run:")[1].split()[0]
+    return {"uri": uri, "run_id": run_id, "out": tmp / "run", "stdout": proc.stdout}

@@ -121,23 +121,13 @@ def knob_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """`rtnt-train train=smoke` of graybox/ts9 with a knob-controlled peaking gain (top-level PEQ b1) and output
     gain (b3) on a tiny synthetic capture set (three settings); the waveshaper sits inside ts9's parallel block,
     where controllers do not reach."""
-    from parametric_support import KNOB_VALUES, write_set
+    from parametric_support import smoke_parametric_run
 
     tmp = tmp_path_factory.mktemp("graybox_knob")
-    inp, targets = write_set(tmp)
-    listed = ",".join(f"{{target:'{t}',knobs:{{gain:{v}}}}}" for t, v in zip(targets, KNOB_VALUES))
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    command = [
-        sys.executable, "-m", "rtnt.cli.train", "train=smoke", "capture=files_parametric", "conditioning=concat",
-        "preset=graybox/ts9", "preset.controlled=[b1.s1.gain_db,b3.gain_db]", f"capture.input={inp}",
-        "capture.knobs=[{name:gain,minimum:0,maximum:1}]", f"capture.targets=[{listed}]", "capture.min_seconds=1",
-        "validate.asr.midi_notes=[52,76]", "validate.asr.levels_dbfs=[-12]", f"hydra.run.dir={tmp / 'run'}",
-    ]  # fmt: skip
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
-    proc = subprocess.run(command, cwd=tmp, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run_id = proc.stdout.split("MLflow run:")[1].split()[0]
-    return {"run": mlflow.MlflowClient(uri).get_run(run_id), "out": tmp / "run"}
+    run = smoke_parametric_run(
+        tmp, "conditioning=concat", "preset=graybox/ts9", "preset.controlled=[b1.s1.gain_db,b3.gain_db]"
+    )
+    return {"run": mlflow.MlflowClient(run["uri"]).get_run(run["run_id"]), "out": run["out"]}
 
 
 def test_a_knob_controlled_chain_trains_exports_and_matches_at_every_setting(knob_run: dict) -> None:

@@ -208,6 +208,39 @@ def test_export_ir_refuses_a_model_without_fir_in_one_line(tmp_path: Path, capsy
         final_fir({"layers": [{"type": "conv1d"}]}, "x")
 
 
+def test_cabinet_spectra_recover_the_ir_that_coloured_the_target() -> None:
+    """A target made by convolving noise with a known IR has, over 100 Hz-10 kHz, the IR's response as its
+    long-term spectrum (within 1.5 dB), and the dry input through the IR equals the target."""
+    from scipy.signal import firwin, lfilter
+
+    from rtnt.export.ir import cabinet_spectra
+
+    ir = firwin(255, [150.0, 4000.0], pass_zero=False, fs=48000).astype(np.float32)
+    dry = np.random.default_rng(3).standard_normal(48000 * 30).astype(np.float32)
+    target = lfilter(ir, [1.0], dry)
+    s = cabinet_spectra(ir, target, dry)
+    band = (s.freqs_hz >= 100) & (s.freqs_hz <= 10000) & (s.ir_db > -30)
+    assert np.max(np.abs(s.target_db[band] - s.ir_db[band])) < 1.5
+    np.testing.assert_allclose(s.dry_through_ir_db, s.target_db, atol=0.05)
+
+
+def test_export_ir_against_a_capture_draws_the_response_or_refuses_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    from rtnt.cli.export import main
+    from rtnt.export import export_model
+
+    path = export_model(_model([ONE_BLOCK["waveshaper"], {"type": "fir", "taps": 256}]), tmp_path)
+    noise = np.random.default_rng(4).standard_normal(48000).astype(np.float32) * 0.1
+    sf.write(tmp_path / "target.wav", noise, 48000)
+    sf.write(tmp_path / "slow.wav", noise, 44100)
+    assert main(["ir", str(path), "--out", str(tmp_path / "cab.wav"), "--against", str(tmp_path / "target.wav")]) == 0
+    assert (tmp_path / "cab.png").stat().st_size > 10_000
+    assert main(["ir", str(path), "--out", str(tmp_path / "c2.wav"), "--against", str(tmp_path / "slow.wav")]) == 2
+    err = capsys.readouterr().err.splitlines()[-1]
+    assert err.startswith("error: --against") and "44100 Hz" in err
+
+
 def test_a_graybox_file_describes_itself_like_every_export(tmp_path: Path) -> None:
     """The gray-box JSON gets the same top-level `metadata` object as RTNeural JSON and `.nam` (#18), its loudness
     measured in the reference runtime; the layers are what the export without metadata writes."""

@@ -5,15 +5,12 @@ setting and at the unseen value."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from parametric_support import KNOB_VALUES, write_set
+from parametric_support import smoke_parametric_run
 
 pytestmark = pytest.mark.slow
 
@@ -21,36 +18,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def parametric_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("parametric")
-    inp, targets = write_set(tmp)
-    listed = ",".join(f"{{target:'{t}',knobs:{{gain:{v}}}}}" for t, v in zip(targets, KNOB_VALUES))
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "rtnt.cli.train",
-            "train=smoke",
-            "capture=files_parametric",
-            "conditioning=concat",
-            "preset=wavenet_tcn_edge",
-            f"capture.input={inp}",
-            "capture.knobs=[{name:gain,minimum:0,maximum:1}]",
-            f"capture.targets=[{listed}]",
-            "capture.holdout=[0.5]",
-            "capture.min_seconds=1",
-            "validate.asr.midi_notes=[52,76]",
-            "validate.asr.levels_dbfs=[-12]",
-            f"hydra.run.dir={tmp / 'run'}",
-        ],
-        cwd=tmp,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    run_id = proc.stdout.split("MLflow run:")[1].split()[0]
-    return {"uri": uri, "run_id": run_id, "out": tmp / "run", "stdout": proc.stdout}
+    return smoke_parametric_run(tmp, "conditioning=concat", "preset=wavenet_tcn_edge", "capture.holdout=[0.5]")
 
 
 def test_run_logs_the_per_setting_metrics_and_table(parametric_run: dict) -> None:

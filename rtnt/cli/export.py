@@ -1,13 +1,14 @@
 """`rtnt-export lv2 <run id | model.json> --name NAME [--out DIR] [--force] [--tracking-uri URI] [--portable]`,
 `rtnt-export register <run id> [--name NAME] [--tracking-uri URI]` and
-`rtnt-export ir <run id | model.json> --out cab.wav [--tracking-uri URI]` and
+`rtnt-export ir <run id | model.json> --out cab.wav [--against TARGET [DRY]] [--tracking-uri URI]` and
 `rtnt-export graybox-view <run id | model.json> --out DIR [--tracking-uri URI]`.
 
 `lv2` builds an LV2 plugin bundle `<out>/<name>.lv2` from an MLflow run (its model.json artifact; the
 run's export gate must say ready unless --force) or from an RTNeural JSON file, and prints the
 bundle path and the plugin URI. `register` registers a gated run's exported model file in the MLflow
 model registry (`rtnt.tracking.registry.register_model`) and prints the name and version. `ir` writes a
-gray-box run's final FIR (its cabinet) as a 48 kHz float WAV (`rtnt.export.ir`). `graybox-view` draws what a
+gray-box run's final FIR (its cabinet) as a 48 kHz float WAV (`rtnt.export.ir`), with `--against` also a picture
+of its response over a capture's long-term spectrum. `graybox-view` draws what a
 gray-box file does (each EQ's magnitude response, each nonlinearity's curve, the learned parameters as a table;
 `rtnt.export.graybox_view`) into DIR.
 Errors are one line on stderr (`error: ...`), exit status 2.
@@ -63,6 +64,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ir.add_argument("source", help="MLflow run id, or the path of a gray-box model.json")
     ir.add_argument("--out", required=True, type=Path, help="the WAV file to write, e.g. cab.wav")
+    ir.add_argument(
+        "--against",
+        nargs="+",
+        type=Path,
+        metavar=("TARGET", "DRY"),
+        help="also draw <out>.png: the IR's response over TARGET's long-term spectrum (and DRY through the IR)",
+    )
     add_tracking_uri_argument(ir)
     view = formats.add_parser(
         "graybox-view",
@@ -90,10 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.format == "register":
         return run_command(lambda: _register(args))
     if args.format == "ir":
-        from rtnt.export.ir import write_cabinet_ir
+        from rtnt.export.ir import draw_cabinet_against, write_cabinet_ir
 
         def export_ir() -> None:
-            print(f"impulse response: {write_cabinet_ir(args.source, args.out, args.tracking_uri)}")
+            out = write_cabinet_ir(args.source, args.out, args.tracking_uri)
+            print(f"impulse response: {out}")
+            if args.against:
+                print(f"response against the capture: {draw_cabinet_against(out, args.against)}")
 
         return run_command(export_ir)
     if args.format == "graybox-view":

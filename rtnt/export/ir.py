@@ -4,6 +4,8 @@
 model.json path) and writes the taps of its last top-level `fir` layer (not one inside a `parallel` block's
 branch, which is part of that branch; the LV2 `cabinet` port bypasses the same layer), one sample per tap, as a
 mono 32-bit float WAV: convolving a dry signal with that file is the chain's cabinet alone, to swap or to switch off.
+`cabinet_spectra(taps, target, dry)` sets the IR's magnitude response beside the target's long-term spectrum (and
+that of the dry input through the IR alone), the picture `rtnt-export ir --against` draws.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +76,64 @@ def write_cabinet_ir(source: str, out: str | Path, tracking_uri: str = "") -> Pa
     out.parent.mkdir(parents=True, exist_ok=True)
     sf.write(str(out), taps, SAMPLE_RATE, subtype="FLOAT")
     return out
+
+
+@dataclass(frozen=True)
+class CabinetSpectra:
+    """dB spectra on one frequency grid, each shifted to 0 dB mean over 100 Hz-5 kHz so their shapes compare:
+    the IR's magnitude response, the target's long-term average spectrum (Welch) and, when given, that of the
+    dry input convolved with the IR alone."""
+
+    freqs_hz: np.ndarray
+    ir_db: np.ndarray
+    target_db: np.ndarray
+    dry_through_ir_db: np.ndarray | None
+
+
+def cabinet_spectra(
+    taps: np.ndarray, target: np.ndarray, dry: np.ndarray | None = None, sample_rate: int = SAMPLE_RATE
+) -> CabinetSpectra:
+    """The IR `taps` against the long-term spectrum of `target` (Welch, Hann, 8192 samples) and of `dry`
+    convolved with the IR, for the question "does the chain's FIR sound like the capture's cabinet"."""
+    from scipy.signal import fftconvolve, welch
+
+    n = 8192
+    freqs = np.fft.rfftfreq(n, 1.0 / sample_rate)
+    band = (freqs >= 100.0) & (freqs <= 5000.0)
+
+    def level(power: np.ndarray) -> np.ndarray:
+        db = 10.0 * np.log10(np.maximum(power, 1e-30))
+        return db - np.mean(db[band])
+
+    def ltas(x: np.ndarray) -> np.ndarray:
+        return level(welch(np.asarray(x, dtype=np.float64), fs=sample_rate, nperseg=n)[1])
+
+    ir = level(np.abs(np.fft.rfft(np.asarray(taps, dtype=np.float64), n)) ** 2)
+    through = None if dry is None else ltas(fftconvolve(np.asarray(dry, dtype=np.float64), taps)[: len(dry)])
+    return CabinetSpectra(freqs, ir, ltas(target), through)
+
+
+def draw_cabinet_against(ir_wav: Path, audio: list[Path]) -> Path:
+    """Draw `ir_wav` (written by `write_cabinet_ir`) against audio [TARGET] or [TARGET, DRY] (48 kHz files) into
+    `<ir_wav>.png` (`rtnt.plots.cabinet_response`)."""
+    import soundfile as sf
+
+    from rtnt.plots import cabinet_response
+
+    if len(audio) > 2:
+        raise ExportError(f"--against takes a target and optionally the dry input, not {len(audio)} files")
+    signals = []
+    for path in audio:
+        try:
+            x, sr = sf.read(str(path), dtype="float32", always_2d=True)
+        except (OSError, RuntimeError) as exc:
+            raise ExportError(f"--against {path}: cannot read it as audio ({exc}); give a WAV or FLAC file") from None
+        if sr != SAMPLE_RATE:
+            raise ExportError(f"--against {path} is at {sr} Hz; the IR is at {SAMPLE_RATE} Hz, resample it first")
+        signals.append(x[:, 0])
+    taps = sf.read(str(ir_wav), dtype="float32")[0]
+    spectra = cabinet_spectra(taps, signals[0], signals[1] if len(signals) > 1 else None)
+    return cabinet_response(spectra, Path(ir_wav).with_suffix(".png"))
 
 
 def download_model(run_id: str, tmp: Path, tracking_uri: str) -> Path:

@@ -83,9 +83,15 @@ def hidden_initializer(preset: PresetConfig | DictConfig) -> keras.initializers.
     return keras.initializers.GlorotUniform()
 
 
-def _conv_stack(x: Tensor, preset: PresetConfig | DictConfig, batchnorm: bool = False, prefix: str = "") -> Tensor:
-    """[causal Conv1D(channels, k_i, dilation d_i) -> (BatchNorm) -> activation] for every layer; layer names
-    start with `prefix` (a gray-box chain's conv_stack block)."""
+def conv_stack(
+    x: Tensor,
+    preset: PresetConfig | DictConfig,
+    batchnorm: bool = False,
+    prefix: str = "",
+    modulate: Callable[[Tensor, int], Tensor] | None = None,
+) -> Tensor:
+    """[causal Conv1D(channels, k_i, dilation d_i) -> (modulate) -> (BatchNorm) -> activation] for every layer i;
+    layer names start with `prefix` (a gray-box chain's conv_stack block); `modulate(x, i)` is FiLM's hook."""
     for i, (k, d) in enumerate(zip(kernel_size_per_layer(preset), preset.dilations)):
         x = keras.layers.Conv1D(
             preset.channels,
@@ -95,6 +101,8 @@ def _conv_stack(x: Tensor, preset: PresetConfig | DictConfig, batchnorm: bool = 
             kernel_initializer=hidden_initializer(preset),
             name=f"{prefix}conv{i}",
         )(x)
+        if modulate is not None:
+            x = modulate(x, i)
         if batchnorm:
             x = keras.layers.BatchNormalization(name=f"{prefix}bn{i}")(x)
         x = _activate(x, preset, f"{prefix}act{i}")
@@ -103,22 +111,22 @@ def _conv_stack(x: Tensor, preset: PresetConfig | DictConfig, batchnorm: bool = 
 
 def _tcn(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
     """WaveNet-family stack: conv stack, then a 1x1 Conv1D to one channel."""
-    return keras.layers.Conv1D(1, 1, name="out")(_conv_stack(x, preset))
+    return keras.layers.Conv1D(1, 1, name="out")(conv_stack(x, preset))
 
 
 def _conv(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
     """Legacy shallow conv stack with a Dense output."""
-    return keras.layers.Dense(1, name="out")(_conv_stack(x, preset))
+    return keras.layers.Dense(1, name="out")(conv_stack(x, preset))
 
 
 def _conv_bn(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
     """Legacy conv -> BatchNormalization -> activation stack with a Dense output."""
-    return keras.layers.Dense(1, name="out")(_conv_stack(x, preset, batchnorm=True))
+    return keras.layers.Dense(1, name="out")(conv_stack(x, preset, batchnorm=True))
 
 
 def _conv_gru(preset: PresetConfig | DictConfig, x: Tensor) -> Tensor:
     """Legacy hybrid: conv front end, GRU, Dense output."""
-    x = keras.layers.GRU(preset.hidden_size, return_sequences=True, name="gru")(_conv_stack(x, preset))
+    x = keras.layers.GRU(preset.hidden_size, return_sequences=True, name="gru")(conv_stack(x, preset))
     return keras.layers.Dense(1, name="out")(x)
 
 

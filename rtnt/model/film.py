@@ -17,7 +17,7 @@ from typing import Any
 import keras
 from omegaconf import DictConfig
 
-from rtnt.config import ConditioningConfig, PresetConfig, kernel_size_per_layer
+from rtnt.config import ConditioningConfig, PresetConfig
 
 Tensor = keras.KerasTensor
 
@@ -55,25 +55,18 @@ def build_tcn_film(
 ) -> Tensor:
     """The tcn stack `[conv{i} -> film_apply{i} -> act{i}] x N -> out` on the audio channel of `inputs`, every conv
     modulated from the knobs through the conditioning MLP `film_mlp{j}` and the adaptor `film{i}`."""
-    from rtnt.model.build import _activate, hidden_initializer
+    from rtnt.model.build import conv_stack
 
     audio, knobs = KnobSplit(name="knob_split")(inputs)
     h = knobs
     for j in range(int(conditioning.film_layers)):
         h = keras.layers.Dense(int(conditioning.film_hidden), activation="tanh", name=f"{MLP_PREFIX}{j}")(h)
-    x = audio
-    for i, (k, d) in enumerate(zip(kernel_size_per_layer(preset), preset.dilations)):
-        x = keras.layers.Conv1D(
-            preset.channels,
-            k,
-            dilation_rate=d,
-            padding="causal",
-            kernel_initializer=hidden_initializer(preset),
-            name=f"conv{i}",
-        )(x)
+
+    def modulate(x: Tensor, i: int) -> Tensor:
         gb = keras.layers.Dense(2 * preset.channels, kernel_initializer="zeros", name=f"{ADAPTOR_PREFIX}{i}")(h)
-        x = Film(name=f"{MODULATION_PREFIX}{i}")(x, gb)
-        x = _activate(x, preset, f"act{i}")
+        return Film(name=f"{MODULATION_PREFIX}{i}")(x, gb)
+
+    x = conv_stack(audio, preset, modulate=modulate)
     return keras.layers.Conv1D(1, 1, name="out")(x)
 
 

@@ -132,7 +132,7 @@ def _mlp(b: DictConfig, x: Tensor, name: str, control: Control | None = None) ->
 
 def _conv_stack(b: DictConfig, x: Tensor, name: str, control: Control | None = None) -> Tensor:
     """rtnt's causal conv stack (`arch: tcn`, `rtnt.model.build`), then a 1x1 conv to one channel."""
-    from rtnt.model.build import _conv_stack as conv_stack
+    from rtnt.model.build import conv_stack
 
     x = conv_stack(x, b, prefix=f"{name}_")
     return keras.layers.Conv1D(1, 1, trainable=b.trainable, name=f"{name}_out")(x)
