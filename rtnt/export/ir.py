@@ -80,7 +80,8 @@ def write_cabinet_ir(source: str, out: str | Path, tracking_uri: str = "") -> Pa
 
 @dataclass(frozen=True)
 class CabinetSpectra:
-    """dB spectra on one frequency grid, each shifted to 0 dB mean over 100 Hz-5 kHz so their shapes compare:
+    """dB spectra on one frequency grid, 1/6-octave smoothed, each shifted to 0 dB mean over 100 Hz-5 kHz so their
+    shapes compare:
     the IR's magnitude response, the target's long-term average spectrum (Welch) and, when given, that of the
     dry input convolved with the IR alone."""
 
@@ -88,6 +89,18 @@ class CabinetSpectra:
     ir_db: np.ndarray
     target_db: np.ndarray
     dry_through_ir_db: np.ndarray | None
+
+
+def octave_smoothed(freqs: np.ndarray, power: np.ndarray, fraction: int = 6) -> np.ndarray:
+    """`power` averaged at every frequency f over [f 2^(-1/(2 fraction)), f 2^(1/(2 fraction))] (1/fraction-octave
+    smoothing, as loudspeaker and cabinet responses are usually shown); the DC bin is kept."""
+    edges = np.concatenate([[0.0], np.cumsum(power)])
+    half = 2.0 ** (0.5 / fraction)
+    lo = np.searchsorted(freqs, freqs / half, side="left")
+    hi = np.maximum(np.searchsorted(freqs, freqs * half, side="right"), lo + 1)
+    smoothed = (edges[hi] - edges[lo]) / (hi - lo)
+    smoothed[0] = power[0]
+    return smoothed
 
 
 def cabinet_spectra(
@@ -102,7 +115,7 @@ def cabinet_spectra(
     band = (freqs >= 100.0) & (freqs <= 5000.0)
 
     def level(power: np.ndarray) -> np.ndarray:
-        db = 10.0 * np.log10(np.maximum(power, 1e-30))
+        db = 10.0 * np.log10(np.maximum(octave_smoothed(freqs, power), 1e-30))
         return db - np.mean(db[band])
 
     def ltas(x: np.ndarray) -> np.ndarray:
