@@ -158,7 +158,8 @@ class WaveNetPresetConfig:
     head_scale: float = 0.02  # fixed output scale, as in NAM's trainer
     description: str = ""
 
-    CONDITIONING: ClassVar[tuple[str, ...]] = ("none",)  # `.nam` takes a mono input
+    CONDITIONING: ClassVar[tuple[str, ...]] = ("none", "concat")  # concat: NAM's multi-channel condition, the knobs
+    # join the audio as array 0's input and every array's condition (`.nam` in_channels 1 + K)
 
 
 PresetConfig = TcnPresetConfig | LegacyPresetConfig | WaveNetPresetConfig | GrayBoxPresetConfig

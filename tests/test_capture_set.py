@@ -130,8 +130,11 @@ def test_conditioning_must_match_the_capture_and_the_preset_family(tmp_path: Pat
         validate_config(OmegaConf.merge(single, {"conditioning": {"method": "concat"}}))
     wavenet = OmegaConf.merge(as_set, {"conditioning": {"method": "concat"}})
     wavenet.preset = load_preset(CONF_DIR / "preset" / "wavenet_a1_nano.yaml")
+    validate_config(wavenet)  # NAM's multi-channel condition
+    legacy = OmegaConf.merge(as_set, {"conditioning": {"method": "concat"}})
+    legacy.preset = load_preset(CONF_DIR / "preset" / "legacy" / "conv.yaml")
     with pytest.raises(ConfigError, match=r"does not support conditioning=concat; it supports none") as err:
-        validate_config(wavenet)
+        validate_config(legacy)
     assert "\n" not in str(err.value)
 
 

@@ -863,6 +863,31 @@ def test_film_bundle_has_its_knob_ports_and_renders_as_the_native_runtime(dry, t
 @needs_lv2apply
 @needs_build
 @pytest.mark.lv2
+def test_knob_conditioned_nam_bundle_plays_its_knobs(dry, tmp_path):
+    """The fuzz corpus's two-knob `.nam` (NAM's multi-channel condition with rtnt's `controls`): one port per knob,
+    and lv2apply's render (prewarmed at activate with the knobs at their defaults) equals the native runtime given
+    the plugin's 20 ms ramp."""
+    if not native_available():
+        pytest.skip("rtnt._native is not built (pip install -e .)")
+    nam_path = REPO_DIR / "native" / "fuzz" / "corpus" / "nam_knobs.nam"
+    bundle = export_lv2(str(nam_path), "NAM Knobs", tmp_path / "plugins")
+    assert (bundle / "model.nam").exists()
+    x, outputs = dry[: SR // 4], {}
+    for value in (0.9, 0.1):
+        y, stderr = lv2apply(bundle, bundle_uri(bundle), x, tmp_path, gain=value)
+        assert stderr == ""
+        native = NativeModel.from_file(nam_path)
+        native.prepare(4096)
+        gain = smoothed_knob(0.5, [value], [len(x)], SR)
+        controls = np.stack([gain, np.full(len(x), 0.5, np.float32)], axis=1)
+        assert np.max(np.abs(y - np.asarray(native.process(x, controls), np.float64))) <= TOL
+        outputs[value] = y
+    assert np.max(np.abs(outputs[0.9] - outputs[0.1])) > 1e-3
+
+
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
 def test_a_knob_controlled_graybox_bundle_plays_its_knob(dry, tmp_path):
     """A gray-box chain whose waveshaper drive follows a knob (`controllers`, docs/graybox_format.md) gets the
     knob port like any conditioned model, and lv2apply renders what the native runtime does with the ramped knob."""

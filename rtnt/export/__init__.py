@@ -10,8 +10,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rtnt.errors import ExportError
-
 if TYPE_CHECKING:
     from rtnt.export.metadata import ModelMetadata
     from rtnt.runtime.controls import ControlSpec
@@ -23,11 +21,12 @@ NAM_FILE = "model.nam"
 def export_model(
     model: Any, out_dir: str | Path, metadata: ModelMetadata | None = None, controls: Sequence[ControlSpec] = ()
 ) -> Path:
-    """Write `model` into `out_dir` in its family's format and return the file: `model.nam` (NAM WaveNet) for
-    `arch: wavenet` models, `model.json` in rtnt's gray-box extension of RTNeural JSON for `arch: graybox`, else
-    `model.json` (RTNeural, with the knob `controls` of a conditioned model; rtnt's `film-1` extension for a FiLM
-    tcn, docs/film_format.md). `metadata` becomes the file's
-    `metadata` object (`rtnt.export.metadata`); without it a `.nam` still gets NAM's minimal one and a JSON none."""
+    """Write `model` into `out_dir` in its family's format and return the file: `model.nam` (NAM WaveNet; a
+    conditioned one with NAM's multi-channel condition and the `controls` list) for `arch: wavenet` models,
+    `model.json` in rtnt's gray-box extension of RTNeural JSON for `arch: graybox`, else `model.json` (RTNeural,
+    with the knob `controls` of a conditioned model; rtnt's `film-1` extension for a FiLM tcn,
+    docs/film_format.md). `metadata` becomes the file's `metadata` object (`rtnt.export.metadata`); without it a
+    `.nam` still gets NAM's minimal one and a JSON none."""
     from rtnt.export.graybox import is_graybox, save_graybox
     from rtnt.export.nam import is_nam_wavenet, save_nam
     from rtnt.export.rtneural import save_rtneural
@@ -35,9 +34,7 @@ def export_model(
 
     out_dir = Path(out_dir)
     if is_nam_wavenet(model):
-        if controls:
-            raise ExportError(f"cannot export model '{model.name}' with controls to .nam: its input is mono")
-        return save_nam(model, out_dir / NAM_FILE, metadata)
+        return save_nam(model, out_dir / NAM_FILE, metadata, controls)
     if is_graybox(model):
         return save_graybox(model, out_dir / RTNEURAL_FILE, metadata, controls)
     if is_film(model):

@@ -11,6 +11,11 @@ A model whose arrays all have NAM's A1 shape (one kernel size and one plain acti
 writes A1 files; any other in the spelled-out A2 form of NAM's A2 export at version 0.7.0, the first
 version whose readers know per-layer `kernel_sizes` and the layer-array `head` object.
 
+A knob-conditioned WaveNet (`conditioning=concat`) uses NAM's multi-channel condition: config `in_channels`
+1 + K, array 0's `input_size` and every array's `condition_size` 1 + K (channel 0 the audio, 1..K the knobs),
+and rtnt's top-level `controls` list names the knobs and their ranges (`rtnt.runtime.controls`; NAM Core ignores
+unknown top-level keys). docs/architecture.md, "Knob-conditioned .nam".
+
 Metadata (`rtnt.export.metadata.ModelMetadata`, shared with the RTNeural JSON exporter) carries NAM's
 fields; `loudness` is computed as NAM's trainer computes it, the RMS level in dB of the model's output, but on
 a fixed rtnt signal instead of NAM's own reamp input, through the exported file itself (numpy reference
@@ -20,6 +25,7 @@ runtime, prewarmed as NAM Core plays it).
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +34,7 @@ import numpy as np
 from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ExportError
 from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels
+from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec
 from rtnt.runtime.nam_reference import FILM_KEYS  # the .nam FiLM switches, one definition for reader and writer
 
 A1_VERSION = "0.5.4"
@@ -122,11 +129,10 @@ def nam_config(model: Any) -> tuple[str, dict[str, Any]]:
     layers = [_a1_array(s) if a1 else _a2_array(s) for s in specs]
     # The weight list holds the head scale's exact float32 value (0.019999999552965164), the config its
     # shortest decimal (0.02) as NAM's files do: the same number once NAM Core reads it as float32.
-    return (A1_VERSION if a1 else A2_VERSION), {
-        "layers": layers,
-        "head": None,
-        "head_scale": _shortest(_head_scale(model)),
-    }
+    config: dict[str, Any] = {"layers": layers, "head": None, "head_scale": _shortest(_head_scale(model))}
+    if specs[0].input_size > 1:
+        config["in_channels"] = specs[0].input_size
+    return (A1_VERSION if a1 else A2_VERSION), config
 
 
 def _shortest(value: float) -> float:
@@ -163,16 +169,26 @@ def nam_weights(model: Any) -> np.ndarray:
 
 def nam_loudness(data: dict[str, Any]) -> Levels:
     """(RMS dB, BS.1770-4 LUFS) of a `.nam` object's output on the loudness input, run by the numpy
-    reference runtime from its prewarmed state (as NAM Core plays it)."""
+    reference runtime from its prewarmed state (as NAM Core plays it), every knob at its default."""
     from rtnt.runtime.nam_reference import NamModel
 
-    return output_levels(NamModel.from_dict(data, prewarm=True).process(loudness_input()))
+    model = NamModel.from_dict(data, prewarm=True)
+    defaults = np.array([c.default for c in model.controls], dtype=np.float32) if model.controls else None
+    return output_levels(model.process(loudness_input(), defaults))
 
 
-def export_nam(model: Any, metadata: ModelMetadata | None = None, *, loudness: bool = True) -> dict[str, Any]:
-    """The `.nam` object of an rtnt WaveNet model. `loudness=False` skips the loudness pass (3 s of audio
-    through the numpy reference runtime)."""
+def export_nam(
+    model: Any, metadata: ModelMetadata | None = None, controls: Sequence[ControlSpec] = (), *, loudness: bool = True
+) -> dict[str, Any]:
+    """The `.nam` object of an rtnt WaveNet model, with the `controls` of a knob-conditioned one (one per knob
+    input channel). `loudness=False` skips the loudness pass (3 s of audio through the numpy reference runtime)."""
     version, config = nam_config(model)
+    n_knobs = config.get("in_channels", 1) - 1
+    if n_knobs != len(controls):
+        raise ExportError(
+            f"cannot export model '{model.name}' to .nam: its input has {1 + n_knobs} channel(s) but {len(controls)} "
+            f"control(s) were given; a conditioned model's input is the audio and one channel per control"
+        )
     data: dict[str, Any] = {
         "version": version,
         "metadata": {},
@@ -181,14 +197,23 @@ def export_nam(model: Any, metadata: ModelMetadata | None = None, *, loudness: b
         "weights": [float(w) for w in nam_weights(model)],
         "sample_rate": SAMPLE_RATE,
     }
+    if controls:
+        data[CONTROLS_KEY] = [c.to_json() for c in controls]
     data["metadata"] = metadata_object(metadata or ModelMetadata(), (lambda: nam_loudness(data)) if loudness else None)
     return data
 
 
-def save_nam(model: Any, path: str | Path, metadata: ModelMetadata | None = None, *, loudness: bool = True) -> Path:
-    """Write `export_nam(model, metadata)` to `path` (parent folders created); returns the path."""
+def save_nam(
+    model: Any,
+    path: str | Path,
+    metadata: ModelMetadata | None = None,
+    controls: Sequence[ControlSpec] = (),
+    *,
+    loudness: bool = True,
+) -> Path:
+    """Write `export_nam(model, metadata, controls)` to `path` (parent folders created); returns the path."""
     path = Path(path)
-    data = export_nam(model, metadata, loudness=loudness)
+    data = export_nam(model, metadata, controls, loudness=loudness)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
     return path

@@ -10,9 +10,11 @@ The forward pass is NAM's (Neural Amp Modeler, trainer and Core), per layer arra
                        h = h + a @ W_l + w_l                            layer1x1 (when active)
     head = causal_conv_{k_head}(s) (+ bias)
 
-with c the raw mono input. The model output is head_scale * head of the last array. Tensors stay
-(batch, time, channels); every convolution is causal (left zero padding), so the model output has the
-input's length and no sample depends on later input. Only Keras ops that XLA compiles are used.
+with c the raw input: the mono audio, or for a knob-conditioned model (`conditioning=concat`) the audio
+followed by the K knob values, which array 0 also takes as its layer input. The model output is
+head_scale * head of the last array. Tensors stay (batch, time, channels); every convolution is causal (left
+zero padding), so the model output has the input's length and no sample depends on later input. Only Keras
+ops that XLA compiles are used.
 
 Weights are created in NAM Core's read order and named after NAM's modules, which is what
 `rtnt.export.nam` relies on. Initialisation is PyTorch's default for Conv1d (NAM's trainer): weights and
@@ -27,7 +29,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from rtnt.model.wavenet_spec import LayerArraySpec, layer_array_specs
+from rtnt.model.wavenet_spec import LayerArraySpec, layer_array_specs, with_knob_inputs
 
 Tensor = Any
 
@@ -157,9 +159,10 @@ class WaveNetHeadScale(keras.layers.Layer):
 
 
 def build_wavenet(preset: Any, inputs: Tensor) -> Tensor:
-    """The output tensor of a `wavenet` preset's layer arrays on `inputs` (batch, time, 1)."""
+    """The output tensor of a `wavenet` preset's layer arrays on `inputs` (batch, time, 1 + K): the audio, then
+    the K knob values of a knob-conditioned model (`with_knob_inputs`)."""
     h, head = inputs, None
-    specs = layer_array_specs(preset)
+    specs = with_knob_inputs(layer_array_specs(preset), int(inputs.shape[-1]) - 1)
     for i, spec in enumerate(specs):
         array = WaveNetLayerArray(spec, residual_output=i + 1 < len(specs), name=f"array{i}")
         h, head = array([h, inputs] if head is None else [h, inputs, head])

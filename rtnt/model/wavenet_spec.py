@@ -6,7 +6,7 @@ every one of them reads the same per-layer kernel sizes, activations and widths.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 from omegaconf import DictConfig
@@ -104,3 +104,11 @@ class LayerArraySpec:
 def layer_array_specs(preset: Any | DictConfig) -> list[LayerArraySpec]:
     """The resolved layer arrays of a `wavenet` preset."""
     return [LayerArraySpec.from_config(a) for a in preset.layer_arrays]
+
+
+def with_knob_inputs(specs: list[LayerArraySpec], n_knobs: int) -> list[LayerArraySpec]:
+    """The arrays of a knob-conditioned WaveNet (`conditioning=concat`): the model input is the audio and
+    `n_knobs` knob values, which array 0 reads as its layer input and every array as its condition (NAM's
+    multi-channel condition, `in_channels` 1 + n_knobs in the `.nam` file)."""
+    width = 1 + n_knobs
+    return [replace(s, condition_size=width, input_size=width if i == 0 else s.input_size) for i, s in enumerate(specs)]

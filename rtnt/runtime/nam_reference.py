@@ -11,9 +11,12 @@ fastest) then its bias; tap k of a dilated conv multiplies x[t - (K-1-k) * dilat
 used up exactly and the last value is the head scale (the config's `head_scale` is not used, as in Core).
 Values are rounded to float32 as Core stores them; arithmetic is float64, output float32.
 
-`reset()` zeroes every history and, with `prewarm=True` (NAM Core's default), then runs silence through
-the model for its receptive field, so it starts as if it had heard silence forever. `prewarm=False` starts
-from zero histories, which is what a causal Keras model with zero padding computes.
+A knob-conditioned file (config `in_channels` 1 + K with rtnt's top-level `controls` list, as
+`rtnt.export.nam` writes it) takes the K knob values per sample as the condition's channels 1..K.
+
+`reset()` zeroes every history and, with `prewarm=True` (NAM Core's default), then runs silence (every knob
+at its default) through the model for its receptive field, so it starts as if it had heard silence forever.
+`prewarm=False` starts from zero histories, which is what a causal Keras model with zero padding computes.
 """
 
 from __future__ import annotations
@@ -25,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from rtnt.errors import NamFileError
+from rtnt.errors import ModelJsonError, NamFileError
+from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec, control_block, parse_controls
 from rtnt.runtime.model_file import read_model_document
 from rtnt.runtime.reference import _matmul
 
@@ -362,6 +366,19 @@ class _WaveNet:
         self.specs = [_ArraySpec(a, i, source) for i, a in enumerate(cfg["layers"])]
         if not self.specs:
             raise NamFileError(f"{source}: a WaveNet needs at least one layer array; fix the file")
+        self.in_channels = int(cfg.get("in_channels", 1))
+        cond_width = self.in_channels if self.condition is None else None
+        for a in self.specs:
+            if cond_width is not None and a.condition_size != cond_width:
+                raise NamFileError(
+                    f"{source}: layer array {a.index} condition_size is {a.condition_size}, but without a "
+                    f"condition_dsp the condition is the input ({cond_width} channel(s), config 'in_channels')"
+                )
+        if self.specs[0].input_size != self.in_channels:
+            raise NamFileError(
+                f"{source}: layer array 0 input_size is {self.specs[0].input_size}, but the input has "
+                f"{self.in_channels} channel(s) (config 'in_channels'); fix the file"
+            )
         if "head_scale" not in cfg:
             raise NamFileError(f"{source}: config has no head_scale; NAM Core requires it")
         w = _Weights(data["weights"], source)
@@ -391,6 +408,7 @@ class _WaveNet:
             conv.reset()
 
     def forward(self, x: np.ndarray) -> np.ndarray:
+        """(T, in_channels) input frames -> (T, 1) output."""
         c = self.condition.forward(x) if self.condition is not None else x
         h, head = x, None
         for array in self.arrays:
@@ -428,10 +446,14 @@ def _load_dsp(data: Any, source: str, slimmable_size: float | None = None) -> _W
 
 
 class NamModel:
-    """A `.nam` WaveNet streaming mono float32 audio; state carries across `process` calls."""
+    """A `.nam` WaveNet streaming mono float32 audio (with per-sample knob values for a conditioned file); state
+    carries across `process` calls."""
 
-    def __init__(self, net: _WaveNet, prewarm: bool, sample_rate: float | None) -> None:
+    def __init__(
+        self, net: _WaveNet, prewarm: bool, sample_rate: float | None, controls: list[ControlSpec], source: str
+    ) -> None:
         self._net, self.prewarm, self.sample_rate = net, prewarm, sample_rate
+        self.controls, self._source = controls, source
         self.reset()
 
     @classmethod
@@ -452,7 +474,16 @@ class NamModel:
     ) -> NamModel:
         """Load an already parsed `.nam` object."""
         net = _load_dsp(data, source, slimmable_size)
-        return cls(net, prewarm, data.get("sample_rate") if isinstance(data, Mapping) else None)
+        if net.in_channels > 1 and not data.get(CONTROLS_KEY):
+            raise NamFileError(
+                f"{source}: config 'in_channels' is {net.in_channels} but the file lists no 'controls'; rtnt runs a "
+                "multi-channel .nam as a knob-conditioned model (channel 0 the audio, 1..K the listed knobs)"
+            )
+        try:
+            controls = parse_controls(data, net.in_channels, source)
+        except ModelJsonError as exc:  # parse_controls names the in_shape of RTNeural JSON
+            raise NamFileError(str(exc).replace("'in_shape' ends in", "config 'in_channels' is")) from None
+        return cls(net, prewarm, data.get("sample_rate"), controls, source)
 
     @property
     def receptive_field(self) -> int:
@@ -464,18 +495,24 @@ class NamModel:
         return self._net.head_scale
 
     def reset(self) -> None:
-        """Zero every history; with `prewarm`, then run one receptive field of silence (NAM Core's Reset)."""
+        """Zero every history; with `prewarm`, then run one receptive field of silence (NAM Core's Reset), every
+        knob at its default."""
         self._net.reset()
         if self.prewarm:
-            self._run(np.zeros(self.receptive_field))
+            n = self.receptive_field
+            defaults = np.array([c.default for c in self.controls], dtype=np.float32)
+            self._run(np.zeros(n), np.broadcast_to(defaults, (n, len(self.controls))))
 
-    def process(self, x: np.ndarray) -> np.ndarray:
-        """Run a 1-D signal through the model, continuing from the current state; returns float32."""
+    def process(self, x: np.ndarray, controls: np.ndarray | None = None) -> np.ndarray:
+        """Run a 1-D signal through the model, continuing from the current state; returns float32. A conditioned
+        file takes `controls`, the knob values per sample (n, K) or held for the whole signal (K,)."""
         x = np.asarray(x)
         if x.ndim != 1:
             raise ValueError(f"process expects a 1-D signal, got shape {x.shape}")
-        return self._run(x.astype(np.float32).astype(np.float64)).astype(np.float32)
+        knobs = control_block(controls, len(x), len(self.controls), self._source)
+        return self._run(x.astype(np.float32).astype(np.float64), knobs.astype(np.float64)).astype(np.float32)
 
-    def _run(self, x: np.ndarray) -> np.ndarray:
-        parts = [self._net.forward(x[s : s + BLOCK, None])[:, 0] for s in range(0, len(x), BLOCK)]
+    def _run(self, x: np.ndarray, knobs: np.ndarray) -> np.ndarray:
+        frames = np.concatenate([x[:, None], knobs], axis=1)
+        parts = [self._net.forward(frames[s : s + BLOCK])[:, 0] for s in range(0, len(x), BLOCK)]
         return np.concatenate(parts) if parts else np.zeros(0)

@@ -12,6 +12,7 @@
 #include "../dense/dense.hpp"
 #include "../json/json.hpp"
 #include "../lstm/lstm.hpp"
+#include "../model/controls.hpp"
 #include "../model/error.hpp"
 #include "../model/model.hpp"
 #include "../wavenet/spec.hpp"
@@ -370,7 +371,11 @@ inline Model load_wavenet(const Node& doc, const std::string& version, MemoryBud
     if (const auto h = config.get("head"))
         h->fail("a post-stack 'head' is not supported by rtnt; only files with \"head\": null load");
     const int in_channels = config.integer_or("in_channels", 1, 1, LoaderLimits::max_size);
-    if (in_channels != 1) config.at("in_channels").fail("is " + std::to_string(in_channels) + "; rtnt runs mono models (1 input channel)");
+    std::vector<ControlSpec> controls = rtnt::detail::read_controls(doc.value(), in_channels, "config 'in_channels' is");
+    if (in_channels != 1 + static_cast<int>(controls.size()))
+        config.at("in_channels").fail("is " + std::to_string(in_channels) +
+                                      " but the file lists no 'controls'; rtnt runs a multi-channel .nam as a knob-conditioned "
+                                      "model (channel 0 the audio, 1..K the knobs of a top-level 'controls' list)");
     config.at("head_scale").number();  // NAM Core requires it, then uses the last weight instead
     const Node layers = config.at("layers");
     layers.array();
@@ -386,10 +391,11 @@ inline Model load_wavenet(const Node& doc, const std::string& version, MemoryBud
         if (total_layers > static_cast<std::size_t>(LoaderLimits::max_layers))
             la.fail("the model has more than " + std::to_string(LoaderLimits::max_layers) + " layers");
         if (s.condition_size != in_channels)
-            la.at("condition_size").fail("is " + std::to_string(s.condition_size) +
-                                         ", but without a condition_dsp the condition is the mono input (1 channel)");
+            la.at("condition_size").fail("is " + std::to_string(s.condition_size) + ", but without a condition_dsp the condition is the input (" +
+                                         std::to_string(in_channels) + " channel(s), config 'in_channels')");
         if (i == 0 && s.input_size != in_channels)
-            la.at("input_size").fail("is " + std::to_string(s.input_size) + "; the first layer array reads the mono input (1 channel)");
+            la.at("input_size").fail("is " + std::to_string(s.input_size) + "; the first layer array reads the input (" +
+                                     std::to_string(in_channels) + " channel(s), config 'in_channels')");
         if (i > 0) {
             const wavenet::ArraySpec& prev = spec.arrays.back();
             if (s.input_size != prev.channels)
@@ -419,12 +425,15 @@ inline Model load_wavenet(const Node& doc, const std::string& version, MemoryBud
     ModelInfo info;
     info.sample_rate = read_sample_rate(doc);
     info.prewarm_samples = 1 + spec.lookback();
+    info.controls = std::move(controls);
     info.description = "NAM " + version + " WaveNet: " + std::to_string(spec.arrays.size()) + " layer array(s), " +
                        std::to_string(total_layers) + " layers, channels";
     for (const auto& a : spec.arrays) info.description += " " + std::to_string(a.channels);
     std::vector<std::unique_ptr<Layer>> chain;
-    chain.push_back(std::make_unique<wavenet::WaveNet>(spec, weights));
-    return Model(1, std::move(chain), std::move(info));
+    std::vector<float> rest_frame(1, 0.0f);  // what reset() prewarms on: silence, every knob at its default
+    for (const ControlSpec& c : info.controls) rest_frame.push_back(static_cast<float>(c.default_value));
+    chain.push_back(std::make_unique<wavenet::WaveNet>(spec, weights, std::move(rest_frame)));
+    return Model(in_channels, std::move(chain), std::move(info));
 }
 
 // -------------------------------------------------------------------------------------- LSTM

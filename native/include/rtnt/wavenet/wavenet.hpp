@@ -1,7 +1,9 @@
-// A NAM WaveNet as one streaming layer: mono in, mono out.
+// A NAM WaveNet as one streaming layer: mono out; mono in, or the audio and K knob values of a
+// knob-conditioned file (config 'in_channels' 1 + K).
 #pragma once
 
 #include <algorithm>
+#include <stdexcept>
 #include <vector>
 
 #include "../core/aligned.hpp"
@@ -16,12 +18,16 @@ namespace wavenet {
 /// Runs the layer arrays in order on each piece: array 0 reads the model input as its layer input
 /// and every array reads it as the condition; array i > 0 takes array i-1's residual stream and
 /// starts its skip accumulator from array i-1's head output. The output is head_scale times the
-/// last head output. reset() zeroes every history; settle() fills them with the response to
-/// silence (NAM Core's prewarm, exactly as if that many zeros had been processed).
+/// last head output. reset() zeroes every history; settle() fills them with the response to the
+/// rest frame held forever (NAM Core's prewarm, exactly as if that many rest frames had been
+/// processed): silence, and for a conditioned file every knob at its default.
 class WaveNet final : public rtnt::Layer {
 public:
-    /// weights: the whole flat list, whose size the loader has checked against spec.weight_count().
-    WaveNet(const WaveNetSpec& spec, const std::vector<float>& weights) : Layer(1, 1) {
+    /// weights: the whole flat list, whose size the loader has checked against spec.weight_count();
+    /// rest_frame: one input frame (spec's input channels), {0} for a mono file.
+    WaveNet(const WaveNetSpec& spec, const std::vector<float>& weights, std::vector<float> rest_frame = {0.0f})
+        : Layer(spec.arrays.front().input_size, 1), rest_frame_(std::move(rest_frame)) {
+        if (static_cast<int>(rest_frame_.size()) != in_size()) throw std::invalid_argument("the rest frame needs one value per input channel");
         nam::WeightCursor wc(weights);
         arrays_.reserve(spec.arrays.size());
         for (const ArraySpec& a : spec.arrays) arrays_.emplace_back(a, wc);
@@ -39,9 +45,8 @@ public:
     }
 
     bool settle() noexcept override {
-        const float silence[1] = {0.0f};
         float out[8];  // one row of padded(1) floats
-        run(silence, 1, out, 1, true);
+        run(rest_frame_.data(), in_size(), out, 1, true);
         return true;
     }
 
@@ -70,6 +75,7 @@ private:
     }
 
     std::vector<LayerArray> arrays_;
+    std::vector<float> rest_frame_;
     float head_scale_ = 1.0f;
     int lookback_ = 0;
     double macs_ = 0.0;
