@@ -11,7 +11,6 @@ weights (the RTNeural fold) and the beta rows by alpha.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -19,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rtnt.errors import ExportError
-from rtnt.export.metadata import ModelMetadata, metadata_object
+from rtnt.export.metadata import ModelMetadata, metadata_object, write_model_file
 from rtnt.export.rtneural import _Graph, _numpy, _to_json, rtneural_loudness
 from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec
 
@@ -107,8 +106,4 @@ def save_film(
     model: Any, path: str | Path, controls: Sequence[ControlSpec], metadata: ModelMetadata | None = None
 ) -> Path:
     """Write `export_film(model, controls, metadata)` to `path` (parent folders created); returns the path."""
-    path = Path(path)
-    data = export_film(model, controls, metadata)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-    return path
+    return write_model_file(path, export_film(model, controls, metadata))

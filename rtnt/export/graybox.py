@@ -18,7 +18,6 @@ per controlled parameter its range mapping, static raw weight and K controller w
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from rtnt.errors import ExportError
-from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels
+from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels, write_model_file
 from rtnt.export.rtneural import _Graph, _JsonLayer, _refuse, _sequential_chain, _to_json
 from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec
 
@@ -92,10 +91,7 @@ def save_graybox(
     model: Any, path: str | Path, metadata: ModelMetadata | None = None, controls: Sequence[ControlSpec] = ()
 ) -> Path:
     """Write `export_graybox(model, metadata, controls)` to `path` (parent folders created); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(export_graybox(model, metadata, controls)))
-    return path
+    return write_model_file(path, export_graybox(model, metadata, controls))
 
 
 def _layer_json(j: _JsonLayer, lead: list[None]) -> dict[str, Any]:

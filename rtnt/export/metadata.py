@@ -185,3 +185,11 @@ def set_training_metadata(
     data = json.loads(path.read_text())
     data.setdefault("metadata", {}).setdefault("training", {}).update(_training(validation_esr, test_esr))
     path.write_text(json.dumps(data, allow_nan=False))
+
+
+def write_model_file(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write an exported model document to `path` as JSON (parent folders created); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+    return path

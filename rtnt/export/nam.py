@@ -24,7 +24,6 @@ runtime, prewarmed as NAM Core plays it).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 
 from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ExportError
-from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels
+from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels, write_model_file
 from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec
 from rtnt.runtime.nam_reference import FILM_KEYS  # the .nam FiLM switches, one definition for reader and writer
 
@@ -212,8 +211,4 @@ def save_nam(
     loudness: bool = True,
 ) -> Path:
     """Write `export_nam(model, metadata, controls)` to `path` (parent folders created); returns the path."""
-    path = Path(path)
-    data = export_nam(model, metadata, controls, loudness=loudness)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-    return path
+    return write_model_file(path, export_nam(model, metadata, controls, loudness=loudness))

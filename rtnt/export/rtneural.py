@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from rtnt.errors import ExportError
-from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels
+from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels, write_model_file
 from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec
 
 ACTIVATION_NAMES = ("tanh", "relu", "sigmoid", "softmax", "elu")
@@ -97,11 +97,7 @@ def save_rtneural(
     loudness: bool = True,
 ) -> Path:
     """Write `export_rtneural(model, metadata, controls)` to `path` (parent folders created); returns the path."""
-    path = Path(path)
-    data = export_rtneural(model, metadata, controls, loudness=loudness)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data))
-    return path
+    return write_model_file(path, export_rtneural(model, metadata, controls, loudness=loudness))
 
 
 def _refuse(layer: Any, problem: str) -> ExportError:
