@@ -27,7 +27,7 @@ import numpy as np
 from rtnt.errors import ExportError
 from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels, write_model_file
 from rtnt.export.rtneural import _Graph, _JsonLayer, _refuse, _sequential_chain, _to_json
-from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec
+from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec, default_controls
 
 FORMAT = "graybox-1"
 GRAYBOX_LAYER_TYPES = ("biquad", "fir", "waveshaper", "gain", "parallel")
@@ -83,7 +83,7 @@ def graybox_loudness(data: dict[str, Any]) -> Levels:
     from rtnt.runtime.reference import ReferenceModel
 
     model = ReferenceModel.from_json(data)
-    defaults = np.array([c.default for c in model.controls], dtype=np.float32) if model.controls else None
+    defaults = default_controls(model.controls)
     return output_levels(model.process(loudness_input(), defaults))
 
 

@@ -31,6 +31,7 @@ import numpy as np
 
 from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ExportError
+from rtnt.runtime.controls import default_controls
 
 F_LOW, F_HIGH = 20.0, 24000.0  # the response plot's frequency range (Hz)
 CURVE_RANGE = 1.5  # transfer curves over input -1.5 .. 1.5
@@ -106,10 +107,6 @@ def _submodel(layers: Sequence[Mapping[str, Any]], controls: Sequence[Mapping[st
     return ReferenceModel.from_json({**doc, "controls": controls})
 
 
-def _defaults(model: Any) -> np.ndarray | None:
-    return np.array([c.default for c in model.controls], dtype=np.float32) if model.controls else None
-
-
 def transfer_curve(
     layers: Sequence[Mapping[str, Any]], x: np.ndarray, controls: Sequence[Mapping[str, Any]] = ()
 ) -> np.ndarray:
@@ -117,7 +114,7 @@ def transfer_curve(
     runtime (`rtnt.runtime.reference`) as a model of just those layers; knob-controlled parameters at the
     `controls`' defaults."""
     model = _submodel(layers, controls)
-    return model.process(np.asarray(x, dtype=np.float32), _defaults(model))
+    return model.process(np.asarray(x, dtype=np.float32), default_controls(model.controls))
 
 
 def _biquad_at_defaults(spec: Mapping[str, Any], controls: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, tuple]:
@@ -128,7 +125,7 @@ def _biquad_at_defaults(spec: Mapping[str, Any], controls: Sequence[Mapping[str,
         return np.asarray(spec["weights"][0], dtype=np.float64), params
     model = _submodel([spec], controls)
     layer = model.layers[0]
-    layer.recompute(_defaults(model))
+    layer.recompute(default_controls(model.controls))
     return layer.sos[:, [0, 1, 2, 4, 5]].copy(), tuple(layer.current)
 
 

@@ -33,7 +33,7 @@ import numpy as np
 from rtnt.constants import SAMPLE_RATE
 from rtnt.errors import ExportError
 from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels, write_model_file
-from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec
+from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec, default_controls
 from rtnt.runtime.nam_reference import FILM_KEYS  # the .nam FiLM switches, one definition for reader and writer
 
 A1_VERSION = "0.5.4"
@@ -172,7 +172,7 @@ def nam_loudness(data: dict[str, Any]) -> Levels:
     from rtnt.runtime.nam_reference import NamModel
 
     model = NamModel.from_dict(data, prewarm=True)
-    defaults = np.array([c.default for c in model.controls], dtype=np.float32) if model.controls else None
+    defaults = default_controls(model.controls)
     return output_levels(model.process(loudness_input(), defaults))
 
 

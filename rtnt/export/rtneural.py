@@ -30,7 +30,7 @@ import numpy as np
 
 from rtnt.errors import ExportError
 from rtnt.export.metadata import Levels, ModelMetadata, loudness_input, metadata_object, output_levels, write_model_file
-from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec
+from rtnt.runtime.controls import CONTROLS_KEY, ControlSpec, default_controls
 
 ACTIVATION_NAMES = ("tanh", "relu", "sigmoid", "softmax", "elu")
 FOLDS_ACTIVATION = ("dense", "time-distributed-dense", "conv1d")
@@ -84,7 +84,7 @@ def rtneural_loudness(data: dict[str, Any]) -> Levels:
 
     x = loudness_input()
     model = NativeModel.from_json_text(json.dumps(data)) if native_available() else ReferenceModel.from_json(data)
-    defaults = np.array([c.default for c in model.controls], dtype=np.float32) if model.controls else None
+    defaults = default_controls(model.controls)
     return output_levels(model.process(x, defaults))
 
 

@@ -86,6 +86,11 @@ def parse_controls(data: Mapping[str, Any], in_size: Any, source: str) -> list[C
     return controls
 
 
+def default_controls(controls: Sequence[ControlSpec]) -> np.ndarray | None:
+    """Every control at its default, as one float32 row (K,) for `process`; None for an unconditioned model."""
+    return np.array([c.default for c in controls], dtype=np.float32) if controls else None
+
+
 def control_block(controls: Any, n: int, k: int, source: str) -> np.ndarray:
     """The per-sample controls of `n` samples as a float32 (n, k) array. `controls` may be None (only
     when k == 0), one row of k values (held for every sample) or an (n, k) array; else RtntError."""
