@@ -68,9 +68,11 @@ class ControlSpec:
             raise ModelJsonError(f"{where}: {exc}") from None
 
 
-def parse_controls(data: Mapping[str, Any], in_size: Any, source: str) -> list[ControlSpec]:
-    """The controls of a parsed RTNeural JSON document, checked against its input size (1 + K) and for
-    unique names; problems raise ModelJsonError naming `source`."""
+def parse_controls(
+    data: Mapping[str, Any], in_size: Any, source: str, size_field: str = "'in_shape' ends in"
+) -> list[ControlSpec]:
+    """The controls of a parsed model document, checked against its input size (1 + K; `size_field` names that
+    field in errors) and for unique names; problems raise ModelJsonError naming `source`."""
     raw = data.get(CONTROLS_KEY, [])
     if not isinstance(raw, Sequence) or isinstance(raw, str):
         raise ModelJsonError(f"{source}: '{CONTROLS_KEY}' must be a list of controls, got {type(raw).__name__}")
@@ -80,7 +82,7 @@ def parse_controls(data: Mapping[str, Any], in_size: Any, source: str) -> list[C
         raise ModelJsonError(f"{source}: control names {names} repeat; every control needs its own name")
     if in_size != 1 + len(controls):
         raise ModelJsonError(
-            f"{source}: 'in_shape' ends in {in_size!r} but the model lists {len(controls)} control(s); "
+            f"{source}: {size_field} {in_size!r} but the model lists {len(controls)} control(s); "
             f"a conditioned model's input is 1 audio channel + 1 per control ({1 + len(controls)})"
         )
     return controls

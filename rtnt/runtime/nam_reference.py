@@ -480,9 +480,9 @@ class NamModel:
                 "multi-channel .nam as a knob-conditioned model (channel 0 the audio, 1..K the listed knobs)"
             )
         try:
-            controls = parse_controls(data, net.in_channels, source)
-        except ModelJsonError as exc:  # parse_controls names the in_shape of RTNeural JSON
-            raise NamFileError(str(exc).replace("'in_shape' ends in", "config 'in_channels' is")) from None
+            controls = parse_controls(data, net.in_channels, source, "config 'in_channels' is")
+        except ModelJsonError as exc:
+            raise NamFileError(str(exc)) from None
         return cls(net, prewarm, data.get("sample_rate"), controls, source)
 
     @property
