@@ -44,6 +44,21 @@ RTNT_ALWAYS_INLINE float fast_tanh(float x) noexcept {
 /// Logistic sigmoid as 0.5 + 0.5 tanh(x / 2); absolute error below 2e-7.
 RTNT_ALWAYS_INLINE float fast_sigmoid(float x) noexcept { return madd(0.5f, fast_tanh(0.5f * x), 0.5f); }
 
+/// Lanes of `dot_lanes`: two AVX2 registers, so two independent FMA chains per step.
+inline constexpr int kDotLanes = 16;
+
+/// sum_i a[i] * b[i] for n a multiple of kDotLanes, as kDotLanes partial sums (lane l takes i = l mod
+/// kDotLanes, in order) added pairwise at the end. The order is fixed by n alone, so the result does not depend
+/// on where the operands sit in a block; the lane loop vectorises.
+RTNT_ALWAYS_INLINE float dot_lanes(const float* RTNT_RESTRICT a, const float* RTNT_RESTRICT b, int n) noexcept {
+    float lane[kDotLanes] = {};
+    for (int i = 0; i < n; i += kDotLanes)
+        for (int l = 0; l < kDotLanes; ++l) lane[l] = madd(a[i + l], b[i + l], lane[l]);
+    for (int width = kDotLanes / 2; width >= 1; width /= 2)
+        for (int l = 0; l < width; ++l) lane[l] += lane[l + width];
+    return lane[0];
+}
+
 inline void tanh_inplace(float* RTNT_RESTRICT x, int n) noexcept {
     for (int i = 0; i < n; ++i) x[i] = fast_tanh(x[i]);
 }

@@ -11,6 +11,7 @@
 
 #include "../core/aligned.hpp"
 #include "../core/layer.hpp"
+#include "../core/math.hpp"
 
 namespace rtnt {
 
@@ -18,20 +19,28 @@ namespace rtnt {
 /// The file's taps are the minimum-phase lowpass of docs/graybox_format.md (`up` with gain `factor` included):
 ///   up:   u[nF + p] = sum_j up[p + jF] x[n - j]   (only the non-zero products of the zero-stuffed signal)
 ///   down: y[n]      = sum_k down[k] v[nF - k]      (only the kept outputs, phase 0 of each frame)
-/// Each output is one fixed-order float32 sum over the histories, so the result does not depend on how a signal
-/// is cut into blocks. After prepare(), process() and reset() allocate nothing.
+/// Each sum is a `dot_lanes` product of the time-reversed taps (zero-padded to whole lanes) with the history:
+/// one fixed-order float32 sum per output, so the result does not depend on how a signal is cut into blocks.
+/// After prepare(), process() and reset() allocate nothing.
 class Oversampled final : public Layer {
 public:
-    Oversampled(int factor, std::vector<float> up, std::vector<float> down, std::vector<std::unique_ptr<Layer>> inner)
-        : Layer(1, 1), factor_(factor), down_(std::move(down)), inner_(std::move(inner)) {
+    Oversampled(int factor, const std::vector<float>& up, const std::vector<float>& down,
+                std::vector<std::unique_ptr<Layer>> inner)
+        : Layer(1, 1), factor_(factor), taps_(static_cast<int>(down.size())), inner_(std::move(inner)) {
         if (factor_ < 2) throw std::invalid_argument("an oversampling factor must be >= 2");
-        if (up.empty() || down_.empty()) throw std::invalid_argument("oversampling taps must not be empty");
+        if (up.empty() || down.empty()) throw std::invalid_argument("oversampling taps must not be empty");
         if (inner_.empty() || inner_.front()->in_size() != 1 || inner_.back()->out_size() != 1)
             throw std::invalid_argument("an oversampled run needs layers, mono in and out");
         phase_len_ = (static_cast<int>(up.size()) + factor_ - 1) / factor_;
-        phases_.assign(static_cast<std::size_t>(factor_) * phase_len_, 0.0f);
-        for (std::size_t k = 0; k < up.size(); ++k)
-            phases_[(k % factor_) * phase_len_ + k / factor_] = up[k];
+        up_len_ = whole_lanes(phase_len_);
+        down_len_ = whole_lanes(taps_);
+        up_rev_.assign(static_cast<std::size_t>(factor_) * up_len_, 0.0f);
+        for (std::size_t k = 0; k < up.size(); ++k) {
+            const int p = static_cast<int>(k) % factor_, j = static_cast<int>(k) / factor_;
+            up_rev_[static_cast<std::size_t>(p) * up_len_ + (up_len_ - 1 - j)] = up[k];
+        }
+        down_rev_.assign(static_cast<std::size_t>(down_len_), 0.0f);
+        for (int k = 0; k < taps_; ++k) down_rev_[static_cast<std::size_t>(down_len_ - 1 - k)] = down[k];
         prepare(64);
     }
 
@@ -44,8 +53,8 @@ public:
         }
         ping_.assign(static_cast<std::size_t>(high) * widest, 0.0f);
         pong_.assign(static_cast<std::size_t>(high) * widest, 0.0f);
-        x_hist_.assign(static_cast<std::size_t>(phase_len_ - 1 + max_block), 0.0f);
-        v_hist_.assign(down_.size() - 1 + static_cast<std::size_t>(high), 0.0f);
+        x_hist_.assign(static_cast<std::size_t>(up_len_ - 1 + max_block), 0.0f);
+        v_hist_.assign(static_cast<std::size_t>(down_len_ - 1 + high), 0.0f);
         reset();
     }
 
@@ -57,16 +66,13 @@ public:
 
     void process(const float* in, int in_stride, float* out, int n) noexcept override {
         const int s1 = padded(1);
-        const int xh = phase_len_ - 1;
+        const int xh = up_len_ - 1;
         float* x = x_hist_.data();
         for (int t = 0; t < n; ++t) x[xh + t] = in[static_cast<long>(t) * in_stride];
         for (int t = 0; t < n; ++t)
-            for (int p = 0; p < factor_; ++p) {
-                const float* h = phases_.data() + static_cast<long>(p) * phase_len_;
-                float acc = 0.0f;
-                for (int j = 0; j < phase_len_; ++j) acc += h[j] * x[xh + t - j];
-                store_mono(ping_.data(), s1, t * factor_ + p, acc);
-            }
+            for (int p = 0; p < factor_; ++p)
+                store_mono(ping_.data(), s1, t * factor_ + p,
+                           dot_lanes(up_rev_.data() + static_cast<long>(p) * up_len_, x + t, up_len_));
         std::memmove(x, x + n, sizeof(float) * static_cast<std::size_t>(xh));
 
         const int m = n * factor_;
@@ -81,34 +87,31 @@ public:
             which ^= 1;
         }
 
-        const int vh = static_cast<int>(down_.size()) - 1;
+        const int vh = down_len_ - 1;
         float* v = v_hist_.data();
         for (int i = 0; i < m; ++i) v[vh + i] = cur[static_cast<long>(i) * stride];
-        const int taps = static_cast<int>(down_.size());
-        for (int t = 0; t < n; ++t) {
-            const float* newest = v + vh + t * factor_;
-            float acc = 0.0f;
-            for (int k = 0; k < taps; ++k) acc += down_[k] * newest[-k];
-            store_mono(out, s1, t, acc);
-        }
+        for (int t = 0; t < n; ++t) store_mono(out, s1, t, dot_lanes(down_rev_.data(), v + t * factor_, down_len_));
         std::memmove(v, v + m, sizeof(float) * static_cast<std::size_t>(vh));
     }
 
     double macs_per_sample() const noexcept override {
         double inner = 0.0;
         for (const auto& l : inner_) inner += l->macs_per_sample();
-        return static_cast<double>(phases_.size() + down_.size()) + factor_ * inner;
+        return static_cast<double>(factor_ * phase_len_ + taps_) + factor_ * inner;
     }
 
-    int lookback() const noexcept override {
-        return phase_len_ - 1 + (static_cast<int>(down_.size()) - 1 + factor_ - 1) / factor_;
-    }
+    int lookback() const noexcept override { return phase_len_ - 1 + (taps_ - 1 + factor_ - 1) / factor_; }
 
 private:
+    static int whole_lanes(int n) noexcept { return (n + kDotLanes - 1) / kDotLanes * kDotLanes; }
+
     int factor_;
+    int taps_;
     int phase_len_ = 0;
-    FloatVec phases_;  // phase p's taps up[p + jF] at p * phase_len_ + j (zero beyond the file's taps)
-    std::vector<float> down_;
+    int up_len_ = 0;    // phase_len_ rounded up to whole dot_lanes lanes
+    int down_len_ = 0;  // taps_ rounded up likewise
+    FloatVec up_rev_;   // phase p's taps up[p + jF], time-reversed: at p * up_len_ + (up_len_ - 1 - j)
+    FloatVec down_rev_; // down[k] at down_len_ - 1 - k
     std::vector<std::unique_ptr<Layer>> inner_;
     FloatVec ping_, pong_, x_hist_, v_hist_;
 };
