@@ -188,6 +188,7 @@ class TrainConfig:
     pre_emphasis: float = 0.0  # first-order pre-emphasis coefficient of the ESR loss; 0 disables
     stft_weight: float = 0.0  # weight of the multi-resolution STFT term in the loss; 0 disables
     dc_weight: float = 0.0  # weight of the DC term in the loss; 0 disables
+    level_balance: float = 0.0  # 0: batch ESR (loud segments dominate) ... 1: mean per-segment ESR (losses.py)
     clipnorm: float = 0.0  # clip the global gradient norm to this; 0 disables
     seed: int = 0
     val_fraction: float = 0.1
@@ -369,6 +370,7 @@ def validate_config(cfg: DictConfig) -> None:
     )
     _check(0 < t.lr_decay <= 1, "train.lr_decay", t.lr_decay, "must be in (0, 1]")
     _check(0 <= t.pre_emphasis < 1, "train.pre_emphasis", t.pre_emphasis, "must be in [0, 1)")
+    _check(0 <= t.level_balance <= 1, "train.level_balance", t.level_balance, "must be in [0, 1]")
     _check(t.early_stopping_patience >= 0, "train.early_stopping_patience", t.early_stopping_patience, "must be >= 0")
     for key in ("stft_weight", "dc_weight", "clipnorm"):
         _check(t[key] >= 0, f"train.{key}", t[key], "must be >= 0")

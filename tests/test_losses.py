@@ -36,7 +36,23 @@ def test_loss_skips_history_and_adds_weighted_terms() -> None:
     assert dc > float(FullyConditionedESR(history)(y[..., None], (p + 0.2)[..., None]))
 
 
+def test_level_balance_moves_from_batch_esr_to_mean_segment_esr() -> None:
+    y, p = pair(n=2048)  # segment ESRs 0.01
+    noise = p[1] - y[1]
+    y[1] *= 0.05  # a segment 26 dB down with 9 times the relative error: the batch ESR hardly sees it
+    p[1] = y[1] + 0.05 * 3.0 * noise
+    err, energy = np.sum((y - p) ** 2, axis=1), np.sum(y**2, axis=1)
+    batch = float(FullyConditionedESR(0)(y[..., None], p[..., None]))
+    assert batch == pytest.approx(err.sum() / energy.sum(), rel=1e-4)
+    per_segment = float(FullyConditionedESR(0, level_balance=1.0)(y[..., None], p[..., None]))
+    assert per_segment == pytest.approx(np.mean(err / energy), rel=1e-4)
+    half = float(FullyConditionedESR(0, level_balance=0.5)(y[..., None], p[..., None]))
+    assert half == pytest.approx(np.mean(err / np.sqrt(energy.mean() * energy)), rel=1e-4)
+    assert batch < half < per_segment
+
+
 def test_loss_round_trips_through_its_config() -> None:
-    loss = FullyConditionedESR(10, pre_emphasis=0.85, stft_weight=0.2, dc_weight=0.1)
+    loss = FullyConditionedESR(10, pre_emphasis=0.85, stft_weight=0.2, dc_weight=0.1, level_balance=0.5)
     again = FullyConditionedESR.from_config(loss.get_config())
     assert (again.history, again.pre_emphasis, again.stft_weight, again.dc_weight) == (10, 0.85, 0.2, 0.1)
+    assert again.level_balance == 0.5

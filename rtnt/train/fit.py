@@ -194,13 +194,18 @@ def compile_model(
     stft_weight: float = 0.0,
     dc_weight: float = 0.0,
     clipnorm: float = 0.0,
+    level_balance: float = 0.0,
 ) -> None:
     """Compile with Adam (optionally clipping the global gradient norm) and the fully-conditioned ESR loss;
     the schedule sets the learning rate every step."""
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate, global_clipnorm=clipnorm or None),
         loss=FullyConditionedESR(
-            history=history, pre_emphasis=pre_emphasis, stft_weight=stft_weight, dc_weight=dc_weight
+            history=history,
+            pre_emphasis=pre_emphasis,
+            stft_weight=stft_weight,
+            dc_weight=dc_weight,
+            level_balance=level_balance,
         ),
     )
 

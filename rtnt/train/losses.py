@@ -9,6 +9,11 @@ Optional terms (weights 0 by default):
   NAM's trainer): spectral convergence plus log-magnitude L1 per resolution, averaged, the same
   definition as `rtnt.metrics.stft.mrstft_distance`;
 - DC term (Wright et al. 2020): (mean y - mean ŷ)² / mean y² per segment.
+
+`level_balance` b in [0, 1] sets how quiet segments count: each segment's error is divided by
+E_batch^(1 - b) * E_segment^b (E the sum of squares of the target). b = 0 is the batch ESR above, where loud
+segments dominate; b = 1 is the mean of per-segment ESRs (auraloss' `ESRLoss` with mean reduction), where a
+segment 20 dB down counts as much as a loud one.
 """
 
 from __future__ import annotations
@@ -44,7 +49,8 @@ def mrstft_loss(y_true, y_pred, fft_sizes: tuple[int, ...] = STFT_SIZES):
 @keras.saving.register_keras_serializable(package="rtnt")
 class FullyConditionedESR(keras.losses.Loss):
     """Batch ESR over each segment's last samples, skipping the `history` samples that lack full context,
-    plus `stft_weight` x multi-resolution STFT distance and `dc_weight` x DC error on the same samples."""
+    plus `stft_weight` x multi-resolution STFT distance and `dc_weight` x DC error on the same samples;
+    `level_balance` > 0 moves the normalisation toward each segment's own energy (module docstring)."""
 
     def __init__(
         self,
@@ -53,6 +59,7 @@ class FullyConditionedESR(keras.losses.Loss):
         eps: float = 1e-8,
         stft_weight: float = 0.0,
         dc_weight: float = 0.0,
+        level_balance: float = 0.0,
         name: str = "esr",
         **kwargs,
     ):
@@ -62,6 +69,7 @@ class FullyConditionedESR(keras.losses.Loss):
         self.eps = float(eps)
         self.stft_weight = float(stft_weight)
         self.dc_weight = float(dc_weight)
+        self.level_balance = float(level_balance)
 
     def call(self, y_true, y_pred):
         y_true = y_true[:, self.history :, 0]
@@ -76,10 +84,14 @@ class FullyConditionedESR(keras.losses.Loss):
             y_true = y_true[:, 1:] - self.pre_emphasis * y_true[:, :-1]
             y_pred = y_pred[:, 1:] - self.pre_emphasis * y_pred[:, :-1]
         err = ops.sum(ops.square(y_true - y_pred), axis=1)
+        segment_energy = ops.sum(ops.square(y_true), axis=1) + self.eps
         # Dividing each segment's error by the batch's mean energy makes Keras' mean over the batch
-        # the ESR of the whole batch, so quiet segments do not dominate.
-        energy = ops.mean(ops.sum(ops.square(y_true), axis=1))
-        return loss + err / (energy + self.eps)
+        # the ESR of the whole batch, so quiet segments do not dominate; level_balance blends in their own.
+        energy = ops.mean(segment_energy)
+        if self.level_balance > 0:
+            b = self.level_balance
+            return loss + err / (ops.power(energy, 1.0 - b) * ops.power(segment_energy, b))
+        return loss + err / energy
 
     def get_config(self) -> dict:
         return {
@@ -89,4 +101,5 @@ class FullyConditionedESR(keras.losses.Loss):
             "eps": self.eps,
             "stft_weight": self.stft_weight,
             "dc_weight": self.dc_weight,
+            "level_balance": self.level_balance,
         }

@@ -91,7 +91,9 @@ class TrainingSession:
         model = build_model(cfg.preset, n_knobs, cfg.conditioning)
         rf = model_summary(model).receptive_field_samples
         t = cfg.train
-        compile_model(model, t.learning_rate, rf - 1, t.pre_emphasis, t.stft_weight, t.dc_weight, t.clipnorm)
+        compile_model(
+            model, t.learning_rate, rf - 1, t.pre_emphasis, t.stft_weight, t.dc_weight, t.clipnorm, t.level_balance
+        )
         return cls(cfg, out_dir, run_id, model, rf, TrainingState(), {})
 
     @property
