@@ -20,7 +20,7 @@ from rtnt.config import preset_config
 from rtnt.export.nam import export_nam
 from rtnt.model import build_model
 from rtnt.model.wavenet import TRAINED_FILMS, build_wavenet
-from rtnt.native import NativeModel, native_available
+from rtnt.native import native_available
 from rtnt.runtime.controls import ControlSpec
 from rtnt.runtime.nam_reference import FILM_KEYS, NamModel
 from rtnt.validate.parity import keras_predict
