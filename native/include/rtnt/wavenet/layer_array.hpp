@@ -1,5 +1,5 @@
 // One WaveNet layer array, streamed in pieces of time-major rows: rechannel, the dilated-conv
-// layers with their skip and residual updates, and the head rechannel.
+// layers with their skip and residual updates (and NAM's FiLMs, in the generic path), and the head rechannel.
 #pragma once
 
 #include <algorithm>
@@ -202,7 +202,7 @@ public:
         }
     }
 
-    /// Whether the layers run fused (ungated, no head1x1, layer1x1 on, channels == bottleneck <= 16).
+    /// Whether the layers run fused (ungated, no head1x1, layer1x1 on, channels == bottleneck <= 16, no FiLM).
     bool fused() const noexcept { return fused_; }
     /// Whether they run fused two rows per register (at most 4 channels, AVX2 + FMA builds).
     bool narrow() const noexcept { return narrow_; }
