@@ -158,8 +158,9 @@ class WaveNetPresetConfig:
     head_scale: float = 0.02  # fixed output scale, as in NAM's trainer
     description: str = ""
 
-    CONDITIONING: ClassVar[tuple[str, ...]] = ("none", "concat")  # concat: NAM's multi-channel condition, the knobs
-    # join the audio as array 0's input and every array's condition (`.nam` in_channels 1 + K)
+    CONDITIONING: ClassVar[tuple[str, ...]] = ("none", "concat", "film")  # concat: NAM's multi-channel condition, the
+    # knobs join the audio as array 0's input and every array's condition (`.nam` in_channels 1 + K); film: that, plus
+    # NAM's activation_pre_film in every layer (rtnt.model.wavenet.TRAINED_FILMS)
 
 
 PresetConfig = TcnPresetConfig | LegacyPresetConfig | WaveNetPresetConfig | GrayBoxPresetConfig

@@ -222,7 +222,7 @@ def test_fuzz_corpus_film_seed_loads() -> None:
         assert np.max(np.abs(native.process(x, c) - ref.process(x, c))) <= NATIVE_TOL
 
 
-@pytest.mark.parametrize("preset", ["legacy/conv", "wavenet_a1_nano"])
+@pytest.mark.parametrize("preset", ["legacy/conv", "graybox/ts9"])
 def test_families_without_film_refuse_it_in_one_line(preset: str) -> None:
     from rtnt.config import validate_conditioning
     from rtnt.model.build import build_model

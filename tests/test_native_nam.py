@@ -317,11 +317,11 @@ MALFORMED: dict[str, tuple[Callable[[], str], str]] = {
         lambda: _mutate(_tiny, lambda d: d.update(architecture="ConvNet")),
         "'ConvNet' is a NAM architecture rtnt does not run",
     ),
-    "film_refused": (
+    "film_without_its_weights": (
         lambda: _mutate(
             _a2_lite, lambda d: _layer(d).update(conv_pre_film={"active": True, "shift": True, "groups": 1})
         ),
-        "config.layers[0].conv_pre_film: FiLM conditioning is not supported",
+        "weights: holds 1871 values, but the config needs",
     ),
     "post_stack_head_refused": (
         lambda: _mutate(

@@ -56,3 +56,41 @@ def test_exported_nam_matches_keras_at_every_setting(nam_parametric_run: dict) -
         if native_available():
             native = NativeModel.from_file(out / "model.nam", prewarm=False)
             np.testing.assert_allclose(native.process(x, knob), y_keras, atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def nam_film_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    tmp = tmp_path_factory.mktemp("parametric_nam_film")
+    return smoke_parametric_run(tmp, "conditioning=film", "preset=wavenet_a1_nano")
+
+
+def test_film_run_exports_nams_activation_pre_film_and_validates_every_setting(nam_film_run: dict) -> None:
+    import keras
+
+    import rtnt.model.build  # noqa: F401  (registers the WaveNet layers)
+    from rtnt.native import NativeModel, native_available
+    from rtnt.runtime.nam_reference import NamModel
+    from rtnt.validate.parity import keras_predict
+
+    out = nam_film_run["out"]
+    doc = json.loads((out / "model.nam").read_text())
+    assert doc["config"]["in_channels"] == 2
+    for layer in doc["config"]["layers"]:
+        assert layer["activation_pre_film"] == {"active": True, "shift": True, "groups": 1}
+    model = keras.models.load_model(out / "model.keras", compile=False)
+    assert len(doc["weights"]) == model.count_params()
+    table = pd.read_csv(out / "settings" / "settings.csv")
+    assert list(table["role"]) == ["train", "train", "train", "unseen"]
+    assert (table["parity_error"] <= 1e-4).all(), table
+    run = mlflow.MlflowClient(nam_film_run["uri"]).get_run(nam_film_run["run_id"])
+    assert run.data.tags["conditioning"] == "film"
+    x = np.random.default_rng(4).uniform(-0.8, 0.8, 2000).astype(np.float32)
+    for gain in (0.1, 0.9):
+        knob = np.array([gain], dtype=np.float32)
+        y_keras = keras_predict(model, x, (gain,))
+        np.testing.assert_allclose(
+            NamModel.from_file(out / "model.nam", prewarm=False).process(x, knob), y_keras, atol=1e-4
+        )
+        if native_available():
+            native = NativeModel.from_file(out / "model.nam", prewarm=False)
+            np.testing.assert_allclose(native.process(x, knob), y_keras, atol=1e-4)

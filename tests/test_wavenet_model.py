@@ -18,6 +18,7 @@ from rtnt.config import REPO_DIR, LayerArrayConfig, load_preset, preset_config, 
 from rtnt.errors import ConfigError
 from rtnt.export.nam import nam_weights
 from rtnt.model import build_model, model_summary, receptive_field
+from rtnt.model.wavenet import wavenet_parts
 
 PRESETS = REPO_DIR / "conf" / "preset"
 WAVENET_PRESETS = sorted(p for p in PRESETS.glob("*.yaml") if OmegaConf.load(p).get("arch") == "wavenet")
@@ -64,6 +65,11 @@ def test_params_equal_exported_nam_weight_count(path: Path) -> None:
     preset = load_preset(path)
     model = build_model(preset)
     assert model.count_params() == nam_weights(model).size == documented_figures(path).params
+    # conditioning=film (NAM's activation_pre_film in every layer, two knobs): still one parameter per .nam weight
+    film = build_model(preset, n_knobs=2, conditioning=OmegaConf.create({"method": "film"}))
+    arrays, _ = wavenet_parts(film)
+    assert all(a.spec.films == ("activation_pre_film",) for a in arrays)
+    assert film.count_params() == nam_weights(film).size == sum(a.spec.param_count for a in arrays) + 1
 
 
 def test_a1_standard_and_a2_full_have_nams_sizes() -> None:

@@ -104,8 +104,8 @@ long allocations_with_controls(rtnt::Model& m, const std::vector<float>& x, std:
 }  // namespace
 
 int main(int argc, char** argv) {
-    CHECK(argc == 3);
-    const std::string dir = argv[1], nam_dir = argv[2];
+    CHECK(argc == 4);
+    const std::string dir = argv[1], nam_dir = argv[2], corpus_dir = argv[3];
     std::vector<float> x = test_signal(8192, 2), y(8192);
 
     // The counter sees allocations when armed (positive control).
@@ -227,6 +227,17 @@ int main(int argc, char** argv) {
         m.prepare(256);
         const long n = allocations_with_controls(m, x, y);
         std::printf("allocations during process with changing controls (FiLM, 2 controls): %ld\n", n);
+        CHECK(n == 0);
+    }
+    // Knob-conditioned .nam files from the fuzz corpus: NAM's multi-channel condition (nam_knobs.nam), and every NAM
+    // FiLM switch on, in blended, gated and plain layers (nam_film.nam): the FiLMs' scales and shifts recomputed
+    // from the condition at every sample.
+    for (const char* name : {"nam_knobs.nam", "nam_film.nam"}) {
+        rtnt::Model m = rtnt::load_model_file(corpus_dir + "/" + name);
+        CHECK(m.num_controls() == 2 && m.in_size() == 3);
+        m.prepare(256);
+        const long n = allocations_with_controls(m, x, y);
+        std::printf("allocations during process with changing controls (%s): %ld\n", name, n);
         CHECK(n == 0);
     }
     // A conditioned gray-box chain: controllers recompute a peaking section (RBJ), the waveshaper's drive and the

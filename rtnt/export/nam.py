@@ -2,7 +2,8 @@
 
 The file holds `version`, `metadata`, `architecture: "WaveNet"`, `config` (NAM's layer-array form),
 `weights` and `sample_rate` (48000). Weights follow NAM Core's read order (per layer array: rechannel; per
-layer conv weights then bias, input mix-in, layer1x1 weights then bias; head weights then bias; finally
+layer conv weights then bias, input mix-in, layer1x1 weights then bias, each active FiLM's 1x1 weights then bias;
+head weights then bias; finally
 head_scale) in its conv memory layout (output, input, tap; tap k multiplies x[t - (K-1-k) d], as in
 Keras' causal Conv1D). `head_scale` is written both in the config and as the last weight.
 
@@ -14,7 +15,8 @@ version whose readers know per-layer `kernel_sizes` and the layer-array `head` o
 A knob-conditioned WaveNet (`conditioning=concat`) uses NAM's multi-channel condition: config `in_channels`
 1 + K, array 0's `input_size` and every array's `condition_size` 1 + K (channel 0 the audio, 1..K the knobs),
 and rtnt's top-level `controls` list names the knobs and their ranges (`rtnt.runtime.controls`; NAM Core ignores
-unknown top-level keys). docs/architecture.md, "Knob-conditioned .nam".
+unknown top-level keys). With `conditioning=film` each layer array also switches on the spec's FiLMs
+(`{"active": true, "shift": true, "groups": 1}`, in the A2 form). docs/architecture.md, "Knob-conditioned .nam".
 
 Metadata (`rtnt.export.metadata.ModelMetadata`, shared with the RTNeural JSON exporter) carries NAM's
 fields; `loudness` is computed as NAM's trainer computes it, the RMS level in dB of the model's output, but on
@@ -71,6 +73,7 @@ def _is_a1(spec: Any) -> bool:
         and spec.bottleneck == spec.channels
         and spec.layer1x1
         and spec.head_kernel_size == 1
+        and not spec.films
     )
 
 
@@ -95,7 +98,7 @@ def _a2_activation(name: str, negative_slope: float) -> Any:
 def _a2_array(spec: Any) -> dict[str, Any]:
     """Every A2 field spelled out, as NAM's A2 export writes them (the shape NAM Core's A2 fast path checks)."""
     n = spec.num_layers
-    inactive_film = {"active": False, "shift": True, "groups": 1}
+    film = {"shift": True, "groups": 1}
     return {
         "input_size": spec.input_size,
         "condition_size": spec.condition_size,
@@ -109,7 +112,7 @@ def _a2_array(spec: Any) -> dict[str, Any]:
         "layer1x1": {"active": spec.layer1x1, "groups": 1},
         "groups_input": 1,
         "groups_input_mixin": 1,
-        **{key: dict(inactive_film) for key in FILM_KEYS},
+        **{key: {"active": key in spec.films, **film} for key in FILM_KEYS},
         "gating_mode": ["gated" if spec.gated else "none"] * n,
         "secondary_activation": ["Sigmoid" if spec.gated else None] * n,
         "slimmable": None,
@@ -159,6 +162,10 @@ def nam_weights(model: Any) -> np.ndarray:
             if array.spec.layer1x1:
                 dense(array.layer1x1_kernels[i])
                 out.append(np.asarray(array.layer1x1_biases[i].numpy()).ravel())
+            for key in array.spec.films:  # FILM_KEYS order; scale rows, then shift rows, then the bias
+                kernel, bias = array.films[i][key]
+                dense(kernel)
+                out.append(np.asarray(bias.numpy()).ravel())
         conv(array.head_kernel)
         if array.head_bias is not None:
             out.append(np.asarray(array.head_bias.numpy()).ravel())

@@ -17,7 +17,7 @@ from rtnt.errors import ConfigError
 from rtnt.model.film import build_tcn_film
 from rtnt.model.graybox.build import build_graybox
 from rtnt.model.layers import SmoothTanh
-from rtnt.model.wavenet import build_wavenet
+from rtnt.model.wavenet import TRAINED_FILMS, build_wavenet
 
 Tensor = keras.KerasTensor
 
@@ -27,7 +27,8 @@ def build_model(
 ) -> keras.Model:
     """Build the uncompiled model of `preset.arch` with the preset's sizes. With `n_knobs` > 0 (tcn presets) the
     input has 1 + n_knobs channels: the audio, then the knob values; `conditioning.method` `concat` (the default)
-    lets the first conv mix them in, `film` feeds them to a FiLM conditioning network (`rtnt.model.film`)."""
+    lets the first conv mix them in, `film` feeds them to a FiLM conditioning network (`rtnt.model.film`; for
+    `arch: wavenet` NAM's own FiLM fields, `rtnt.model.wavenet.TRAINED_FILMS`)."""
     builders: dict[str, Callable[[PresetConfig | DictConfig, Tensor], Tensor]] = {
         "tcn": _tcn,
         "wavenet": build_wavenet,
@@ -45,6 +46,8 @@ def build_model(
     if method not in preset_schema(str(preset.arch)).CONDITIONING:
         raise ConfigError(f"preset {preset.name} (arch {preset.arch}) does not support conditioning={method}")
     inputs = keras.Input(shape=(None, 1 + n_knobs), name="input")
+    if method == "film" and preset.arch == "wavenet":
+        return keras.Model(inputs, build_wavenet(preset, inputs, films=TRAINED_FILMS), name=str(preset.name))
     if method == "film":
         return keras.Model(inputs, build_tcn_film(preset, inputs, conditioning), name=str(preset.name))
     return keras.Model(inputs, builders[preset.arch](preset, inputs), name=str(preset.name))

@@ -10,8 +10,14 @@ The forward pass is NAM's (Neural Amp Modeler, trainer and Core), per layer arra
                        h = h + a @ W_l + w_l                            layer1x1 (when active)
     head = causal_conv_{k_head}(s) (+ bias)
 
-with c the raw input: the mono audio, or for a knob-conditioned model (`conditioning=concat`) the audio
-followed by the K knob values, which array 0 also takes as its layer input. The model output is
+with c the raw input: the mono audio, or for a knob-conditioned model (`conditioning=concat` or `film`) the audio
+followed by the K knob values, which array 0 also takes as its layer input. With `conditioning=film` every layer
+also has NAM's `activation_pre_film` (Perez et al. 2018, FiLM; NAM Core's WaveNet FiLM fields):
+z = z * S(c) + T(c) before the activation, with [S; T] = c @ F_l + f_l a 1x1 of the condition, initialised to
+S = 1, T = 0 so that training starts from the unconditioned layer. The spec's `films` says which FiLMs are on;
+every NAM FiLM position is implemented (FORMAT.md section 5), though only `activation_pre_film` is trained:
+`layer1x1_post_film` and `head1x1_post_film` hold weights but act, as in NAM Core, only in blended layers or on an
+active head1x1, neither of which rtnt's arrays have. The model output is
 head_scale * head of the last array. Tensors stay (batch, time, channels); every convolution is causal (left
 zero padding), so the model output has the input's length and no sample depends on later input. Only Keras
 ops that XLA compiles are used.
@@ -29,9 +35,12 @@ from typing import Any
 import keras
 from keras import ops
 
-from rtnt.model.wavenet_spec import LayerArraySpec, layer_array_specs, with_knob_inputs
+from rtnt.model.wavenet_spec import LayerArraySpec, layer_array_specs, with_films, with_knob_inputs
 
 Tensor = Any
+
+TRAINED_FILMS = ("activation_pre_film",)
+"""The NAM FiLMs `conditioning=film` switches on in every layer of a wavenet preset."""
 
 
 def _torch_default(fan_in: int) -> keras.initializers.Initializer:
@@ -90,6 +99,7 @@ class WaveNetLayerArray(keras.layers.Layer):
         self.rechannel = self.add_weight((s.input_size, c), _torch_default(s.input_size), name="rechannel")
         self.conv_kernels, self.conv_biases, self.mixins = [], [], []
         self.layer1x1_kernels, self.layer1x1_biases = [], []
+        self.films: list[dict[str, tuple[Any, Any]]] = []
         for i, k in enumerate(s.kernel_sizes):
             init = _torch_default(k * c)
             self.conv_kernels.append(self.add_weight((k, c, z), init, name=f"layer{i}_conv"))
@@ -105,9 +115,27 @@ class WaveNetLayerArray(keras.layers.Layer):
                 self.layer1x1_biases.append(
                     self.add_weight((c,), _torch_default(b), name=f"layer{i}_layer1x1_bias", trainable=live)
                 )
+            self.films.append({key: self._film_weights(i, key) for key in s.films})
         head_init = _torch_default(s.head_kernel_size * b)
         self.head_kernel = self.add_weight((s.head_kernel_size, b, s.head_size), head_init, name="head")
         self.head_bias = self.add_weight((s.head_size,), head_init, name="head_bias") if s.head_bias else None
+
+    def _film_weights(self, i: int, key: str) -> tuple[Any, Any]:
+        """FiLM `key` of layer i: the (condition_size, 2D) kernel (zeros) and the 2D bias (1 for the scale rows,
+        0 for the shift rows), so that it starts as the identity."""
+        d = self.spec.film_dim(key)
+        kernel = self.add_weight((self.spec.condition_size, 2 * d), "zeros", name=f"layer{i}_{key}")
+        bias_init = keras.initializers.Constant([1.0] * d + [0.0] * d)
+        return kernel, self.add_weight((2 * d,), bias_init, name=f"layer{i}_{key}_bias")
+
+    def _film(self, i: int, key: str, v: Tensor, condition: Tensor) -> Tensor:
+        """FiLM(v, c) = v * S(c) + T(c) when layer i has FiLM `key` on, else v."""
+        if key not in self.films[i]:
+            return v
+        kernel, bias = self.films[i][key]
+        st = ops.matmul(condition, kernel) + bias
+        d = self.spec.film_dim(key)
+        return v * st[..., :d] + st[..., d:]
 
     def call(self, inputs: list[Tensor]) -> list[Tensor]:
         s = self.spec
@@ -115,9 +143,14 @@ class WaveNetLayerArray(keras.layers.Layer):
         head_sum = inputs[2] if len(inputs) > 2 else None
         h = ops.matmul(layer_input, self.rechannel)
         for i, d in enumerate(s.dilations):
-            z = causal_conv(h, self.conv_kernels[i], d) + self.conv_biases[i] + ops.matmul(condition, self.mixins[i])
+            conv = causal_conv(self._film(i, "conv_pre_film", h, condition), self.conv_kernels[i], d)
+            conv = self._film(i, "conv_post_film", conv + self.conv_biases[i], condition)
+            mixin_in = self._film(i, "input_mixin_pre_film", condition, condition)
+            mixin = self._film(i, "input_mixin_post_film", ops.matmul(mixin_in, self.mixins[i]), condition)
+            z = self._film(i, "activation_pre_film", conv + mixin, condition)
             act = activation(s.activations[i], z[..., : s.bottleneck] if s.gated else z, s.negative_slope)
             a = act * ops.sigmoid(z[..., s.bottleneck :]) if s.gated else act
+            a = self._film(i, "activation_post_film", a, condition)
             head_sum = a if head_sum is None else head_sum + a
             if s.layer1x1 and (self.residual_output or i + 1 < s.num_layers):
                 h = h + ops.matmul(a, self.layer1x1_kernels[i]) + self.layer1x1_biases[i]
@@ -158,11 +191,12 @@ class WaveNetHeadScale(keras.layers.Layer):
         return {**super().get_config(), "scale": self.initial_scale}
 
 
-def build_wavenet(preset: Any, inputs: Tensor) -> Tensor:
+def build_wavenet(preset: Any, inputs: Tensor, films: tuple[str, ...] = ()) -> Tensor:
     """The output tensor of a `wavenet` preset's layer arrays on `inputs` (batch, time, 1 + K): the audio, then
-    the K knob values of a knob-conditioned model (`with_knob_inputs`)."""
+    the K knob values of a knob-conditioned model (`with_knob_inputs`), with the NAM FiLMs `films` on in every
+    layer (`conditioning=film`: TRAINED_FILMS)."""
     h, head = inputs, None
-    specs = with_knob_inputs(layer_array_specs(preset), int(inputs.shape[-1]) - 1)
+    specs = with_films(with_knob_inputs(layer_array_specs(preset), int(inputs.shape[-1]) - 1), films)
     for i, spec in enumerate(specs):
         array = WaveNetLayerArray(spec, residual_output=i + 1 < len(specs), name=f"array{i}")
         h, head = array([h, inputs] if head is None else [h, inputs, head])

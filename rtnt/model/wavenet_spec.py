@@ -11,6 +11,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from rtnt.runtime.nam_reference import FILM_KEYS  # NAM's FiLM switches, in its weight order
+
 
 @dataclass(frozen=True)
 class LayerArraySpec:
@@ -29,6 +31,12 @@ class LayerArraySpec:
     head_size: int
     head_kernel_size: int
     head_bias: bool
+    films: tuple[str, ...] = ()  # the active FiLMs (NAM's keys, FILM_KEYS order), each with shift and 1 group
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.films if k not in FILM_KEYS]
+        if unknown or list(self.films) != [k for k in FILM_KEYS if k in self.films]:
+            raise ValueError(f"films {self.films} must be distinct NAM FiLM keys in the order {', '.join(FILM_KEYS)}")
 
     @classmethod
     def from_config(cls, cfg: Any) -> LayerArraySpec:
@@ -56,7 +64,7 @@ class LayerArraySpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LayerArraySpec:
         """Inverse of `to_dict` (Keras layer configs hold the spec as a plain dict)."""
-        tuples = ("kernel_sizes", "dilations", "activations")
+        tuples = ("kernel_sizes", "dilations", "activations", "films")
         return cls(**{k: tuple(v) if k in tuples else v for k, v in data.items()})
 
     def to_dict(self) -> dict[str, Any]:
@@ -71,6 +79,27 @@ class LayerArraySpec:
         """Output channels of each dilated conv and input mix-in: bottleneck, doubled when gated."""
         return 2 * self.bottleneck if self.gated else self.bottleneck
 
+    def film_dim(self, key: str) -> int:
+        """D of FiLM `key` (FORMAT.md section 4): the width it modulates. With no head1x1 (rtnt's arrays) the skip
+        output is the activation, bottleneck wide."""
+        z, c, b = self.conv_out, self.channels, self.bottleneck
+        dims = {
+            "conv_pre_film": c,
+            "conv_post_film": z,
+            "input_mixin_pre_film": self.condition_size,
+            "input_mixin_post_film": z,
+            "activation_pre_film": z,
+            "activation_post_film": b,
+            "layer1x1_post_film": c,
+            "head1x1_post_film": b,
+        }
+        return dims[key]
+
+    @property
+    def film_params_per_layer(self) -> int:
+        """Weights and biases of one layer's FiLMs: per active FiLM a 1x1 condition_size -> 2D with bias."""
+        return sum(2 * self.film_dim(k) * (self.condition_size + 1) for k in self.films)
+
     @property
     def receptive_span(self) -> int:
         """Samples of history this array adds to the receptive field: sum (k - 1) d, plus head kernel - 1."""
@@ -84,6 +113,7 @@ class LayerArraySpec:
         per_layer = sum(
             k * c * z + self.condition_size * z + (b * c if self.layer1x1 else 0) for k in self.kernel_sizes
         )
+        per_layer += self.num_layers * sum(2 * self.film_dim(key) * self.condition_size for key in self.films)
         return self.input_size * c + per_layer + self.head_kernel_size * b * self.head_size
 
     @property
@@ -97,6 +127,7 @@ class LayerArraySpec:
             + sum(k * c * z + z for k in self.kernel_sizes)
             + n * self.condition_size * z
             + layer1x1
+            + n * self.film_params_per_layer
             + head
         )
 
@@ -112,3 +143,8 @@ def with_knob_inputs(specs: list[LayerArraySpec], n_knobs: int) -> list[LayerArr
     multi-channel condition, `in_channels` 1 + n_knobs in the `.nam` file)."""
     width = 1 + n_knobs
     return [replace(s, condition_size=width, input_size=width if i == 0 else s.input_size) for i, s in enumerate(specs)]
+
+
+def with_films(specs: list[LayerArraySpec], films: tuple[str, ...]) -> list[LayerArraySpec]:
+    """The arrays with the FiLMs `films` (NAM's keys) switched on in every layer (`conditioning=film`)."""
+    return [replace(s, films=tuple(films)) for s in specs]

@@ -230,19 +230,22 @@ inline wavenet::Gating read_gating(const Node& n) {
 
 /// Refuses the valid NAM features this runtime does not run, by name.
 inline void refuse_unsupported(const Node& la) {
-    static const char* const films[] = {"conv_pre_film",         "conv_post_film",       "input_mixin_pre_film",
-                                        "input_mixin_post_film", "activation_pre_film",  "activation_post_film",
-                                        "layer1x1_post_film",    "head1x1_post_film"};
-    for (const char* key : films) {
-        const auto f = la.get(key);
-        if (!f || (f->value().type == Type::Bool && !f->value().boolean)) continue;
-        f->object();
-        const auto active = f->get("active");
-        if (!active || active->boolean())
-            f->fail("FiLM conditioning is not supported by rtnt; only files without active FiLMs load");
-    }
     if (const auto s = la.get("slimmable"))
         s->fail("slimmable WaveNets (SlimmableWavenet) are not supported by rtnt; export the slim size you want as its own WaveNet");
+}
+
+/// A FiLM switch as NAM Core reads it: absent, null or false is off; an object is on unless its
+/// 'active' is false, with 'shift' (default true) and 'groups' (default 1).
+inline wavenet::FilmSpec read_film(const Node& la, const char* key) {
+    wavenet::FilmSpec f;
+    const auto n = la.get(key);
+    if (!n || (n->value().type == Type::Bool && !n->value().boolean)) return f;
+    if (!n->value().is_object()) n->fail(std::string("must be false or a FiLM object {active, shift, groups}, got ") + json::type_name(n->value().type));
+    const auto active = n->get("active");
+    f.active = !active || active->boolean();
+    if (const auto shift = n->get("shift")) f.shift = shift->boolean();
+    f.groups = n->integer_or("groups", 1, 1, LoaderLimits::max_size);
+    return f;
 }
 
 inline wavenet::ArraySpec read_layer_array(const Node& la) {
@@ -257,6 +260,7 @@ inline wavenet::ArraySpec read_layer_array(const Node& la) {
     s.bottleneck = la.integer_or("bottleneck", s.channels, 1, max);
     s.groups_input = la.integer_or("groups_input", 1, 1, max);
     s.groups_mixin = la.integer_or("groups_input_mixin", 1, 1, max);
+    for (int k = 0; k < wavenet::kFilmKeys; ++k) s.films[k] = read_film(la, wavenet::kFilmNames[k]);
     if (const auto l1 = la.get("layer1x1")) {
         l1->object();
         s.layer1x1 = l1->at("active").boolean();
@@ -350,6 +354,10 @@ inline void check_layer_array(const Node& la, const wavenet::ArraySpec& s) {
         const int z = s.conv_out(ls);
         divides(s.groups_input, s.channels, z, ("layer " + std::to_string(l) + " conv").c_str());
         divides(s.groups_mixin, s.condition_size, z, ("layer " + std::to_string(l) + " input mix-in").c_str());
+        for (int k = 0; k < wavenet::kFilmKeys; ++k)
+            if (s.films[k].active)
+                divides(s.films[k].groups, s.condition_size, s.film_rows(static_cast<wavenet::FilmKey>(k), ls),
+                        ("layer " + std::to_string(l) + " " + wavenet::kFilmNames[k]).c_str());
         for (const wavenet::Activation* a : {&ls.activation, &ls.secondary})
             if (!a->slopes.empty() && a->slopes.size() != static_cast<std::size_t>(s.bottleneck))
                 la.fail("layer " + std::to_string(l) + ": PReLU has " + std::to_string(a->slopes.size()) +

@@ -1,8 +1,9 @@
 // One WaveNet layer array, streamed in pieces of time-major rows: rechannel, the dilated-conv
-// layers with their skip and residual updates, and the head rechannel.
+// layers with their skip and residual updates (and NAM's FiLMs, in the generic path), and the head rechannel.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <vector>
 
@@ -74,8 +75,11 @@ public:
                 detail::read_conv(wc, s.head1x1_out, B, 1, s.head1x1_groups, sp_, identity_col, st.h1_w);
                 detail::read_bias(wc, s.head1x1_out, sp_, identity_col, st.h1_b);
             }
+            for (int k = 0; k < kFilmKeys; ++k)
+                if (s.films[k].active) read_film(wc, static_cast<FilmKey>(k), ls, zcol, st.films[k]);
         }
-        fused_ = detail::kHasFusedLayer && s.layer1x1 && !s.head1x1 && cp_ == bp_ && bp_ <= 16;
+        kp_ = padded(s.condition_size);
+        fused_ = detail::kHasFusedLayer && s.layer1x1 && !s.head1x1 && cp_ == bp_ && bp_ <= 16 && !s.any_film();
         for (const LayerSpec& ls : s.layers) fused_ = fused_ && ls.gating == Gating::None;
         narrow_ = fused_ && detail::kHasNarrowLayer && s.channels <= 4 && s.condition_size == 1;
         if (narrow_) {
@@ -107,6 +111,14 @@ public:
         residual_out_.assign(rows * cp_, 0.0f);
         acc_.assign(rows * sp_, 0.0f);
         head_out_.assign(rows * hp_, 0.0f);
+        if (spec_.any_film()) {
+            const std::size_t widest = static_cast<std::size_t>(std::max({cp_, 2 * bp_, kp_, sp_}));
+            film_.assign(rows * 2 * widest, 0.0f);
+            m_.assign(rows * 2 * bp_, 0.0f);
+            cf_.assign(rows * kp_, 0.0f);
+            hf_.assign(rows * cp_, 0.0f);
+            r_.assign(rows * std::max(cp_, sp_), 0.0f);
+        }
         pre_.assign(std::max<std::size_t>(layers_.size(), 12) * static_cast<std::size_t>(bp_), 0.0f);
         rows_.resize(layers_.size());
     }
@@ -127,7 +139,7 @@ public:
         Term rechannel{in, in_stride, 0, 1, s.input_size, rechannel_w_.data()};
         const std::size_t L = layers_.size();
         product(&rechannel, 1, zero_bias_.data(), cp_, nullptr, 0, h_.data(), cp_, n);
-        push(layers_[0].history, h_.data(), cp_, n, settle);
+        feed(0, h_.data(), cond, cond_stride, n, settle);
         if (skip_in) {
             for (int t = 0; t < n; ++t)
                 std::memcpy(acc_.data() + static_cast<long>(t) * ss_, skip_in + static_cast<long>(t) * skip_stride,
@@ -143,29 +155,41 @@ public:
                 fused_layer(l, cond, cond_stride, n, settle);
                 continue;
             }
-            const float* h_cur = st.history.newest(n);
-            Term terms[2] = {
-                {st.history.window(n), cp_, ls.dilation * cp_, ls.kernel_size, s.channels, st.conv_w.data()},
-                {cond, cond_stride, 0, 1, s.condition_size, st.mix_w.data()},
-            };
-            product(terms, 2, st.conv_b.data(), st.zp, nullptr, 0, z_.data(), st.zp, n);
-            const float* a = activate(ls, st.zp, n);
+            // The layer's input rows: its history holds them, or FiLM_conv_pre of them (then h_ holds them).
+            const float* h_cur = has(st, FilmKey::ConvPre) ? h_.data() : st.history.newest(n);
+            conv_and_mixin(st, ls, cond, cond_stride, n);
+            film(st, FilmKey::ActivationPre, z_.data(), st.zp, cond, cond_stride, n);
+            float* a = activate(ls, st.zp, n);
+            film(st, FilmKey::ActivationPost, a, bp_, cond, cond_stride, n);
 
-            if (s.head1x1) {
+            if (s.head1x1 && has(st, FilmKey::Head1x1Post)) {
+                Term t{a, bp_, 0, 1, s.bottleneck, st.h1_w.data()};
+                product(&t, 1, st.h1_b.data(), sp_, nullptr, 0, r_.data(), sp_, n);
+                film(st, FilmKey::Head1x1Post, r_.data(), sp_, cond, cond_stride, n);
+                add_rows(acc_.data(), r_.data(), n, sp_, sp_);
+            } else if (s.head1x1) {
                 Term t{a, bp_, 0, 1, s.bottleneck, st.h1_w.data()};
                 product(&t, 1, st.h1_b.data(), sp_, acc_.data(), sp_, acc_.data(), sp_, n);
             } else {
                 add_rows(acc_.data(), a, n, sp_, bp_);
             }
 
+            // In place when h_cur is h_: product() reads each residual element just before writing it.
             float* dst = l + 1 < L ? h_.data() : residual_out_.data();
-            if (s.layer1x1) {
+            if (s.layer1x1 && ls.gating == Gating::Blended && has(st, FilmKey::Layer1x1Post)) {
+                // NAM Core applies layer1x1_post_film in blended layers only (its weights are always read).
+                Term t{a, bp_, 0, 1, s.bottleneck, st.l1_w.data()};
+                product(&t, 1, st.l1_b.data(), cp_, nullptr, 0, r_.data(), cp_, n);
+                film(st, FilmKey::Layer1x1Post, r_.data(), cp_, cond, cond_stride, n);
+                const long total = static_cast<long>(n) * cp_;
+                for (long i = 0; i < total; ++i) dst[i] = h_cur[i] + r_[i];
+            } else if (s.layer1x1) {
                 Term t{a, bp_, 0, 1, s.bottleneck, st.l1_w.data()};
                 product(&t, 1, st.l1_b.data(), cp_, h_cur, cp_, dst, cp_, n);
-            } else {
+            } else if (dst != h_cur) {
                 std::memcpy(dst, h_cur, sizeof(float) * static_cast<std::size_t>(n) * cp_);
             }
-            if (l + 1 < L) push(layers_[l + 1].history, dst, cp_, n, settle);
+            if (l + 1 < L) feed(l + 1, dst, cond, cond_stride, n, settle);
         }
 
         if (s.head_lookback() > 0) {
@@ -178,7 +202,7 @@ public:
         }
     }
 
-    /// Whether the layers run fused (ungated, no head1x1, layer1x1 on, channels == bottleneck <= 16).
+    /// Whether the layers run fused (ungated, no head1x1, layer1x1 on, channels == bottleneck <= 16, no FiLM).
     bool fused() const noexcept { return fused_; }
     /// Whether they run fused two rows per register (at most 4 channels, AVX2 + FMA builds).
     bool narrow() const noexcept { return narrow_; }
@@ -197,11 +221,97 @@ public:
     }
 
 private:
+    /// One FiLM's 1x1 of the condition, packed to the layout of what it modulates (width `width`):
+    /// the scale of channel o in column col(o), its shift in column width + col(o).
+    struct FilmState {
+        int width = 0;  // padded width of the modulated rows; the 1x1 has width (or 2 * width) columns
+        bool shift = true;
+        FloatVec w, b;
+    };
+
     struct LayerState {
         int zp = 0;  // padded conv output width (two padded halves when gated or blended)
         FloatVec conv_w, conv_b, mix_w, l1_w, l1_b, h1_w, h1_b;
-        History history;  // this layer's input (the residual stream), row stride cp_
+        std::array<FilmState, kFilmKeys> films;  // active ones have w filled
+        History history;  // this layer's input (the residual stream), row stride cp_; FiLM_conv_pre of it when that is on
     };
+
+    /// Reads FiLM `key` of layer `ls` (weights, then bias) into `f`, packed for the rows it modulates.
+    template <typename ZCol>
+    void read_film(nam::WeightCursor& wc, FilmKey key, const LayerSpec& ls, ZCol zcol, FilmState& f) {
+        const ArraySpec& s = spec_;
+        const FilmSpec& fs = s.films[static_cast<int>(key)];
+        const int d = s.film_dim(key, ls), rows = s.film_rows(key, ls);
+        const bool on_z = key == FilmKey::ConvPost || key == FilmKey::InputMixinPost || key == FilmKey::ActivationPre;
+        const int zp = ls.gating == Gating::None ? bp_ : 2 * bp_;
+        f.width = on_z ? zp : padded(d);
+        f.shift = fs.shift;
+        const int width = f.width;
+        auto col = [&](int o) { return on_z ? zcol(o) : o; };
+        auto film_col = [&](int o) { return o < d ? col(o) : width + col(o - d); };
+        const int np = fs.shift ? 2 * width : width;
+        detail::read_conv(wc, rows, s.condition_size, 1, fs.groups, np, film_col, f.w);
+        detail::read_bias(wc, rows, np, film_col, f.b);
+    }
+
+    static bool has(const LayerState& st, FilmKey key) noexcept { return !st.films[static_cast<int>(key)].w.empty(); }
+
+    /// v = v * S(c) + T(c) over n rows of stride `stride` when layer st has FiLM `key` on.
+    void film(const LayerState& st, FilmKey key, float* v, int stride, const float* cond, int cond_stride, int n) noexcept {
+        const FilmState& f = st.films[static_cast<int>(key)];
+        if (f.w.empty()) return;
+        const int np = f.shift ? 2 * f.width : f.width;
+        const Term t{cond, cond_stride, 0, 1, spec_.condition_size, f.w.data()};
+        product(&t, 1, f.b.data(), np, nullptr, 0, film_.data(), np, n);
+        for (int r = 0; r < n; ++r) {
+            float* RTNT_RESTRICT vr = v + static_cast<long>(r) * stride;
+            const float* RTNT_RESTRICT sr = film_.data() + static_cast<long>(r) * np;
+            if (f.shift)
+                for (int c = 0; c < f.width; ++c) vr[c] = madd(vr[c], sr[c], sr[f.width + c]);
+            else
+                for (int c = 0; c < f.width; ++c) vr[c] *= sr[c];
+        }
+    }
+
+    /// z_ = conv(h) + bias + mixin(c), with FiLM_conv_post on the conv part and FiLM_input_mixin_pre/post
+    /// on the mix-in part when those are on (then the two parts are computed apart and added).
+    void conv_and_mixin(LayerState& st, const LayerSpec& ls, const float* cond, int cond_stride, int n) noexcept {
+        const ArraySpec& s = spec_;
+        const Term conv{st.history.window(n), cp_, ls.dilation * cp_, ls.kernel_size, s.channels, st.conv_w.data()};
+        const bool apart = has(st, FilmKey::ConvPost) || has(st, FilmKey::InputMixinPre) || has(st, FilmKey::InputMixinPost);
+        if (!apart) {
+            const Term terms[2] = {conv, {cond, cond_stride, 0, 1, s.condition_size, st.mix_w.data()}};
+            product(terms, 2, st.conv_b.data(), st.zp, nullptr, 0, z_.data(), st.zp, n);
+            return;
+        }
+        product(&conv, 1, st.conv_b.data(), st.zp, nullptr, 0, z_.data(), st.zp, n);
+        film(st, FilmKey::ConvPost, z_.data(), st.zp, cond, cond_stride, n);
+        const float* mix_in = cond;
+        int mix_stride = cond_stride;
+        if (has(st, FilmKey::InputMixinPre)) {
+            for (int t = 0; t < n; ++t)
+                std::memcpy(cf_.data() + static_cast<long>(t) * kp_, cond + static_cast<long>(t) * cond_stride,
+                            sizeof(float) * static_cast<std::size_t>(s.condition_size));
+            film(st, FilmKey::InputMixinPre, cf_.data(), kp_, cond, cond_stride, n);
+            mix_in = cf_.data();
+            mix_stride = kp_;
+        }
+        const Term mix{mix_in, mix_stride, 0, 1, s.condition_size, st.mix_w.data()};
+        product(&mix, 1, zero_bias_.data(), st.zp, nullptr, 0, m_.data(), st.zp, n);
+        film(st, FilmKey::InputMixinPost, m_.data(), st.zp, cond, cond_stride, n);
+        add_rows(z_.data(), m_.data(), n, st.zp, st.zp);
+    }
+
+    /// Pushes n rows of layer l's input (stride cp_) into its history, through FiLM_conv_pre when on.
+    void feed(std::size_t l, const float* rows, const float* cond, int cond_stride, int n, bool settle) noexcept {
+        LayerState& st = layers_[l];
+        if (has(st, FilmKey::ConvPre)) {
+            std::memcpy(hf_.data(), rows, sizeof(float) * static_cast<std::size_t>(n) * cp_);
+            film(st, FilmKey::ConvPre, hf_.data(), cp_, cond, cond_stride, n);
+            rows = hf_.data();
+        }
+        push(st.history, rows, cp_, n, settle);
+    }
 
     /// Layer l in one pass of row tiles (detail::fused_tile): its output goes straight into the
     /// next layer's history, or into residual_out_ for the last layer.
@@ -324,7 +434,7 @@ private:
 
     /// The activation output of the conv rows in z_ (width zp): z_ itself, rows stride bp_, for an
     /// ungated layer; a_ for gated and blended layers.
-    const float* activate(const LayerSpec& ls, int zp, int n) noexcept {
+    float* activate(const LayerSpec& ls, int zp, int n) noexcept {
         float* z = z_.data();
         if (ls.gating == Gating::None) {
             ls.activation.apply(z, n, bp_, bp_);
@@ -353,13 +463,14 @@ private:
     }
 
     ArraySpec spec_;
-    int cp_, bp_, sp_, hp_;
+    int cp_, bp_, sp_, hp_, kp_ = 8;  // padded channels, bottleneck, skip, head and condition widths
     bool fused_ = false, narrow_ = false;
     int hs_ = 0, ss_ = 0;  // row strides of the residual stream (histories, residual_out_) and of the skip rows
     FloatVec rechannel_w_, zero_bias_, head_w_, head_b_;
     std::vector<LayerState> layers_;
     History head_history_;
     FloatVec z_, a_, h_, residual_out_, acc_, head_out_;
+    FloatVec film_, m_, cf_, hf_, r_;  // FiLM scratch: [S; T] rows, mix-in part, FiLM'd condition and input, 1x1 output
     FloatVec pre_;  // the past part of each layer (fused_one), or of one tile's rows (fused_tile)
     std::vector<detail::FusedLayer> rows_;  // fused_one's layers
 };
