@@ -39,8 +39,8 @@ def test_loss_skips_history_and_adds_weighted_terms() -> None:
 def test_level_balance_moves_from_batch_esr_to_mean_segment_esr() -> None:
     y, p = pair(n=2048)  # segment ESRs 0.01
     noise = p[1] - y[1]
-    y[1] *= 0.05  # a segment 26 dB down with 9 times the relative error: the batch ESR hardly sees it
-    p[1] = y[1] + 0.05 * 3.0 * noise
+    y[1] *= 0.2  # a segment 14 dB down with 9 times the relative error: the batch ESR hardly sees it
+    p[1] = y[1] + 0.2 * 3.0 * noise
     err, energy = np.sum((y - p) ** 2, axis=1), np.sum(y**2, axis=1)
     batch = float(FullyConditionedESR(0)(y[..., None], p[..., None]))
     assert batch == pytest.approx(err.sum() / energy.sum(), rel=1e-4)
@@ -49,6 +49,12 @@ def test_level_balance_moves_from_batch_esr_to_mean_segment_esr() -> None:
     half = float(FullyConditionedESR(0, level_balance=0.5)(y[..., None], p[..., None]))
     assert half == pytest.approx(np.mean(err / np.sqrt(energy.mean() * energy)), rel=1e-4)
     assert batch < half < per_segment
+    y[1] *= 0.01  # now 54 dB down: its energy counts from the floor, 20 dB below the batch mean
+    p[1] = y[1] + 0.01 * 0.2 * 3.0 * noise
+    err, energy = np.sum((y - p) ** 2, axis=1), np.sum(y**2, axis=1)
+    floored = np.maximum(energy, 0.01 * energy.mean())
+    per_segment = float(FullyConditionedESR(0, level_balance=1.0)(y[..., None], p[..., None]))
+    assert per_segment == pytest.approx(np.mean(err / floored), rel=1e-4)
 
 
 def test_loss_round_trips_through_its_config() -> None:

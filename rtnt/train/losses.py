@@ -11,9 +11,10 @@ Optional terms (weights 0 by default):
 - DC term (Wright et al. 2020): (mean y - mean ŷ)² / mean y² per segment.
 
 `level_balance` b in [0, 1] sets how quiet segments count: each segment's error is divided by
-E_batch^(1 - b) * E_segment^b (E the sum of squares of the target). b = 0 is the batch ESR above, where loud
-segments dominate; b = 1 is the mean of per-segment ESRs (auraloss' `ESRLoss` with mean reduction), where a
-segment 20 dB down counts as much as a loud one.
+E_batch^(1 - b) * max(E_segment, E_batch / 100)^b (E the sum of squares of the target, E_batch its mean over
+the batch). b = 0 is the batch ESR above, where loud segments dominate; b = 1 is the mean of per-segment ESRs
+(auraloss' `ESRLoss` with mean reduction), where a segment 20 dB down counts as much as a loud one. The floor
+(20 dB below the batch mean) keeps near-silent segments from scaling their gradients without bound.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from keras import ops
 
 STFT_SIZES = (256, 1024, 4096)
 _EPS = 1e-8  # floor of the squared magnitude, as in rtnt.metrics.stft
+LEVEL_FLOOR = 0.01  # level_balance: segment energies count from 20 dB below the batch mean
 
 
 def _stft_magnitude(x, fft_size: int):
@@ -90,7 +92,8 @@ class FullyConditionedESR(keras.losses.Loss):
         energy = ops.mean(segment_energy)
         if self.level_balance > 0:
             b = self.level_balance
-            return loss + err / (ops.power(energy, 1.0 - b) * ops.power(segment_energy, b))
+            floored = ops.maximum(segment_energy, LEVEL_FLOOR * energy)
+            return loss + err / (ops.power(energy, 1.0 - b) * ops.power(floored, b))
         return loss + err / energy
 
     def get_config(self) -> dict:
