@@ -881,13 +881,14 @@ def renders_follow_the_first_knob(
 @needs_lv2apply
 @needs_build
 @pytest.mark.lv2
-def test_knob_conditioned_nam_bundle_plays_its_knobs(dry, tmp_path):
-    """The fuzz corpus's two-knob `.nam` (NAM's multi-channel condition with rtnt's `controls`): one port per knob,
-    and lv2apply's render (prewarmed at activate with the knobs at their defaults) equals the native runtime given
-    the plugin's 20 ms ramp."""
+@pytest.mark.parametrize("corpus_file", ["nam_knobs.nam", "nam_film.nam"])
+def test_knob_conditioned_nam_bundle_plays_its_knobs(dry, tmp_path, corpus_file):
+    """The fuzz corpus's two-knob `.nam` files (NAM's multi-channel condition with rtnt's `controls`; the second
+    with FiLMs): one port per knob, and lv2apply's render (prewarmed at activate with the knobs at their defaults)
+    equals the native runtime given the plugin's 20 ms ramp."""
     if not native_available():
         pytest.skip("rtnt._native is not built (pip install -e .)")
-    nam_path = REPO_DIR / "native" / "fuzz" / "corpus" / "nam_knobs.nam"
+    nam_path = REPO_DIR / "native" / "fuzz" / "corpus" / corpus_file
     bundle = export_lv2(str(nam_path), "NAM Knobs", tmp_path / "plugins")
     assert (bundle / "model.nam").exists()
     outputs = renders_follow_the_first_knob(bundle, nam_path, dry[: SR // 4], tmp_path, "gain", (0.9, 0.1))
