@@ -338,3 +338,23 @@ def test_fuzz_corpus_trained_film_seed_is_the_trained_form() -> None:
         native = NativeModel.from_json_text(json.dumps(seed), prewarm=True)
         assert native.kernels == "fused fused"
         _close(native.process(x, c), NamModel.from_dict(seed, prewarm=True).process(x, c))
+
+
+@needs_native
+def test_native_runs_a_mono_film_file_in_the_wide_fused_kernels() -> None:
+    """A FiLM file without knobs (condition = the audio alone) on arrays of at most 4 channels: the two-rows-per-
+    register kernels (`narrow`, where built) run no FiLM, so it takes the wide fused kernels, every block size
+    bit-identical."""
+    data = _exported(film_model(0, TRAINED_FILMS), [])
+    native = NativeModel.from_json_text(json.dumps(data), prewarm=False)
+    assert native.kernels == "fused fused"
+    x = _signal(3000)
+    y_ref = NamModel.from_dict(data, prewarm=False).process(x)
+    native.prepare(4096)
+    outputs = []
+    for block in (1, 3, 64, 4096):
+        native.reset()
+        outputs.append(native.process_blocks(x, block))
+        _close(outputs[-1], y_ref)
+    for y in outputs[1:]:
+        np.testing.assert_array_equal(y, outputs[0])
