@@ -170,6 +170,12 @@ class NativeModel:
         return str(self._impl.description)
 
     @property
+    def kernels(self) -> str:
+        """How a `.nam` WaveNet runs, one word per layer array: 'narrow' or 'fused' (the fused layer kernels) or
+        'generic' (a product per step; FiLMs other than activation_pre_film); '' for other models."""
+        return str(self._impl.kernels)
+
+    @property
     def controls(self) -> list[ControlSpec]:
         """The controls of a conditioned model, in input-channel order (empty for an unconditioned one)."""
         return [ControlSpec(name, lo, hi, default) for name, lo, hi, default in self._impl.controls]

@@ -1,7 +1,8 @@
 """NAM's WaveNet FiLMs (`conditioning=film` for `arch: wavenet`): the Keras layers, the `.nam` export (FiLM switches
 and weights in NAM Core's order, FORMAT.md section 4), the numpy reference runtime against Keras, and the native
 runtime against the reference for every FiLM switch NAM defines (per-sample controls, every block size bit-identical,
-prewarm at the knobs' defaults).
+prewarm at the knobs' defaults). Files whose only FiLM is activation_pre_film (what rtnt trains) run in the native
+fused layer kernels, the others in its generic path; `NativeModel.kernels` says which.
 
 Tolerance as tests/test_nam_conditioned.py: Keras float32 against the float64 reference 1e-5 of max(1, peak); native
 float32 against the reference 1e-5 of max(1, peak).
@@ -215,21 +216,62 @@ def hand_built(seed: int = 5) -> dict:
             "sample_rate": 48000, "controls": [GAIN.to_json(), TONE.to_json()]}  # fmt: skip
 
 
-@pytest.fixture(scope="module", params=["trained", "every_film_gated", "hand_built"])
+def without_shift(data: dict) -> dict:
+    """`data` (ungated arrays without head1x1, activation_pre_film its only FiLM) with that FiLM's shift off: the
+    shift rows of each FiLM's 1x1 and bias dropped from the weights (NAM Core's order, FORMAT.md section 4)."""
+    weights, kept, pos = data["weights"], [], 0
+
+    def take(n: int, keep: bool = True) -> None:
+        nonlocal pos
+        kept.extend(weights[pos : pos + n] if keep else [])
+        pos += n
+
+    layers = json.loads(json.dumps(data["config"]["layers"]))
+    for la in layers:
+        c, b, cond = la["channels"], la.get("bottleneck", la["channels"]), la["condition_size"]
+        assert not la["head1x1"]["active"] and [k for k in FILM_KEYS if la[k]["active"]] == ["activation_pre_film"]
+        take(la["input_size"] * c)
+        for k in la["kernel_sizes"]:
+            take(b * c * k + b + cond * b + (b * c + c if la["layer1x1"]["active"] else 0))
+            take(b * cond)  # the FiLM's 1x1: its scale rows ...
+            take(b * cond, keep=False)  # ... and shift rows
+            take(b)  # its bias: scale ...
+            take(b, keep=False)  # ... and shift
+        la["activation_pre_film"]["shift"] = False
+        head = la["head"]
+        take(head["out_channels"] * b * head["kernel_size"] + (head["out_channels"] if head["bias"] else 0))
+    take(1)  # head_scale
+    assert pos == len(weights)
+    return {**data, "config": {**data["config"], "layers": layers}, "weights": kept}
+
+
+FILM_FILES = {  # each film_file's native kernels, per layer array
+    "trained": "fused fused",
+    "trained_no_shift": "fused fused",
+    "every_film_gated": "generic generic",
+    "hand_built": "generic generic",
+}
+
+
+@pytest.fixture(scope="module", params=list(FILM_FILES))
 def film_file(request) -> dict:
-    if request.param == "trained":
-        return _exported(film_model(2, TRAINED_FILMS), [GAIN, TONE])
+    if request.param.startswith("trained"):
+        data = _exported(film_model(2, TRAINED_FILMS), [GAIN, TONE])
+        return data if request.param == "trained" else without_shift(data)
     if request.param == "every_film_gated":
         return _exported(film_model(2, FILM_KEYS, GATED), [GAIN, TONE])
     return hand_built()
 
 
 @needs_native
-def test_native_matches_reference_with_changing_knobs_at_every_block_size(film_file: dict) -> None:
+def test_native_matches_reference_with_changing_knobs_at_every_block_size(film_file: dict, request) -> None:
+    """Block size 1 runs the fused kernels' single-row path, the others its tiles (of every height, remainders
+    included): all bit-identical."""
     x = _signal(4096)
     c = _changing([GAIN, TONE], len(x))
     y_ref = NamModel.from_dict(film_file, prewarm=False).process(x, c)
     native = NativeModel.from_json_text(json.dumps(film_file), prewarm=False)
+    assert native.kernels == FILM_FILES[request.node.callspec.params["film_file"]]
     native.prepare(4096)
     outputs = []
     for block in (1, 2, 3, 7, 64, 128, 1000, 4096):
@@ -280,3 +322,39 @@ def test_fuzz_corpus_film_seed_is_hand_built() -> None:
         x, c = _signal(500), _changing([GAIN, TONE], 500)
         y_ref = NamModel.from_dict(seed, prewarm=True).process(x, c)
         _close(NativeModel.from_json_text(json.dumps(seed), prewarm=True).process(x, c), y_ref)
+
+
+def test_fuzz_corpus_trained_film_seed_is_the_trained_form() -> None:
+    """native/fuzz/corpus/nam_film_trained.nam (activation_pre_film alone, as `conditioning=film` trains it; the
+    allocation test's fused FiLM model) is the "trained" film_file with its weights rounded, and runs fused."""
+    from rtnt.config import REPO_DIR
+
+    seed = json.loads((REPO_DIR / "native" / "fuzz" / "corpus" / "nam_film_trained.nam").read_text())
+    built = _exported(film_model(2, TRAINED_FILMS), [GAIN, TONE])
+    assert seed["config"] == built["config"] and seed["controls"] == built["controls"]
+    np.testing.assert_allclose(seed["weights"], built["weights"], atol=5e-5)
+    if native_available():
+        x, c = _signal(500), _changing([GAIN, TONE], 500)
+        native = NativeModel.from_json_text(json.dumps(seed), prewarm=True)
+        assert native.kernels == "fused fused"
+        _close(native.process(x, c), NamModel.from_dict(seed, prewarm=True).process(x, c))
+
+
+@needs_native
+def test_native_runs_a_mono_film_file_in_the_wide_fused_kernels() -> None:
+    """A FiLM file without knobs (condition = the audio alone) on arrays of at most 4 channels: the two-rows-per-
+    register kernels (`narrow`, where built) run no FiLM, so it takes the wide fused kernels, every block size
+    bit-identical."""
+    data = _exported(film_model(0, TRAINED_FILMS), [])
+    native = NativeModel.from_json_text(json.dumps(data), prewarm=False)
+    assert native.kernels == "fused fused"
+    x = _signal(3000)
+    y_ref = NamModel.from_dict(data, prewarm=False).process(x)
+    native.prepare(4096)
+    outputs = []
+    for block in (1, 3, 64, 4096):
+        native.reset()
+        outputs.append(native.process_blocks(x, block))
+        _close(outputs[-1], y_ref)
+    for y in outputs[1:]:
+        np.testing.assert_array_equal(y, outputs[0])

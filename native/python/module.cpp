@@ -299,6 +299,9 @@ NB_MODULE(_native, m) {
                      "The sample rate the file declares, or -1.")
         .def_prop_ro("description", [](const rtnt::Model& m) { return m.info().description; },
                      "One line naming the format and architecture.")
+        .def_prop_ro("kernels", [](const rtnt::Model& m) { return m.info().kernels; },
+                     "How a NAM WaveNet runs: 'narrow', 'fused' or 'generic' per layer array, space-separated; "
+                     "empty for other models.")
         .def("process", &process, "x"_a, "controls"_a = nb::none(),
              "Process float32 frames causally, carrying state across calls; a conditioned model takes mono x and "
              "controls (n, K).")

@@ -229,11 +229,13 @@ int main(int argc, char** argv) {
         std::printf("allocations during process with changing controls (FiLM, 2 controls): %ld\n", n);
         CHECK(n == 0);
     }
-    // Knob-conditioned .nam files from the fuzz corpus: NAM's multi-channel condition (nam_knobs.nam), and every NAM
-    // FiLM switch on, in blended, gated and plain layers (nam_film.nam): the FiLMs' scales and shifts recomputed
+    // Knob-conditioned .nam files from the fuzz corpus: NAM's multi-channel condition (nam_knobs.nam), every NAM
+    // FiLM switch on, in blended, gated and plain layers (nam_film.nam, the generic path), and activation_pre_film
+    // alone as rtnt trains it (nam_film_trained.nam, the fused kernels): the FiLMs' scales and shifts recomputed
     // from the condition at every sample.
-    for (const char* name : {"nam_knobs.nam", "nam_film.nam"}) {
+    for (const char* name : {"nam_knobs.nam", "nam_film.nam", "nam_film_trained.nam"}) {
         rtnt::Model m = rtnt::load_model_file(corpus_dir + "/" + name);
+        if (std::string(name) == "nam_film_trained.nam") CHECK(m.info().kernels == "fused fused");
         CHECK(m.num_controls() == 2 && m.in_size() == 3);
         m.prepare(256);
         const long n = allocations_with_controls(m, x, y);

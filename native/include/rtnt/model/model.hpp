@@ -35,6 +35,9 @@ struct ModelInfo {
     std::string description;
     /// The K controls of a conditioned model, in input-channel order; empty for an unconditioned one.
     std::vector<ControlSpec> controls;
+    /// How the runtime runs a NAM WaveNet, for tests and benchmark reports: one word per layer array,
+    /// "narrow", "fused" or "generic" (wavenet/layer_array.hpp, LayerArray::kernel); empty for other models.
+    std::string kernels;
 };
 
 /// A block runs through the layers in pieces of at most kPieceFrames frames: each piece goes

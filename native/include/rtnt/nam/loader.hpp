@@ -440,7 +440,9 @@ inline Model load_wavenet(const Node& doc, const std::string& version, MemoryBud
     std::vector<std::unique_ptr<Layer>> chain;
     std::vector<float> rest_frame(1, 0.0f);  // what reset() prewarms on: silence, every knob at its default
     for (const ControlSpec& c : info.controls) rest_frame.push_back(static_cast<float>(c.default_value));
-    chain.push_back(std::make_unique<wavenet::WaveNet>(spec, weights, std::move(rest_frame)));
+    auto net = std::make_unique<wavenet::WaveNet>(spec, weights, std::move(rest_frame));
+    info.kernels = net->kernels();
+    chain.push_back(std::move(net));
     return Model(in_channels, std::move(chain), std::move(info));
 }
 

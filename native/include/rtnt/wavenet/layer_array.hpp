@@ -1,5 +1,6 @@
 // One WaveNet layer array, streamed in pieces of time-major rows: rechannel, the dilated-conv
-// layers with their skip and residual updates (and NAM's FiLMs, in the generic path), and the head rechannel.
+// layers with their skip and residual updates (and NAM's FiLMs: activation_pre_film alone in the fused
+// path too, every other one in the generic path), and the head rechannel.
 #pragma once
 
 #include <algorithm>
@@ -79,9 +80,9 @@ public:
                 if (s.films[k].active) read_film(wc, static_cast<FilmKey>(k), ls, zcol, st.films[k]);
         }
         kp_ = padded(s.condition_size);
-        fused_ = detail::kHasFusedLayer && s.layer1x1 && !s.head1x1 && cp_ == bp_ && bp_ <= 16 && !s.any_film();
+        fused_ = detail::kHasFusedLayer && s.layer1x1 && !s.head1x1 && cp_ == bp_ && bp_ <= 16 && fused_films(s);
         for (const LayerSpec& ls : s.layers) fused_ = fused_ && ls.gating == Gating::None;
-        narrow_ = fused_ && detail::kHasNarrowLayer && s.channels <= 4 && s.condition_size == 1;
+        narrow_ = fused_ && detail::kHasNarrowLayer && s.channels <= 4 && s.condition_size == 1 && !s.any_film();
         if (narrow_) {
             // Two rows per register: every weight row and bias holds its 4 output channels twice.
             for (LayerState& st : layers_)
@@ -98,6 +99,10 @@ public:
 
     const ArraySpec& spec() const noexcept { return spec_; }
 
+    /// How process() runs this array: "narrow" or "fused" (detail::narrow_layer, detail::fused_rows
+    /// and, at block size 1, fused_one), or "generic" (a product() per step, FiLMs apart).
+    const char* kernel() const noexcept { return narrow_ ? "narrow" : (fused_ ? "fused" : "generic"); }
+
     void prepare(int max_rows) {
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             const LayerSpec& ls = spec_.layers[l];
@@ -111,7 +116,7 @@ public:
         residual_out_.assign(rows * cp_, 0.0f);
         acc_.assign(rows * sp_, 0.0f);
         head_out_.assign(rows * hp_, 0.0f);
-        if (spec_.any_film()) {
+        if (spec_.any_film() && !fused_) {  // the generic path's FiLM buffers
             const std::size_t widest = static_cast<std::size_t>(std::max({cp_, 2 * bp_, kp_, sp_}));
             film_.assign(rows * 2 * widest, 0.0f);
             m_.assign(rows * 2 * bp_, 0.0f);
@@ -120,6 +125,7 @@ public:
             r_.assign(rows * std::max(cp_, sp_), 0.0f);
         }
         pre_.assign(std::max<std::size_t>(layers_.size(), 12) * static_cast<std::size_t>(bp_), 0.0f);
+        if (fused_ && spec_.any_film()) fused_film_.assign(std::max<std::size_t>(layers_.size(), 12) * 2 * bp_, 0.0f);
         rows_.resize(layers_.size());
     }
 
@@ -256,6 +262,23 @@ private:
 
     static bool has(const LayerState& st, FilmKey key) noexcept { return !st.films[static_cast<int>(key)].w.empty(); }
 
+    /// Whether the array's FiLMs allow the fused layer: none, or activation_pre_film alone with one group.
+    static bool fused_films(const ArraySpec& s) noexcept {
+        for (int k = 0; k < kFilmKeys; ++k)
+            if (s.films[k].active && (static_cast<FilmKey>(k) != FilmKey::ActivationPre || s.films[k].groups != 1)) return false;
+        return true;
+    }
+
+    /// Sets f's activation_pre_film fields from layer st (left off when the FiLM is off); `film`: its S; T rows.
+    static void fused_film(const LayerState& st, float* film, detail::FusedLayer& f) noexcept {
+        const FilmState& fs = st.films[static_cast<int>(FilmKey::ActivationPre)];
+        if (fs.w.empty()) return;
+        f.film_w = fs.w.data();
+        f.film_b = fs.b.data();
+        f.film_np = fs.shift ? 2 * fs.width : fs.width;
+        f.film = film;
+    }
+
     /// v = v * S(c) + T(c) over n rows of stride `stride` when layer st has FiLM `key` on.
     void film(const LayerState& st, FilmKey key, float* v, int stride, const float* cond, int cond_stride, int n) noexcept {
         const FilmState& f = st.films[static_cast<int>(key)];
@@ -343,22 +366,25 @@ private:
         detail::FusedLayer f{st.history.window(n), ls.dilation, ls.kernel_size, spec_.channels, cond, cond_stride,
                              spec_.condition_size, st.conv_w.data(), st.conv_b.data(), st.mix_w.data(), st.l1_w.data(),
                              st.l1_b.data(), &ls.activation, acc_.data(), a_.data(), pre_.data(), next, residual_out_.data()};
+        fused_film(st, fused_film_.data(), f);
         if (bp_ == 8) detail::fused_rows<detail::fused_rows_per_tile<1>(), 1>(f, 0, n);
         else detail::fused_rows<detail::fused_rows_per_tile<2>(), 2>(f, 0, n);
     }
 
-    /// Layer l's FusedLayer for one row whose window starts at `window`.
+    /// Layer l's FusedLayer for one row whose window starts at `window` (its FiLM rows: row l of fused_film_).
     detail::FusedLayer fused_row(std::size_t l, const float* window, const float* cond) noexcept {
         LayerState& st = layers_[l];
         const LayerSpec& ls = spec_.layers[l];
         History* next = l + 1 == layers_.size() ? nullptr : &layers_[l + 1].history;
-        return {window, ls.dilation, ls.kernel_size, spec_.channels, cond, 0, spec_.condition_size, st.conv_w.data(),
-                st.conv_b.data(), st.mix_w.data(), st.l1_w.data(), st.l1_b.data(), &ls.activation, acc_.data(), a_.data(),
-                pre_.data(), next, residual_out_.data()};
+        detail::FusedLayer f{window, ls.dilation, ls.kernel_size, spec_.channels, cond, 0, spec_.condition_size,
+                             st.conv_w.data(), st.conv_b.data(), st.mix_w.data(), st.l1_w.data(), st.l1_b.data(),
+                             &ls.activation, acc_.data(), a_.data(), pre_.data(), next, residual_out_.data()};
+        fused_film(st, fused_film_.data() + l * 2 * bp_, f);
+        return f;
     }
 
     /// One row through the fused layers (the wide ones: padded width 8 or 16): first the past
-    /// part of every layer (detail::fused_past_all, chains of several layers interleaved), then the
+    /// part and FiLM rows of every layer (detail::fused_past_all, chains of several layers interleaved), then the
     /// latency-bound rest layer by layer. Layer l's window starts at the same row before and after
     /// its current row is committed: window(0) before (layers l > 0 here), window(1) after.
     template <int NC>
@@ -472,6 +498,7 @@ private:
     FloatVec z_, a_, h_, residual_out_, acc_, head_out_;
     FloatVec film_, m_, cf_, hf_, r_;  // FiLM scratch: [S; T] rows, mix-in part, FiLM'd condition and input, 1x1 output
     FloatVec pre_;  // the past part of each layer (fused_one), or of one tile's rows (fused_tile)
+    FloatVec fused_film_;  // activation_pre_film's [S; T] rows of each layer (fused_one) or of one tile's rows
     std::vector<detail::FusedLayer> rows_;  // fused_one's layers
 };
 

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include "../core/aligned.hpp"
@@ -55,6 +56,12 @@ public:
     double macs_per_sample() const noexcept override { return macs_; }
     int lookback() const noexcept override { return lookback_; }
     float head_scale() const noexcept { return head_scale_; }
+    /// LayerArray::kernel() of each array, space-separated (e.g. "fused fused").
+    std::string kernels() const {
+        std::string k;
+        for (const LayerArray& a : arrays_) k += (k.empty() ? "" : " ") + std::string(a.kernel());
+        return k;
+    }
 
 private:
     void run(const float* in, int in_stride, float* out, int n, bool settle) noexcept {
