@@ -15,12 +15,11 @@ from pathlib import Path
 import mlflow
 from omegaconf import DictConfig, OmegaConf
 
-from rtnt.capture.prepare import prepare_capture
 from rtnt.data.splits import split_by_time
 from rtnt.errors import ConfigError
-from rtnt.pipeline import job_result, print_summary
+from rtnt.pipeline import job_result, prepare_training_data, print_summary
 from rtnt.sweep.contract import JobResult
-from rtnt.tracking.record import record_capture, record_evidence, stage
+from rtnt.tracking.record import record_evidence, stage
 from rtnt.tracking.run import flatten, git_commit, log_params_flat, tracked_run
 from rtnt.tracking.uri import resolve_artifact_location, resolve_tracking_uri
 from rtnt.validate.evidence import Renderer, measure_exported
@@ -62,8 +61,25 @@ def check_model_file(path: Path) -> Path:
     return path.resolve()
 
 
+def check_controls_match(model_path: Path, file_controls: int, capture: DictConfig) -> None:
+    """A one-line ConfigError unless the file takes exactly the capture's knobs (none for a single capture)."""
+    capture_knobs = len(capture.knobs) if capture.targets else 0
+    if file_controls == capture_knobs:
+        return
+    if capture_knobs == 0:
+        raise ConfigError(
+            f"model file {model_path} takes {file_controls} knob(s) but capture {capture.name} is a single capture; "
+            "evaluate it on its capture set (e.g. capture=parametric_amp)"
+        )
+    raise ConfigError(
+        f"model file {model_path} takes {file_controls} knob(s) but capture set {capture.name} has {capture_knobs}; "
+        "evaluate a knob-conditioned file of that set"
+    )
+
+
 def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> JobResult:
-    """Measure one model file on `cfg.capture` with `cfg.validate`'s probes and `cfg.gate`, tracked in MLflow."""
+    """Measure one model file on `cfg.capture` (a capture set: at every setting, as rtnt-train measures a knob
+    model) with `cfg.validate`'s probes and `cfg.gate`, tracked in MLflow."""
     from rtnt.native import native_available
 
     if not native_available():
@@ -83,6 +99,9 @@ def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> Job
         "rtnt.evaluated_sha1": digest,
         "rtnt.output_dir": str(out_dir.resolve()),
     }
+    zero_state = Renderer(model_path, prefer_native=True, prewarm=False)  # what validation compares against
+    native = zero_state.model  # the file parsed once for its figures and the expected output
+    check_controls_match(model_path, len(native.controls), cfg.capture)
     name = f"{model_path.stem}@{cfg.capture.name}#eval-{digest}"
     with tracked_run(
         tracking_uri,
@@ -102,16 +121,13 @@ def evaluate_model_file(cfg: DictConfig, model_path: Path, out_dir: Path) -> Job
         )
         mlflow.log_artifact(str(model_path))
         with stage("capture"):
-            prepared = prepare_capture(cfg.capture)
-            record_capture(prepared, cfg.capture, out_dir)
-        zero_state = Renderer(model_path, prefer_native=True, prewarm=False)  # what validation compares against
-        native = zero_state.model  # the file parsed once for its figures and the expected output
+            data = prepare_training_data(cfg, out_dir)
         rf = max(1, int(native.receptive_field))
         size_metrics = file_size_metrics(model_path, native.macs_per_sample, rf)
         mlflow.log_metrics(size_metrics)
-        x, y, sr = prepared.x, prepared.y, prepared.sample_rate
+        x, sr = data.x, data.sample_rate
         splits = split_by_time(len(x), cfg.train.val_fraction, cfg.train.test_fraction, rf)
-        evidence = measure_exported(cfg, model_path, zero_state, rf, x, y, splits, sr)
+        evidence = measure_exported(cfg, model_path, zero_state, rf, x, data.settings, splits, sr)
         record_evidence(evidence, out_dir)
         result = job_result(run.info.run_id, evidence, size_metrics, [])
         print_summary(result, evidence, command="rtnt-evaluate")

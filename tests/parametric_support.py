@@ -47,24 +47,26 @@ def write_set(folder: Path, seconds: float = 3.0, values=KNOB_VALUES) -> tuple[P
     return folder / "input.wav", targets
 
 
-def smoke_parametric_run(tmp: Path, *overrides: str) -> dict:
-    """`rtnt-train train=smoke capture=files_parametric` on `write_set(tmp)` with `overrides` (conditioning, preset,
-    holdout), in a subprocess tracked in tmp/mlflow.db; the run's uri, id, folder and stdout."""
+def capture_set_args(tmp: Path) -> list[str]:
+    """The overrides of `capture=files_parametric` on `write_set(tmp)` (written if missing), with small ASR probes."""
     inp, targets = write_set(tmp)
     listed = ",".join(f"{{target:'{t}',knobs:{{gain:{v}}}}}" for t, v in zip(targets, KNOB_VALUES))
-    uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    args = [
-        "train=smoke",
+    return [
         "capture=files_parametric",
-        *overrides,
         f"capture.input={inp}",
         "capture.knobs=[{name:gain,minimum:0,maximum:1}]",
         f"capture.targets=[{listed}]",
         "capture.min_seconds=1",
         "validate.asr.midi_notes=[52,76]",
         "validate.asr.levels_dbfs=[-12]",
-        f"hydra.run.dir={tmp / 'run'}",
     ]
+
+
+def smoke_parametric_run(tmp: Path, *overrides: str) -> dict:
+    """`rtnt-train train=smoke capture=files_parametric` on `write_set(tmp)` with `overrides` (conditioning, preset,
+    holdout), in a subprocess tracked in tmp/mlflow.db; the run's uri, id, folder and stdout."""
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    args = ["train=smoke", *capture_set_args(tmp), *overrides, f"hydra.run.dir={tmp / 'run'}"]
     proc = subprocess.run(
         [sys.executable, "-m", "rtnt.cli.train", *args],
         cwd=tmp,

@@ -10,7 +10,7 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from parametric_support import smoke_parametric_run
+from parametric_support import capture_set_args, smoke_parametric_run
 
 pytestmark = pytest.mark.slow
 
@@ -34,6 +34,39 @@ def test_run_exports_a_conditioned_nam_and_logs_its_settings(nam_parametric_run:
     run = mlflow.MlflowClient(nam_parametric_run["uri"]).get_run(nam_parametric_run["run_id"])
     assert run.data.metrics["esr"] == pytest.approx(table[table["role"] == "train"]["esr"].mean(), rel=1e-5)
     assert run.data.tags["conditioning"] == "concat"
+
+
+def test_evaluate_measures_a_knob_nam_at_every_setting_of_its_capture_set(nam_parametric_run: dict) -> None:
+    """`rtnt-evaluate model.nam capture=<its set>` reproduces the training run's per-setting evidence from the file
+    alone; on a single capture it refuses the knob file in one line."""
+    import os
+    import subprocess
+    import sys
+
+    from rtnt.native import native_available
+
+    if not native_available():
+        pytest.skip("rtnt._native is not built (pip install -e .)")
+    out, uri = nam_parametric_run["out"], nam_parametric_run["uri"]
+    fast = ["validate.bench_seconds=0.25", "validate.bench_block_sizes=[1,128]"]
+
+    def evaluate(*args: str) -> subprocess.CompletedProcess[str]:
+        env = {**os.environ, "MLFLOW_TRACKING_URI": uri}
+        cmd = [sys.executable, "-m", "rtnt.cli.evaluate", str(out / "model.nam"), *args, *fast]
+        return subprocess.run(cmd, cwd=out.parent, env=env, capture_output=True, text=True, timeout=600)
+
+    proc = evaluate(*capture_set_args(out.parent))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = mlflow.MlflowClient(uri)
+    trained = client.get_run(nam_parametric_run["run_id"]).data.metrics
+    evaluated = client.get_run(proc.stdout.split("MLflow run:")[1].split()[0]).data.metrics
+    for key in ("esr", "esr_worst_setting", "esr_val"):
+        assert evaluated[key] == pytest.approx(trained[key], rel=1e-3), key
+    assert evaluated["parity_error"] < 1e-4 and evaluated["native_validation"] == 1
+
+    proc = evaluate("capture=demo")
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert proc.returncode == 2 and len(lines) == 1 and "takes 1 knob(s)" in lines[0], proc.stderr
 
 
 def test_exported_nam_matches_keras_at_every_setting(nam_parametric_run: dict) -> None:

@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 check_group_choices(parse_overrides(overrides))
                 cfg = compose(config_name="config", overrides=overrides)
+                if cfg.capture.targets and cfg.conditioning.method == "none":
+                    cfg.conditioning.method = "concat"  # the file's own controls decide; this group configures training
                 validate_config(cfg)
             except (HydraException, OmegaConfBaseException, ValueError) as exc:
                 raise RtntError(describe_compose_error(exc)) from None
