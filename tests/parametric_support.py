@@ -64,9 +64,11 @@ def capture_set_args(tmp: Path) -> list[str]:
 
 def smoke_parametric_run(tmp: Path, *overrides: str) -> dict:
     """`rtnt-train train=smoke capture=files_parametric` on `write_set(tmp)` with `overrides` (conditioning, preset,
-    holdout), in a subprocess tracked in tmp/mlflow.db; the run's uri, id, folder and stdout."""
+    holdout), in a subprocess tracked in tmp/mlflow.db; the run's uri, id, folder and stdout. Graph mode and a short
+    benchmark keep it fast: XLA and the benchmark's precision are tested elsewhere."""
     uri = f"sqlite:///{tmp / 'mlflow.db'}"
-    args = ["train=smoke", *capture_set_args(tmp), *overrides, f"hydra.run.dir={tmp / 'run'}"]
+    fast = ["train.jit_compile=false", "validate.bench_seconds=0.25", "validate.bench_block_sizes=[1,128]"]
+    args = ["train=smoke", *fast, *capture_set_args(tmp), *overrides, f"hydra.run.dir={tmp / 'run'}"]
     proc = subprocess.run(
         [sys.executable, "-m", "rtnt.cli.train", *args],
         cwd=tmp,
