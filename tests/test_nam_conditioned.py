@@ -15,6 +15,7 @@ import re
 import keras
 import numpy as np
 import pytest
+from knob_support import GAIN, TONE, changing_controls, exported_document, knob_test_signal
 from omegaconf import OmegaConf
 
 from rtnt.config import preset_config
@@ -26,8 +27,6 @@ from rtnt.runtime.controls import ControlSpec
 from rtnt.runtime.nam_reference import NamModel
 from rtnt.validate.parity import keras_predict
 
-GAIN = ControlSpec("gain", 0.1, 0.9, 0.5)
-TONE = ControlSpec("tone", 0.0, 1.0, 0.25)
 TOL = 1e-5
 needs_native = pytest.mark.skipif(not native_available(), reason="native extension not built")
 
@@ -59,19 +58,7 @@ def conditioned(request) -> tuple[keras.Model, dict, list[ControlSpec]]:
     k = request.param
     controls = [GAIN, TONE][:k]
     model = tiny_conditioned(k)
-    return model, json.loads(json.dumps(export_nam(model, controls=controls, loudness=False))), controls
-
-
-def _signal(n: int, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (0.6 * np.sin(np.arange(n) * 0.03) + 0.2 * rng.standard_normal(n)).astype(np.float32)
-
-
-def _changing(controls: list[ControlSpec], n: int) -> np.ndarray:
-    t = np.arange(n)[:, None] / n
-    lo = np.array([c.minimum for c in controls])
-    hi = np.array([c.maximum for c in controls])
-    return (lo + (hi - lo) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t + np.arange(len(controls))))).astype(np.float32)
+    return model, exported_document(model, controls), controls
 
 
 def test_export_uses_nams_multichannel_condition(conditioned) -> None:
@@ -97,7 +84,7 @@ def test_export_refuses_controls_that_do_not_match_the_inputs() -> None:
 
 def test_reference_matches_keras_at_constant_and_changing_knobs(conditioned) -> None:
     model, data, controls = conditioned
-    x = _signal(3000)
+    x = knob_test_signal(3000)
     ref = NamModel.from_dict(data, prewarm=False)
     assert ref.controls == controls
     outputs = []
@@ -109,7 +96,7 @@ def test_reference_matches_keras_at_constant_and_changing_knobs(conditioned) -> 
         np.testing.assert_allclose(y, y_keras, atol=TOL * max(1.0, float(np.max(np.abs(y_keras)))))
         outputs.append(y)
     assert np.max(np.abs(outputs[0] - outputs[2])) > 1e-3  # the knob changes the output
-    c = _changing(controls, len(x))
+    c = changing_controls(controls, len(x))
     ref.reset()
     frames = np.concatenate([x[:, None], c], axis=1)[None]
     y_keras = np.asarray(model.predict(frames, verbose=0))[0, :, 0]
@@ -123,14 +110,14 @@ def test_reference_prewarms_on_silence_at_the_knob_defaults(conditioned) -> None
     cold = NamModel.from_dict(data, prewarm=False)
     n = warm.receptive_field
     cold.process(np.zeros(n, dtype=np.float32), defaults)  # the prewarm, by hand
-    x = _signal(500)
+    x = knob_test_signal(500)
     np.testing.assert_allclose(warm.process(x, defaults), cold.process(x, defaults), atol=1e-6)
 
 
 def test_reference_requires_the_knobs() -> None:
     data = export_nam(tiny_conditioned(1), controls=[GAIN], loudness=False)
     with pytest.raises(Exception, match="takes 1 control"):
-        NamModel.from_dict(data).process(_signal(10))
+        NamModel.from_dict(data).process(knob_test_signal(10))
 
 
 def _broken(data: dict, how: str) -> dict:
@@ -173,8 +160,8 @@ def test_native_refuses_inconsistent_conditioned_files_in_one_line(how: str) -> 
 @needs_native
 def test_native_matches_reference_with_changing_knobs_at_every_block_size(conditioned) -> None:
     _, data, controls = conditioned
-    x = _signal(4096)
-    c = _changing(controls, len(x))
+    x = knob_test_signal(4096)
+    c = changing_controls(controls, len(x))
     y_ref = NamModel.from_dict(data, prewarm=False).process(x, c)
     native = NativeModel.from_json_text(json.dumps(data), prewarm=False)
     assert native.controls == controls
@@ -192,7 +179,7 @@ def test_native_matches_reference_with_changing_knobs_at_every_block_size(condit
 def test_native_prewarm_matches_reference_at_the_knob_defaults(conditioned) -> None:
     _, data, controls = conditioned
     defaults = np.array([c.default for c in controls], dtype=np.float32)
-    x = _signal(1000)
+    x = knob_test_signal(1000)
     y_ref = NamModel.from_dict(data, prewarm=True).process(x, defaults)
     native = NativeModel.from_json_text(json.dumps(data), prewarm=True)
     np.testing.assert_allclose(native.process(x, defaults), y_ref, atol=TOL)

@@ -15,6 +15,7 @@ import json
 import keras
 import numpy as np
 import pytest
+from knob_support import GAIN, TONE, changing_controls, exported_document, knob_test_signal
 from omegaconf import OmegaConf
 
 from rtnt.config import preset_config
@@ -22,12 +23,9 @@ from rtnt.export.nam import export_nam
 from rtnt.model import build_model
 from rtnt.model.wavenet import TRAINED_FILMS, build_wavenet
 from rtnt.native import NativeModel, native_available
-from rtnt.runtime.controls import ControlSpec
 from rtnt.runtime.nam_reference import FILM_KEYS, NamModel
 from rtnt.validate.parity import keras_predict
 
-GAIN = ControlSpec("gain", 0.1, 0.9, 0.5)
-TONE = ControlSpec("tone", 0.0, 1.0, 0.25)
 TOL = 1e-5
 needs_native = pytest.mark.skipif(not native_available(), reason="native extension not built")
 
@@ -57,22 +55,6 @@ def film_model(k: int, films: tuple[str, ...], arrays: list[dict] = ARRAYS, seed
     keras.utils.set_random_seed(seed)
     inputs = keras.Input(shape=(None, 1 + k))
     return _perturb(keras.Model(inputs, build_wavenet(_preset(arrays), inputs, films=films)), seed)
-
-
-def _exported(model: keras.Model, controls: list[ControlSpec]) -> dict:
-    return json.loads(json.dumps(export_nam(model, controls=controls, loudness=False)))
-
-
-def _signal(n: int, seed: int = 1) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return (0.6 * np.sin(np.arange(n) * 0.03) + 0.2 * rng.standard_normal(n)).astype(np.float32)
-
-
-def _changing(controls: list[ControlSpec], n: int) -> np.ndarray:
-    t = np.arange(n)[:, None] / n
-    lo = np.array([c.minimum for c in controls])
-    hi = np.array([c.maximum for c in controls])
-    return (lo + (hi - lo) * (0.5 + 0.5 * np.sin(2 * np.pi * 3 * t + np.arange(len(controls))))).astype(np.float32)
 
 
 def _close(y: np.ndarray, y_ref: np.ndarray) -> None:
@@ -106,7 +88,7 @@ def test_conditioning_film_builds_activation_pre_film_starting_as_the_identity()
 @pytest.mark.parametrize("arrays", [ARRAYS, GATED], ids=["a1_shape", "gated"])
 def test_every_film_switch_exports_with_its_weights_in_nams_order(arrays: list[dict]) -> None:
     model = film_model(1, FILM_KEYS, arrays)
-    data = _exported(model, [GAIN])
+    data = exported_document(model, [GAIN])
     assert data["version"] == "0.7.0"
     assert len(data["weights"]) == model.count_params()
     assert all(layer[k]["active"] for layer in data["config"]["layers"] for k in FILM_KEYS)
@@ -130,8 +112,8 @@ def test_every_film_switch_exports_with_its_weights_in_nams_order(arrays: list[d
 def test_reference_matches_keras_at_constant_and_changing_knobs(films, arrays) -> None:
     controls = [GAIN, TONE]
     model = film_model(2, films, arrays)
-    ref = NamModel.from_dict(_exported(model, controls), prewarm=False)
-    x = _signal(3000)
+    ref = NamModel.from_dict(exported_document(model, controls), prewarm=False)
+    x = knob_test_signal(3000)
     outputs = []
     for value in (0.1, 0.9):
         ref.reset()
@@ -139,7 +121,7 @@ def test_reference_matches_keras_at_constant_and_changing_knobs(films, arrays) -
         _close(y, keras_predict(model, x, (value, TONE.default)))
         outputs.append(y)
     assert np.max(np.abs(outputs[0] - outputs[1])) > 1e-3
-    c = _changing(controls, len(x))
+    c = changing_controls(controls, len(x))
     ref.reset()
     y_keras = np.asarray(model.predict(np.concatenate([x[:, None], c], axis=1)[None], verbose=0))[0, :, 0]
     _close(ref.process(x, c), y_keras)
@@ -256,10 +238,10 @@ FILM_FILES = {  # each film_file's native kernels, per layer array
 @pytest.fixture(scope="module", params=list(FILM_FILES))
 def film_file(request) -> dict:
     if request.param.startswith("trained"):
-        data = _exported(film_model(2, TRAINED_FILMS), [GAIN, TONE])
+        data = exported_document(film_model(2, TRAINED_FILMS), [GAIN, TONE])
         return data if request.param == "trained" else without_shift(data)
     if request.param == "every_film_gated":
-        return _exported(film_model(2, FILM_KEYS, GATED), [GAIN, TONE])
+        return exported_document(film_model(2, FILM_KEYS, GATED), [GAIN, TONE])
     return hand_built()
 
 
@@ -267,8 +249,8 @@ def film_file(request) -> dict:
 def test_native_matches_reference_with_changing_knobs_at_every_block_size(film_file: dict, request) -> None:
     """Block size 1 runs the fused kernels' single-row path, the others its tiles (of every height, remainders
     included): all bit-identical."""
-    x = _signal(4096)
-    c = _changing([GAIN, TONE], len(x))
+    x = knob_test_signal(4096)
+    c = changing_controls([GAIN, TONE], len(x))
     y_ref = NamModel.from_dict(film_file, prewarm=False).process(x, c)
     native = NativeModel.from_json_text(json.dumps(film_file), prewarm=False)
     assert native.kernels == FILM_FILES[request.node.callspec.params["film_file"]]
@@ -285,7 +267,7 @@ def test_native_matches_reference_with_changing_knobs_at_every_block_size(film_f
 @needs_native
 def test_native_prewarm_matches_reference_at_the_knob_defaults(film_file: dict) -> None:
     defaults = np.array([GAIN.default, TONE.default], dtype=np.float32)
-    x = _signal(1000)
+    x = knob_test_signal(1000)
     y_ref = NamModel.from_dict(film_file, prewarm=True).process(x, defaults)
     native = NativeModel.from_json_text(json.dumps(film_file), prewarm=True)
     _close(native.process(x, defaults), y_ref)
@@ -319,7 +301,7 @@ def test_fuzz_corpus_film_seed_is_hand_built() -> None:
     assert seed["config"] == built["config"]
     np.testing.assert_allclose(seed["weights"], built["weights"], atol=5e-5)
     if native_available():
-        x, c = _signal(500), _changing([GAIN, TONE], 500)
+        x, c = knob_test_signal(500), changing_controls([GAIN, TONE], 500)
         y_ref = NamModel.from_dict(seed, prewarm=True).process(x, c)
         _close(NativeModel.from_json_text(json.dumps(seed), prewarm=True).process(x, c), y_ref)
 
@@ -330,11 +312,11 @@ def test_fuzz_corpus_trained_film_seed_is_the_trained_form() -> None:
     from rtnt.config import REPO_DIR
 
     seed = json.loads((REPO_DIR / "native" / "fuzz" / "corpus" / "nam_film_trained.nam").read_text())
-    built = _exported(film_model(2, TRAINED_FILMS), [GAIN, TONE])
+    built = exported_document(film_model(2, TRAINED_FILMS), [GAIN, TONE])
     assert seed["config"] == built["config"] and seed["controls"] == built["controls"]
     np.testing.assert_allclose(seed["weights"], built["weights"], atol=5e-5)
     if native_available():
-        x, c = _signal(500), _changing([GAIN, TONE], 500)
+        x, c = knob_test_signal(500), changing_controls([GAIN, TONE], 500)
         native = NativeModel.from_json_text(json.dumps(seed), prewarm=True)
         assert native.kernels == "fused fused"
         _close(native.process(x, c), NamModel.from_dict(seed, prewarm=True).process(x, c))
@@ -345,10 +327,10 @@ def test_native_runs_a_mono_film_file_in_the_wide_fused_kernels() -> None:
     """A FiLM file without knobs (condition = the audio alone) on arrays of at most 4 channels: the two-rows-per-
     register kernels (`narrow`, where built) run no FiLM, so it takes the wide fused kernels, every block size
     bit-identical."""
-    data = _exported(film_model(0, TRAINED_FILMS), [])
+    data = exported_document(film_model(0, TRAINED_FILMS), [])
     native = NativeModel.from_json_text(json.dumps(data), prewarm=False)
     assert native.kernels == "fused fused"
-    x = _signal(3000)
+    x = knob_test_signal(3000)
     y_ref = NamModel.from_dict(data, prewarm=False).process(x)
     native.prepare(4096)
     outputs = []

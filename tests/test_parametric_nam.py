@@ -5,6 +5,7 @@ tiny synthetic capture set exports a knob-conditioned `.nam` (NAM's multi-channe
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -19,6 +20,22 @@ pytestmark = pytest.mark.slow
 def nam_parametric_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     tmp = tmp_path_factory.mktemp("parametric_nam")
     return smoke_parametric_run(tmp, "conditioning=concat", "preset=wavenet_a1_nano")
+
+
+def assert_file_matches_keras(path: Path, model, gains: tuple[float, ...], n: int) -> None:
+    """The `.nam` at `path` in the numpy reference (and the native runtime when built), each from its zero state,
+    equals the Keras model within 1e-4 at every gain."""
+    from rtnt.native import NativeModel, native_available
+    from rtnt.runtime.nam_reference import NamModel
+    from rtnt.validate.parity import keras_predict
+
+    x = np.random.default_rng(4).uniform(-0.8, 0.8, n).astype(np.float32)
+    for gain in gains:
+        knob = np.array([gain], dtype=np.float32)
+        y_keras = keras_predict(model, x, (gain,))
+        np.testing.assert_allclose(NamModel.from_file(path, prewarm=False).process(x, knob), y_keras, atol=1e-4)
+        if native_available():
+            np.testing.assert_allclose(NativeModel.from_file(path, prewarm=False).process(x, knob), y_keras, atol=1e-4)
 
 
 def test_run_exports_a_conditioned_nam_and_logs_its_settings(nam_parametric_run: dict) -> None:
@@ -73,22 +90,10 @@ def test_exported_nam_matches_keras_at_every_setting(nam_parametric_run: dict) -
     import keras
 
     import rtnt.model.build  # noqa: F401  (registers the WaveNet layers)
-    from rtnt.native import NativeModel, native_available
-    from rtnt.runtime.nam_reference import NamModel
-    from rtnt.validate.parity import keras_predict
 
     out = nam_parametric_run["out"]
     model = keras.models.load_model(out / "model.keras", compile=False)
-    reference = NamModel.from_file(out / "model.nam", prewarm=False)
-    x = np.random.default_rng(4).uniform(-0.8, 0.8, 4000).astype(np.float32)
-    for gain in (0.1, 0.5, 0.9, 0.3):
-        knob = np.array([gain], dtype=np.float32)
-        reference.reset()
-        y_keras = keras_predict(model, x, (gain,))
-        np.testing.assert_allclose(reference.process(x, knob), y_keras, atol=1e-4)
-        if native_available():
-            native = NativeModel.from_file(out / "model.nam", prewarm=False)
-            np.testing.assert_allclose(native.process(x, knob), y_keras, atol=1e-4)
+    assert_file_matches_keras(out / "model.nam", model, (0.1, 0.5, 0.9, 0.3), 4000)
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +106,6 @@ def test_film_run_exports_nams_activation_pre_film_and_validates_every_setting(n
     import keras
 
     import rtnt.model.build  # noqa: F401  (registers the WaveNet layers)
-    from rtnt.native import NativeModel, native_available
-    from rtnt.runtime.nam_reference import NamModel
-    from rtnt.validate.parity import keras_predict
 
     out = nam_film_run["out"]
     doc = json.loads((out / "model.nam").read_text())
@@ -117,13 +119,4 @@ def test_film_run_exports_nams_activation_pre_film_and_validates_every_setting(n
     assert (table["parity_error"] <= 1e-4).all(), table
     run = mlflow.MlflowClient(nam_film_run["uri"]).get_run(nam_film_run["run_id"])
     assert run.data.tags["conditioning"] == "film"
-    x = np.random.default_rng(4).uniform(-0.8, 0.8, 2000).astype(np.float32)
-    for gain in (0.1, 0.9):
-        knob = np.array([gain], dtype=np.float32)
-        y_keras = keras_predict(model, x, (gain,))
-        np.testing.assert_allclose(
-            NamModel.from_file(out / "model.nam", prewarm=False).process(x, knob), y_keras, atol=1e-4
-        )
-        if native_available():
-            native = NativeModel.from_file(out / "model.nam", prewarm=False)
-            np.testing.assert_allclose(native.process(x, knob), y_keras, atol=1e-4)
+    assert_file_matches_keras(out / "model.nam", model, (0.1, 0.9), 2000)
