@@ -126,7 +126,10 @@ public:
         }
         pre_.assign(std::max<std::size_t>(layers_.size(), 12) * static_cast<std::size_t>(bp_), 0.0f);
         if (fused_ && spec_.any_film()) fused_film_.assign(std::max<std::size_t>(layers_.size(), 12) * 2 * bp_, 0.0f);
+        // fused_one's layers, built once: per row only their window and condition change.
         rows_.resize(layers_.size());
+        if (fused_ && !narrow_)
+            for (std::size_t l = 0; l < layers_.size(); ++l) rows_[l] = fused_row(l);
     }
 
     void reset() noexcept {
@@ -371,12 +374,13 @@ private:
         else detail::fused_rows<detail::fused_rows_per_tile<2>(), 2>(f, 0, n);
     }
 
-    /// Layer l's FusedLayer for one row whose window starts at `window` (its FiLM rows: row l of fused_film_).
-    detail::FusedLayer fused_row(std::size_t l, const float* window, const float* cond) noexcept {
+    /// Layer l's FusedLayer for single rows, its window and condition left to fused_one (its FiLM rows:
+    /// row l of fused_film_).
+    detail::FusedLayer fused_row(std::size_t l) noexcept {
         LayerState& st = layers_[l];
         const LayerSpec& ls = spec_.layers[l];
         History* next = l + 1 == layers_.size() ? nullptr : &layers_[l + 1].history;
-        detail::FusedLayer f{window, ls.dilation, ls.kernel_size, spec_.channels, cond, 0, spec_.condition_size,
+        detail::FusedLayer f{nullptr, ls.dilation, ls.kernel_size, spec_.channels, nullptr, 0, spec_.condition_size,
                              st.conv_w.data(), st.conv_b.data(), st.mix_w.data(), st.l1_w.data(), st.l1_b.data(),
                              &ls.activation, acc_.data(), a_.data(), pre_.data(), next, residual_out_.data()};
         fused_film(st, fused_film_.data() + l * 2 * bp_, f);
@@ -391,7 +395,10 @@ private:
     void fused_one(const float* cond) noexcept {
         const std::size_t L = layers_.size();
         const long S = NC * 8;
-        for (std::size_t l = 0; l < L; ++l) rows_[l] = fused_row(l, layers_[l].history.window(l == 0 ? 1 : 0), cond);
+        for (std::size_t l = 0; l < L; ++l) {  // the rows are built in prepare(): no struct copies per sample
+            rows_[l].window = layers_[l].history.window(l == 0 ? 1 : 0);
+            rows_[l].cond = cond;
+        }
         detail::fused_past_all<detail::past_layers<NC>(), NC>(rows_.data(), static_cast<int>(L), pre_.data());
         for (std::size_t l = 0; l < L; ++l) {
             detail::fused_rest_row<NC>(rows_[l], pre_.data() + l * S);
