@@ -353,8 +353,11 @@ def preset_family(preset: PresetConfig | DictConfig) -> str:
     return "legacy" if preset.arch in LEGACY_ARCHITECTURES else "wavenet"
 
 
-def validate_config(cfg: DictConfig) -> None:
-    """Check value ranges and cross-field rules; raise ConfigError naming the key and the fix."""
+def validate_config(cfg: DictConfig, *, training: bool = True) -> None:
+    """Check value ranges and cross-field rules; raise ConfigError naming the key and the fix.
+
+    `training=False` (rtnt-evaluate: the model file exists) skips the rule that ties the conditioning group to
+    the capture, since the file's own controls decide how it takes the knobs."""
     t, p, c, v = cfg.train, cfg.preset, cfg.capture, cfg.validate
     for leaf in ("input", "target", "knobs", "targets"):  # checked first: the capture's name interpolates its target
         if OmegaConf.is_missing(cfg.capture, leaf):
@@ -404,7 +407,7 @@ def validate_config(cfg: DictConfig) -> None:
     for key, allowed in (("type", GEAR_TYPES), ("tone_type", TONE_TYPES)):  # NAM's enums
         value = c.gear[key]
         _check(value in (None, *allowed), f"capture.gear.{key}", value, f"must be one of {', '.join(allowed)}")
-    validate_conditioning(cfg)
+    validate_conditioning(cfg, training=training)
 
     for key in ("bench_block_sizes", "validation_block_sizes"):
         for b in v[key]:
@@ -420,9 +423,10 @@ def conditioning_methods(preset: PresetConfig | DictConfig) -> tuple[str, ...]:
     return preset_schema(str(preset.arch)).CONDITIONING
 
 
-def validate_conditioning(cfg: DictConfig) -> None:
-    """The conditioning method is known, supported by the preset's family and matches the capture: `none` for a
-    single capture, a knob-taking method for a capture set (whose own checks run in `rtnt.capture.capture_set`)."""
+def validate_conditioning(cfg: DictConfig, *, training: bool = True) -> None:
+    """The conditioning method is known, supported by the preset's family and, for training, matches the capture:
+    `none` for a single capture, a knob-taking method for a capture set (whose own checks run in
+    `rtnt.capture.capture_set`)."""
     method, p, c = cfg.conditioning.method, cfg.preset, cfg.capture
     _check(method in CONDITIONING_METHODS, "conditioning", method, f"must be one of {', '.join(CONDITIONING_METHODS)}")
     supported = conditioning_methods(p)
@@ -435,7 +439,7 @@ def validate_conditioning(cfg: DictConfig) -> None:
     _check(cfg.conditioning.film_layers >= 1, "conditioning.film_layers", cfg.conditioning.film_layers, "must be >= 1")
     if p.arch == "graybox":
         validate_graybox_conditioning(p, method)
-    if c.targets and method == "none":
+    if training and c.targets and method == "none":
         raise ConfigError(
             f"capture {c.name} is a capture set of {len(c.targets)} knob settings but conditioning=none; "
             "pass conditioning=concat or conditioning=film so that the model takes the knobs"
@@ -444,7 +448,7 @@ def validate_conditioning(cfg: DictConfig) -> None:
         from rtnt.capture.capture_set import knob_settings
 
         knob_settings(c)
-    if not c.targets and method != "none":
+    if training and not c.targets and method != "none":
         raise ConfigError(
             f"conditioning={method} needs a capture set with knobs, but capture {c.name} is a single capture; "
             "choose capture=parametric_amp, capture=parametric_ts9 or capture=files_parametric, or conditioning=none"

@@ -124,6 +124,7 @@ def test_conditioning_must_match_the_capture_and_the_preset_family(tmp_path: Pat
     as_set = OmegaConf.merge(base, {"capture": OmegaConf.to_container(set_config(inp, targets))})
     with pytest.raises(ConfigError, match="is a capture set of 3 knob settings but conditioning=none"):
         validate_config(as_set)
+    validate_config(as_set, training=False)  # rtnt-evaluate: the model file's own controls decide
     validate_config(OmegaConf.merge(as_set, {"conditioning": {"method": "concat"}}))
     single = OmegaConf.merge(base, {"capture": {"input": str(inp), "target": str(targets[0])}})
     with pytest.raises(ConfigError, match="conditioning=concat needs a capture set"):

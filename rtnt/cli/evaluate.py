@@ -45,9 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 check_group_choices(parse_overrides(overrides))
                 cfg = compose(config_name="config", overrides=overrides)
-                if cfg.capture.targets and cfg.conditioning.method == "none":
-                    cfg.conditioning.method = "concat"  # the file's own controls decide; this group configures training
-                validate_config(cfg)
+                validate_config(cfg, training=False)
             except (HydraException, OmegaConfBaseException, ValueError) as exc:
                 raise RtntError(describe_compose_error(exc)) from None
         out_dir = Path("outputs") / "evaluate" / time.strftime("%Y-%m-%d/%H-%M-%S") / model.stem
