@@ -71,6 +71,7 @@ def print_regions(capture: str) -> None:
         "x_path": str(Path(cfg.capture.input).resolve()),
         "y_path": str(Path(cfg.capture.target).resolve()),
         "latency": prepared.latency,
+        "polarity": prepared.polarity,
         "sample_rate": prepared.sample_rate,
         "train": [start + s.train.start, start + s.train.stop],
         "val": [start + s.val.start, start + s.val.stop],
@@ -98,6 +99,8 @@ def train(regions_path: Path, outdir: Path, minutes: float, batch_size: int, see
     wavs = {}
     for key in ("x_path", "y_path"):  # NAM reads WAV files
         audio, sr = sf.read(r[key], dtype="float32")
+        if key == "y_path":
+            audio = audio * r["polarity"]  # rtnt follows the input's polarity; NAM gets the same target
         wavs[key] = str(outdir / f"{key[0]}.wav")
         sf.write(wavs[key], audio, sr, subtype="FLOAT")
     torch.manual_seed(seed)

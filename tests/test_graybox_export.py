@@ -239,6 +239,11 @@ def test_export_ir_against_a_capture_draws_the_response_or_refuses_in_one_line(
     assert main(["ir", str(path), "--out", str(tmp_path / "c2.wav"), "--against", str(tmp_path / "slow.wav")]) == 2
     err = capsys.readouterr().err.splitlines()[-1]
     assert err.startswith("error: --against") and "44100 Hz" in err
+    (tmp_path / "notes.txt").write_text("not audio")
+    for bad, expected in (("missing.wav", "(--against=PATH)"), ("notes.txt", "export it as WAV, FLAC or AIFF")):
+        assert main(["ir", str(path), "--out", str(tmp_path / "c3.wav"), "--against", str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("error: ") and "--against" in err[0] and expected in err[0]
 
 
 def test_a_graybox_file_describes_itself_like_every_export(tmp_path: Path) -> None:

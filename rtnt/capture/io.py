@@ -33,11 +33,15 @@ class CapturePair:
     warnings: list[str] = field(default_factory=list)
 
 
-def read_mono(path: str | Path, role: str = "input", channel: int | None = None) -> tuple[np.ndarray, int]:
-    """Read one channel of an audio file as float32; reject missing, unreadable, non-finite or silent files."""
+def read_mono(
+    path: str | Path, role: str = "input", channel: int | None = None, *, option: str | None = None
+) -> tuple[np.ndarray, int]:
+    """Read one channel of an audio file as float32; reject missing, unreadable, non-finite or silent files.
+
+    `option`: how the user names this file, for the fix in the errors (default `capture.<role>`)."""
     path = Path(path)
     if not path.is_file():
-        raise CaptureError(f"{role} file not found: {path}; check the path (capture.{role}=PATH)")
+        raise CaptureError(f"{role} file not found: {path}; check the path ({option or f'capture.{role}'}=PATH)")
     try:
         data, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as exc:

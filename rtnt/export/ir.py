@@ -131,19 +131,17 @@ def draw_cabinet_against(ir_wav: Path, audio: list[Path]) -> Path:
     `<ir_wav>.png` (`rtnt.plots.cabinet_response`)."""
     import soundfile as sf
 
+    from rtnt.capture.io import read_mono
     from rtnt.plots import cabinet_response
 
     if len(audio) > 2:
         raise ExportError(f"--against takes a target and optionally the dry input, not {len(audio)} files")
     signals = []
     for path in audio:
-        try:
-            x, sr = sf.read(str(path), dtype="float32", always_2d=True)
-        except (OSError, RuntimeError) as exc:
-            raise ExportError(f"--against {path}: cannot read it as audio ({exc}); give a WAV or FLAC file") from None
+        x, sr = read_mono(path, role="--against", channel=0, option="--against")
         if sr != SAMPLE_RATE:
             raise ExportError(f"--against {path} is at {sr} Hz; the IR is at {SAMPLE_RATE} Hz, resample it first")
-        signals.append(x[:, 0])
+        signals.append(x)
     taps = sf.read(str(ir_wav), dtype="float32")[0]
     spectra = cabinet_spectra(taps, signals[0], signals[1] if len(signals) > 1 else None)
     return cabinet_response(spectra, Path(ir_wav).with_suffix(".png"))
