@@ -65,7 +65,7 @@ def print_regions(capture: str) -> None:
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
         cfg = compose(config_name="config", overrides=[f"capture={capture}"])
     prepared = prepare_capture(cfg.capture)
-    start = _trimmed_start(prepared.warnings, prepared.sample_rate)
+    start = prepared.trim_start
     s = split_by_time(len(prepared.x), cfg.train.val_fraction, cfg.train.test_fraction, 1)
     regions = {
         "x_path": str(Path(cfg.capture.input).resolve()),
@@ -79,13 +79,6 @@ def print_regions(capture: str) -> None:
     }
     json.dump(regions, sys.stdout, indent=1)
     print()
-
-
-def _trimmed_start(warnings: list[str], sample_rate: int) -> int:
-    for w in warnings:
-        if w.startswith("trimmed silence: "):
-            return int(round(float(w.split()[2]) * sample_rate))
-    return 0
 
 
 def train(regions_path: Path, outdir: Path, minutes: float, batch_size: int, seed: int) -> None:

@@ -130,6 +130,19 @@ def test_prepare_capture_on_the_demo() -> None:
     assert known.latency == 20 and len(known.x) == 20 * SR - 20
 
 
+def test_prepare_reports_where_the_trimmed_capture_starts(tmp_path: Path, demo: CapturePair) -> None:
+    import soundfile as sf
+
+    lead = 12_345  # samples of silence before the performance
+    quiet = np.zeros(lead, np.float32)
+    sf.write(str(tmp_path / "in.wav"), np.concatenate([quiet, demo.x]), SR, subtype="FLOAT")
+    sf.write(str(tmp_path / "out.wav"), np.concatenate([quiet, demo.y]), SR, subtype="FLOAT")
+    p = prepare_capture(_cfg(input=str(tmp_path / "in.wav"), target=str(tmp_path / "out.wav"), latency=0))
+    assert 0 < p.trim_start <= lead
+    assert np.array_equal(p.x, np.concatenate([quiet, demo.x])[p.trim_start : p.trim_start + len(p.x)])
+    assert prepare_capture(_cfg(latency=20, trim_silence=False)).trim_start == 0
+
+
 def test_prepare_flips_an_inverted_target(tmp_path: Path, demo: CapturePair) -> None:
     import soundfile as sf
 

@@ -28,6 +28,7 @@ class PreparedCapture:
     polarity: int
     report: CaptureReport
     warnings: list[str] = field(default_factory=list)
+    trim_start: int = 0  # input samples cut from the front as silence: x[0] is the input's sample trim_start
 
 
 def align(x: np.ndarray, y: np.ndarray, latency: int) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +89,7 @@ def prepare_capture(capture_cfg: Any) -> PreparedCapture:
     if polarity < 0:
         y = -y
         warnings.append("inverted the target's polarity so that it follows the input's")
+    start = 0
     if c.trim_silence:
         start, end = silence_bounds(x, y, pair.sample_rate, float(c.silence_threshold_db))
         if (start, end) != (0, len(x)):
@@ -111,4 +113,5 @@ def prepare_capture(capture_cfg: Any) -> PreparedCapture:
         polarity=polarity,
         report=report,
         warnings=warnings,
+        trim_start=start,
     )
