@@ -126,7 +126,7 @@ public:
         }
         pre_.assign(std::max<std::size_t>(layers_.size(), 12) * static_cast<std::size_t>(bp_), 0.0f);
         if (fused_ && spec_.any_film()) fused_film_.assign(std::max<std::size_t>(layers_.size(), 12) * 2 * bp_, 0.0f);
-        // fused_one's layers, built once: per row only their window and condition change.
+        // The wide fused layers' FusedLayers, built once: per row or piece only their window and condition change.
         rows_.resize(layers_.size());
         if (fused_ && !narrow_)
             for (std::size_t l = 0; l < layers_.size(); ++l) rows_[l] = fused_row(l);
@@ -352,7 +352,7 @@ private:
                                         acc_.data(), a_.data(), next, residual_out_.data()};
             detail::narrow_layer(f, spec_.channels, n);
         } else {
-            fused_wide(l, cond, cond_stride, n, next);
+            fused_wide(l, cond, cond_stride, n);
         }
         if (!next) return;
         if (settle) {
@@ -363,19 +363,20 @@ private:
         }
     }
 
-    void fused_wide(std::size_t l, const float* cond, int cond_stride, int n, History* next) noexcept {
-        LayerState& st = layers_[l];
-        const LayerSpec& ls = spec_.layers[l];
-        detail::FusedLayer f{st.history.window(n), ls.dilation, ls.kernel_size, spec_.channels, cond, cond_stride,
-                             spec_.condition_size, st.conv_w.data(), st.conv_b.data(), st.mix_w.data(), st.l1_w.data(),
-                             st.l1_b.data(), &ls.activation, acc_.data(), a_.data(), pre_.data(), next, residual_out_.data()};
-        fused_film(st, fused_film_.data(), f);
+    /// Layer l over n rows: its FusedLayer from prepare() with this piece's window and condition, and
+    /// the FiLM rows of one tile at the start of fused_film_.
+    void fused_wide(std::size_t l, const float* cond, int cond_stride, int n) noexcept {
+        detail::FusedLayer f = rows_[l];
+        f.window = layers_[l].history.window(n);
+        f.cond = cond;
+        f.cond_stride = cond_stride;
+        if (f.film_w) f.film = fused_film_.data();
         if (bp_ == 8) detail::fused_rows<detail::fused_rows_per_tile<1>(), 1>(f, 0, n);
         else detail::fused_rows<detail::fused_rows_per_tile<2>(), 2>(f, 0, n);
     }
 
-    /// Layer l's FusedLayer for single rows, its window and condition left to fused_one (its FiLM rows:
-    /// row l of fused_film_).
+    /// Layer l's FusedLayer, built once in prepare(): the window and condition are set per row by
+    /// fused_one and per piece by fused_wide (its FiLM rows here: row l of fused_film_, fused_one's).
     detail::FusedLayer fused_row(std::size_t l) noexcept {
         LayerState& st = layers_[l];
         const LayerSpec& ls = spec_.layers[l];
@@ -506,7 +507,7 @@ private:
     FloatVec film_, m_, cf_, hf_, r_;  // FiLM scratch: [S; T] rows, mix-in part, FiLM'd condition and input, 1x1 output
     FloatVec pre_;  // the past part of each layer (fused_one), or of one tile's rows (fused_tile)
     FloatVec fused_film_;  // activation_pre_film's [S; T] rows of each layer (fused_one) or of one tile's rows
-    std::vector<detail::FusedLayer> rows_;  // fused_one's layers
+    std::vector<detail::FusedLayer> rows_;  // the wide fused layers (fused_row), for fused_one and fused_wide
 };
 
 }  // namespace wavenet
