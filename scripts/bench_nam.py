@@ -166,7 +166,9 @@ def report(rows: list[dict], info: dict, load_before: list[float], load_after: l
         f"rtnt: single thread, {SAMPLE_RATE} Hz, {args.seconds:g} s of the demo guitar input "
         f"(rtnt/demo/input.flac), best of {args.repeats} runs per block size, each from a prewarmed `reset()`, "
         "timed in C++ around every `process()` call (`rtnt._native.bench`). NAM Core: figures measured on this "
-        "machine for issue 14 with NAM Core's `benchmodel` (quoted, not re-measured by this script).",
+        "machine for issue 14 with NAM Core's `benchmodel` (quoted, not re-measured by this script). Both runtimes "
+        "built and timed side by side in one run, on another host: docs/benchmarks/nam_side_by_side.md "
+        "(scripts/bench_nam_side_by_side.py).",
         "",
         "The last two columns give rtnt's RTF by its thread's CPU time instead of wall time: on a busy machine "
         "the wall figures include time the thread was preempted, the CPU-time ones do not.",
