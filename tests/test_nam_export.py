@@ -21,6 +21,7 @@ from rtnt.errors import ExportError
 from rtnt.export import export_model
 from rtnt.export.metadata import ModelMetadata, set_training_metadata
 from rtnt.export.nam import A1_VERSION, A2_VERSION, export_nam, save_nam
+from rtnt.native import NativeModel, native_available
 from rtnt.model import build_model, model_summary
 from rtnt.runtime.nam_reference import NamModel, parse_version
 from rtnt.validate.parity import keras_predict, parity_error
@@ -239,3 +240,26 @@ def test_checkpoint_round_trip_keeps_the_model(tmp_path: Path) -> None:
     model.save(tmp_path / "m.keras")
     loaded = keras.models.load_model(tmp_path / "m.keras")
     assert export_nam(loaded, loudness=False)["weights"] == export_nam(model, loudness=False)["weights"]
+
+
+@pytest.mark.skipif(not native_available(), reason="native runtime not built")
+@pytest.mark.parametrize("name", ["a1", "a2_head_conv"])
+def test_native_narrow_arrays_match_keras_at_every_block_size(name: str) -> None:
+    """Arrays of at most 4 channels run the narrow kernel (one history per channel, vectorised over time; single
+    samples over the output channels): both arrays of `a1` (the second starts its skip sum from the first's head),
+    per-layer kernel sizes, activations and a head conv in `a2_head_conv`. Keras agrees at every block size, and
+    every partition gives the same bits."""
+    keras.utils.set_random_seed(0)
+    model = randomize(build_model(tiny_preset(*TINY[name])))
+    native = NativeModel.from_json_text(json.dumps(export_nam(model, loudness=False)), prewarm=False)
+    assert set(native.kernels.split()) == {"narrow"}
+    x = (0.5 * np.random.default_rng(4).standard_normal(3000)).astype(np.float32)
+    y_keras = keras_predict(model, x)
+    native.prepare(64)
+    outputs = {}
+    for block in (1, 3, 16, 17, 64):
+        native.reset()
+        outputs[block] = native.process_blocks(x, block)
+        assert np.max(np.abs(outputs[block] - y_keras)) <= 1e-5 * max(1.0, float(np.max(np.abs(y_keras))))
+    assert all(np.array_equal(y, outputs[1]) for y in outputs.values())
+    assert np.max(np.abs(y_keras)) > 1e-3

@@ -116,7 +116,7 @@ def _partition(n: int, sizes: list[int]) -> list[int]:
 )
 def test_block_partition_invariance_bit_exact(name: str, slim: float | None, guitar: np.ndarray) -> None:
     """Blocks 1 ... 4096 and a random partition give the one-pass output bit for bit (A2-Lite and
-    wavenet.nam run the two-rows-per-register path for arrays of at most 4 channels)."""
+    wavenet.nam run the narrow path for arrays of at most 4 channels)."""
     model = NativeModel.from_file(NAM_DIR / "models" / name, slim=slim)
     model.prepare(4096)
     ref = model.process(guitar)

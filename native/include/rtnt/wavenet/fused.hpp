@@ -63,7 +63,7 @@ typedef float vfa __attribute__((vector_size(4 * kLanes), may_alias));
 /// acc[r] += sum_{i<cin} x[r*S + i] * w[i*S] in quads: the first quad continues acc's chain, each
 /// further quad is its own chain from zero, added to acc in order.
 template <int R, int V, int S>
-inline void accumulate_quads(vf (&acc)[R][V], const float* x, int cin, const float* w) noexcept {
+RTNT_ALWAYS_INLINE void accumulate_quads(vf (&acc)[R][V], const float* x, int cin, const float* w) noexcept {
     accumulate<R, V, S>(acc, Term{x, S, 0, 1, cin < kQuad ? cin : kQuad, w}, S);
     for (int i0 = kQuad; i0 < cin; i0 += kQuad) {
         vf part[R][V];
@@ -130,7 +130,7 @@ inline bool activate_lanes(const Activation& act, vf (&acc)[R][V]) noexcept {
 /// dst row r = [S(c); T(c)] of activation_pre_film for row t0 + r, r < R (rows of 2S floats):
 /// per element the FiLM bias, then the condition channels in order.
 template <int R, int V, int S>
-inline void film_rows(const FusedLayer& f, int t0, float* dst) noexcept {
+RTNT_ALWAYS_INLINE void film_rows(const FusedLayer& f, int t0, float* dst) noexcept {
     for (int half = 0; half * S < f.film_np; ++half) {
         vf acc[R][V];
         for (int c = 0; c < V; ++c) {
@@ -146,7 +146,7 @@ inline void film_rows(const FusedLayer& f, int t0, float* dst) noexcept {
 
 /// acc[r] = acc[r] * S + T from film rows r (film_rows' layout); acc[r] * S without the shift.
 template <int R, int V, int S>
-inline void apply_film(vf (&acc)[R][V], const float* film, bool shift) noexcept {
+RTNT_ALWAYS_INLINE void apply_film(vf (&acc)[R][V], const float* film, bool shift) noexcept {
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < V; ++c) {
             const vf scale = *reinterpret_cast<const vfa*>(film + r * 2 * S + kLanes * c);
@@ -163,7 +163,7 @@ inline void apply_film(vf (&acc)[R][V], const float* film, bool shift) noexcept 
 /// acc = bias + past taps + mix-in for rows t0 .. t0+R-1 (the part that does not read the rows
 /// the layer below has just produced).
 template <int R, int V, int S>
-inline void fused_past(vf (&acc)[R][V], const FusedLayer& f, int t0) noexcept {
+RTNT_ALWAYS_INLINE void fused_past(vf (&acc)[R][V], const FusedLayer& f, int t0) noexcept {
     for (int c = 0; c < V; ++c) {
         const vf b = *reinterpret_cast<const vfu*>(f.conv_b + kLanes * c);
         for (int r = 0; r < R; ++r) acc[r][c] = b;
@@ -179,7 +179,7 @@ inline void fused_past(vf (&acc)[R][V], const FusedLayer& f, int t0) noexcept {
 /// stores through float rows (vfa), so the compiler would store and reload it inside the
 /// dependent chains (about 8% of block size 1 on Zen 1; tiles measured faster without the copy).
 template <int R, int V, int S>
-inline void fused_rest(vf (&past)[R][V], const FusedLayer& f, int t0, const float* film) noexcept {
+RTNT_ALWAYS_INLINE void fused_rest(vf (&past)[R][V], const FusedLayer& f, int t0, const float* film) noexcept {
     vf local[R][V];
     if constexpr (R == 1)
         for (int c = 0; c < V; ++c) local[0][c] = past[0][c];
@@ -229,7 +229,7 @@ constexpr int fused_tile_rows() {
 /// for all R rows (one accumulator set) and the rest in tiles of fused_tile_rows via f.past. The
 /// FiLM rows (R of them, in f.film) come first, while no accumulator is live.
 template <int R, int NC>
-inline void fused_tile(const FusedLayer& f, int t0) noexcept {
+RTNT_ALWAYS_INLINE void fused_tile(const FusedLayer& f, int t0) noexcept {
     constexpr int V = NC * 8 / kLanes, S = NC * 8, RR = fused_tile_rows<NC>();
     if (f.film_w) film_rows<R, V, S>(f, t0, f.film);
     vf acc[R][V];

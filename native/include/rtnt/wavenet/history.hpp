@@ -15,11 +15,12 @@ namespace wavenet {
 /// whatever the write position.
 class History {
 public:
-    void prepare(int lookback, int stride, int max_rows) {
+    /// `slack` floats after the mirrored rows may be read past a window's end (and are never written).
+    void prepare(int lookback, int stride, int max_rows, int slack = 0) {
         lookback_ = lookback;
         stride_ = stride;
         cap_ = lookback + max_rows;
-        buf_.assign(static_cast<std::size_t>(2) * cap_ * stride_, 0.0f);
+        buf_.assign(static_cast<std::size_t>(2) * cap_ * stride_ + static_cast<std::size_t>(slack), 0.0f);
         pos_ = 0;
     }
 
@@ -46,7 +47,7 @@ public:
 
     /// The first row of the window that ends with the n rows stored last (lookback + n rows).
     const float* window(int n) const noexcept {
-        int start = (pos_ - n - lookback_) % cap_;
+        int start = pos_ - n - lookback_;  // >= -cap_, as n <= max_rows
         if (start < 0) start += cap_;
         return buf_.data() + static_cast<long>(start) * stride_;
     }
@@ -61,7 +62,17 @@ public:
         return row(p >= cap_ ? p - cap_ : p);
     }
     long mirror() const noexcept { return static_cast<long>(cap_) * stride_; }
-    void commit(int n) noexcept { pos_ = (pos_ + n) % cap_; }
+    void commit(int n) noexcept {
+        pos_ += n;  // n <= cap_
+        if (pos_ >= cap_) pos_ -= cap_;
+    }
+
+    /// Appends one row of a history with row stride 1: the sample v.
+    void store_one(float v) noexcept {
+        buf_[static_cast<std::size_t>(pos_)] = v;
+        buf_[static_cast<std::size_t>(pos_ + cap_)] = v;
+        commit(1);
+    }
 
     std::size_t floats() const noexcept { return buf_.size(); }
 

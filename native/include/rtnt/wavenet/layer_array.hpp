@@ -83,13 +83,8 @@ public:
         fused_ = detail::kHasFusedLayer && s.layer1x1 && !s.head1x1 && cp_ == bp_ && bp_ <= 16 && fused_films(s);
         for (const LayerSpec& ls : s.layers) fused_ = fused_ && ls.gating == Gating::None;
         narrow_ = fused_ && detail::kHasNarrowLayer && s.channels <= 4 && s.condition_size == 1 && !s.any_film();
-        if (narrow_) {
-            // Two rows per register: every weight row and bias holds its 4 output channels twice.
-            for (LayerState& st : layers_)
-                for (FloatVec* w : {&st.conv_w, &st.conv_b, &st.mix_w, &st.l1_w, &st.l1_b})
-                    for (std::size_t row = 0; row < w->size(); row += 8)
-                        std::copy((*w).begin() + row, (*w).begin() + row + 4, (*w).begin() + row + 4);
-        }
+        if (narrow_)
+            for (std::size_t l = 0; l < layers_.size(); ++l) broadcast_narrow(layers_[l], s.layers[l].kernel_size);
         hs_ = narrow_ ? 4 : cp_;
         ss_ = narrow_ ? 4 : sp_;
         detail::read_conv(wc, s.head_out, s.skip_width(), s.head_kernel, 1, hp_, identity_col, head_w_);
@@ -106,7 +101,25 @@ public:
     void prepare(int max_rows) {
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             const LayerSpec& ls = spec_.layers[l];
-            layers_[l].history.prepare((ls.kernel_size - 1) * ls.dilation, hs_, max_rows);
+            const int lookback = (ls.kernel_size - 1) * ls.dilation;
+            if (!narrow_) layers_[l].history.prepare(lookback, hs_, max_rows);
+            else
+                for (int c = 0; c < spec_.channels; ++c) layers_[l].columns[c].prepare(lookback, 1, max_rows, detail::kColumnSlack);
+        }
+        if (narrow_) {
+            const std::size_t column = static_cast<std::size_t>(max_rows + detail::kColumnSlack);
+            columns_in_.assign(4 * column, 0.0f);
+            columns_out_.assign(4 * column, 0.0f);
+            columns_skip_.assign(4 * column, 0.0f);
+            columns_cond_.assign(column, 0.0f);
+            columns_scratch_.assign(4 * 32, 0.0f);
+            samples_.resize(layers_.size());
+            for (std::size_t l = 0; l < layers_.size(); ++l) {
+                const LayerState& st = layers_[l];
+                const LayerSpec& ls = spec_.layers[l];
+                samples_[l] = {{}, ls.dilation, ls.kernel_size, spec_.channels, st.conv_w.data(), st.conv_b.data(),
+                               st.mix_w.data(), st.l1_w.data(), st.l1_b.data(), &ls.activation};
+            }
         }
         head_history_.prepare(static_cast<int>(spec_.head_lookback()), ss_, max_rows);
         const std::size_t rows = static_cast<std::size_t>(max_rows);
@@ -133,7 +146,10 @@ public:
     }
 
     void reset() noexcept {
-        for (auto& st : layers_) st.history.reset();
+        for (auto& st : layers_) {
+            st.history.reset();
+            for (History& c : st.columns) c.reset();
+        }
         head_history_.reset();
     }
 
@@ -146,9 +162,20 @@ public:
         if (n == 1 && !settle && fused_ && !narrow_) return process_one(in, in_stride, cond, skip_in);
         const ArraySpec& s = spec_;
         Term rechannel{in, in_stride, 0, 1, s.input_size, rechannel_w_.data()};
-        const std::size_t L = layers_.size();
         product(&rechannel, 1, zero_bias_.data(), cp_, nullptr, 0, h_.data(), cp_, n);
-        feed(0, h_.data(), cond, cond_stride, n, settle);
+        if (narrow_) {
+            narrow_layers(cond, cond_stride, skip_in, skip_stride, n, settle);
+        } else {
+            feed(0, h_.data(), cond, cond_stride, n, settle);
+            wide_layers(cond, cond_stride, skip_in, skip_stride, n, settle);
+        }
+        head(n, settle);
+    }
+
+    /// The layers of a wide (or generic) array over n rows: h_ holds the rechannel output, fed to layer 0.
+    void wide_layers(const float* cond, int cond_stride, const float* skip_in, int skip_stride, int n, bool settle) noexcept {
+        const ArraySpec& s = spec_;
+        const std::size_t L = layers_.size();
         if (skip_in) {
             for (int t = 0; t < n; ++t)
                 std::memcpy(acc_.data() + static_cast<long>(t) * ss_, skip_in + static_cast<long>(t) * skip_stride,
@@ -200,7 +227,11 @@ public:
             }
             if (l + 1 < L) feed(l + 1, dst, cond, cond_stride, n, settle);
         }
+    }
 
+    /// The head rechannel of n rows of the skip accumulator acc_ into head_out_.
+    void head(int n, bool settle) noexcept {
+        const ArraySpec& s = spec_;
         if (s.head_lookback() > 0) {
             push(head_history_, acc_.data(), ss_, n, settle);
             Term t{head_history_.window(n), ss_, s.head_dilation * ss_, s.head_kernel, s.skip_width(), head_w_.data()};
@@ -225,7 +256,10 @@ public:
 
     std::size_t state_floats() const noexcept {
         std::size_t n = head_history_.floats();
-        for (const auto& st : layers_) n += st.history.floats();
+        for (const auto& st : layers_) {
+            n += st.history.floats();
+            for (const History& c : st.columns) n += c.floats();
+        }
         return n;
     }
 
@@ -243,6 +277,9 @@ private:
         FloatVec conv_w, conv_b, mix_w, l1_w, l1_b, h1_w, h1_b;
         std::array<FilmState, kFilmKeys> films;  // active ones have w filled
         History history;  // this layer's input (the residual stream), row stride cp_; FiLM_conv_pre of it when that is on
+        std::array<History, 4> columns;  // narrow arrays: the same input, one history per channel (row stride 1)
+        FloatVec narrow_w;  // narrow arrays: the layer's weights broadcast (broadcast_narrow)
+        int narrow_b = 0, narrow_mix = 0, narrow_l1 = 0, narrow_l1b = 0;
     };
 
     /// Reads FiLM `key` of layer `ls` (weights, then bias) into `f`, packed for the rows it modulates.
@@ -342,18 +379,9 @@ private:
     /// Layer l in one pass of row tiles (detail::fused_tile): its output goes straight into the
     /// next layer's history, or into residual_out_ for the last layer.
     void fused_layer(std::size_t l, const float* cond, int cond_stride, int n, bool settle) noexcept {
-        LayerState& st = layers_[l];
-        const LayerSpec& ls = spec_.layers[l];
         const bool last = l + 1 == layers_.size();
         History* next = last ? nullptr : &layers_[l + 1].history;
-        if (narrow_) {
-            const detail::NarrowLayer f{st.history.window(n), ls.dilation, ls.kernel_size, cond, cond_stride, st.conv_w.data(),
-                                        st.conv_b.data(), st.mix_w.data(), st.l1_w.data(), st.l1_b.data(), &ls.activation,
-                                        acc_.data(), a_.data(), next, residual_out_.data()};
-            detail::narrow_layer(f, spec_.channels, n);
-        } else {
-            fused_wide(l, cond, cond_stride, n);
-        }
+        fused_wide(l, cond, cond_stride, n);
         if (!next) return;
         if (settle) {
             std::memcpy(h_.data(), next->next_row(0), sizeof(float) * static_cast<std::size_t>(hs_));
@@ -361,6 +389,107 @@ private:
         } else {
             next->commit(n);
         }
+    }
+
+    /// The layers of a narrow array over n samples, each channel in its own column (detail::narrow_layer):
+    /// h_'s rechannel rows go into layer 0's column histories, the skip accumulator runs in columns_skip_
+    /// (from skip_in's rows or zeros), and at the end acc_ and residual_out_ get their rows back (stride 4).
+    void narrow_layers(const float* cond, int cond_stride, const float* skip_in, int skip_stride, int n, bool settle) noexcept {
+        if (n == 1 && !settle) return narrow_one(cond[0], skip_in);
+        const int C = spec_.channels;
+        const long col = static_cast<long>(columns_cond_.size());  // one column's capacity
+        float* in = columns_in_.data();
+        float* out = columns_out_.data();
+        float* skip = columns_skip_.data();
+        for (int t = 0; t < n; ++t) {
+            columns_cond_[static_cast<std::size_t>(t)] = cond[static_cast<long>(t) * cond_stride];
+            for (int c = 0; c < C; ++c) {
+                in[c * col + t] = h_[static_cast<std::size_t>(t) * cp_ + c];
+                skip[c * col + t] = skip_in ? skip_in[static_cast<long>(t) * skip_stride + c] : 0.0f;
+            }
+        }
+        std::fill(columns_cond_.begin() + n, columns_cond_.end(), 0.0f);
+        push_columns(layers_[0], in, n, settle);
+        for (std::size_t l = 0; l < layers_.size(); ++l) {
+            LayerState& st = layers_[l];
+            const LayerSpec& ls = spec_.layers[l];
+            detail::NarrowLayer f{{}, ls.dilation, ls.kernel_size, columns_cond_.data(), st.narrow_w.data(),
+                                  st.narrow_w.data() + st.narrow_b, st.narrow_w.data() + st.narrow_mix,
+                                  st.narrow_w.data() + st.narrow_l1, st.narrow_w.data() + st.narrow_l1b, &ls.activation,
+                                  {}, {}, columns_scratch_.data()};
+            for (int c = 0; c < C; ++c) {
+                f.window[c] = st.columns[c].window(n);
+                f.skip[c] = skip + c * col;
+                f.out[c] = out + c * col;
+            }
+            detail::narrow_layer(f, C, n);
+            if (l + 1 < layers_.size()) push_columns(layers_[l + 1], out, n, settle);
+        }
+        std::fill(acc_.begin(), acc_.begin() + static_cast<long>(n) * ss_, 0.0f);
+        std::fill(residual_out_.begin(), residual_out_.begin() + static_cast<long>(n) * hs_, 0.0f);
+        for (int t = 0; t < n; ++t)
+            for (int c = 0; c < C; ++c) {
+                acc_[static_cast<std::size_t>(t) * ss_ + c] = skip[c * col + t];
+                residual_out_[static_cast<std::size_t>(t) * hs_ + c] = out[c * col + t];
+            }
+    }
+
+    /// One sample through a narrow array's layers (the arithmetic of narrow_layers, bit for bit): first the past
+    /// taps of every layer (independent chains the CPU overlaps), then the rest layer by layer, each layer's
+    /// output appended to the next layer's column histories.
+    void narrow_one(float cond, const float* skip_in) noexcept {
+        const int C = spec_.channels;
+        const std::size_t L = layers_.size();
+        float x[4] = {}, skip[4] = {}, out[4];
+        for (int c = 0; c < C; ++c) {
+            x[c] = h_[static_cast<std::size_t>(c)];
+            layers_[0].columns[c].store_one(x[c]);
+            if (skip_in) skip[c] = skip_in[c];
+        }
+        for (std::size_t l = 0; l < L; ++l) {
+            detail::NarrowSample& f = samples_[l];
+            for (int c = 0; c < C; ++c) f.window[c] = layers_[l].columns[c].window(l == 0 ? 1 : 0);
+            detail::narrow_past(f, pre_.data() + 4 * l);
+        }
+        for (std::size_t l = 0; l < L; ++l) {
+            detail::narrow_rest(samples_[l], pre_.data() + 4 * l, x, cond, skip, out);
+            for (int c = 0; c < C; ++c) {
+                x[c] = out[c];
+                if (l + 1 < L) layers_[l + 1].columns[c].store_one(x[c]);
+            }
+        }
+        std::fill(acc_.begin(), acc_.begin() + ss_, 0.0f);
+        std::fill(residual_out_.begin(), residual_out_.begin() + hs_, 0.0f);
+        std::copy(skip, skip + C, acc_.begin());
+        std::copy(x, x + C, residual_out_.begin());
+    }
+
+    /// Appends n samples of every channel (columns of `src`, one column capacity apart) to a layer's
+    /// column histories; with `settle`, fills them with sample 0 instead.
+    void push_columns(LayerState& st, const float* src, int n, bool settle) noexcept {
+        const long col = static_cast<long>(columns_cond_.size());
+        for (int c = 0; c < spec_.channels; ++c) push(st.columns[c], src + c * col, 1, n, settle);
+    }
+
+    /// The narrow kernel's weights of layer st (kernel size K), every value broadcast to 8 floats:
+    /// conv [(k*C + i)*C + o], then bias, mix-in, layer1x1 [i*C + o] and its bias (offsets in st).
+    void broadcast_narrow(LayerState& st, int K) {
+        const int C = spec_.channels;
+        std::vector<float> v;
+        for (int k = 0; k < K; ++k)
+            for (int i = 0; i < C; ++i)
+                for (int o = 0; o < C; ++o) v.push_back(st.conv_w[(static_cast<std::size_t>(k) * C + i) * st.zp + o]);
+        st.narrow_b = static_cast<int>(v.size()) * 8;
+        for (int o = 0; o < C; ++o) v.push_back(st.conv_b[o]);
+        st.narrow_mix = static_cast<int>(v.size()) * 8;
+        for (int o = 0; o < C; ++o) v.push_back(st.mix_w[o]);
+        st.narrow_l1 = static_cast<int>(v.size()) * 8;
+        for (int i = 0; i < C; ++i)
+            for (int o = 0; o < C; ++o) v.push_back(st.l1_w[static_cast<std::size_t>(i) * cp_ + o]);
+        st.narrow_l1b = static_cast<int>(v.size()) * 8;
+        for (int o = 0; o < C; ++o) v.push_back(st.l1_b[o]);
+        st.narrow_w.assign(v.size() * 8, 0.0f);
+        for (std::size_t j = 0; j < v.size(); ++j) std::fill_n(st.narrow_w.begin() + static_cast<long>(j) * 8, 8, v[j]);
     }
 
     /// Layer l over n rows: its FusedLayer from prepare() with this piece's window and condition, and
@@ -507,6 +636,8 @@ private:
     FloatVec film_, m_, cf_, hf_, r_;  // FiLM scratch: [S; T] rows, mix-in part, FiLM'd condition and input, 1x1 output
     FloatVec pre_;  // the past part of each layer (fused_one), or of one tile's rows (fused_tile)
     FloatVec fused_film_;  // activation_pre_film's [S; T] rows of each layer (fused_one) or of one tile's rows
+    FloatVec columns_in_, columns_out_, columns_skip_, columns_cond_, columns_scratch_;  // narrow arrays: one column per channel
+    std::vector<detail::NarrowSample> samples_;  // narrow arrays: each layer's single-sample view (narrow_one)
     std::vector<detail::FusedLayer> rows_;  // the wide fused layers (fused_row), for fused_one and fused_wide
 };
 

@@ -1,9 +1,10 @@
-// The fused WaveNet layer for arrays of at most 4 channels (A2-Lite has 3) on AVX2 + FMA: rows are
-// stored 4 floats apart, so one 8-lane register holds two consecutive rows, and an in-lane permute
-// broadcasts channel i of both rows at once. Half the FMAs of 8-lane rows with 5 padding lanes.
-// Per element the arithmetic has one fixed order in every tile: bias, the conv taps and input
-// channels in order, the mix-in, the activation, skip += a, layer1x1 (bias, then inputs in order)
-// + residual (at most 4 input channels: one chain is as short as the wide layer's quads). Lanes of one register never mix, so it does not matter which half a row is in.
+// The fused WaveNet layer for arrays of at most 4 channels (A2-Lite has 3) on AVX2 + FMA, vectorised
+// over time: each channel's history is its own ring of floats (History with a row stride of 1), so one
+// 8-lane register holds 8 consecutive samples of one channel, every lane does useful work, and a weight
+// is one pre-broadcast vector (no permutes). Lanes never mix, so any block partition, the tail of a
+// piece included (computed in whole registers, the lanes past its end discarded), gives the same bits.
+// Per element the arithmetic has one fixed order: bias, the conv taps and input channels in order,
+// the mix-in, the activation, skip += a, layer1x1 (bias, then inputs in order) + residual.
 #pragma once
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -11,95 +12,134 @@
 #endif
 
 #include "activation.hpp"
-#include "history.hpp"
 
 namespace rtnt {
 namespace wavenet {
 namespace detail {
 
-/// Everything one narrow fused layer pass reads and writes. Weight rows and biases hold 8 floats:
-/// the 4 output channels twice (one copy per row of a register).
+/// Samples a narrow layer pass may compute past the end of its piece (whole registers): the histories,
+/// condition and scratch columns are this much longer than the rows they hold.
+constexpr int kColumnSlack = 32;  // >= 8 * narrow_tile_registers() - 1
+
+/// Everything one narrow layer pass reads and writes. The weights are broadcast, 8 floats per value:
+/// conv [(k*C + i)*C + o], bias [o], mix-in [o], layer1x1 [i*C + o] and its bias [o].
 struct NarrowLayer {
-    const float* window;  // layer input history, rows of 4 floats: lookback rows, then the n current rows
+    const float* window[4];  // per input channel: lookback samples, then the piece's samples
     int dilation, taps;
-    const float* cond;    // the mono condition, cond_stride apart
-    int cond_stride;
+    const float* cond;       // the mono condition of the piece, contiguous (kColumnSlack readable past its end)
     const float *conv_w, *conv_b, *mix_w, *l1_w, *l1_b;
     const Activation* act;
-    float* skip;          // skip accumulator rows of 4 floats
-    float* scratch;       // one tile of activation outputs (rows of 4 floats)
-    History* next;        // the next layer's history, or nullptr: write `out` rows (4 floats) instead
-    float* out;
+    float* skip[4];          // per channel: the skip accumulator of the piece
+    float* out[4];           // per channel: the residual stream the layer writes (the next layer's input)
+    float* scratch;          // C x 8T floats (at most 128): one tile's activation inputs, per channel
 };
+
+/// x[0..n) = act(x) for channel `channel` (PReLU with one slope per channel takes that channel's).
+inline void activate_channel(const Activation& act, int channel, float* x, int n) noexcept {
+    if (act.kind == ActKind::Prelu && !act.slopes.empty()) {
+        const float s = act.slopes[static_cast<std::size_t>(channel)];
+        for (int t = 0; t < n; ++t) x[t] = x[t] > 0.0f ? x[t] : s * x[t];
+        return;
+    }
+    act.apply(x, 1, n, n);
+}
 
 #if defined(__AVX2__) && defined(__FMA__)
 constexpr bool kHasNarrowLayer = true;
 
-/// acc += lane-i broadcast of each row in x (both halves) times w[i], for i < C in order.
-template <int C>
-inline void narrow_channels(__m256& acc, __m256 x, const __m256 (&w)[4]) noexcept {
-    acc = _mm256_fmadd_ps(_mm256_permute_ps(x, 0x00), w[0], acc);
-    if constexpr (C > 1) acc = _mm256_fmadd_ps(_mm256_permute_ps(x, 0x55), w[1], acc);
-    if constexpr (C > 2) acc = _mm256_fmadd_ps(_mm256_permute_ps(x, 0xAA), w[2], acc);
-    if constexpr (C > 3) acc = _mm256_fmadd_ps(_mm256_permute_ps(x, 0xFF), w[3], acc);
-}
-
-/// Rows t0 .. t0+rows-1 (rows = 2R, or 2R-1 for a last odd row) of a narrow layer with C channels.
-template <int R, int C>
-inline void narrow_tile(const NarrowLayer& f, int t0, int rows) noexcept {
-    __m256 acc[R];
-    __m256 w[4];
-    const __m256 bias = _mm256_loadu_ps(f.conv_b);
-    for (int r = 0; r < R; ++r) acc[r] = bias;
+/// Samples t0 .. t0 + 8T - 1 of a layer with C channels.
+template <int C, int T>
+inline void narrow_tile(const NarrowLayer& f, int t0) noexcept {
+    __m256 acc[C][T];
+    for (int o = 0; o < C; ++o)
+        for (int v = 0; v < T; ++v) acc[o][v] = _mm256_loadu_ps(f.conv_b + o * 8);
     for (int k = 0; k < f.taps; ++k) {
-        const float* x = f.window + static_cast<long>(t0 + k * f.dilation) * 4;
-        for (int i = 0; i < C; ++i) w[i] = _mm256_loadu_ps(f.conv_w + (k * C + i) * 8);
-        for (int r = 0; r < R; ++r) narrow_channels<C>(acc[r], _mm256_loadu_ps(x + r * 8), w);
-    }
-    const __m256 mix = _mm256_loadu_ps(f.mix_w);
-    for (int r = 0; r < R; ++r) {
-        const int t = t0 + 2 * r;
-        const float second = t + 1 < t0 + rows ? f.cond[static_cast<long>(t + 1) * f.cond_stride] : 0.0f;
-        const __m256 c = _mm256_set_m128(_mm_set1_ps(second), _mm_set1_ps(f.cond[static_cast<long>(t) * f.cond_stride]));
-        acc[r] = _mm256_fmadd_ps(c, mix, acc[r]);
-        _mm256_storeu_ps(f.scratch + r * 8, acc[r]);
-    }
-    f.act->apply(f.scratch, 2 * R, 4, 4);
-    for (int r = 0; r < R; ++r) {
-        float* sk = f.skip + static_cast<long>(t0 + 2 * r) * 4;
-        if (2 * r + 1 < rows) _mm256_storeu_ps(sk, _mm256_add_ps(_mm256_loadu_ps(sk), _mm256_loadu_ps(f.scratch + r * 8)));
-        else _mm_storeu_ps(sk, _mm_add_ps(_mm_loadu_ps(sk), _mm_loadu_ps(f.scratch + r * 8)));
-    }
-    for (int i = 0; i < C; ++i) w[i] = _mm256_loadu_ps(f.l1_w + i * 8);
-    const __m256 l1_bias = _mm256_loadu_ps(f.l1_b);
-    const float* h = f.window + static_cast<long>(t0 + (f.taps - 1) * f.dilation) * 4;  // the current rows
-    const long mirror = f.next ? f.next->mirror() : 0;
-    for (int r = 0; r < R; ++r) {
-        __m256 v = l1_bias;
-        narrow_channels<C>(v, _mm256_loadu_ps(f.scratch + r * 8), w);
-        v = _mm256_add_ps(v, _mm256_loadu_ps(h + r * 8));
-        const int t = t0 + 2 * r;
-        const __m128 lo = _mm256_castps256_ps128(v), hi = _mm256_extractf128_ps(v, 1);
-        float* d0 = f.next ? f.next->next_row(t) : f.out + static_cast<long>(t) * 4;
-        _mm_storeu_ps(d0, lo);
-        if (mirror) _mm_storeu_ps(d0 + mirror, lo);
-        if (2 * r + 1 < rows) {
-            float* d1 = f.next ? f.next->next_row(t + 1) : f.out + static_cast<long>(t + 1) * 4;
-            _mm_storeu_ps(d1, hi);
-            if (mirror) _mm_storeu_ps(d1 + mirror, hi);
+        const long at = t0 + static_cast<long>(k) * f.dilation;
+        for (int i = 0; i < C; ++i) {
+            const float* w = f.conv_w + (k * C + i) * C * 8;
+            for (int v = 0; v < T; ++v) {
+                const __m256 x = _mm256_loadu_ps(f.window[i] + at + 8 * v);
+                for (int o = 0; o < C; ++o) acc[o][v] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w + o * 8), acc[o][v]);
+            }
         }
     }
+    for (int v = 0; v < T; ++v) {
+        const __m256 c = _mm256_loadu_ps(f.cond + t0 + 8 * v);
+        for (int o = 0; o < C; ++o) acc[o][v] = _mm256_fmadd_ps(c, _mm256_loadu_ps(f.mix_w + o * 8), acc[o][v]);
+    }
+    for (int o = 0; o < C; ++o) {
+        for (int v = 0; v < T; ++v) _mm256_storeu_ps(f.scratch + (o * T + v) * 8, acc[o][v]);
+        activate_channel(*f.act, o, f.scratch + o * T * 8, 8 * T);
+    }
+    __m256 a[C][T];
+    for (int o = 0; o < C; ++o)
+        for (int v = 0; v < T; ++v) {
+            a[o][v] = _mm256_loadu_ps(f.scratch + (o * T + v) * 8);
+            float* sk = f.skip[o] + t0 + 8 * v;
+            _mm256_storeu_ps(sk, _mm256_add_ps(_mm256_loadu_ps(sk), a[o][v]));
+        }
+    const long current = t0 + static_cast<long>(f.taps - 1) * f.dilation;  // the layer's input samples
+    for (int o = 0; o < C; ++o)
+        for (int v = 0; v < T; ++v) {
+            __m256 h = _mm256_loadu_ps(f.l1_b + o * 8);
+            for (int i = 0; i < C; ++i) h = _mm256_fmadd_ps(a[i][v], _mm256_loadu_ps(f.l1_w + (i * C + o) * 8), h);
+            h = _mm256_add_ps(h, _mm256_loadu_ps(f.window[o] + current + 8 * v));
+            _mm256_storeu_ps(f.out[o] + t0 + 8 * v, h);
+        }
 }
 
-/// n rows: tiles of 16, 8, 4 and 2 rows, then a last odd row.
+/// Registers of 8 samples per channel in one tile: as many as leave room for the input and a weight.
+template <int C>
+constexpr int narrow_tile_registers() {
+    return C <= 3 ? 4 : 2;
+}
+
+/// n samples: tiles of 8 * narrow_tile_registers (8 for a piece of at most 8), the last one reaching past n
+/// into the slack.
 template <int C>
 inline void narrow_rows(const NarrowLayer& f, int n) noexcept {
-    int t = 0;
-    for (; t + 16 <= n; t += 16) narrow_tile<8, C>(f, t, 16);
-    if (t + 8 <= n) narrow_tile<4, C>(f, t, 8), t += 8;
-    if (t + 4 <= n) narrow_tile<2, C>(f, t, 4), t += 4;
-    if (t + 2 <= n) narrow_tile<1, C>(f, t, 2), t += 2;
-    if (t < n) narrow_tile<1, C>(f, t, 1);
+    constexpr int T = narrow_tile_registers<C>();
+    if (n <= 8) return narrow_tile<C, 1>(f, 0);
+    for (int t = 0; t < n; t += 8 * T) narrow_tile<C, T>(f, t);
+}
+
+/// One sample of a narrow layer, 4 lanes over the output channels, in two halves so that the past taps of
+/// every layer can run before any layer's current sample is known (their chains then overlap). The weights
+/// are the packed rows (8 floats per input, output channel o in column o), not the broadcast ones.
+struct NarrowSample {
+    const float* window[4];  // per input channel: the lookback samples (the current one follows)
+    int dilation, taps, channels;
+    const float *conv_w, *conv_b, *mix_w, *l1_w, *l1_b;
+    const Activation* act;
+};
+
+/// past = bias + the conv's past taps (k < taps - 1), inputs in order: the start of each output channel's chain.
+inline void narrow_past(const NarrowSample& f, float* past) noexcept {
+    __m128 acc = _mm_loadu_ps(f.conv_b);
+    for (int k = 0; k + 1 < f.taps; ++k)
+        for (int i = 0; i < f.channels; ++i)
+            acc = _mm_fmadd_ps(_mm_set1_ps(f.window[i][static_cast<long>(k) * f.dilation]),
+                               _mm_loadu_ps(f.conv_w + (k * f.channels + i) * 8), acc);
+    _mm_storeu_ps(past, acc);
+}
+
+/// The rest of the sample from `past` (narrow_past's 4 floats): the current tap over x (the layer's input, C floats), the mix-in of
+/// condition c, the activation, skip += a (C floats), and x + layer1x1(a) into out (4 floats).
+inline void narrow_rest(const NarrowSample& f, const float* past, const float* x, float c, float* skip, float* out) noexcept {
+    const int C = f.channels;
+    __m128 acc = _mm_loadu_ps(past);
+    for (int i = 0; i < C; ++i)
+        acc = _mm_fmadd_ps(_mm_set1_ps(x[i]), _mm_loadu_ps(f.conv_w + ((f.taps - 1) * C + i) * 8), acc);
+    acc = _mm_fmadd_ps(_mm_set1_ps(c), _mm_loadu_ps(f.mix_w), acc);
+    alignas(16) float a[4];
+    _mm_store_ps(a, acc);
+    f.act->apply(a, 1, 4, 4);
+    for (int o = 0; o < C; ++o) skip[o] += a[o];
+    __m128 h = _mm_loadu_ps(f.l1_b);
+    for (int i = 0; i < C; ++i) h = _mm_fmadd_ps(_mm_set1_ps(a[i]), _mm_loadu_ps(f.l1_w + i * 8), h);
+    alignas(16) float in[4] = {};
+    for (int i = 0; i < C; ++i) in[i] = x[i];
+    _mm_storeu_ps(out, _mm_add_ps(h, _mm_load_ps(in)));
 }
 
 inline void narrow_layer(const NarrowLayer& f, int channels, int n) noexcept {
@@ -112,7 +152,15 @@ inline void narrow_layer(const NarrowLayer& f, int channels, int n) noexcept {
 }
 #else
 constexpr bool kHasNarrowLayer = false;
+struct NarrowSample {
+    const float* window[4];
+    int dilation, taps, channels;
+    const float *conv_w, *conv_b, *mix_w, *l1_w, *l1_b;
+    const Activation* act;
+};
 inline void narrow_layer(const NarrowLayer&, int, int) noexcept {}
+inline void narrow_past(const NarrowSample&, float*) noexcept {}
+inline void narrow_rest(const NarrowSample&, const float*, const float*, float, float*, float*) noexcept {}
 #endif
 
 }  // namespace detail
