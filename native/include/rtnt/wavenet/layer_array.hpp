@@ -232,6 +232,12 @@ public:
     /// The head rechannel of n rows of the skip accumulator acc_ into head_out_.
     void head(int n, bool settle) noexcept {
         const ArraySpec& s = spec_;
+        if (n == 1 && !settle && s.head_lookback() > 0) {  // head_one: product()'s chain, without its tiling
+            head_one(head_history_.window(0), 0, s.head_kernel - 1, true);
+            head_history_.store(acc_.data(), ss_, 1);
+            head_one(head_history_.newest(1), s.head_kernel - 1, 1, false);
+            return;
+        }
         if (s.head_lookback() > 0) {
             push(head_history_, acc_.data(), ss_, n, settle);
             Term t{head_history_.window(n), ss_, s.head_dilation * ss_, s.head_kernel, s.skip_width(), head_w_.data()};
@@ -435,33 +441,46 @@ private:
     }
 
     /// One sample through a narrow array's layers (the arithmetic of narrow_layers, bit for bit): first the past
-    /// taps of every layer (independent chains the CPU overlaps), then the rest layer by layer, each layer's
-    /// output appended to the next layer's column histories.
+    /// taps of every layer (detail::narrow_past_all: independent chains, interleaved), then the rest layer by
+    /// layer in registers (detail::narrow_rest), each layer's output appended to the next layer's column histories.
     void narrow_one(float cond, const float* skip_in) noexcept {
-        const int C = spec_.channels;
+        switch (spec_.channels) {
+            case 1: narrow_one_of<1>(cond, skip_in); break;
+            case 2: narrow_one_of<2>(cond, skip_in); break;
+            case 3: narrow_one_of<3>(cond, skip_in); break;
+            default: narrow_one_of<4>(cond, skip_in); break;
+        }
+    }
+
+    template <int C>
+    void narrow_one_of(float cond, const float* skip_in) noexcept {
+#if defined(__AVX2__) && defined(__FMA__)
         const std::size_t L = layers_.size();
-        float x[4] = {}, skip[4] = {}, out[4];
+        alignas(16) float x[4] = {}, skip[4] = {};
         for (int c = 0; c < C; ++c) {
             x[c] = h_[static_cast<std::size_t>(c)];
             layers_[0].columns[c].store_one(x[c]);
             if (skip_in) skip[c] = skip_in[c];
         }
+        for (std::size_t l = 0; l < L; ++l)
+            for (int c = 0; c < C; ++c) samples_[l].window[c] = layers_[l].columns[c].window(l == 0 ? 1 : 0);
+        detail::narrow_past_all(samples_.data(), static_cast<int>(L), pre_.data());
+        __m128 xv = _mm_load_ps(x), sk = _mm_load_ps(skip);
         for (std::size_t l = 0; l < L; ++l) {
-            detail::NarrowSample& f = samples_[l];
-            for (int c = 0; c < C; ++c) f.window[c] = layers_[l].columns[c].window(l == 0 ? 1 : 0);
-            detail::narrow_past(f, pre_.data() + 4 * l);
+            detail::narrow_rest<C>(samples_[l], pre_.data() + 4 * l, xv, cond, sk);
+            if (l + 1 == L) break;
+            _mm_store_ps(x, xv);
+            for (int c = 0; c < C; ++c) layers_[l + 1].columns[c].store_one(x[c]);
         }
-        for (std::size_t l = 0; l < L; ++l) {
-            detail::narrow_rest(samples_[l], pre_.data() + 4 * l, x, cond, skip, out);
-            for (int c = 0; c < C; ++c) {
-                x[c] = out[c];
-                if (l + 1 < L) layers_[l + 1].columns[c].store_one(x[c]);
-            }
-        }
+        _mm_store_ps(x, xv);
+        _mm_store_ps(skip, sk);
         std::fill(acc_.begin(), acc_.begin() + ss_, 0.0f);
         std::fill(residual_out_.begin(), residual_out_.begin() + hs_, 0.0f);
         std::copy(skip, skip + C, acc_.begin());
         std::copy(x, x + C, residual_out_.begin());
+#else
+        (void)cond, (void)skip_in;
+#endif
     }
 
     /// Appends n samples of every channel (columns of `src`, one column capacity apart) to a layer's

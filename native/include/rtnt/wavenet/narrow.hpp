@@ -123,23 +123,89 @@ inline void narrow_past(const NarrowSample& f, float* past) noexcept {
     _mm_storeu_ps(past, acc);
 }
 
-/// The rest of the sample from `past` (narrow_past's 4 floats): the current tap over x (the layer's input, C floats), the mix-in of
-/// condition c, the activation, skip += a (C floats), and x + layer1x1(a) into out (4 floats).
-inline void narrow_rest(const NarrowSample& f, const float* past, const float* x, float c, float* skip, float* out) noexcept {
-    const int C = f.channels;
+/// narrow_past of P layers with equal taps and channels at once, their chains interleaved (each alone is
+/// latency bound): past + 4p = layer f[p]'s, the same arithmetic per element.
+template <int P>
+inline void narrow_past_layers(const NarrowSample* f, float* past) noexcept {
+    __m128 acc[P];
+    for (int p = 0; p < P; ++p) acc[p] = _mm_loadu_ps(f[p].conv_b);
+    const int C = f[0].channels;
+    for (int k = 0; k + 1 < f[0].taps; ++k)
+        for (int i = 0; i < C; ++i)
+            for (int p = 0; p < P; ++p)
+                acc[p] = _mm_fmadd_ps(_mm_set1_ps(f[p].window[i][static_cast<long>(k) * f[p].dilation]),
+                                      _mm_loadu_ps(f[p].conv_w + (k * C + i) * 8), acc[p]);
+    for (int p = 0; p < P; ++p) _mm_storeu_ps(past + 4 * p, acc[p]);
+}
+
+/// narrow_past of layers [0, L): runs of 4 layers with equal taps interleaved, then 2, then single ones.
+inline void narrow_past_all(const NarrowSample* f, int L, float* past) noexcept {
+    for (int l = 0; l < L;) {
+        int run = 1;
+        while (run < 4 && l + run < L && f[l + run].taps == f[l].taps) ++run;
+        if (run == 4) narrow_past_layers<4>(f + l, past + 4 * l), l += 4;
+        else if (run >= 2) narrow_past_layers<2>(f + l, past + 4 * l), l += 2;
+        else narrow_past(f[l], past + 4 * l), l += 1;
+    }
+}
+
+/// act(v) lane by lane, bit-identical to Activation::apply: in registers for the piecewise-linear kinds
+/// and Tanh (the same operations in the same order), through apply() for the others.
+inline __m128 activate4(const Activation& act, __m128 v) noexcept {
+    const __m128 zero = _mm_setzero_ps();
+    switch (act.kind) {
+        case ActKind::Identity: return v;
+        case ActKind::Relu: return _mm_blendv_ps(v, zero, _mm_cmplt_ps(v, zero));  // std::max(v, 0.0f)
+        case ActKind::LeakyRelu: return _mm_blendv_ps(_mm_mul_ps(_mm_set1_ps(act.slope), v), v, _mm_cmpgt_ps(v, zero));
+        case ActKind::Tanh: {  // fast_tanh (core/math.hpp): clamp, then c * P(c^2) / Q(c^2)
+            __m128 c = _mm_blendv_ps(v, _mm_set1_ps(-9.0f), _mm_cmplt_ps(v, _mm_set1_ps(-9.0f)));
+            c = _mm_blendv_ps(c, _mm_set1_ps(9.0f), _mm_cmplt_ps(_mm_set1_ps(9.0f), c));
+            const __m128 s = _mm_mul_ps(c, c);
+            __m128 p = _mm_fmadd_ps(_mm_set1_ps(1.3420105e-08f), s, _mm_set1_ps(2.0661466e-05f));
+            p = _mm_fmadd_ps(p, s, _mm_set1_ps(3.4990083e-03f));
+            p = _mm_fmadd_ps(p, s, _mm_set1_ps(1.3383991e-01f));
+            p = _mm_fmadd_ps(p, s, _mm_set1_ps(1.0f));
+            __m128 q = _mm_fmadd_ps(_mm_set1_ps(7.8048447e-07f), s, _mm_set1_ps(3.2910585e-04f));
+            q = _mm_fmadd_ps(q, s, _mm_set1_ps(2.5890253e-02f));
+            q = _mm_fmadd_ps(q, s, _mm_set1_ps(4.6717313e-01f));
+            q = _mm_fmadd_ps(q, s, _mm_set1_ps(1.0f));
+            return _mm_div_ps(_mm_mul_ps(c, p), q);
+        }
+        default: {
+            alignas(16) float out[4];
+            _mm_store_ps(out, v);
+            act.apply(out, 1, 4, 4);
+            return _mm_load_ps(out);
+        }
+    }
+}
+
+/// Lane i of v in every lane.
+template <int I>
+inline __m128 lane(__m128 v) noexcept {
+    return _mm_shuffle_ps(v, v, I * 0x55);
+}
+
+/// The rest of a sample of a layer with C channels from `past` (narrow_past's 4 floats): the current tap
+/// over x (the layer's input, lanes past C zero), the mix-in of condition c, the activation, skip += a, and
+/// x = x + layer1x1(a), the layer's output (lanes past C stay zero), all in registers.
+template <int C>
+inline void narrow_rest(const NarrowSample& f, const float* past, __m128& x, float c, __m128& skip) noexcept {
     __m128 acc = _mm_loadu_ps(past);
-    for (int i = 0; i < C; ++i)
-        acc = _mm_fmadd_ps(_mm_set1_ps(x[i]), _mm_loadu_ps(f.conv_w + ((f.taps - 1) * C + i) * 8), acc);
+    const float* w = f.conv_w + (f.taps - 1) * C * 8;
+    acc = _mm_fmadd_ps(lane<0>(x), _mm_loadu_ps(w), acc);
+    if constexpr (C > 1) acc = _mm_fmadd_ps(lane<1>(x), _mm_loadu_ps(w + 8), acc);
+    if constexpr (C > 2) acc = _mm_fmadd_ps(lane<2>(x), _mm_loadu_ps(w + 16), acc);
+    if constexpr (C > 3) acc = _mm_fmadd_ps(lane<3>(x), _mm_loadu_ps(w + 24), acc);
     acc = _mm_fmadd_ps(_mm_set1_ps(c), _mm_loadu_ps(f.mix_w), acc);
-    alignas(16) float a[4];
-    _mm_store_ps(a, acc);
-    f.act->apply(a, 1, 4, 4);
-    for (int o = 0; o < C; ++o) skip[o] += a[o];
+    const __m128 a = activate4(*f.act, acc);
+    skip = _mm_add_ps(skip, a);
     __m128 h = _mm_loadu_ps(f.l1_b);
-    for (int i = 0; i < C; ++i) h = _mm_fmadd_ps(_mm_set1_ps(a[i]), _mm_loadu_ps(f.l1_w + i * 8), h);
-    alignas(16) float in[4] = {};
-    for (int i = 0; i < C; ++i) in[i] = x[i];
-    _mm_storeu_ps(out, _mm_add_ps(h, _mm_load_ps(in)));
+    h = _mm_fmadd_ps(lane<0>(a), _mm_loadu_ps(f.l1_w), h);
+    if constexpr (C > 1) h = _mm_fmadd_ps(lane<1>(a), _mm_loadu_ps(f.l1_w + 8), h);
+    if constexpr (C > 2) h = _mm_fmadd_ps(lane<2>(a), _mm_loadu_ps(f.l1_w + 16), h);
+    if constexpr (C > 3) h = _mm_fmadd_ps(lane<3>(a), _mm_loadu_ps(f.l1_w + 24), h);
+    x = _mm_add_ps(h, x);
 }
 
 inline void narrow_layer(const NarrowLayer& f, int channels, int n) noexcept {
@@ -159,8 +225,8 @@ struct NarrowSample {
     const Activation* act;
 };
 inline void narrow_layer(const NarrowLayer&, int, int) noexcept {}
-inline void narrow_past(const NarrowSample&, float*) noexcept {}
-inline void narrow_rest(const NarrowSample&, const float*, const float*, float, float*, float*) noexcept {}
+inline void narrow_past_all(const NarrowSample*, int, float*) noexcept {}
+
 #endif
 
 }  // namespace detail
