@@ -51,8 +51,16 @@ class Case:
 
 
 CASES = (
-    Case("wavenet_a1_standard.nam, NAM Core fast tanh (NAM plugin default)", "wavenet_a1_standard.nam", None, False, 1.5),
-    Case("wavenet_a1_standard.nam, NAM Core std::tanh (library default; -Ofast vectorises it)", "wavenet_a1_standard.nam", None, True, 0.0),
+    Case(
+        "wavenet_a1_standard.nam, NAM Core fast tanh (NAM plugin default)", "wavenet_a1_standard.nam", None, False, 1.5
+    ),
+    Case(
+        "wavenet_a1_standard.nam, NAM Core std::tanh (library default; -Ofast vectorises it)",
+        "wavenet_a1_standard.nam",
+        None,
+        True,
+        0.0,
+    ),
     Case("A2.nam -> A2-Full, 8 ch (NAM Core's A2 fast path)", "A2.nam", None, False, 1.0),
     Case("A2.nam slim 0 -> A2-Lite, 3 ch (NAM Core's A2 fast path)", "A2.nam", 0.0, False, 1.0),
 )
@@ -113,6 +121,7 @@ def nam_core_runs(exe: Path, case: Case, raw: Path, block: int, repeats: int) ->
 
 
 def report(rows: list[Row], info: dict, loads: tuple[list[float], list[float]], gemm: float, commit: str, args) -> str:
+    build = ", ".join(f"{k} {v}" for k, v in info["native_build"].items())
     lines = [
         "# rtnt and NAM Core side by side",
         "",
@@ -126,7 +135,7 @@ def report(rows: list[Row], info: dict, loads: tuple[list[float], list[float]], 
         f"- load average (1, 5, 15 min) before: {loads[0]}, after: {loads[1]}",
         f"- NAM Core commit {commit}, g++ {' '.join(FLAGS)}, Eigen from `{args.eigen}`; timed by "
         "scripts/nam_core_rtf.cpp around its block loop (`Reset()` prewarms, then `process()` per block)",
-        f"- rtnt: the installed native module ({', '.join(f'{k} {v}' for k, v in info['native_build'].items())}), timed in C++ around its block loop "
+        f"- rtnt: the installed native module ({build}), timed in C++ around its block loop "
         "(`NativeModel.time_blocks`, each run from a prewarmed `reset()`)",
         f"- input: {args.seconds:g} s of rtnt/demo/input.flac; RTF = audio seconds / wall seconds, single thread, "
         f"best of {args.repeats} runs; for each model and block, NAM Core's runs first, then rtnt's",
@@ -138,9 +147,11 @@ def report(rows: list[Row], info: dict, loads: tuple[list[float], list[float]], 
     ]
     for r in rows:
         asked = r.block in (64, 128) and r.case.target > 0
+        target = f">= {r.case.target:g}x" if asked else ""
+        met = ("yes" if r.ratio >= r.case.target else "NO") if asked else ""
         lines.append(
             f"| {r.case.label} | {r.block} | {max(r.nam_core):.1f} | **{max(r.rtnt):.1f}** | {r.ratio:.2f}x "
-            f"| {f'>= {r.case.target:g}x' if asked else ''} | {('yes' if r.ratio >= r.case.target else 'NO') if asked else ''} |"
+            f"| {target} | {met} |"
         )
     lines += ["", "## Every run", "", "| model | block | NAM Core runs | rtnt runs |", "|---|---:|---|---|"]
     for r in rows:

@@ -80,7 +80,10 @@ def envelope_gain(y: np.ndarray, y_hat: np.ndarray, features: list[np.ndarray], 
     energy = np.array([np.mean(y[a : a + w] ** 2) for a in starts])
     keep = energy > 10 ** (-4.5)
     log_gain = np.zeros(len(starts))
-    log_gain[keep] = [np.log(np.dot(y[a : a + w], y_hat[a : a + w]) / np.dot(y_hat[a : a + w], y_hat[a : a + w])) for a in starts[keep]]
+    log_gain[keep] = [
+        np.log(np.dot(y[a : a + w], y_hat[a : a + w]) / np.dot(y_hat[a : a + w], y_hat[a : a + w]))
+        for a in starts[keep]
+    ]
     design = np.column_stack([np.ones(len(starts))] + [f[starts] for f in features])
     train = keep & (starts + w <= fit.stop)
     weight = np.sqrt(energy[train])[:, None]
@@ -102,8 +105,10 @@ def explain(run: Path) -> None:
     def test_esr(pred: np.ndarray) -> float:
         return esr(y[test.start :], pred[test.start :])
 
-    print(f"{cfg.capture.name}, {cfg.preset.name}: test ESR {test_esr(y_hat):.5f}, validation "
-          f"{esr(y[splits.val.start : splits.val.stop], y_hat[splits.val.start : splits.val.stop]):.5f}")
+    print(
+        f"{cfg.capture.name}, {cfg.preset.name}: test ESR {test_esr(y_hat):.5f}, validation "
+        f"{esr(y[splits.val.start : splits.val.stop], y_hat[splits.val.start : splits.val.stop]):.5f}"
+    )
     print("validation seconds:", per_second(y, y_hat, splits.val.start, splits.val.stop, sr))
     print("test seconds:      ", per_second(y, y_hat, test.start, test.stop, sr))
     fit = splits.train
@@ -116,8 +121,10 @@ def explain(run: Path) -> None:
         for seconds in ((0.1,), (0.3,), (1.0,), (3.0,), (0.1, 1.0), (0.1, 0.3, 1.0, 3.0)):
             feats = [envelope_db(s, t, sr) for s in sources for t in seconds]
             pred = envelope_gain(y, y_hat, feats, fit, sr)
-            print(f"+ gain from {label} envelopes {seconds} s: test ESR {test_esr(pred):.5f}, "
-                  f"test seconds {per_second(y, pred, test.start, test.stop, sr)}")
+            print(
+                f"+ gain from {label} envelopes {seconds} s: test ESR {test_esr(pred):.5f}, "
+                f"test seconds {per_second(y, pred, test.start, test.stop, sr)}"
+            )
 
 
 def finetune(run: Path, region: str, steps: int, lr: float) -> None:
@@ -135,8 +142,11 @@ def finetune(run: Path, region: str, steps: int, lr: float) -> None:
 
     def report(label: str) -> None:
         pred = np.asarray(model.predict_on_batch(x[None, :, None]), dtype=np.float64).reshape(-1)
-        print(f"{label}: test ESR {esr(y[test.start:], pred[test.start:]):.5f}, "
-              f"seconds {per_second(y, pred, test.start, test.stop, sr)}", flush=True)
+        print(
+            f"{label}: test ESR {esr(y[test.start :], pred[test.start :]):.5f}, "
+            f"seconds {per_second(y, pred, test.start, test.stop, sr)}",
+            flush=True,
+        )
 
     report("before")
     drawn = Region("all", 0, len(x)) if region == "all" else splits.train

@@ -21,8 +21,8 @@ from rtnt.errors import ExportError
 from rtnt.export import export_model
 from rtnt.export.metadata import ModelMetadata, set_training_metadata
 from rtnt.export.nam import A1_VERSION, A2_VERSION, export_nam, save_nam
-from rtnt.native import NativeModel, native_available
 from rtnt.model import build_model, model_summary
+from rtnt.native import NativeModel, native_available
 from rtnt.runtime.nam_reference import NamModel, parse_version
 from rtnt.validate.parity import keras_predict, parity_error
 
