@@ -108,7 +108,6 @@ public:
         }
         if (narrow_) {
             const std::size_t column = static_cast<std::size_t>(max_rows + detail::kColumnSlack);
-            columns_in_.assign(4 * column, 0.0f);
             columns_out_.assign(4 * column, 0.0f);
             columns_skip_.assign(4 * column, 0.0f);
             columns_cond_.assign(column, 0.0f);
@@ -404,18 +403,17 @@ private:
         if (n == 1 && !settle) return narrow_one(cond[0], skip_in);
         const int C = spec_.channels;
         const long col = static_cast<long>(columns_cond_.size());  // one column's capacity
-        float* in = columns_in_.data();
-        float* out = columns_out_.data();
+        float* out = columns_out_.data();  // first layer 0's input (pushed to its histories), then each layer's output
         float* skip = columns_skip_.data();
         for (int t = 0; t < n; ++t) {
             columns_cond_[static_cast<std::size_t>(t)] = cond[static_cast<long>(t) * cond_stride];
             for (int c = 0; c < C; ++c) {
-                in[c * col + t] = h_[static_cast<std::size_t>(t) * cp_ + c];
+                out[c * col + t] = h_[static_cast<std::size_t>(t) * cp_ + c];
                 skip[c * col + t] = skip_in ? skip_in[static_cast<long>(t) * skip_stride + c] : 0.0f;
             }
         }
-        std::fill(columns_cond_.begin() + n, columns_cond_.end(), 0.0f);
-        push_columns(layers_[0], in, n, settle);
+        std::fill_n(columns_cond_.begin() + n, detail::kColumnSlack, 0.0f);  // what a last tile reads past n
+        push_columns(layers_[0], out, n, settle);
         for (std::size_t l = 0; l < layers_.size(); ++l) {
             LayerState& st = layers_[l];
             const LayerSpec& ls = spec_.layers[l];
@@ -655,7 +653,7 @@ private:
     FloatVec film_, m_, cf_, hf_, r_;  // FiLM scratch: [S; T] rows, mix-in part, FiLM'd condition and input, 1x1 output
     FloatVec pre_;  // the past part of each layer (fused_one), or of one tile's rows (fused_tile)
     FloatVec fused_film_;  // activation_pre_film's [S; T] rows of each layer (fused_one) or of one tile's rows
-    FloatVec columns_in_, columns_out_, columns_skip_, columns_cond_, columns_scratch_;  // narrow arrays: one column per channel
+    FloatVec columns_out_, columns_skip_, columns_cond_, columns_scratch_;  // narrow arrays: one column per channel
     std::vector<detail::NarrowSample> samples_;  // narrow arrays: each layer's single-sample view (narrow_one)
     std::vector<detail::FusedLayer> rows_;  // the wide fused layers (fused_row), for fused_one and fused_wide
 };

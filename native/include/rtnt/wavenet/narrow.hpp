@@ -12,6 +12,7 @@
 #endif
 
 #include "activation.hpp"
+#include "fused.hpp"
 
 namespace rtnt {
 namespace wavenet {
@@ -113,18 +114,9 @@ struct NarrowSample {
     const Activation* act;
 };
 
-/// past = bias + the conv's past taps (k < taps - 1), inputs in order: the start of each output channel's chain.
-inline void narrow_past(const NarrowSample& f, float* past) noexcept {
-    __m128 acc = _mm_loadu_ps(f.conv_b);
-    for (int k = 0; k + 1 < f.taps; ++k)
-        for (int i = 0; i < f.channels; ++i)
-            acc = _mm_fmadd_ps(_mm_set1_ps(f.window[i][static_cast<long>(k) * f.dilation]),
-                               _mm_loadu_ps(f.conv_w + (k * f.channels + i) * 8), acc);
-    _mm_storeu_ps(past, acc);
-}
-
-/// narrow_past of P layers with equal taps and channels at once, their chains interleaved (each alone is
-/// latency bound): past + 4p = layer f[p]'s, the same arithmetic per element.
+/// The past part of P layers with equal taps and channels, their chains interleaved (each alone is latency
+/// bound): past + 4p = bias + the conv's past taps (k < taps - 1, inputs in order) of layer f[p], the start of
+/// each output channel's chain.
 template <int P>
 inline void narrow_past_layers(const NarrowSample* f, float* past) noexcept {
     __m128 acc[P];
@@ -138,46 +130,26 @@ inline void narrow_past_layers(const NarrowSample* f, float* past) noexcept {
     for (int p = 0; p < P; ++p) _mm_storeu_ps(past + 4 * p, acc[p]);
 }
 
-/// narrow_past of layers [0, L): runs of 4 layers with equal taps interleaved, then 2, then single ones.
+/// narrow_past_layers over layers [0, L): runs of 4 layers with equal taps, then 2, then single ones.
 inline void narrow_past_all(const NarrowSample* f, int L, float* past) noexcept {
     for (int l = 0; l < L;) {
         int run = 1;
         while (run < 4 && l + run < L && f[l + run].taps == f[l].taps) ++run;
         if (run == 4) narrow_past_layers<4>(f + l, past + 4 * l), l += 4;
         else if (run >= 2) narrow_past_layers<2>(f + l, past + 4 * l), l += 2;
-        else narrow_past(f[l], past + 4 * l), l += 1;
+        else narrow_past_layers<1>(f + l, past + 4 * l), l += 1;
     }
 }
 
-/// act(v) lane by lane, bit-identical to Activation::apply: in registers for the piecewise-linear kinds
-/// and Tanh (the same operations in the same order), through apply() for the others.
+/// act(v) lane by lane, bit-identical to Activation::apply: through activate_lanes (fused.hpp) on v widened
+/// to 8 lanes (the upper ones zero) where that kind is computed in registers, through apply() otherwise.
 inline __m128 activate4(const Activation& act, __m128 v) noexcept {
-    const __m128 zero = _mm_setzero_ps();
-    switch (act.kind) {
-        case ActKind::Identity: return v;
-        case ActKind::Relu: return _mm_blendv_ps(v, zero, _mm_cmplt_ps(v, zero));  // std::max(v, 0.0f)
-        case ActKind::LeakyRelu: return _mm_blendv_ps(_mm_mul_ps(_mm_set1_ps(act.slope), v), v, _mm_cmpgt_ps(v, zero));
-        case ActKind::Tanh: {  // fast_tanh (core/math.hpp): clamp, then c * P(c^2) / Q(c^2)
-            __m128 c = _mm_blendv_ps(v, _mm_set1_ps(-9.0f), _mm_cmplt_ps(v, _mm_set1_ps(-9.0f)));
-            c = _mm_blendv_ps(c, _mm_set1_ps(9.0f), _mm_cmplt_ps(_mm_set1_ps(9.0f), c));
-            const __m128 s = _mm_mul_ps(c, c);
-            __m128 p = _mm_fmadd_ps(_mm_set1_ps(1.3420105e-08f), s, _mm_set1_ps(2.0661466e-05f));
-            p = _mm_fmadd_ps(p, s, _mm_set1_ps(3.4990083e-03f));
-            p = _mm_fmadd_ps(p, s, _mm_set1_ps(1.3383991e-01f));
-            p = _mm_fmadd_ps(p, s, _mm_set1_ps(1.0f));
-            __m128 q = _mm_fmadd_ps(_mm_set1_ps(7.8048447e-07f), s, _mm_set1_ps(3.2910585e-04f));
-            q = _mm_fmadd_ps(q, s, _mm_set1_ps(2.5890253e-02f));
-            q = _mm_fmadd_ps(q, s, _mm_set1_ps(4.6717313e-01f));
-            q = _mm_fmadd_ps(q, s, _mm_set1_ps(1.0f));
-            return _mm_div_ps(_mm_mul_ps(c, p), q);
-        }
-        default: {
-            alignas(16) float out[4];
-            _mm_store_ps(out, v);
-            act.apply(out, 1, 4, 4);
-            return _mm_load_ps(out);
-        }
-    }
+    vf wide[1][1] = {{reinterpret_cast<vf>(_mm256_set_m128(_mm_setzero_ps(), v))}};
+    if (activate_lanes<1, 1>(act, wide)) return _mm256_castps256_ps128(reinterpret_cast<__m256>(wide[0][0]));
+    alignas(16) float out[4];
+    _mm_store_ps(out, v);
+    act.apply(out, 1, 4, 4);
+    return _mm_load_ps(out);
 }
 
 /// Lane i of v in every lane.
@@ -186,7 +158,7 @@ inline __m128 lane(__m128 v) noexcept {
     return _mm_shuffle_ps(v, v, I * 0x55);
 }
 
-/// The rest of a sample of a layer with C channels from `past` (narrow_past's 4 floats): the current tap
+/// The rest of a sample of a layer with C channels from `past` (narrow_past_layers' 4 floats): the current tap
 /// over x (the layer's input, lanes past C zero), the mix-in of condition c, the activation, skip += a, and
 /// x = x + layer1x1(a), the layer's output (lanes past C stay zero), all in registers.
 template <int C>
