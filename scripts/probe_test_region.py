@@ -111,12 +111,11 @@ def explain(run: Path) -> None:
     )
     print("validation seconds:", per_second(y, y_hat, splits.val.start, splits.val.stop, sr))
     print("test seconds:      ", per_second(y, y_hat, test.start, test.stop, sr))
-    fit = splits.train
-    for name, src in (("model output", y_hat), ("input", cap.x.astype(np.float64))):
+    fit, x = splits.train, cap.x.astype(np.float64)
+    for name, src in (("model output", y_hat), ("input", x)):
         for taps in (4096, 12000, 24000, 48000):
             pred = y_hat + linear_tail(src, y - y_hat, fit, taps)
             print(f"+ linear filter of the {name}, {taps} taps: test ESR {test_esr(pred):.5f}")
-    x = cap.x.astype(np.float64)
     for label, sources in (("input", [x]), ("model output", [y_hat]), ("input and model output", [x, y_hat])):
         for seconds in ((0.1,), (0.3,), (1.0,), (3.0,), (0.1, 1.0), (0.1, 0.3, 1.0, 3.0)):
             feats = [envelope_db(s, t, sr) for s in sources for t in seconds]
