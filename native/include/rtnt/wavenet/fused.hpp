@@ -75,11 +75,6 @@ RTNT_ALWAYS_INLINE void accumulate_quads(vf (&acc)[R][V], const float* x, int ci
     }
 }
 
-inline vf madd_lanes(const vf& a, const vf& b, vf c) noexcept {
-    fma_lanes(c, a, b);
-    return c;
-}
-
 /// Lane by lane mask ? a : b, for a mask from a vector comparison (bitwise: GCC and Clang alike).
 typedef int vmask __attribute__((vector_size(4 * kLanes)));
 inline vf select_lanes(const vmask& mask, const vf& a, const vf& b) noexcept {
@@ -91,26 +86,12 @@ inline vf select_lanes(const vmask& mask, const vf& a, const vf& b) noexcept {
 /// Returns false (acc untouched) for the other kinds.
 template <int R, int V>
 inline bool activate_lanes(const Activation& act, vf (&acc)[R][V]) noexcept {
-    vf lo, hi, zero{};
+    vf lo, zero{};
     switch (act.kind) {
         case ActKind::Identity: return true;
-        case ActKind::Tanh:  // fast_tanh (core/math.hpp), std::min/std::max spelled out
-            splat(lo, -9.0f);
-            splat(hi, 9.0f);
+        case ActKind::Tanh:
             for (int r = 0; r < R; ++r)
-                for (int c = 0; c < V; ++c) {
-                    vf x = acc[r][c];
-                    x = select_lanes(x < lo, lo, x);
-                    x = select_lanes(hi < x, hi, x);
-                    const vf sq = x * x;
-                    vf k4, k3, k2, k1, one, m4, m3, m2, m1;
-                    splat(k4, 1.3420105e-08f), splat(k3, 2.0661466e-05f), splat(k2, 3.4990083e-03f), splat(k1, 1.3383991e-01f);
-                    splat(m4, 7.8048447e-07f), splat(m3, 3.2910585e-04f), splat(m2, 2.5890253e-02f), splat(m1, 4.6717313e-01f);
-                    splat(one, 1.0f);
-                    const vf p = madd_lanes(madd_lanes(madd_lanes(madd_lanes(k4, sq, k3), sq, k2), sq, k1), sq, one);
-                    const vf q = madd_lanes(madd_lanes(madd_lanes(madd_lanes(m4, sq, m3), sq, m2), sq, m1), sq, one);
-                    acc[r][c] = x * p / q;
-                }
+                for (int c = 0; c < V; ++c) acc[r][c] = tanh_lanes(acc[r][c]);
             return true;
         case ActKind::Relu:
             for (int r = 0; r < R; ++r)

@@ -231,10 +231,9 @@ public:
     /// The head rechannel of n rows of the skip accumulator acc_ into head_out_.
     void head(int n, bool settle) noexcept {
         const ArraySpec& s = spec_;
-        if (n == 1 && !settle && s.head_lookback() > 0) {  // head_one: product()'s chain, without its tiling
-            head_one(head_history_.window(0), 0, s.head_kernel - 1, true);
-            head_history_.store(acc_.data(), ss_, 1);
-            head_one(head_history_.newest(1), s.head_kernel - 1, 1, false);
+        if (n == 1 && !settle && s.head_lookback() > 0) {  // product()'s chain, without its tiling
+            head_past_one();
+            head_current_one();
             return;
         }
         if (s.head_lookback() > 0) {
@@ -557,44 +556,37 @@ private:
     /// conv's past taps (product()'s chain up to the current tap) also computed before the layers.
     void process_one(const float* in, int in_stride, const float* cond, const float* skip_in) noexcept {
         const ArraySpec& s = spec_;
-        Term rechannel{in, in_stride, 0, 1, s.input_size, rechannel_w_.data()};
-        product(&rechannel, 1, zero_bias_.data(), cp_, nullptr, 0, h_.data(), cp_, 1);
-        layers_[0].history.store(h_.data(), cp_, 1);
+        const Term rechannel{in, in_stride, 0, 1, s.input_size, rechannel_w_.data()};
+        History& h0 = layers_[0].history;
+        detail::product_one(&rechannel, 1, zero_bias_.data(), cp_, nullptr, h0.next_row(0), h0.next_row(0) + h0.mirror());
+        h0.commit(1);
         if (skip_in) std::memcpy(acc_.data(), skip_in, sizeof(float) * static_cast<std::size_t>(ss_));
         else std::fill(acc_.begin(), acc_.begin() + ss_, 0.0f);
         const bool head_taps = s.head_lookback() > 0;
-        if (head_taps) head_one(head_history_.window(0), 0, s.head_kernel - 1, true);
+        if (head_taps) head_past_one();
         if (bp_ == 8) fused_one<1>(cond);
         else fused_one<2>(cond);
         if (head_taps) {
-            head_history_.store(acc_.data(), ss_, 1);
-            head_one(head_history_.newest(1), s.head_kernel - 1, 1, false);
+            head_current_one();
         } else {
-            Term t{acc_.data(), ss_, 0, 1, s.skip_width(), head_w_.data()};
-            product(&t, 1, head_b_.data(), hp_, nullptr, 0, head_out_.data(), hp_, 1);
+            const Term t{acc_.data(), ss_, 0, 1, s.skip_width(), head_w_.data()};
+            detail::product_one(&t, 1, head_b_.data(), hp_, nullptr, head_out_.data());
         }
     }
 
-    /// head_out_ row 0 over columns [0, hp_): the head conv's chain (product()'s order) over taps
-    /// k0 .. k0+taps-1, starting from the bias (`first`) or from head_out_. `rows`: the row of tap k0.
-    void head_one(const float* rows, int k0, int taps, bool first) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-        using rtnt::detail::vf;
-        using rtnt::detail::vfu;
-        constexpr int V = 8 / detail::kLanes;
+    /// head_out_ row 0 = the head conv's bias and past taps (product()'s chain up to the current tap);
+    /// head_current_one then stores the skip row and finishes the chain with the current tap.
+    void head_past_one() noexcept {
         const ArraySpec& s = spec_;
-        const long w0 = static_cast<long>(k0) * s.skip_width() * hp_;
-        for (int c = 0; c < hp_; c += 8) {
-            vf acc[1][V];
-            const float* start = first ? head_b_.data() + c : head_out_.data() + c;
-            for (int v = 0; v < V; ++v) acc[0][v] = *reinterpret_cast<const vfu*>(start + detail::kLanes * v);
-            const Term t{rows, ss_, s.head_dilation * ss_, taps, s.skip_width(), head_w_.data() + w0 + c};
-            detail::accumulate<1, V, 0>(acc, t, hp_);
-            for (int v = 0; v < V; ++v) *reinterpret_cast<vfu*>(head_out_.data() + c + detail::kLanes * v) = acc[0][v];
-        }
-#else
-        (void)rows, (void)k0, (void)taps, (void)first;
-#endif
+        const Term t{head_history_.window(0), ss_, s.head_dilation * ss_, s.head_kernel - 1, s.skip_width(), head_w_.data()};
+        detail::product_one(&t, 1, head_b_.data(), hp_, nullptr, head_out_.data());
+    }
+    void head_current_one() noexcept {
+        const ArraySpec& s = spec_;
+        head_history_.store(acc_.data(), ss_, 1);
+        const long w0 = static_cast<long>(s.head_kernel - 1) * s.skip_width() * hp_;
+        const Term t{head_history_.newest(1), ss_, 0, 1, s.skip_width(), head_w_.data() + w0};
+        detail::product_one(&t, 1, head_out_.data(), hp_, nullptr, head_out_.data());
     }
 
     static void push(History& h, const float* rows, int stride, int n, bool settle) noexcept {

@@ -11,6 +11,8 @@
 // result does not depend on how a signal is cut into blocks.
 #pragma once
 
+#include <cstring>
+
 #include "../core/tap_gemm.hpp"
 
 namespace rtnt {
@@ -139,6 +141,33 @@ inline void product_columns(const Term* terms, int nterms, const float* bias, in
         else product_rows<tile_rows<1>(), 1, S>(local, nterms, bc, np, rc, rstride, oc, ostride, n);
         c += 8 * groups;
     }
+}
+
+/// product() for one row: the same chain per element in columns of 8, without the tiling's
+/// dispatch (block size 1). `bias` may be `out` (a chain continued); `out2`, when set, gets a copy.
+inline void product_one(const Term* terms, int nterms, const float* bias, int np, const float* residual, float* out,
+                        float* out2 = nullptr) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    constexpr int V = 8 / kLanes;
+    for (int c = 0; c < np; c += 8) {
+        vf acc[1][V];
+        for (int v = 0; v < V; ++v) acc[0][v] = *reinterpret_cast<const vfu*>(bias + c + kLanes * v);
+        for (int j = 0; j < nterms; ++j) {
+            Term t = terms[j];
+            t.w += c;
+            accumulate<1, V, 0>(acc, t, np);
+        }
+        for (int v = 0; v < V; ++v) {
+            vf x = acc[0][v];
+            if (residual) x = x + vf(*reinterpret_cast<const vfu*>(residual + c + kLanes * v));
+            *reinterpret_cast<vfu*>(out + c + kLanes * v) = x;
+            if (out2) *reinterpret_cast<vfu*>(out2 + c + kLanes * v) = x;
+        }
+    }
+#else
+    product_columns<0>(terms, nterms, bias, np, residual, 0, out, 0, 1);
+    if (out2) std::memcpy(out2, out, sizeof(float) * static_cast<std::size_t>(np));
+#endif
 }
 
 }  // namespace detail
