@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../core/aligned.hpp"
+#include "../core/lanes.hpp"
 #include "../core/layer.hpp"
 #include "../core/math.hpp"
 

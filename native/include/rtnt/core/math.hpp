@@ -59,14 +59,6 @@ RTNT_ALWAYS_INLINE float dot_lanes(const float* RTNT_RESTRICT a, const float* RT
     return lane[0];
 }
 
-inline void tanh_inplace(float* RTNT_RESTRICT x, int n) noexcept {
-    for (int i = 0; i < n; ++i) x[i] = fast_tanh(x[i]);
-}
-
-inline void sigmoid_inplace(float* RTNT_RESTRICT x, int n) noexcept {
-    for (int i = 0; i < n; ++i) x[i] = fast_sigmoid(x[i]);
-}
-
 inline void relu_inplace(float* RTNT_RESTRICT x, int n) noexcept {
     for (int i = 0; i < n; ++i) x[i] = std::max(x[i], 0.0f);
 }

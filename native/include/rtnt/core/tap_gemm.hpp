@@ -17,28 +17,11 @@
 
 #include <cmath>
 
-#if defined(__FMA__) && defined(__AVX__)
-#include <immintrin.h>
-#elif defined(__aarch64__)
-#include <arm_neon.h>
-#endif
-
+#include "lanes.hpp"
 #include "math.hpp"
 
 namespace rtnt {
 namespace detail {
-
-#if defined(__AVX__)
-constexpr int kLanes = 8;  // floats per SIMD register
-#else
-constexpr int kLanes = 4;  // SSE, NEON and the generic fallback
-#endif
-
-#if defined(__AVX512F__) || defined(__aarch64__)
-constexpr int kVectorRegisters = 32;  // AVX-512VL: 32 ymm; AArch64: 32 q registers
-#else
-constexpr int kVectorRegisters = 16;
-#endif
 
 /// Rows per tile for NC column chunks of 8 floats (V = 8 NC / kLanes registers per row): as many
 /// accumulators as leave room for the weight row and a broadcast in the register file (at most 12).
@@ -50,38 +33,6 @@ constexpr int tile_rows() {
 }
 
 #if defined(__GNUC__) || defined(__clang__)
-// GCC/Clang vector extension: the compiler maps vf onto one AVX, SSE or NEON register. The code
-// stays portable C++ with exactly one instruction sequence for every row of a tile.
-typedef float vf __attribute__((vector_size(4 * kLanes)));
-/// The same vector at float alignment, allowed to alias float arrays: for loads and stores.
-typedef float vfu __attribute__((vector_size(4 * kLanes), aligned(4), may_alias));
-
-/// acc = a * b + acc lane by lane, rounded like madd(): fused on FMA hardware, never left to
-/// contraction (GCC contracts some instantiations of a template and not others). Vectors pass by
-/// reference so no vector-register calling convention is involved on any target.
-inline void fma_lanes(vf& acc, const vf& a, const vf& b) noexcept {
-#if defined(__FMA__) && defined(__AVX__)
-    acc = reinterpret_cast<vf>(_mm256_fmadd_ps(reinterpret_cast<__m256>(a), reinterpret_cast<__m256>(b),
-                                               reinterpret_cast<__m256>(acc)));
-#elif defined(__aarch64__)
-    acc = reinterpret_cast<vf>(vfmaq_f32(reinterpret_cast<float32x4_t>(acc), reinterpret_cast<float32x4_t>(a),
-                                         reinterpret_cast<float32x4_t>(b)));
-#elif defined(__x86_64__) || defined(__i386__)
-    acc = a * b + acc;  // no FMA instructions enabled: nothing can be contracted
-#else
-    for (int l = 0; l < kLanes; ++l) acc[l] = std::fma(a[l], b[l], acc[l]);
-#endif
-}
-
-/// Every lane set to x (an initialiser list: no arithmetic, so a plain broadcast).
-inline void splat(vf& v, float x) noexcept {
-#if defined(__AVX__)
-    v = vf{x, x, x, x, x, x, x, x};
-#else
-    v = vf{x, x, x, x};
-#endif
-}
-
 /// Adds v into out (or stores it, for the first tap): the fixed chain combination order.
 inline void add_chain(float* out, const vf& v, bool first) noexcept {
     vfu& o = *reinterpret_cast<vfu*>(out);

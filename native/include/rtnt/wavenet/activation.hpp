@@ -7,7 +7,7 @@
 
 #include "../core/aligned.hpp"
 #include "../core/math.hpp"
-#include "../core/tap_gemm.hpp"
+#include "../core/lanes.hpp"
 
 namespace rtnt {
 namespace wavenet {
@@ -23,46 +23,6 @@ RTNT_ALWAYS_INLINE float nam_fast_tanh(float x) noexcept {
            (2.44506634652299f + (2.44506634652299f + x2) * std::fabs(x + 0.814642734961073f * x * ax));
 }
 
-namespace detail {
-#if defined(__GNUC__) || defined(__clang__)
-using rtnt::detail::fma_lanes;
-using rtnt::detail::kLanes;
-using rtnt::detail::splat;
-using rtnt::detail::vf;
-using rtnt::detail::vfu;
-
-inline vf madd_lanes(const vf& a, const vf& b, vf c) noexcept {
-    fma_lanes(c, a, b);
-    return c;
-}
-
-/// std::min(std::max(x, lo), hi) lane by lane (a NaN x passes through): on x86 vmaxps(lo, x) then
-/// vminps(hi, .), which have exactly those semantics (GCC emits compares and blends for them).
-inline vf clamp_lanes(const vf& x, const vf& lo, const vf& hi) noexcept {
-#if defined(__AVX__)
-    const __m256 low = _mm256_max_ps(reinterpret_cast<__m256>(lo), reinterpret_cast<__m256>(x));
-    return reinterpret_cast<vf>(_mm256_min_ps(reinterpret_cast<__m256>(hi), low));
-#else
-    const vf low = x < lo ? lo : x;
-    return hi < low ? hi : low;
-#endif
-}
-
-/// fast_tanh (core/math.hpp) lane by lane, bit for bit: the same operations in the same order.
-inline vf tanh_lanes(const vf& v) noexcept {
-    vf lo, hi, k4, k3, k2, k1, one, m4, m3, m2, m1;
-    splat(lo, -9.0f), splat(hi, 9.0f), splat(one, 1.0f);
-    splat(k4, 1.3420105e-08f), splat(k3, 2.0661466e-05f), splat(k2, 3.4990083e-03f), splat(k1, 1.3383991e-01f);
-    splat(m4, 7.8048447e-07f), splat(m3, 3.2910585e-04f), splat(m2, 2.5890253e-02f), splat(m1, 4.6717313e-01f);
-    const vf x = clamp_lanes(v, lo, hi);
-    const vf sq = x * x;
-    const vf p = madd_lanes(madd_lanes(madd_lanes(madd_lanes(k4, sq, k3), sq, k2), sq, k1), sq, one);
-    const vf q = madd_lanes(madd_lanes(madd_lanes(madd_lanes(m4, sq, m3), sq, m2), sq, m1), sq, one);
-    return x * p / q;
-}
-#endif
-}  // namespace detail
-
 /// One activation with its parameters. Tanh and Sigmoid use rtnt's vectorised approximations
 /// (within 4e-7 and 2e-7 absolute of the exact functions that NAM Core uses).
 struct Activation {
@@ -77,7 +37,7 @@ struct Activation {
     void apply(float* x, int rows, int width, int stride) const noexcept {
         switch (kind) {
             case ActKind::Identity: break;
-            case ActKind::Tanh: tanh_rows(x, rows, width, stride); break;
+            case ActKind::Tanh: rows_inplace(x, rows, width, stride, tanh_inplace); break;
             case ActKind::Hardtanh: each(x, rows, width, stride, [](float v) { return std::min(std::max(v, -1.0f), 1.0f); }); break;
             case ActKind::Fasttanh: each(x, rows, width, stride, [](float v) { return nam_fast_tanh(v); }); break;
             case ActKind::Relu: each(x, rows, width, stride, [](float v) { return std::max(v, 0.0f); }); break;
@@ -98,7 +58,7 @@ struct Activation {
                     }
                 }
                 break;
-            case ActKind::Sigmoid: each(x, rows, width, stride, [](float v) { return fast_sigmoid(v); }); break;
+            case ActKind::Sigmoid: rows_inplace(x, rows, width, stride, sigmoid_inplace); break;
             case ActKind::Silu: each(x, rows, width, stride, [](float v) { return v * fast_sigmoid(v); }); break;
             case ActKind::Hardswish:
                 each(x, rows, width, stride,
@@ -115,19 +75,10 @@ struct Activation {
     }
 
 private:
-    /// fast_tanh over the rows: in registers (tanh_lanes, bit-identical) where the width is whole registers.
-    static void tanh_rows(float* x, int rows, int width, int stride) noexcept {
-#if defined(__GNUC__) || defined(__clang__)
-        if (width % detail::kLanes == 0) {
-            for (int r = 0; r < rows; ++r)
-                for (int c = 0; c < width; c += detail::kLanes) {
-                    auto* v = reinterpret_cast<detail::vfu*>(x + static_cast<long>(r) * stride + c);
-                    *v = detail::tanh_lanes(*v);
-                }
-            return;
-        }
-#endif
-        each(x, rows, width, stride, [](float v) { return fast_tanh(v); });
+    /// fn (tanh_inplace or sigmoid_inplace of core/lanes.hpp: vectorised, bit-identical) over the rows.
+    static void rows_inplace(float* x, int rows, int width, int stride, void (*fn)(float*, long) noexcept) noexcept {
+        if (width == stride) return fn(x, static_cast<long>(rows) * stride);
+        for (int r = 0; r < rows; ++r) fn(x + static_cast<long>(r) * stride, width);
     }
 
     /// x = f(x) over the rows' first `width` floats: one flat loop when the rows are contiguous.

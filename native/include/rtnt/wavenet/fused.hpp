@@ -91,7 +91,7 @@ inline bool activate_lanes(const Activation& act, vf (&acc)[R][V]) noexcept {
         case ActKind::Identity: return true;
         case ActKind::Tanh:
             for (int r = 0; r < R; ++r)
-                for (int c = 0; c < V; ++c) acc[r][c] = tanh_lanes(acc[r][c]);
+                for (int c = 0; c < V; ++c) acc[r][c] = rtnt::detail::tanh_lanes(acc[r][c]);
             return true;
         case ActKind::Relu:
             for (int r = 0; r < R; ++r)
