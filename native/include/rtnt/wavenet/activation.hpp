@@ -37,7 +37,7 @@ struct Activation {
     void apply(float* x, int rows, int width, int stride) const noexcept {
         switch (kind) {
             case ActKind::Identity: break;
-            case ActKind::Tanh: rows_inplace(x, rows, width, stride, tanh_inplace); break;
+            case ActKind::Tanh: rows_inplace(x, rows, width, stride, [](float* v, long n) { tanh_inplace(v, n); }); break;
             case ActKind::Hardtanh: each(x, rows, width, stride, [](float v) { return std::min(std::max(v, -1.0f), 1.0f); }); break;
             case ActKind::Fasttanh: each(x, rows, width, stride, [](float v) { return nam_fast_tanh(v); }); break;
             case ActKind::Relu: each(x, rows, width, stride, [](float v) { return std::max(v, 0.0f); }); break;
@@ -58,7 +58,7 @@ struct Activation {
                     }
                 }
                 break;
-            case ActKind::Sigmoid: rows_inplace(x, rows, width, stride, sigmoid_inplace); break;
+            case ActKind::Sigmoid: rows_inplace(x, rows, width, stride, [](float* v, long n) { sigmoid_inplace(v, n); }); break;
             case ActKind::Silu: each(x, rows, width, stride, [](float v) { return v * fast_sigmoid(v); }); break;
             case ActKind::Hardswish:
                 each(x, rows, width, stride,
@@ -76,7 +76,8 @@ struct Activation {
 
 private:
     /// fn (tanh_inplace or sigmoid_inplace of core/lanes.hpp: vectorised, bit-identical) over the rows.
-    static void rows_inplace(float* x, int rows, int width, int stride, void (*fn)(float*, long) noexcept) noexcept {
+    template <typename F>
+    static void rows_inplace(float* x, int rows, int width, int stride, F fn) noexcept {
         if (width == stride) return fn(x, static_cast<long>(rows) * stride);
         for (int r = 0; r < rows; ++r) fn(x + static_cast<long>(r) * stride, width);
     }
