@@ -140,6 +140,30 @@ void test_denormals_flushed_inside_process() {
 
 }  // namespace
 
+namespace {
+
+/// tanh_inplace / sigmoid_inplace (core/lanes.hpp, registers and scalar tail) against fast_tanh /
+/// fast_sigmoid, bit for bit: random values over the clamp range and beyond, and the special ones
+/// (signed zeros, the clamp bounds, denormals, infinities, NaN, which must stay NaN).
+void test_lane_functions_match_scalar() {
+    std::vector<float> x = {0.0f, -0.0f, 9.0f, -9.0f, 9.000001f, -9.000001f, 1e-40f, -1e-40f,
+                            INFINITY, -INFINITY, NAN, -NAN, 3.4e38f, -3.4e38f, 1e-7f, 0.5f, -0.5f};
+    std::mt19937 rng(7);
+    std::uniform_real_distribution<float> u(-12.0f, 12.0f);
+    while (x.size() < 4099) x.push_back(u(rng));  // not a whole number of registers: the tail runs too
+    const auto same_bits = [](float a, float b) { return std::isnan(a) ? std::isnan(b) : std::memcmp(&a, &b, 4) == 0; };
+    std::vector<float> t = x, g = x;
+    rtnt::tanh_inplace(t.data(), static_cast<long>(t.size()));
+    rtnt::sigmoid_inplace(g.data(), static_cast<long>(g.size()));
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        CHECK(same_bits(t[i], rtnt::fast_tanh(x[i])));
+        CHECK(same_bits(g[i], rtnt::fast_sigmoid(x[i])));
+    }
+    std::printf("lane tanh/sigmoid bit-identical to the scalar ones: ok\n");
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
 
 namespace {
@@ -175,6 +199,7 @@ int main(int argc, char** argv) {
     test_partitions(stack, "tcn");
     test_reset_and_isolation(tcn);
     test_errors();
+    test_lane_functions_match_scalar();
 #if defined(RTNT_HAS_MXCSR)
     test_denormals_flushed_inside_process();
 #endif
