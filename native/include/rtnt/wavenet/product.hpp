@@ -174,9 +174,11 @@ inline void product_one(const Term* terms, int nterms, const float* bias, int np
 
 /// Computes n output rows over columns [0, np) (see the file comment); at most 4 terms. The first
 /// term's row stride picks a kernel with that stride built in when it is 8, 16 or 32 (the padded
-/// widths of 1-8, 9-16 and 25-32 channels); the arithmetic is the same in every kernel.
+/// widths of 1-8, 9-16 and 25-32 channels); a single row goes to product_one. The arithmetic is the
+/// same in every kernel.
 inline void product(const Term* terms, int nterms, const float* bias, int np, const float* residual, int rstride, float* out,
                     int ostride, int n) noexcept {
+    if (n == 1) return detail::product_one(terms, nterms, bias, np, residual, out);
     switch (terms[0].stride) {
         case 8: detail::product_columns<8>(terms, nterms, bias, np, residual, rstride, out, ostride, n); break;
         case 16: detail::product_columns<16>(terms, nterms, bias, np, residual, rstride, out, ostride, n); break;
