@@ -98,30 +98,40 @@ inline vf sigmoid_lanes(const vf& v) noexcept {
 }
 #endif
 
+/// x = scalar(x) over n floats: whole registers through `lanes` (the same function on vf, bit for bit), the
+/// rest one by one.
+template <typename Lanes, typename Scalar>
+inline void map_inplace(float* RTNT_RESTRICT x, long n, Lanes lanes, Scalar scalar) noexcept {
+    long i = 0;
+#if defined(__GNUC__) || defined(__clang__)
+    for (; i + kLanes <= n; i += kLanes) {
+        auto* v = reinterpret_cast<vfu*>(x + i);
+        *v = lanes(*v);
+    }
+#else
+    (void)lanes;
+#endif
+    for (; i < n; ++i) x[i] = scalar(x[i]);
+}
+
 }  // namespace detail
 
-/// x = fast_tanh(x) over n floats: whole registers through tanh_lanes, the rest one by one.
-inline void tanh_inplace(float* RTNT_RESTRICT x, long n) noexcept {
-    long i = 0;
 #if defined(__GNUC__) || defined(__clang__)
-    for (; i + detail::kLanes <= n; i += detail::kLanes) {
-        auto* v = reinterpret_cast<detail::vfu*>(x + i);
-        *v = detail::tanh_lanes(*v);
-    }
+#define RTNT_LANES(f) [](const detail::vf& v) { return detail::f(v); }  // the lane function, where vf exists
+#else
+#define RTNT_LANES(f) nullptr
 #endif
-    for (; i < n; ++i) x[i] = fast_tanh(x[i]);
+
+/// x = fast_tanh(x) over n floats, vectorised (tanh_lanes).
+inline void tanh_inplace(float* RTNT_RESTRICT x, long n) noexcept {
+    detail::map_inplace(x, n, RTNT_LANES(tanh_lanes), [](float v) { return fast_tanh(v); });
 }
 
-/// x = fast_sigmoid(x) over n floats, as tanh_inplace.
+/// x = fast_sigmoid(x) over n floats, vectorised (sigmoid_lanes).
 inline void sigmoid_inplace(float* RTNT_RESTRICT x, long n) noexcept {
-    long i = 0;
-#if defined(__GNUC__) || defined(__clang__)
-    for (; i + detail::kLanes <= n; i += detail::kLanes) {
-        auto* v = reinterpret_cast<detail::vfu*>(x + i);
-        *v = detail::sigmoid_lanes(*v);
-    }
-#endif
-    for (; i < n; ++i) x[i] = fast_sigmoid(x[i]);
+    detail::map_inplace(x, n, RTNT_LANES(sigmoid_lanes), [](float v) { return fast_sigmoid(v); });
 }
+
+#undef RTNT_LANES
 
 }  // namespace rtnt

@@ -231,11 +231,6 @@ public:
     /// The head rechannel of n rows of the skip accumulator acc_ into head_out_.
     void head(int n, bool settle) noexcept {
         const ArraySpec& s = spec_;
-        if (n == 1 && !settle && s.head_lookback() > 0) {  // product()'s chain, without its tiling
-            head_past_one();
-            head_current_one();
-            return;
-        }
         if (s.head_lookback() > 0) {
             push(head_history_, acc_.data(), ss_, n, settle);
             Term t{head_history_.window(n), ss_, s.head_dilation * ss_, s.head_kernel, s.skip_width(), head_w_.data()};
@@ -566,16 +561,13 @@ private:
         if (head_taps) head_past_one();
         if (bp_ == 8) fused_one<1>(cond);
         else fused_one<2>(cond);
-        if (head_taps) {
-            head_current_one();
-        } else {
-            const Term t{acc_.data(), ss_, 0, 1, s.skip_width(), head_w_.data()};
-            detail::product_one(&t, 1, head_b_.data(), hp_, nullptr, head_out_.data());
-        }
+        if (head_taps) head_current_one();
+        else head(1, false);
     }
 
-    /// head_out_ row 0 = the head conv's bias and past taps (product()'s chain up to the current tap);
-    /// head_current_one then stores the skip row and finishes the chain with the current tap.
+    /// head() for one row in two halves, so process_one computes the first before the layers: head_out_ row 0 =
+    /// the head conv's bias and past taps (product()'s chain up to the current tap); head_current_one then stores
+    /// the skip row and finishes the chain with the current tap.
     void head_past_one() noexcept {
         const ArraySpec& s = spec_;
         const Term t{head_history_.window(0), ss_, s.head_dilation * ss_, s.head_kernel - 1, s.skip_width(), head_w_.data()};
