@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstring>
 
 #if defined(__AVX__)
 #include <immintrin.h>
@@ -31,8 +32,18 @@ constexpr int kVectorRegisters = 16;
 // GCC/Clang vector extension: the compiler maps vf onto one AVX, SSE or NEON register. The code
 // stays portable C++ with exactly one instruction sequence for every row of a tile.
 typedef float vf __attribute__((vector_size(4 * kLanes)));
-/// The same vector at float alignment, allowed to alias float arrays: for loads and stores.
-typedef float vfu __attribute__((vector_size(4 * kLanes), aligned(4), may_alias));
+
+/// The register at p, which needs only float alignment (memcpy: an unaligned load, never an aligned one).
+/// Every load and store of vf goes through these two: GCC drops a typedef's `aligned(4)` attribute when
+/// the type passes through a template, and an aligned store to a float array can then fault.
+inline vf load_lanes(const float* p) noexcept {
+    vf v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/// Stores v at p (float alignment suffices).
+inline void store_lanes(float* p, const vf& v) noexcept { std::memcpy(p, &v, sizeof v); }
 
 /// acc = a * b + acc lane by lane, rounded like madd(): fused on FMA hardware, never left to
 /// contraction (GCC contracts some instantiations of a template and not others). Vectors pass by
@@ -105,8 +116,7 @@ inline void map_inplace(float* RTNT_RESTRICT x, long n, Lanes lanes, Scalar scal
     long i = 0;
 #if defined(__GNUC__) || defined(__clang__)
     for (; i + kLanes <= n; i += kLanes) {
-        auto* v = reinterpret_cast<vfu*>(x + i);
-        *v = lanes(*v);
+        store_lanes(x + i, lanes(load_lanes(x + i)));
     }
 #else
     (void)lanes;

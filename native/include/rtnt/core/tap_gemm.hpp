@@ -35,8 +35,7 @@ constexpr int tile_rows() {
 #if defined(__GNUC__) || defined(__clang__)
 /// Adds v into out (or stores it, for the first tap): the fixed chain combination order.
 inline void add_chain(float* out, const vf& v, bool first) noexcept {
-    vfu& o = *reinterpret_cast<vfu*>(out);
-    o = first ? v : vf(o) + v;
+    store_lanes(out, first ? v : load_lanes(out) + v);
 }
 
 template <int R, int NC>
@@ -47,14 +46,14 @@ inline void tap_tile(const float* RTNT_RESTRICT in, int in_stride, int step, int
     for (int k = 0; k < K; ++k) {
         vf acc[R][V];
         for (int c = 0; c < V; ++c) {
-            vf start = k == 0 ? vf(*reinterpret_cast<const vfu*>(bias + kLanes * c)) : vf{};
+            vf start = k == 0 ? load_lanes(bias + kLanes * c) : vf{};
             for (int r = 0; r < R; ++r) acc[r][c] = start;
         }
         const float* x = in + static_cast<long>(k) * step;
         const float* wk = w + static_cast<long>(k) * cin * np;
         for (int i = 0; i < cin; ++i) {
             vf wv[V];
-            for (int c = 0; c < V; ++c) wv[c] = *reinterpret_cast<const vfu*>(wk + static_cast<long>(i) * np + kLanes * c);
+            for (int c = 0; c < V; ++c) wv[c] = load_lanes(wk + static_cast<long>(i) * np + kLanes * c);
             for (int r = 0; r < R; ++r) {
                 vf xb;
                 splat(xb, x[static_cast<long>(r) * in_stride + i]);
@@ -77,7 +76,7 @@ inline void tap_row_taps(const float* RTNT_RESTRICT in, int step, int k0, int g,
     constexpr int V = NC * 8 / kLanes;
     vf acc[G][V];
     for (int j = 0; j < G; ++j)
-        for (int c = 0; c < V; ++c) acc[j][c] = k0 + j == 0 ? vf(*reinterpret_cast<const vfu*>(bias + kLanes * c)) : vf{};
+        for (int c = 0; c < V; ++c) acc[j][c] = k0 + j == 0 ? load_lanes(bias + kLanes * c) : vf{};
     const float* x = in + static_cast<long>(k0) * step;
     const float* wk = w + static_cast<long>(k0) * cin * np;
     for (int i = 0; i < cin; ++i)
@@ -85,7 +84,7 @@ inline void tap_row_taps(const float* RTNT_RESTRICT in, int step, int k0, int g,
             vf xb;
             splat(xb, x[static_cast<long>(j) * step + i]);
             const float* wr = wk + (static_cast<long>(j) * cin + i) * np;
-            for (int c = 0; c < V; ++c) fma_lanes(acc[j][c], xb, *reinterpret_cast<const vfu*>(wr + kLanes * c));
+            for (int c = 0; c < V; ++c) fma_lanes(acc[j][c], xb, load_lanes(wr + kLanes * c));
         }
     for (int j = 0; j < G; ++j)
         for (int c = 0; c < V; ++c) add_chain(out + kLanes * c, acc[j][c], k0 + j == 0);

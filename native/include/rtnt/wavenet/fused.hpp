@@ -115,7 +115,7 @@ RTNT_ALWAYS_INLINE void film_rows(const FusedLayer& f, int t0, float* dst) noexc
     for (int half = 0; half * S < f.film_np; ++half) {
         vf acc[R][V];
         for (int c = 0; c < V; ++c) {
-            const vf b = *reinterpret_cast<const vfu*>(f.film_b + half * S + kLanes * c);
+            const vf b = load_lanes(f.film_b + half * S + kLanes * c);
             for (int r = 0; r < R; ++r) acc[r][c] = b;
         }
         const Term cond{f.cond + static_cast<long>(t0) * f.cond_stride, f.cond_stride, 0, 1, f.cond_size, f.film_w + half * S};
@@ -146,7 +146,7 @@ RTNT_ALWAYS_INLINE void apply_film(vf (&acc)[R][V], const float* film, bool shif
 template <int R, int V, int S>
 RTNT_ALWAYS_INLINE void fused_past(vf (&acc)[R][V], const FusedLayer& f, int t0) noexcept {
     for (int c = 0; c < V; ++c) {
-        const vf b = *reinterpret_cast<const vfu*>(f.conv_b + kLanes * c);
+        const vf b = load_lanes(f.conv_b + kLanes * c);
         for (int r = 0; r < R; ++r) acc[r][c] = b;
     }
     if (f.taps > 1) accumulate<R, V, S>(acc, Term{f.window + static_cast<long>(t0) * S, S, f.dilation * S, f.taps - 1, f.channels, f.conv_w}, S);
@@ -255,7 +255,7 @@ inline void fused_past_layers(const FusedLayer* f, float* pre) noexcept {
     constexpr int V = NC * 8 / kLanes, S = NC * 8;
     vf acc[P][V];
     for (int p = 0; p < P; ++p)
-        for (int c = 0; c < V; ++c) acc[p][c] = *reinterpret_cast<const vfu*>(f[p].conv_b + kLanes * c);
+        for (int c = 0; c < V; ++c) acc[p][c] = load_lanes(f[p].conv_b + kLanes * c);
     const int past = f[0].taps - 1, cin = f[0].channels;
     for (int k = 0; k < past; ++k)
         for (int i = 0; i < cin; ++i)
@@ -263,26 +263,26 @@ inline void fused_past_layers(const FusedLayer* f, float* pre) noexcept {
                 vf xb;
                 splat(xb, f[p].window[static_cast<long>(k) * f[p].dilation * S + i]);
                 const float* w = f[p].conv_w + (static_cast<long>(k) * cin + i) * S;
-                for (int c = 0; c < V; ++c) fma_lanes(acc[p][c], xb, *reinterpret_cast<const vfu*>(w + kLanes * c));
+                for (int c = 0; c < V; ++c) fma_lanes(acc[p][c], xb, load_lanes(w + kLanes * c));
             }
     for (int j = 0; j < f[0].cond_size; ++j)
         for (int p = 0; p < P; ++p) {
             vf xb;
             splat(xb, f[p].cond[j]);
-            for (int c = 0; c < V; ++c) fma_lanes(acc[p][c], xb, *reinterpret_cast<const vfu*>(f[p].mix_w + j * S + kLanes * c));
+            for (int c = 0; c < V; ++c) fma_lanes(acc[p][c], xb, load_lanes(f[p].mix_w + j * S + kLanes * c));
         }
     for (int p = 0; p < P; ++p)
         for (int c = 0; c < V; ++c) *reinterpret_cast<vfa*>(pre + p * S + kLanes * c) = acc[p][c];
     if (!f[0].film_w) return;  // one FiLM switch for every layer of an array
     for (int half = 0; half * S < f[0].film_np; ++half) {
         for (int p = 0; p < P; ++p)
-            for (int c = 0; c < V; ++c) acc[p][c] = *reinterpret_cast<const vfu*>(f[p].film_b + half * S + kLanes * c);
+            for (int c = 0; c < V; ++c) acc[p][c] = load_lanes(f[p].film_b + half * S + kLanes * c);
         for (int j = 0; j < f[0].cond_size; ++j)
             for (int p = 0; p < P; ++p) {
                 vf xb;
                 splat(xb, f[p].cond[j]);
                 const float* w = f[p].film_w + static_cast<long>(j) * f[p].film_np + half * S;
-                for (int c = 0; c < V; ++c) fma_lanes(acc[p][c], xb, *reinterpret_cast<const vfu*>(w + kLanes * c));
+                for (int c = 0; c < V; ++c) fma_lanes(acc[p][c], xb, load_lanes(w + kLanes * c));
             }
         for (int p = 0; p < P; ++p)
             for (int c = 0; c < V; ++c) *reinterpret_cast<vfa*>(f[p].film + half * S + kLanes * c) = acc[p][c];

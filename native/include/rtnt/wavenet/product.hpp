@@ -36,7 +36,8 @@ using rtnt::detail::kLanes;
 using rtnt::detail::fma_lanes;
 using rtnt::detail::splat;
 using rtnt::detail::vf;
-using rtnt::detail::vfu;
+using rtnt::detail::load_lanes;
+using rtnt::detail::store_lanes;
 
 /// acc[r] += sum_k sum_i in[r*stride + k*step + i] * w[k][i] for one term. S > 0 is the row stride
 /// as a compile-time constant (a tile's row addresses then need no registers); S = 0 reads it.
@@ -48,7 +49,7 @@ inline void accumulate(vf (&acc)[R][V], const Term& term, int np) noexcept {
         const float* RTNT_RESTRICT wk = term.w + static_cast<long>(k) * term.cin * np;
         for (int i = 0; i < term.cin; ++i) {
             vf wv[V];
-            for (int c = 0; c < V; ++c) wv[c] = *reinterpret_cast<const vfu*>(wk + static_cast<long>(i) * np + kLanes * c);
+            for (int c = 0; c < V; ++c) wv[c] = load_lanes(wk + static_cast<long>(i) * np + kLanes * c);
             for (int r = 0; r < R; ++r) {
                 vf xb;
                 splat(xb, x[r * stride + i]);
@@ -65,7 +66,7 @@ inline void product_tile(const Term* terms, int nterms, const float* RTNT_RESTRI
     constexpr int V = NC * 8 / kLanes;
     vf acc[R][V];
     for (int c = 0; c < V; ++c) {
-        const vf b = *reinterpret_cast<const vfu*>(bias + kLanes * c);
+        const vf b = load_lanes(bias + kLanes * c);
         for (int r = 0; r < R; ++r) acc[r][c] = b;
     }
     accumulate<R, V, S>(acc, terms[0], np);
@@ -73,8 +74,8 @@ inline void product_tile(const Term* terms, int nterms, const float* RTNT_RESTRI
     for (int r = 0; r < R; ++r)
         for (int c = 0; c < V; ++c) {
             vf v = acc[r][c];
-            if (residual) v = v + vf(*reinterpret_cast<const vfu*>(residual + static_cast<long>(r) * rstride + kLanes * c));
-            *reinterpret_cast<vfu*>(out + static_cast<long>(r) * ostride + kLanes * c) = v;
+            if (residual) v = v + load_lanes(residual + static_cast<long>(r) * rstride + kLanes * c);
+            store_lanes(out + static_cast<long>(r) * ostride + kLanes * c, v);
         }
 }
 #else
@@ -151,7 +152,7 @@ inline void product_one(const Term* terms, int nterms, const float* bias, int np
     constexpr int V = 8 / kLanes;
     for (int c = 0; c < np; c += 8) {
         vf acc[1][V];
-        for (int v = 0; v < V; ++v) acc[0][v] = *reinterpret_cast<const vfu*>(bias + c + kLanes * v);
+        for (int v = 0; v < V; ++v) acc[0][v] = load_lanes(bias + c + kLanes * v);
         for (int j = 0; j < nterms; ++j) {
             Term t = terms[j];
             t.w += c;
@@ -159,9 +160,9 @@ inline void product_one(const Term* terms, int nterms, const float* bias, int np
         }
         for (int v = 0; v < V; ++v) {
             vf x = acc[0][v];
-            if (residual) x = x + vf(*reinterpret_cast<const vfu*>(residual + c + kLanes * v));
-            *reinterpret_cast<vfu*>(out + c + kLanes * v) = x;
-            if (out2) *reinterpret_cast<vfu*>(out2 + c + kLanes * v) = x;
+            if (residual) x = x + load_lanes(residual + c + kLanes * v);
+            store_lanes(out + c + kLanes * v, x);
+            if (out2) store_lanes(out2 + c + kLanes * v, x);
         }
     }
 #else
