@@ -98,7 +98,10 @@ def test_reference_matches_keras_for_constant_and_changing_controls(k: int) -> N
     ref.reset()  # streaming in pieces with per-sample controls gives the same output as one pass
     pieces = [ref.process(x[s : s + 77], ramp[s : s + 77]) for s in range(0, n, 77)]
     ref.reset()
-    assert np.array_equal(np.concatenate(pieces), ref.process(x, ramp))
+    # numpy's BLAS may round a product's edge rows differently by matrix shape (OpenBLAS's AVX-512 kernels do,
+    # by one ulp on a piece's last sample): the same output to float32 rounding, not bit for bit. Lost state
+    # between pieces would differ by orders of magnitude more.
+    assert np.max(np.abs(np.concatenate(pieces) - ref.process(x, ramp))) <= 1e-6
 
 
 def test_controls_change_the_output() -> None:
