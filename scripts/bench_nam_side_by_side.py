@@ -39,6 +39,18 @@ BLOCKS = (1, 64, 128)
 FLAGS = ["-Ofast", "-march=native", "-flto", "-std=c++20", "-DNDEBUG", "-DNAM_ENABLE_A2_FAST"]
 
 
+def _native_has_avx512fp16() -> bool:
+    """Whether -march=native turns on AVX512-FP16, whose half-float packets TensorFlow's Eigen copy fails to
+    compile with GCC 12 (NAM Core computes in float32 only, so turning it off changes nothing it runs)."""
+    probe = ["g++", "-march=native", "-dM", "-E", "-x", "c++", "/dev/null"]
+    done = subprocess.run(probe, capture_output=True, text=True)
+    return "__AVX512FP16__" in done.stdout
+
+
+if _native_has_avx512fp16():
+    FLAGS.append("-mno-avx512fp16")
+
+
 @dataclass(frozen=True)
 class Case:
     """One model as both runtimes run it; `target` is rtnt's RTF over NAM Core's that issue 14 asks (0: none)."""
