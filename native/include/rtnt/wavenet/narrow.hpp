@@ -3,8 +3,10 @@
 // 8-lane register holds 8 consecutive samples of one channel, every lane does useful work, and a weight
 // is one pre-broadcast vector (no permutes). Lanes never mix, so any block partition, the tail of a
 // piece included (computed in whole registers, the lanes past its end discarded), gives the same bits.
-// Per element the arithmetic has one fixed order: bias, the conv taps and input channels in order,
-// the mix-in, the activation, skip += a, layer1x1 (bias, then inputs in order) + residual.
+// Per element the arithmetic has one fixed order: bias, the conv's past taps (all but the last) and input
+// channels in order, the mix-in, the current tap's input channels in order, the activation, skip += a, and
+// (residual + layer1x1's bias) + the layer1x1 inputs in order. At block size 1 (narrow_rest) that order keeps
+// the mix-in and the residual + bias off the chain from one layer's output to the next.
 #pragma once
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -54,7 +56,7 @@ inline void narrow_tile(const NarrowLayer& f, int t0) noexcept {
     __m256 acc[C][T];
     for (int o = 0; o < C; ++o)
         for (int v = 0; v < T; ++v) acc[o][v] = _mm256_loadu_ps(f.conv_b + o * 8);
-    for (int k = 0; k < f.taps; ++k) {
+    const auto tap = [&](int k) {
         const long at = t0 + static_cast<long>(k) * f.dilation;
         for (int i = 0; i < C; ++i) {
             const float* w = f.conv_w + (k * C + i) * C * 8;
@@ -63,11 +65,13 @@ inline void narrow_tile(const NarrowLayer& f, int t0) noexcept {
                 for (int o = 0; o < C; ++o) acc[o][v] = _mm256_fmadd_ps(x, _mm256_loadu_ps(w + o * 8), acc[o][v]);
             }
         }
-    }
+    };
+    for (int k = 0; k + 1 < f.taps; ++k) tap(k);
     for (int v = 0; v < T; ++v) {
         const __m256 c = _mm256_loadu_ps(f.cond + t0 + 8 * v);
         for (int o = 0; o < C; ++o) acc[o][v] = _mm256_fmadd_ps(c, _mm256_loadu_ps(f.mix_w + o * 8), acc[o][v]);
     }
+    tap(f.taps - 1);
     for (int o = 0; o < C; ++o) {
         for (int v = 0; v < T; ++v) _mm256_storeu_ps(f.scratch + (o * T + v) * 8, acc[o][v]);
         activate_channel(*f.act, o, f.scratch + o * T * 8, 8 * T);
@@ -82,9 +86,8 @@ inline void narrow_tile(const NarrowLayer& f, int t0) noexcept {
     const long current = t0 + static_cast<long>(f.taps - 1) * f.dilation;  // the layer's input samples
     for (int o = 0; o < C; ++o)
         for (int v = 0; v < T; ++v) {
-            __m256 h = _mm256_loadu_ps(f.l1_b + o * 8);
+            __m256 h = _mm256_add_ps(_mm256_loadu_ps(f.window[o] + current + 8 * v), _mm256_loadu_ps(f.l1_b + o * 8));
             for (int i = 0; i < C; ++i) h = _mm256_fmadd_ps(a[i][v], _mm256_loadu_ps(f.l1_w + (i * C + o) * 8), h);
-            h = _mm256_add_ps(h, _mm256_loadu_ps(f.window[o] + current + 8 * v));
             _mm256_storeu_ps(f.out[o] + t0 + 8 * v, h);
         }
 }
@@ -158,26 +161,26 @@ inline __m128 lane(__m128 v) noexcept {
     return _mm_shuffle_ps(v, v, I * 0x55);
 }
 
-/// The rest of a sample of a layer with C channels from `past` (narrow_past_layers' 4 floats): the current tap
-/// over x (the layer's input, lanes past C zero), the mix-in of condition c, the activation, skip += a, and
-/// x = x + layer1x1(a), the layer's output (lanes past C stay zero), all in registers.
+/// The rest of a sample of a layer with C channels from `past` (narrow_past_layers' 4 floats): the mix-in of
+/// condition c, the current tap over x (the layer's input, lanes past C zero), the activation, skip += a, and
+/// x = (x + layer1x1's bias) + layer1x1(a), the layer's output (lanes past C stay zero), all in registers. Only
+/// the current tap, the activation and layer1x1's inputs lie on the chain from x to the next x.
 template <int C>
 inline void narrow_rest(const NarrowSample& f, const float* past, __m128& x, float c, __m128& skip) noexcept {
-    __m128 acc = _mm_loadu_ps(past);
+    __m128 acc = _mm_fmadd_ps(_mm_set1_ps(c), _mm_loadu_ps(f.mix_w), _mm_loadu_ps(past));
     const float* w = f.conv_w + (f.taps - 1) * C * 8;
     acc = _mm_fmadd_ps(lane<0>(x), _mm_loadu_ps(w), acc);
     if constexpr (C > 1) acc = _mm_fmadd_ps(lane<1>(x), _mm_loadu_ps(w + 8), acc);
     if constexpr (C > 2) acc = _mm_fmadd_ps(lane<2>(x), _mm_loadu_ps(w + 16), acc);
     if constexpr (C > 3) acc = _mm_fmadd_ps(lane<3>(x), _mm_loadu_ps(w + 24), acc);
-    acc = _mm_fmadd_ps(_mm_set1_ps(c), _mm_loadu_ps(f.mix_w), acc);
     const __m128 a = activate4(*f.act, acc);
     skip = _mm_add_ps(skip, a);
-    __m128 h = _mm_loadu_ps(f.l1_b);
+    __m128 h = _mm_add_ps(x, _mm_loadu_ps(f.l1_b));
     h = _mm_fmadd_ps(lane<0>(a), _mm_loadu_ps(f.l1_w), h);
     if constexpr (C > 1) h = _mm_fmadd_ps(lane<1>(a), _mm_loadu_ps(f.l1_w + 8), h);
     if constexpr (C > 2) h = _mm_fmadd_ps(lane<2>(a), _mm_loadu_ps(f.l1_w + 16), h);
     if constexpr (C > 3) h = _mm_fmadd_ps(lane<3>(a), _mm_loadu_ps(f.l1_w + 24), h);
-    x = _mm_add_ps(h, x);
+    x = h;
 }
 
 inline void narrow_layer(const NarrowLayer& f, int channels, int n) noexcept {
