@@ -1,6 +1,6 @@
 """Where a run's test-region error comes from: per-second ESR, what explains it, and whether the model can fit it.
 
-    python scripts/probe_test_region.py explain RUN_DIR
+    python scripts/probe_test_region.py explain RUN_DIR [--fit train|all]
     python scripts/probe_test_region.py finetune RUN_DIR --region all|train [--steps 400] [--lr 5e-4]
 
 RUN_DIR is a training run's output folder (config.yaml, model.nam, model.keras). The capture, its regions
@@ -10,7 +10,9 @@ and the receptive field come from the run's own config, so the regions are the o
 second of the validation and test regions, (2) the test ESR after adding a linear filter of the model's
 output (lags up to 1 s, least squares on the train region: a reverb or cabinet tail beyond the receptive
 field), and (3) after a per-window gain predicted from level envelopes of the input and of the model's
-output (one-pole, 0.1-3 s, least squares on the train region: level-dependent state such as sag).
+output (one-pole, 0.1-30 s, least squares on the train region: level-dependent state such as sag). With
+`--fit all` both are fitted on the whole capture, the test region included: an in-sample upper bound on
+what a tail or level history could explain, whether or not the train region shows it.
 
 `finetune` continues training model.keras for --steps batches of the run's segment length and batch size,
 drawn from the whole capture (`all`: the test region included, so the test figures become in-sample) or from
@@ -94,7 +96,7 @@ def envelope_gain(y: np.ndarray, y_hat: np.ndarray, features: list[np.ndarray], 
     return out
 
 
-def explain(run: Path) -> None:
+def explain(run: Path, fit_region: str) -> None:
     cfg, cap, splits = load_run(run)
     sr, y, test = cap.sample_rate, cap.y.astype(np.float64), splits.test
     model = NativeModel.from_file(str(run / "model.nam"))
@@ -111,13 +113,15 @@ def explain(run: Path) -> None:
     )
     print("validation seconds:", per_second(y, y_hat, splits.val.start, splits.val.stop, sr))
     print("test seconds:      ", per_second(y, y_hat, test.start, test.stop, sr))
-    fit, x = splits.train, cap.x.astype(np.float64)
+    fit = Region("all", 0, len(y)) if fit_region == "all" else splits.train
+    x = cap.x.astype(np.float64)
+    print(f"fitted on the {fit_region} region")
     for name, src in (("model output", y_hat), ("input", x)):
         for taps in (4096, 12000, 24000, 48000):
             pred = y_hat + linear_tail(src, y - y_hat, fit, taps)
             print(f"+ linear filter of the {name}, {taps} taps: test ESR {test_esr(pred):.5f}")
     for label, sources in (("input", [x]), ("model output", [y_hat]), ("input and model output", [x, y_hat])):
-        for seconds in ((0.1,), (0.3,), (1.0,), (3.0,), (0.1, 1.0), (0.1, 0.3, 1.0, 3.0)):
+        for seconds in ((0.1,), (0.3,), (1.0,), (3.0,), (10.0,), (0.1, 1.0), (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)):
             feats = [envelope_db(s, t, sr) for s in sources for t in seconds]
             pred = envelope_gain(y, y_hat, feats, fit, sr)
             print(
@@ -161,7 +165,9 @@ def finetune(run: Path, region: str, steps: int, lr: float) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("explain").add_argument("run", type=Path)
+    ex = sub.add_parser("explain")
+    ex.add_argument("run", type=Path)
+    ex.add_argument("--fit", choices=("train", "all"), default="train")
     ft = sub.add_parser("finetune")
     ft.add_argument("run", type=Path)
     ft.add_argument("--region", choices=("all", "train"), required=True)
@@ -169,7 +175,7 @@ def main() -> None:
     ft.add_argument("--lr", type=float, default=5e-4)
     args = ap.parse_args()
     if args.command == "explain":
-        explain(args.run)
+        explain(args.run, args.fit)
     else:
         finetune(args.run, args.region, args.steps, args.lr)
 
