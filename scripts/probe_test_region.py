@@ -12,7 +12,10 @@ output (lags up to 1 s, least squares on the train region: a reverb or cabinet t
 field), and (3) after a per-window gain predicted from level envelopes of the input and of the model's
 output (one-pole, 0.1-30 s, least squares on the train region: level-dependent state such as sag). With
 `--fit all` both are fitted on the whole capture, the test region included: an in-sample upper bound on
-what a tail or level history could explain, whether or not the train region shows it.
+what a tail or level history could explain, whether or not the train region shows it. (4) The same gain from
+a compressor's kind of state: a peak follower of the model's output (attack 1 ms, release 0.3 s, the values
+set before looking) beside its 0.1 s level; then a scan of attack, release and level time constants, which
+picks on the test region and so is a sensitivity, not a result.
 
 `finetune` continues training model.keras for --steps batches of the run's segment length and batch size,
 drawn from the whole capture (`all`: the test region included, so the test figures become in-sample) or from
@@ -74,6 +77,23 @@ def envelope_db(x: np.ndarray, seconds: float, sr: int) -> np.ndarray:
     return 10 * np.log10(scipy.signal.lfilter([1 - a], [1, -a], x**2) + 1e-12)
 
 
+def peak_envelope_db(x: np.ndarray, attack_s: float, release_s: float, sr: int) -> np.ndarray:
+    """A compressor's peak follower in dB: per 1 ms hop the largest |x|, followed by a one-pole smoother that
+    rises with time constant attack_s and falls with release_s; held over each hop's samples."""
+    hop = sr // 1000
+    hops = len(x) // hop
+    peaks = np.abs(x[: hops * hop]).reshape(hops, hop).max(axis=1)
+    rise, fall = np.exp(-1.0 / (attack_s * 1000)), np.exp(-1.0 / (release_s * 1000))
+    env, state = np.empty(hops), 0.0
+    for i, v in enumerate(peaks):
+        k = rise if v > state else fall
+        state = k * state + (1 - k) * v
+        env[i] = state
+    held = np.repeat(env, hop)
+    held = np.concatenate([held, np.full(len(x) - len(held), env[-1])])
+    return 20 * np.log10(held + 1e-9)
+
+
 def envelope_gain(y: np.ndarray, y_hat: np.ndarray, features: list[np.ndarray], fit: Region, sr: int) -> np.ndarray:
     """y_hat times a gain per 1/8 s window, log-linear in the features at the window start (weighted least
     squares over the fit region's windows by target energy)."""
@@ -128,6 +148,16 @@ def explain(run: Path, fit_region: str) -> None:
                 f"+ gain from {label} envelopes {seconds} s: test ESR {test_esr(pred):.5f}, "
                 f"test seconds {per_second(y, pred, test.start, test.stop, sr)}"
             )
+    for attack, release, level in [(0.001, 0.3, 0.1)] + [
+        (a, r, v) for a in (0.001, 0.01) for r in (0.1, 0.2, 0.3, 0.5, 1.0, 3.0) for v in (0.05, 0.1)
+    ]:
+        feats = [peak_envelope_db(y_hat, attack, release, sr), envelope_db(y_hat, level, sr)]
+        pred = envelope_gain(y, y_hat, feats, fit, sr)
+        print(
+            f"+ gain from the model output's peak follower (attack {attack} s, release {release} s) and its "
+            f"{level} s level: test ESR {test_esr(pred):.5f}, test seconds "
+            f"{per_second(y, pred, test.start, test.stop, sr)}"
+        )
 
 
 def finetune(run: Path, region: str, steps: int, lr: float) -> None:
