@@ -79,7 +79,8 @@ def envelope_db(x: np.ndarray, seconds: float, sr: int) -> np.ndarray:
 
 def peak_envelope_db(x: np.ndarray, attack_s: float, release_s: float, sr: int) -> np.ndarray:
     """A compressor's peak follower in dB: per 1 ms hop the largest |x|, followed by a one-pole smoother that
-    rises with time constant attack_s and falls with release_s; held over each hop's samples."""
+    rises with time constant attack_s and falls with release_s; each hop's value is held over the next hop's
+    samples, so the follower is causal."""
     hop = sr // 1000
     hops = len(x) // hop
     peaks = np.abs(x[: hops * hop]).reshape(hops, hop).max(axis=1)
@@ -89,14 +90,18 @@ def peak_envelope_db(x: np.ndarray, attack_s: float, release_s: float, sr: int) 
         k = rise if v > state else fall
         state = k * state + (1 - k) * v
         env[i] = state
-    held = np.repeat(env, hop)
+    held = np.repeat(np.concatenate([[0.0], env[:-1]]), hop)
     held = np.concatenate([held, np.full(len(x) - len(held), env[-1])])
     return 20 * np.log10(held + 1e-9)
 
 
-def envelope_gain(y: np.ndarray, y_hat: np.ndarray, features: list[np.ndarray], fit: Region, sr: int) -> np.ndarray:
-    """y_hat times a gain per 1/8 s window, log-linear in the features at the window start (weighted least
-    squares over the fit region's windows by target energy)."""
+def envelope_gain(
+    y: np.ndarray, y_hat: np.ndarray, features: list[np.ndarray], fit: Region, sr: int, per_sample: bool = False
+) -> np.ndarray:
+    """y_hat times a gain log-linear in the features (weighted least squares of each 1/8 s window's gain on the
+    features at its start, over the fit region's windows after the first second, where the envelopes are still
+    rising from silence, by target energy): held per window, or with `per_sample` the same law evaluated at every
+    sample (a causal real-time gain stage)."""
     w = sr // 8
     starts = np.arange(0, len(y) - w + 1, w)
     energy = np.array([np.mean(y[a : a + w] ** 2) for a in starts])
@@ -107,9 +112,11 @@ def envelope_gain(y: np.ndarray, y_hat: np.ndarray, features: list[np.ndarray], 
         for a in starts[keep]
     ]
     design = np.column_stack([np.ones(len(starts))] + [f[starts] for f in features])
-    train = keep & (starts + w <= fit.stop)
+    train = keep & (starts >= fit.start + sr) & (starts + w <= fit.stop)
     weight = np.sqrt(energy[train])[:, None]
     coef, *_ = np.linalg.lstsq(design[train] * weight, log_gain[train] * weight[:, 0], rcond=None)
+    if per_sample:
+        return y_hat * np.exp(np.column_stack([np.ones(len(y))] + features) @ coef)
     out = y_hat.copy()
     for a, g in zip(starts, design @ coef):
         out[a : a + w] *= np.exp(g)
@@ -126,6 +133,9 @@ def explain(run: Path, fit_region: str) -> None:
 
     def test_esr(pred: np.ndarray) -> float:
         return esr(y[test.start :], pred[test.start :])
+
+    def val_esr(pred: np.ndarray) -> float:
+        return esr(y[splits.val.start : splits.val.stop], pred[splits.val.start : splits.val.stop])
 
     print(
         f"{cfg.capture.name}, {cfg.preset.name}: test ESR {test_esr(y_hat):.5f}, validation "
@@ -153,10 +163,11 @@ def explain(run: Path, fit_region: str) -> None:
     ]:
         feats = [peak_envelope_db(y_hat, attack, release, sr), envelope_db(y_hat, level, sr)]
         pred = envelope_gain(y, y_hat, feats, fit, sr)
+        smooth = envelope_gain(y, y_hat, feats, fit, sr, per_sample=True)
         print(
             f"+ gain from the model output's peak follower (attack {attack} s, release {release} s) and its "
-            f"{level} s level: test ESR {test_esr(pred):.5f}, test seconds "
-            f"{per_second(y, pred, test.start, test.stop, sr)}"
+            f"{level} s level: test ESR {test_esr(pred):.5f} per window, {test_esr(smooth):.5f} per sample "
+            f"(validation {val_esr(smooth):.5f}), test seconds {per_second(y, smooth, test.start, test.stop, sr)}"
         )
 
 
