@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -70,6 +72,8 @@ def test_constant_work_calls_are_timed() -> None:
 
     times = constant_work(20e-6, 300)
     assert times.shape == (300,) and np.all(times > 0)
-    assert 0.0 < constant_work_stability(20e-6, 300) <= 1.0
+    # Usually near 1; above 1 when one stall of the machine beyond the 99th percentile outweighs the rest (a
+    # preemption of 2 ms among 300 calls of 20 us), which other work on a 2-core machine can cause at any time.
+    assert 0.0 < constant_work_stability(20e-6, 300) < math.inf
     with pytest.raises(ValueError, match="call_seconds"):
         constant_work(0.0, 10)

@@ -23,7 +23,8 @@ DETREND_BLOCKS = 51
 
 
 def stability(times: np.ndarray) -> float:
-    """Mean over 99th-percentile of block times: RTF p99 / RTF mean (1 = every block costs the same)."""
+    """Mean over 99th-percentile of block times: RTF p99 / RTF mean (1 = every block costs the same; above 1 only
+    where a rare stall beyond the 99th percentile outweighs all the other blocks)."""
     return float(np.mean(times) / np.percentile(times, 99))
 
 
