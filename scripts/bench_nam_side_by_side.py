@@ -43,16 +43,12 @@ BLOCKS = (1, 64, 128)
 FLAGS = ["-Ofast", "-march=native", "-flto", "-std=c++20", "-DNDEBUG", "-DNAM_ENABLE_A2_FAST"]
 
 
-def _native_has_avx512fp16() -> bool:
-    """Whether -march=native turns on AVX512-FP16, whose half-float packets TensorFlow's Eigen copy fails to
-    compile with GCC 12 (NAM Core computes in float32 only, so turning it off changes nothing it runs)."""
+def nam_core_flags() -> list[str]:
+    """FLAGS, plus -mno-avx512fp16 where -march=native turns AVX512-FP16 on: TensorFlow's Eigen copy fails to
+    compile its half-float packets with GCC 12 (NAM Core computes in float32 only, so this changes nothing it runs)."""
     probe = ["g++", "-march=native", "-dM", "-E", "-x", "c++", "/dev/null"]
-    done = subprocess.run(probe, capture_output=True, text=True)
-    return "__AVX512FP16__" in done.stdout
-
-
-if _native_has_avx512fp16():
-    FLAGS.append("-mno-avx512fp16")
+    native = subprocess.run(probe, capture_output=True, text=True).stdout
+    return FLAGS + (["-mno-avx512fp16"] if "__AVX512FP16__" in native else [])
 
 
 @dataclass(frozen=True)
@@ -102,7 +98,7 @@ def default_eigen() -> Path:
     return Path(spec.submodule_search_locations[0]) / "include"
 
 
-def build_nam_core(src: Path, eigen: Path, out: Path) -> Path:
+def build_nam_core(src: Path, eigen: Path, out: Path, flags: list[str]) -> Path:
     """Compiles NAM Core's sources (objects cached in `out`) and links them with scripts/nam_core_rtf.cpp."""
     if not (src / "NAM" / "dsp.h").exists():
         raise SystemExit(f"--nam-core {src}: no NAM/dsp.h there; pass a NeuralAmpModelerCore checkout")
@@ -113,14 +109,14 @@ def build_nam_core(src: Path, eigen: Path, out: Path) -> Path:
     def compile_one(cpp: Path) -> Path:
         obj = out / (str(cpp.relative_to(src)).replace("/", "_") + ".o")
         if not obj.exists() or obj.stat().st_mtime < cpp.stat().st_mtime:
-            subprocess.run(["g++", *FLAGS, *includes, "-c", str(cpp), "-o", str(obj)], check=True)
+            subprocess.run(["g++", *flags, *includes, "-c", str(cpp), "-o", str(obj)], check=True)
         return obj
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         objects = list(pool.map(compile_one, sources))
     exe = out / "nam_core_rtf"
     harness = REPO_DIR / "scripts" / "nam_core_rtf.cpp"
-    subprocess.run(["g++", *FLAGS, *includes, str(harness), *map(str, objects), "-o", str(exe)], check=True)
+    subprocess.run(["g++", *flags, *includes, str(harness), *map(str, objects), "-o", str(exe)], check=True)
     return exe
 
 
@@ -164,7 +160,7 @@ def report(rows: list[Row], info: dict, loads: tuple[list[float], list[float]], 
         f"- cpu: {info['cpu']}, {info['logical_cores']} logical cores; {info['platform']}; numpy single-thread "
         f"sgemm {gemm:.1f} GMAC/s (docs/benchmarks/native.md's host: 32-39)",
         f"- load average (1, 5, 15 min) before: {loads[0]}, after: {loads[1]}",
-        f"- NAM Core commit {commit}, g++ {' '.join(FLAGS)}, Eigen from `{args.eigen}`; timed by "
+        f"- NAM Core commit {commit}, g++ {' '.join(args.flags)}, Eigen from `{args.eigen}`; timed by "
         "scripts/nam_core_rtf.cpp around its block loop (`Reset()` prewarms, then `process()` per block)",
         f"- rtnt: the installed native module ({build}), timed around its block loop "
         "(`NativeModel.process_blocks`, one C++ loop with no clock read per block, as NAM Core's; each run from a "
@@ -204,7 +200,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     args.eigen = args.eigen or default_eigen()
-    exe = build_nam_core(args.nam_core.resolve(), args.eigen, args.build)
+    args.flags = nam_core_flags()
+    exe = build_nam_core(args.nam_core.resolve(), args.eigen, args.build, args.flags)
     x = guitar(args.seconds)
     gemm = sgemm_gmacs()
     load_before = [round(v, 2) for v in os.getloadavg()]

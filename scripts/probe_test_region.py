@@ -137,10 +137,7 @@ def explain(run: Path, fit_region: str) -> None:
     def val_esr(pred: np.ndarray) -> float:
         return esr(y[splits.val.start : splits.val.stop], pred[splits.val.start : splits.val.stop])
 
-    print(
-        f"{cfg.capture.name}, {cfg.preset.name}: test ESR {test_esr(y_hat):.5f}, validation "
-        f"{esr(y[splits.val.start : splits.val.stop], y_hat[splits.val.start : splits.val.stop]):.5f}"
-    )
+    print(f"{cfg.capture.name}, {cfg.preset.name}: test ESR {test_esr(y_hat):.5f}, validation {val_esr(y_hat):.5f}")
     print("validation seconds:", per_second(y, y_hat, splits.val.start, splits.val.stop, sr))
     print("test seconds:      ", per_second(y, y_hat, test.start, test.stop, sr))
     fit = Region("all", 0, len(y)) if fit_region == "all" else splits.train
