@@ -148,6 +148,25 @@ class LegacyPresetConfig(TcnPresetConfig):
     CONDITIONING: ClassVar[tuple[str, ...]] = ("none",)  # test fixtures of RTNeural's mono layer types
 
 
+ENVELOPE_GAIN_FIT_REGIONS = ("validation", "train")
+
+
+@dataclass
+class EnvelopeGainConfig:
+    """An envelope gain after the network (rtnt.runtime.envelope_gain; docs/envelope_gain_format.md): its time
+    constants and bounds, and the region its 3 weights are fitted on once the `.nam` is exported. `validation`:
+    the network never trained there, so its error there is the kind the stage must correct; on `train` the
+    network's residual is in-sample."""
+
+    enabled: bool = False
+    attack_ms: float = 1.0
+    release_ms: float = 300.0
+    level_ms: float = 100.0
+    floor_db: float = -80.0
+    max_gain_db: float = 12.0
+    fit_region: str = "validation"  # ENVELOPE_GAIN_FIT_REGIONS
+
+
 @dataclass
 class WaveNetPresetConfig:
     """`arch: wavenet`: NAM's residual WaveNet (exported as `.nam`)."""
@@ -156,6 +175,7 @@ class WaveNetPresetConfig:
     arch: str = "wavenet"
     layer_arrays: list[LayerArrayConfig] = field(default_factory=list)  # in order
     head_scale: float = 0.02  # fixed output scale, as in NAM's trainer
+    envelope_gain: EnvelopeGainConfig = field(default_factory=EnvelopeGainConfig)  # enabled: file is rtnt JSON
     description: str = ""
 
     CONDITIONING: ClassVar[tuple[str, ...]] = ("none", "concat", "film")  # concat: NAM's multi-channel condition, the
@@ -439,6 +459,11 @@ def validate_conditioning(cfg: DictConfig, *, training: bool = True) -> None:
     _check(cfg.conditioning.film_layers >= 1, "conditioning.film_layers", cfg.conditioning.film_layers, "must be >= 1")
     if p.arch == "graybox":
         validate_graybox_conditioning(p, method)
+    if method != "none" and has_envelope_gain(p):
+        raise ConfigError(
+            f"preset {p.name} has an envelope_gain, which follows a mono unconditioned network; "
+            "use conditioning=none, or a preset without envelope_gain for a knob model"
+        )
     if training and c.targets and method == "none":
         raise ConfigError(
             f"capture {c.name} is a capture set of {len(c.targets)} knob settings but conditioning=none; "
@@ -484,6 +509,26 @@ def validate_conv_stack(p: TcnPresetConfig | LegacyPresetConfig | DictConfig) ->
     )
 
 
+def has_envelope_gain(p: Any) -> bool:
+    """Whether a preset (any family) runs an envelope gain after its network: `envelope_gain.enabled`."""
+    stage = p.get("envelope_gain") if hasattr(p, "get") else getattr(p, "envelope_gain", None)
+    return bool(stage is not None and stage.enabled)
+
+
+def validate_envelope_gain(e: EnvelopeGainConfig | DictConfig) -> None:
+    """Check `preset.envelope_gain` against the ranges both runtimes accept."""
+    from rtnt.runtime.envelope_gain import BOUNDS
+
+    for key, (lo, hi) in BOUNDS.items():
+        _check(lo <= e[key] <= hi, f"preset.envelope_gain.{key}", e[key], f"must be in [{lo:g}, {hi:g}]")
+    _check(
+        e.fit_region in ENVELOPE_GAIN_FIT_REGIONS,
+        "preset.envelope_gain.fit_region",
+        e.fit_region,
+        f"must be one of {', '.join(ENVELOPE_GAIN_FIT_REGIONS)}",
+    )
+
+
 def validate_layer_arrays(p: WaveNetPresetConfig | DictConfig) -> None:
     """Check a `wavenet` preset's layer arrays and head scale; ConfigError names the key and the rule."""
     arrays = list(p.layer_arrays)
@@ -494,6 +539,8 @@ def validate_layer_arrays(p: WaveNetPresetConfig | DictConfig) -> None:
         p.head_scale,
         "must be finite and non-zero",
     )
+    if has_envelope_gain(p):
+        validate_envelope_gain(p.envelope_gain)
     for i, a in enumerate(arrays):
         key = f"preset.layer_arrays.{i}"
         n = len(a.dilations)

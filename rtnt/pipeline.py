@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from rtnt.capture.capture_set import prepare_capture_set
 from rtnt.capture.prepare import prepare_capture
-from rtnt.config import preset_family
+from rtnt.config import has_envelope_gain, preset_family
 from rtnt.constants import SAMPLE_RATE
 from rtnt.data.splits import split_by_time
 from rtnt.model.conditioning import control_specs, unseen_setting
@@ -156,16 +156,21 @@ def _train_export_validate(cfg: DictConfig, out_dir: Path, run_id: str, override
     metadata = ModelMetadata.for_run(cfg.capture, cfg.preset.name, run_id, sr)
     model_path = export_model(session.model, out_dir, metadata, data.controls)
     mlflow.log_artifact(str(model_path))
-    evidence = measure_exported(
-        cfg,
-        model_path,
-        lambda x_in, knobs=(): keras_predict(session.model, x_in, knobs),
-        rf,
-        x,
-        data.settings,
-        splits,
-        sr,
-    )
+
+    def expected(x_in: np.ndarray, knobs: tuple[float, ...] = ()) -> np.ndarray:
+        return keras_predict(session.model, x_in, knobs)
+
+    history = rf
+    if has_envelope_gain(cfg.preset):  # the run's file becomes the .nam with its fitted stage
+        from rtnt.export.envelope_gain import attach_envelope_gain
+
+        with stage("envelope_gain"):
+            staged = attach_envelope_gain(cfg.preset.envelope_gain, model_path, x, data.y, splits, metadata, sr)
+        mlflow.log_metrics(staged.metrics())
+        mlflow.log_artifact(str(staged.nam_path))
+        mlflow.log_artifact(str(staged.path))
+        model_path, expected, history = staged.path, staged.expected(expected), rf + staged.settling
+    evidence = measure_exported(cfg, model_path, expected, history, x, data.settings, splits, sr)
     record_evidence(evidence, out_dir)
     # As NAM's trainer does, the file records its ESRs; only its metadata changes, the weights stay as validated.
     set_training_metadata(model_path, validation_esr=evidence.splits.val.esr, test_esr=evidence.splits.test.esr)

@@ -17,6 +17,7 @@
 #include "../biquad/biquad.hpp"
 #include "../conv1d/conv1d.hpp"
 #include "../dense/dense.hpp"
+#include "../envelope_gain/envelope_gain.hpp"
 #include "../film/film.hpp"
 #include "../fir/fir.hpp"
 #include "../gain/gain.hpp"
@@ -628,6 +629,76 @@ inline FilmPlan read_film(const Value& doc, int num_controls, int num_layers, Me
     return plan;
 }
 
+inline constexpr const char* kEnvelopeGainFormat = "nam-envelope-gain-1";
+
+/// A bound as the error messages print it (shortest round-trip form, e.g. 0.01, 60000).
+inline std::string num_str(double v) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%g", v);
+    return buf;
+}
+
+/// Member `key` of the envelope_gain object: a finite number in [lo, hi].
+inline double envelope_number(const json::Value& eg, const char* key, double lo, double hi) {
+    const json::Value* v = eg.find(key);
+    if (!v || !v->is_number() || !std::isfinite(v->number) || v->number < lo || v->number > hi)
+        throw ModelError(std::string("'envelope_gain.") + key + "' must be a number in [" + num_str(lo) + ", " +
+                         num_str(hi) + "]; re-export the model (docs/envelope_gain_format.md)");
+    return v->number;
+}
+
+/// The EnvelopeGainSpec of the file's 'envelope_gain' object; unknown members are refused (a misspelt key would
+/// otherwise fall back to a default silently).
+inline EnvelopeGainSpec read_envelope_gain(const json::Value& doc) {
+    const json::Value* eg = doc.find("envelope_gain");
+    if (!eg || !eg->is_object())
+        throw ModelError("'envelope_gain' is missing or not an object; re-export the model (docs/envelope_gain_format.md)");
+    static const char* const known[] = {"attack_ms", "release_ms", "level_ms", "floor_db", "max_gain_db", "weights"};
+    for (const std::string& key : eg->keys)
+        if (std::none_of(std::begin(known), std::end(known), [&](const char* k) { return key == k; }))
+            throw ModelError("'envelope_gain' has an unknown member '" + key +
+                             "' (known: attack_ms, release_ms, level_ms, floor_db, max_gain_db, weights)");
+    EnvelopeGainSpec s;
+    s.attack_ms = envelope_number(*eg, "attack_ms", 0.01, 1000.0);
+    s.release_ms = envelope_number(*eg, "release_ms", 0.1, 60000.0);
+    s.level_ms = envelope_number(*eg, "level_ms", 0.1, 60000.0);
+    s.floor_db = envelope_number(*eg, "floor_db", -160.0, -20.0);
+    s.max_gain_db = envelope_number(*eg, "max_gain_db", 0.0, 40.0);
+    const json::Value* w = eg->find("weights");
+    if (!w || !w->is_array() || w->items.size() != 3)
+        throw ModelError("'envelope_gain.weights' must be an array of 3 numbers (dB offset, per peak dB, per level dB)");
+    for (std::size_t i = 0; i < 3; ++i) {
+        const json::Value& v = w->items[i];
+        if (!v.is_number() || !std::isfinite(v.number) || std::fabs(v.number) > 1000.0)
+            throw ModelError("'envelope_gain.weights[" + std::to_string(i) + "]' must be a finite number in [-1000, 1000]");
+        s.weights[i] = v.number;
+    }
+    return s;
+}
+
+/// An rtnt "nam-envelope-gain-1" file: the complete .nam under 'nam', then its EnvelopeGain stage.
+inline Model load_envelope_gain(const json::Value& doc, const LoadOptions& options) {
+    const json::Value* nam_doc = doc.find("nam");
+    if (!nam_doc || !nam::is_nam(*nam_doc))
+        throw ModelError("'nam' is missing or not a .nam model object ('architecture', 'config', 'weights'); "
+                         "re-export the model (docs/envelope_gain_format.md)");
+    const EnvelopeGainSpec spec = read_envelope_gain(doc);
+    Model net = [&] {
+        try {
+            return nam::load(*nam_doc, options);
+        } catch (const ModelError& e) {
+            throw ModelError(std::string("'nam': ") + e.what());
+        }
+    }();
+    if (net.in_size() != 1 || net.out_size() != 1)
+        throw ModelError("'nam' must be a mono, unconditioned model: an envelope gain follows one output channel");
+    if (!(net.info().sample_rate > 0.0))
+        throw ModelError("'nam' declares no sample_rate; the envelope gain's time constants need it (48000)");
+    std::string description = "rtnt nam-envelope-gain-1: " + net.info().description + ", then an envelope gain";
+    const double sr = net.info().sample_rate;
+    return std::move(net).followed_by(std::make_unique<EnvelopeGain>(spec, sr), std::move(description));
+}
+
 }  // namespace detail
 
 /// Parses a model into a prepared Model: RTNeural JSON, or a NAM .nam file (recognised by its
@@ -635,7 +706,8 @@ inline FilmPlan read_film(const Value& doc, int num_controls, int num_layers, Me
 /// with a one-line message. For RTNeural JSON, the "activation" of a gru or lstm layer names its
 /// internal cell activation and is not applied again, as in RTNeural; for every other layer type a
 /// non-empty activation follows the layer. An RTNeural JSON model may list its controls (knobs)
-/// under 'controls' (see ControlSpec); its 'in_shape' then ends in 1 + K.
+/// under 'controls' (see ControlSpec); its 'in_shape' then ends in 1 + K. A file with "rtnt_format":
+/// "nam-envelope-gain-1" is a .nam (under 'nam') followed by an EnvelopeGain (docs/envelope_gain_format.md).
 inline Model load_model(std::string_view text, const LoadOptions& options = {}) {
     using detail::Type;
     if (text.size() > LoaderLimits::max_file_bytes)
@@ -649,6 +721,9 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
         throw ModelError(e.what());
     }
     if (nam::is_nam(doc)) return nam::load(doc, options);
+    if (const json::Value* format = doc.find("rtnt_format");
+        format && format->is_string() && format->string == detail::kEnvelopeGainFormat)
+        return detail::load_envelope_gain(doc, options);
     if (options.slim) throw ModelError("a slim value was given, but this is an RTNeural JSON model, not a slimmable .nam file");
     if (!doc.is_object())
         throw ModelError(std::string("the model must be a JSON object: RTNeural JSON with 'in_shape' and 'layers', or a .nam file "
@@ -676,7 +751,8 @@ inline Model load_model(std::string_view text, const LoadOptions& options = {}) 
         if (!film && (!format->is_string() || format->string != detail::kGrayBoxFormat))
             throw ModelError(std::string("'rtnt_format' must be \"") + detail::kGrayBoxFormat +
                              "\" (rtnt's gray-box JSON, docs/graybox_format.md) or \"" + detail::kFilmFormat +
-                             "\" (FiLM, docs/film_format.md); this runtime reads no other version");
+                             "\" (FiLM, docs/film_format.md) or \"" + detail::kEnvelopeGainFormat +
+                             "\" (a .nam with an envelope gain, docs/envelope_gain_format.md); this runtime reads no other version");
         graybox = !film;
     }
     if (!film && doc.find("film"))

@@ -88,6 +88,17 @@ public:
     const ModelInfo& info() const noexcept { return info_; }
     void set_description(std::string description) { info_.description = std::move(description); }
 
+    /// This model with `stage` (a layer whose in_size is this model's out_size) appended after its layers, the
+    /// info kept but the description; reset() then prewarms the whole chain, stage included. Consumes the model.
+    Model followed_by(std::unique_ptr<Layer> stage, std::string description) && {
+        if (!stage || stage->in_size() != out_size()) throw std::invalid_argument("the stage must take the model's output");
+        std::vector<std::unique_ptr<Layer>> layers = std::move(layers_);
+        layers.push_back(std::move(stage));
+        ModelInfo info = std::move(info_);
+        info.description = std::move(description);
+        return Model(in_size_, std::move(layers), std::move(info));
+    }
+
     /// Multiply-accumulates per sample over all layers.
     double macs_per_sample() const noexcept {
         double m = 0.0;
