@@ -28,12 +28,16 @@ MODEL_SUFFIXES = (".json", ".nam")
 
 
 def model_family(path: Path) -> str:
-    """`nam` for a `.nam` file, `graybox` for rtnt gray-box JSON (docs/graybox_format.md), `rtneural` for an
+    """`nam` for a `.nam` file, `nam-envelope-gain` for a `.nam` with an envelope gain
+    (docs/envelope_gain_format.md), `graybox` for rtnt gray-box JSON (docs/graybox_format.md), `rtneural` for an
     RTNeural JSON."""
+    from rtnt.runtime.envelope_gain import is_envelope_gain_file
     from rtnt.runtime.graybox import is_graybox_file
 
     if path.suffix == ".nam":
         return "nam"
+    if is_envelope_gain_file(path):
+        return "nam-envelope-gain"
     return "graybox" if is_graybox_file(path) else "rtneural"
 
 

@@ -541,6 +541,26 @@ def test_nam_bundle_in_lv2apply_reproduces_nam_core(exported_nam, tmp_path):
     assert np.array_equal(y, native.process(x).astype(np.float64))
 
 
+@needs_lv2apply
+@needs_build
+@pytest.mark.lv2
+def test_a_nam_with_an_envelope_gain_plays_in_lv2apply_as_natively(dry, tmp_path):
+    """A "nam-envelope-gain-1" file (docs/envelope_gain_format.md) becomes a plugin like any model file: lv2apply
+    (one sample per run()) reproduces the native runtime bit for bit, and the stage makes a difference."""
+    if not native_available():
+        pytest.skip("rtnt._native is not built (pip install -e .)")
+    corpus = REPO_DIR / "native" / "fuzz" / "corpus"
+    path = tmp_path / "staged.json"
+    path.write_text((corpus / "nam_envelope_gain.json").read_text())
+    bundle = export_lv2(str(path), "Staged A1", tmp_path / "plugins")
+    y, stderr = lv2apply(bundle, bundle_uri(bundle), dry, tmp_path)
+    assert stderr == ""
+    assert np.array_equal(y, native_out(path, dry))
+    network = tmp_path / "network.nam"
+    network.write_text((corpus / "nam_wavenet_a1.nam").read_text())
+    assert np.max(np.abs(y - native_out(network, dry))) > 1e-3
+
+
 @needs_build
 @needs_nam
 @pytest.mark.lv2

@@ -194,6 +194,8 @@ int main(int argc, char** argv) {
     rtnt::LoadOptions lite;
     lite.slim = 0.0;
     models.push_back(rtnt::load_model_file(nam_dir + "/models/A2.nam", lite));
+    // A .nam with an envelope gain (docs/envelope_gain_format.md): its reset() prewarms the whole chain.
+    models.push_back(rtnt::load_model_file(corpus_dir + "/nam_envelope_gain.json"));
     for (auto& m : models) {
         m.prepare(256);
         const long n = allocations_during(m, x, y);

@@ -301,8 +301,8 @@ def _probe_signal(n: int = 8192, seed: int = 7) -> np.ndarray:
 
 def validate_model_json(json_path: Path) -> None:
     """Raise ExportError unless the model loads in the native runtime as a mono model and runs
-    correctly on a probe signal. RTNeural JSON: the native runtime must match the numpy reference
-    runtime at many block partitions. `.nam`: its outputs must be finite and bit-identical at every
+    correctly on a probe signal. RTNeural JSON (and rtnt's JSON formats): the native runtime must match the numpy
+    reference runtime at many block partitions. `.nam`: its outputs must be finite and bit-identical at every
     block partition and across two instances (`self_check`); conformance with NAM Core itself is
     tested on NAM Core's outputs in tests/test_native_nam.py."""
     from rtnt.native import NativeModel, native_available
@@ -315,10 +315,10 @@ def validate_model_json(json_path: Path) -> None:
     nam = is_nam_file(json_path)
     try:
         model = NativeModel.from_file(json_path)
-        if not nam:
-            from rtnt.runtime.reference import ReferenceModel
+        if not nam:  # RTNeural JSON and rtnt's JSON formats, a .nam with an envelope gain included
+            from rtnt.runtime import load_reference
 
-            reference = ReferenceModel.from_json(json_path)
+            reference = load_reference(json_path, prewarm=False)
     except RtntError as exc:
         raise ExportError(f"model {'.nam' if nam else 'JSON'} does not load, so no plugin can run it: {exc}") from None
     controls = model.controls
