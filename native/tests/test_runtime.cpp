@@ -163,6 +163,24 @@ void test_lane_functions_match_scalar() {
     std::printf("lane tanh/sigmoid bit-identical to the scalar ones: ok\n");
 }
 
+/// The envelope gain's logarithm and power (envelope_gain/envelope_gain.hpp) against std::log2 / std::exp2 over the
+/// ranges the stage feeds them: every power of two and random values from 1e-16 (a -160 dB floor on the power) to 4,
+/// and gains within +/- 40 dB (+/- 6.64 octaves).
+void test_envelope_gain_math() {
+    std::mt19937 rng(11);
+    std::uniform_real_distribution<float> octaves(-53.0f, 2.0f), gains(-6.7f, 6.7f);
+    double worst_log = 0.0, worst_exp = 0.0;
+    for (int i = 0; i < 200000; ++i) {
+        const float x = i < 56 ? std::ldexp(1.0f, i - 53) : std::exp2(octaves(rng));
+        worst_log = std::max(worst_log, std::fabs(double(rtnt::detail::fast_log2(x)) - std::log2(double(x))));
+        const float y = gains(rng);
+        worst_exp = std::max(worst_exp, std::fabs(double(rtnt::detail::fast_exp2(y)) / std::exp2(double(y)) - 1.0));
+    }
+    std::printf("envelope gain: fast_log2 within %.2g absolute, fast_exp2 within %.2g relative\n", worst_log, worst_exp);
+    CHECK(worst_log < 5e-6);  // 53 octaves of exponent: a float's own spacing near 53 is 3.8e-6
+    CHECK(worst_exp < 3e-7);
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
@@ -201,6 +219,7 @@ int main(int argc, char** argv) {
     test_reset_and_isolation(tcn);
     test_errors();
     test_lane_functions_match_scalar();
+    test_envelope_gain_math();
 #if defined(RTNT_HAS_MXCSR)
     test_denormals_flushed_inside_process();
 #endif
