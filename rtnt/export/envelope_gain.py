@@ -125,17 +125,14 @@ def attach_envelope_gain(
     metadata: ModelMetadata | None,
     sample_rate: float,
 ) -> StagedExport:
-    """Render the exported `.nam` over the capture (native runtime, prewarmed as NAM Core plays it), fit the
-    envelope gain `config` (a preset's `envelope_gain`) on its `fit_region`, and write `model.json` beside the
-    `.nam`; the `.nam` records its own validation and test ESR."""
+    """Render the exported `.nam` over the capture (native runtime, else the reference; prewarmed as NAM Core plays
+    it), fit the envelope gain `config` (a preset's `envelope_gain`) on its `fit_region`, and write `model.json`
+    beside the `.nam`; the `.nam` records its own validation and test ESR."""
     from rtnt.export.metadata import set_training_metadata
     from rtnt.metrics.esr import esr
-    from rtnt.native import NativeModel
+    from rtnt.validate.evidence import Renderer
 
-    network = NativeModel.from_file(nam_path)
-    network.prepare(4096)
-    network.reset()
-    y_model = np.asarray(network.process(np.asarray(x, dtype=np.float32)), dtype=np.float64)
+    y_model = Renderer(nam_path, prefer_native=True)(x).astype(np.float64)  # the reference where native is absent
     region = splits.val if config.fit_region == "validation" else splits.train
     start = EnvelopeGainSpec(config.attack_ms, config.release_ms, config.level_ms, config.floor_db, config.max_gain_db)
     spec = fit_envelope_gain(y_model, y, region, start, sample_rate)
