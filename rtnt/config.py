@@ -511,7 +511,7 @@ def validate_conv_stack(p: TcnPresetConfig | LegacyPresetConfig | DictConfig) ->
 
 def has_envelope_gain(p: Any) -> bool:
     """Whether a preset (any family) runs an envelope gain after its network: `envelope_gain.enabled`."""
-    stage = p.get("envelope_gain") if hasattr(p, "get") else getattr(p, "envelope_gain", None)
+    stage = getattr(p, "envelope_gain", None)  # a DictConfig's missing key raises an AttributeError subclass
     return bool(stage is not None and stage.enabled)
 
 

@@ -1,5 +1,5 @@
-"""Shared fixtures: an isolated MLflow store per test, the location of ../shared, one trained `.nam` run and a
-throwaway PostgreSQL server."""
+"""Shared fixtures: Hydra's compose API on conf/, an isolated MLflow store per test, the location of ../shared, one
+trained `.nam` run and a throwaway PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -15,10 +15,23 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
 
-from rtnt.config import shared_dir
+from rtnt.config import CONF_DIR, register_configs, register_resolvers, shared_dir
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+@pytest.fixture
+def hydra_conf() -> Iterator[None]:
+    """Hydra's compose API initialised on the repository's conf/ (rtnt's schemas and resolvers registered)."""
+    register_configs()
+    register_resolvers()
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        yield
+    GlobalHydra.instance().clear()
 
 
 @pytest.fixture

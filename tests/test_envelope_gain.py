@@ -7,19 +7,16 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import mlflow
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from hydra import compose
+from test_device_and_registry import run_module
 
-from rtnt.config import CONF_DIR, REPO_DIR, register_configs, register_resolvers, validate_config
+from rtnt.config import REPO_DIR, validate_config
 from rtnt.data.splits import Region
 from rtnt.errors import ConfigError, ModelJsonError
 from rtnt.export.envelope_gain import fit_envelope_gain
@@ -193,16 +190,6 @@ def test_a_knob_conditioned_network_is_refused(tmp_path: Path) -> None:
             load(path)
 
 
-@pytest.fixture
-def hydra_conf() -> Iterator[None]:
-    register_configs()
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield
-    GlobalHydra.instance().clear()
-
-
 @pytest.mark.parametrize(
     ("overrides", "words"),
     [
@@ -233,24 +220,13 @@ def test_the_envelope_preset_is_a1_standard_with_the_stage(hydra_conf: None) -> 
     assert with_stage.envelope_gain.enabled and not plain.envelope_gain.enabled
 
 
-def _cli(module: str, cwd: Path, uri: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=cwd,
-        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-
-
 @pytest.fixture(scope="module")
 def staged_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, str]:
     """A smoke training run of the nano WaveNet with a short-memory envelope gain: (cwd, tracking uri, run id)."""
     cwd = tmp_path_factory.mktemp("envelope_run")
     uri = f"sqlite:///{cwd / 'mlflow.db'}"
     stage = [f"preset.envelope_gain.{k}" for k in ("enabled=true", "release_ms=50", "level_ms=20")]
-    proc = _cli("rtnt.cli.train", cwd, uri, "train=smoke", "preset=wavenet_a1_nano", *stage)
+    proc = run_module("rtnt.cli.train", cwd, uri, "train=smoke", "preset=wavenet_a1_nano", *stage, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd, uri, proc.stdout.split("MLflow run:")[1].split()[0]
 
@@ -278,11 +254,11 @@ def test_evaluate_and_bench_run_the_staged_file(staged_run: tuple[Path, str, str
     cwd, uri, run_id = staged_run
     model = Path(mlflow.MlflowClient(uri).get_run(run_id).data.tags["rtnt.output_dir"]) / "model.json"
     fast = ("validate.bench_seconds=0.25", "validate.bench_block_sizes=[1,128]")
-    proc = _cli("rtnt.cli.evaluate", cwd, uri, str(model), "capture=demo", *fast)
+    proc = run_module("rtnt.cli.evaluate", cwd, uri, str(model), "capture=demo", *fast)
     assert proc.returncode == 0, proc.stderr[-3000:]
     evaluated = mlflow.MlflowClient(uri).get_run(proc.stdout.split("MLflow run:")[1].split()[0])
     assert evaluated.data.tags["family"] == "nam-envelope-gain"
     assert evaluated.data.metrics["native_validation"] == 1 and evaluated.data.metrics["parity_error"] < 1e-4
-    bench = _cli("rtnt.cli.bench", cwd, uri, str(model), "--seconds", "0.3", "--blocks", "1,64", "--json")
+    bench = run_module("rtnt.cli.bench", cwd, uri, str(model), "--seconds", "0.3", "--blocks", "1,64", "--json")
     assert bench.returncode == 0, bench.stderr[-3000:]
     assert "envelope gain" in bench.stdout

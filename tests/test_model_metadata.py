@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
+from hydra import compose
 
 import rtnt
-from rtnt.config import CONF_DIR, load_preset, register_configs, register_resolvers
+from rtnt.config import CONF_DIR, load_preset
 from rtnt.errors import ExportError
 from rtnt.export.metadata import ModelMetadata, loudness_input, output_levels, set_training_metadata
 from rtnt.export.nam import save_nam
@@ -47,16 +45,6 @@ def edge_model() -> keras.Model:
     for layer in model.layers:
         layer.set_weights([w + 0.1 * rng.standard_normal(w.shape).astype(np.float32) for w in layer.get_weights()])
     return model
-
-
-@pytest.fixture
-def hydra_conf() -> Iterator[None]:
-    register_configs()
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        yield
-    GlobalHydra.instance().clear()
 
 
 def guitar_signal(n: int = 12000) -> np.ndarray:

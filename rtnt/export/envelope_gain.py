@@ -3,6 +3,7 @@ file: the complete `.nam` under `nam`, the stage under `envelope_gain` (docs/env
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,7 +15,14 @@ import scipy.optimize
 
 from rtnt.data.splits import Region, Splits
 from rtnt.errors import ExportError
-from rtnt.export.metadata import ModelMetadata, metadata_object, output_levels, write_model_file
+from rtnt.export.metadata import (
+    ModelMetadata,
+    loudness_input,
+    metadata_object,
+    output_levels,
+    set_training_metadata,
+    write_model_file,
+)
 from rtnt.runtime.envelope_gain import FORMAT, EnvelopeGain, EnvelopeGainSpec, NamEnvelopeGainModel, envelopes_db
 
 CHAIN_FILE = "model.json"
@@ -67,8 +75,6 @@ def export_envelope_gain(
     data: dict[str, Any] = {"rtnt_format": FORMAT, "nam": nam, "envelope_gain": spec.to_json(), "metadata": {}}
 
     def levels() -> tuple[float, float]:
-        from rtnt.export.metadata import loudness_input
-
         chain = NamEnvelopeGainModel.from_dict(data, prewarm=True)
         return output_levels(chain.process(loudness_input()))
 
@@ -80,8 +86,6 @@ def save_envelope_gain(
     nam_path: str | Path, spec: EnvelopeGainSpec, path: str | Path, metadata: ModelMetadata | None = None
 ) -> Path:
     """Write the "nam-envelope-gain-1" file of the `.nam` at `nam_path` and `spec` to `path`; returns the path."""
-    import json
-
     nam = json.loads(Path(nam_path).read_text())
     return write_model_file(path, export_envelope_gain(nam, spec, metadata))
 
@@ -128,7 +132,6 @@ def attach_envelope_gain(
     """Render the exported `.nam` over the capture (native runtime, else the reference; prewarmed as NAM Core plays
     it), fit the envelope gain `config` (a preset's `envelope_gain`) on its `fit_region`, and write `model.json`
     beside the `.nam`; the `.nam` records its own validation and test ESR."""
-    from rtnt.export.metadata import set_training_metadata
     from rtnt.metrics.esr import esr
     from rtnt.validate.evidence import Renderer
 

@@ -15,10 +15,11 @@ def load_reference(path: str | Path, *, prewarm: bool = True) -> Any:
         from rtnt.runtime.nam_reference import NamModel
 
         return NamModel.from_file(path, prewarm=prewarm)
-    from rtnt.runtime.envelope_gain import NamEnvelopeGainModel, is_envelope_gain_file
-
-    if is_envelope_gain_file(path):
-        return NamEnvelopeGainModel.from_file(path, prewarm=prewarm)
+    from rtnt.runtime.envelope_gain import NamEnvelopeGainModel, is_envelope_gain_document
+    from rtnt.runtime.model_file import read_model_document
     from rtnt.runtime.reference import ReferenceModel
 
-    return ReferenceModel.from_json(path)
+    doc = read_model_document(Path(path))  # parsed once, whichever JSON format it holds
+    if is_envelope_gain_document(doc):
+        return NamEnvelopeGainModel.from_dict(doc, prewarm=prewarm, source=str(path))
+    return ReferenceModel.from_document(doc, str(path))

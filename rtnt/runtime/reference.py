@@ -207,11 +207,14 @@ class ReferenceModel:
         """Load a model from a JSON file path or an already parsed dict; malformed models raise ModelJsonError."""
         if isinstance(source, Mapping):
             return cls(*_parse(source, "model JSON"), source="model JSON")
-        path = Path(source)
-        data = read_model_document(path, ModelJsonError)
+        return cls.from_document(read_model_document(Path(source), ModelJsonError), str(source))
+
+    @classmethod
+    def from_document(cls, data: Any, source: str) -> ReferenceModel:
+        """Load a model from the parsed document of the file named `source` (which error messages name)."""
         if not isinstance(data, Mapping):
-            raise ModelJsonError(f"{path} holds no JSON object; an RTNeural model has in_shape and layers")
-        return cls(*_parse(data, str(path)), source=str(path))
+            raise ModelJsonError(f"{source} holds no JSON object; an RTNeural model has in_shape and layers")
+        return cls(*_parse(data, source), source=source)
 
     def reset(self) -> None:
         """Clear all state (conv histories, recurrent states), as at the start of a stream."""
