@@ -631,19 +631,12 @@ inline FilmPlan read_film(const Value& doc, int num_controls, int num_layers, Me
 
 inline constexpr const char* kEnvelopeGainFormat = "nam-envelope-gain-1";
 
-/// A bound as the error messages print it (shortest round-trip form, e.g. 0.01, 60000).
-inline std::string num_str(double v) {
-    char buf[32];
-    std::snprintf(buf, sizeof buf, "%g", v);
-    return buf;
-}
-
 /// Member `key` of the envelope_gain object: a finite number in [lo, hi].
 inline double envelope_number(const json::Value& eg, const char* key, double lo, double hi) {
     const json::Value* v = eg.find(key);
     if (!v || !v->is_number() || !std::isfinite(v->number) || v->number < lo || v->number > hi)
-        throw ModelError(std::string("'envelope_gain.") + key + "' must be a number in [" + num_str(lo) + ", " +
-                         num_str(hi) + "]; re-export the model (docs/envelope_gain_format.md)");
+        throw ModelError(std::string("'envelope_gain.") + key + "' must be a number in [" + number_str(lo) + ", " +
+                         number_str(hi) + "]; re-export the model (docs/envelope_gain_format.md)");
     return v->number;
 }
 
